@@ -1,0 +1,7 @@
+"""CovOG: the multi-human talking-video generator of "Multi-human Interactive Talking Dataset" (arXiv 2508.03050).
+
+An AnimateAnyone-style SD-1.5 video diffusion model with a Multi-Human Pose Encoder and an Interactive Audio
+Driver. Plain library: never imports ComfyUI. The model, sampler, checkpoints and trainer land in later issues.
+"""
+
+__version__ = "0.1.0"
