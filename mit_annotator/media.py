@@ -92,10 +92,15 @@ def frame_timestamps(path: str | os.PathLike) -> np.ndarray:
 def read_frames(path: str | os.PathLike, start: int = 0, end: int | None = None,
                 size: tuple[int, int] | None = None, fps: float | None = None) -> np.ndarray:
     """Frames [start, end) as a (N, H, W, 3) uint8 array; see `iter_frames`."""
-    frames = list(iter_frames(path, start, end, size, fps))
-    if not frames:
+    timestamps, wanted = _plan(path, start, end, fps)
+    if len(wanted) == 0:
         raise MediaError(path, f"no frames in the range [{start}, {end})")
-    return np.stack(frames)
+    frames = None
+    for k, image in enumerate(_decode(path, timestamps, wanted, size)):
+        if frames is None:  # filled in place: no second copy of a long video in memory
+            frames = np.empty((len(wanted), *image.shape), dtype=np.uint8)
+        frames[k] = image
+    return frames
 
 
 def iter_frames(path: str | os.PathLike, start: int = 0, end: int | None = None,
@@ -105,21 +110,29 @@ def iter_frames(path: str | os.PathLike, start: int = 0, end: int | None = None,
     `fps`: resample to this constant rate (indices then count output frames); None keeps every source frame.
     `size`: (width, height) to resize to.
     """
+    timestamps, wanted = _plan(path, start, end, fps)
+    yield from _decode(path, timestamps, wanted, size)
+
+
+def _plan(path, start: int, end: int | None, fps: float | None) -> tuple[np.ndarray, np.ndarray]:
+    """Every source frame's time, and the source frame shown at each requested output frame."""
     timestamps = frame_timestamps(path)
     wanted = _source_indices(timestamps, fps)
     end = len(wanted) if end is None else min(end, len(wanted))
     if start < 0 or start > end:
         raise ValueError(f"{path}: frame range [{start}, {end}) is outside 0..{len(wanted)}")
-    wanted = wanted[start:end]
+    return timestamps, wanted[start:end]
+
+
+def _decode(path, timestamps: np.ndarray, wanted: np.ndarray, size: tuple[int, int] | None) -> Iterator[np.ndarray]:
     if len(wanted) == 0:
         return
     with _open(path) as container:
         stream = _video_stream(container, path)
         stream.thread_type = "AUTO"
         time_base = float(stream.time_base)
-        first_time = timestamps[wanted[0]]
         if wanted[0] > 0:
-            container.seek(int(round(first_time / time_base)), stream=stream, backward=True)
+            container.seek(int(round(timestamps[wanted[0]] / time_base)), stream=stream, backward=True)
         position = 0  # into `wanted`
         decoded = 0
         try:
@@ -139,7 +152,7 @@ def iter_frames(path: str | os.PathLike, start: int = 0, end: int | None = None,
         except av.error.FFmpegError as error:
             raise MediaError(path, f"corrupt or truncated data after {decoded} decoded frames ({error})") from None
     raise MediaError(path, f"truncated: the packets announce {len(timestamps)} frames but decoding stopped "
-                           f"before frame {wanted[position] if position < len(wanted) else len(timestamps)}")
+                           f"before frame {wanted[position]}")
 
 
 def read_audio(path: str | os.PathLike, sample_rate: int = 16000) -> np.ndarray:

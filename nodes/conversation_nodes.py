@@ -23,12 +23,15 @@ class SyntheticConversation:
     def INPUT_TYPES(cls):
         return {
             "required": {
-                "num_people": ("INT", {"default": 2, "min": 2, "max": 4}),
-                "seconds": ("FLOAT", {"default": 8.0, "min": 1.0, "max": 120.0, "step": 0.5}),
-                "seed": ("INT", {"default": 0, "min": 0, "max": 2**31 - 1}),
+                "num_people": ("INT", {"default": 2, "min": 2, "max": 4, "tooltip": "People on screen."}),
+                "seconds": ("FLOAT", {"default": 8.0, "min": 1.0, "max": 120.0, "step": 0.5,
+                                     "tooltip": "Length; every person gets a turn when there is room."}),
+                "seed": ("INT", {"default": 0, "min": 0, "max": 2**31 - 1, "control_after_generate": True,
+                                 "tooltip": "Decides voices, turns, looks and motion: the same seed, the same "
+                                            "conversation."}),
                 "width": ("INT", {"default": 640, "min": 64, "max": 2048, "step": 8}),
                 "height": ("INT", {"default": 384, "min": 64, "max": 2048, "step": 8}),
-                "fps": ("FLOAT", {"default": 25.0, "min": 1.0, "max": 60.0}),
+                "fps": ("FLOAT", {"default": 25.0, "min": 1.0, "max": 60.0, "tooltip": "25 is the MIT dataset's rate."}),
                 "overlap_probability": ("FLOAT", {"default": 0.0, "min": 0.0, "max": 1.0, "step": 0.05,
                                                   "tooltip": "Chance that a turn starts before the last one ends."}),
                 "offscreen_voice": ("BOOLEAN", {"default": False,
@@ -37,7 +40,8 @@ class SyntheticConversation:
             "optional": {
                 "speech_folder": ("STRING", {"default": "", "tooltip": (
                     "A folder with one sub-folder of .flac/.wav utterances per speaker (LibriSpeech layout). "
-                    "Empty: $MIT_SPEECH_DIR, else espeak-ng.")}),
+                    "Empty: $MIT_SPEECH_DIR, else the shared LibriSpeech sample beside a development checkout, "
+                    "else espeak-ng voices (apt-get install espeak-ng).")}),
             },
         }
 

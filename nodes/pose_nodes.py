@@ -18,7 +18,8 @@ class TracksToPoseKeypoint:
     def INPUT_TYPES(cls):
         return {"required": {
             "tracks": ("MIT_TRACKS",),
-            "threshold": ("FLOAT", {"default": VISIBLE_SCORE, "min": 0.0, "max": 1.0, "step": 0.05}),
+            "threshold": ("FLOAT", {"default": VISIBLE_SCORE, "min": 0.0, "max": 1.0, "step": 0.05,
+                                    "tooltip": "Points scored lower are written as [0, 0, 0] (DWPose uses 0.3)."}),
             "binarize": ("BOOLEAN", {"default": True, "tooltip": "Write confidence 1.0 for kept points, as the "
                                                                  "DWPose node does; off keeps the real scores."}),
         }}
@@ -39,7 +40,8 @@ class PoseKeypointToTracks:
     def INPUT_TYPES(cls):
         return {"required": {
             "pose_keypoint": ("POSE_KEYPOINT",),
-            "fps": ("FLOAT", {"default": 25.0, "min": 1.0, "max": 120.0}),
+            "fps": ("FLOAT", {"default": 25.0, "min": 1.0, "max": 120.0,
+                              "tooltip": "Frame rate of the video the poses came from (POSE_KEYPOINT has none)."}),
         }}
 
     def convert(self, pose_keypoint, fps):
