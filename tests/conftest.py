@@ -1,5 +1,6 @@
 import os
 import shutil
+import socket
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,21 @@ PACK_ROOT = Path(__file__).resolve().parents[1]
 SHARED = PACK_ROOT.parent / "shared"
 SHARED_DATA = SHARED / "data"
 LIBRISPEECH = SHARED_DATA / "speech" / "librispeech_test-other"
+
+
+@pytest.fixture(autouse=True, scope="session")
+def no_network():
+    """Tests run offline: any attempt to open a network connection fails the test that made it."""
+    original = socket.socket.connect
+
+    def refuse(self, address):
+        if self.family in (socket.AF_INET, socket.AF_INET6):
+            raise RuntimeError(f"a test tried to reach the network: {address}")
+        return original(self, address)
+
+    socket.socket.connect = refuse
+    yield
+    socket.socket.connect = original
 
 
 @pytest.fixture(scope="session")

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from mit_annotator.files import atomic_path
-from mit_annotator.records import (ClipRecord, Diarization, FormatError, PersonSpeaking, PersonTrack, SpeakerTurn,
+from mit_annotator.records import (ClipRecord, Detection, Diarization, FormatError, PersonSpeaking, PersonTrack, SpeakerTurn,
                                    SpeakingActivity, VideoTracks, clips_from_dict, clips_to_dict)
 from mit_annotator.segments import speak_listen_segments
 
@@ -75,6 +75,11 @@ def test_loading_what_is_not_json(tmp_path):
 
 
 def test_records_reject_inconsistent_data():
+    assert Detection(3, [0, 0, 10, 20], 0.9).box.dtype == np.float32
+    with pytest.raises(ValueError, match="box must have shape"):
+        Detection(0, [0, 0, 10], 0.9)
+    with pytest.raises(ValueError, match="keypoint_scores must have shape"):
+        Detection(0, [0, 0, 1, 1], 0.9, np.zeros((133, 2)), np.zeros(17))
     with pytest.raises(ValueError, match="keypoints must have shape"):
         PersonTrack(0, [0, 1], np.zeros((2, 4)), np.zeros((2, 17, 2)), np.zeros((2, 17)))
     with pytest.raises(ValueError, match="come together"):
