@@ -11,10 +11,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m mit_annotator", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     _add_make_conversation(commands)
+    _add_poses(commands)
+    _add_render_poses(commands)
     args = parser.parse_args(argv)
     try:
         return args.run(args)
-    except (ValueError, FileNotFoundError) as error:  # bad input: one clear line, no traceback
+    except (ValueError, FileNotFoundError, RuntimeError) as error:  # bad input: one clear line, no traceback
         print(f"error: {error}", file=sys.stderr)
         return 2
 
@@ -60,4 +62,85 @@ def _make_conversation(args) -> int:
     print(f"files in {args.out}:")
     for name, path in paths.items():
         print(f"  {path.name:<20} {name}")
+    return 0
+
+
+def _add_poses(commands) -> None:
+    p = commands.add_parser("poses", help="find, pose and track everyone in a video",
+                            description="Shots, person detection (YOLOX), whole-body pose (DWPose, 133 keypoints), "
+                                        "tracking with stable ids and face boxes; writes the tracks JSON.")
+    p.add_argument("video", type=Path)
+    p.add_argument("--out", required=True, type=Path, help="tracks JSON to write")
+    p.add_argument("--models", type=Path, default=None, help="models directory (default $MIT_MODELS_DIR or "
+                                                             "~/.cache/mit_annotator/models)")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "tensorrt"])
+    p.add_argument("--det-model", default="yolox_l", help="detector: a path or a known name (default yolox_l)")
+    p.add_argument("--pose-model", default="dwpose", help="pose model: a path or a known name (default dwpose)")
+    p.add_argument("--fps", type=float, default=25.0, help="processing frame rate (default 25, the MIT rate; "
+                                                            "0 keeps the video's own frames)")
+    p.add_argument("--det-threshold", type=float, default=0.5)
+    p.add_argument("--faces", choices=["keypoints", "yunet"], default="keypoints",
+                   help="face boxes from the face keypoints only, or also from the YuNet detector (landmarks)")
+    p.add_argument("--reid", action="store_true", help="re-identify people after longer occlusions")
+    p.add_argument("--download", action="store_true", help="download missing known models (huggingface-hub)")
+    p.set_defaults(run=_poses)
+
+
+def _poses(args) -> int:
+    import logging
+
+    from tqdm import tqdm
+
+    from .detection import PersonDetector
+    from .faces import YuNetFaceDetector
+    from .people import annotate_people
+    from .pose import WholeBodyPose
+    from .tracking import TrackerConfig
+
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    detector = PersonDetector(args.det_model, score_threshold=args.det_threshold, device=args.device,
+                              models_dir=args.models, download=args.download)
+    pose = WholeBodyPose(args.pose_model, device=args.device, models_dir=args.models, download=args.download)
+    faces = YuNetFaceDetector(models_dir=args.models) if args.faces == "yunet" else None
+    with tqdm(unit="frame", desc="poses") as bar:
+        def progress(done, total):
+            bar.total = total
+            bar.update(done - bar.n)
+
+        tracks = annotate_people(args.video, detector, pose, faces, fps=args.fps or None,
+                                 tracker=TrackerConfig(reid=args.reid), progress=progress)
+    tracks.save(args.out)
+    print(f"{len(tracks.tracks)} people tracked over {tracks.num_frames} frames in {len(tracks.shots)} shots "
+          f"-> {args.out}")
+    return 0
+
+
+def _add_render_poses(commands) -> None:
+    p = commands.add_parser("render-poses", help="draw tracked skeletons and ids on the video",
+                            description="Draw the tracks (skeletons, ids, face boxes) on the video; the audio is "
+                                        "kept.")
+    p.add_argument("video", type=Path)
+    p.add_argument("tracks", type=Path)
+    p.add_argument("--out", required=True, type=Path)
+    p.set_defaults(run=_render_poses)
+
+
+def _render_poses(args) -> int:
+    from tqdm import tqdm
+
+    from . import media
+    from .records import VideoTracks
+    from .render import draw_people
+
+    tracks = VideoTracks.load(args.tracks)
+    info = media.probe(args.video)
+    if (info.width, info.height) != (tracks.width, tracks.height):
+        raise ValueError(f"{args.tracks} was made for {tracks.width}x{tracks.height} frames, "
+                         f"{args.video} is {info.width}x{info.height}")
+    audio = media.read_audio(args.video, 16000) if info.has_audio else None
+    frames = media.iter_frames(args.video, fps=tracks.fps, end=tracks.num_frames)
+    drawn = (draw_people(frame, tracks, k) for k, frame in enumerate(tqdm(frames, total=tracks.num_frames,
+                                                                           unit="frame", desc="render")))
+    media.write_video(args.out, drawn, tracks.fps, audio, 16000)
+    print(f"wrote {args.out}")
     return 0

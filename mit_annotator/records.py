@@ -59,6 +59,7 @@ class PersonTrack:
     keypoint_scores: np.ndarray | None = None  # (N, 133) float32, the pose model's real confidences
     face_boxes: np.ndarray | None = None  # (N, 4) float32, NaN rows where no face was found
     shot: int | None = None
+    face_landmarks: np.ndarray | None = None  # (N, 5, 2) from a face detector (eyes, nose, mouth corners); NaN rows
 
     def __post_init__(self):
         self.frames = np.asarray(self.frames, dtype=np.int64).reshape(-1)
@@ -72,6 +73,8 @@ class PersonTrack:
         if (self.keypoints is None) != (self.keypoint_scores is None):
             raise ValueError(f"track {self.track_id}: keypoints and keypoint_scores come together")
         self.face_boxes = _as_optional_array(self.face_boxes, (n, 4), f"track {self.track_id} face_boxes")
+        self.face_landmarks = _as_optional_array(self.face_landmarks, (n, 5, 2),
+                                                 f"track {self.track_id} face_landmarks")
 
     def __len__(self) -> int:
         return len(self.frames)
@@ -89,6 +92,8 @@ class PersonTrack:
             out["keypoint_scores"] = _rounded(self.keypoint_scores, SCORE_DECIMALS)
         if self.face_boxes is not None:
             out["face_boxes"] = _rounded(self.face_boxes, COORD_DECIMALS)
+        if self.face_landmarks is not None:
+            out["face_landmarks"] = _rounded(self.face_landmarks, COORD_DECIMALS)
         return out
 
     @classmethod
@@ -101,6 +106,7 @@ class PersonTrack:
             keypoint_scores=_from_json_array(data.get("keypoint_scores"), (n, NUM_KEYPOINTS)),
             face_boxes=_from_json_array(data.get("face_boxes"), (n, 4)),
             shot=data.get("shot"),
+            face_landmarks=_from_json_array(data.get("face_landmarks"), (n, 5, 2)),
         )
 
 

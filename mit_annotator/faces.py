@@ -1,0 +1,90 @@
+"""Faces per tracked person: from the face keypoints by the paper's rule, or from a face detector matched to the
+tracks. YuNet (OpenCV, light, 5 landmarks with the mouth corners) is the default detector."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+
+from .keypoints import face_box_from_keypoints
+from .models import resolve_model
+from .records import PersonTrack
+from .tracking import box_iou
+
+# YuNet's landmarks, in its order (image left/right for a person facing the camera)
+LANDMARKS = ("right_eye", "left_eye", "nose_tip", "mouth_right", "mouth_left")
+
+
+@dataclass
+class Face:
+    box: np.ndarray  # (4,) x1 y1 x2 y2
+    landmarks: np.ndarray  # (5, 2), see LANDMARKS
+    score: float
+
+
+class YuNetFaceDetector:
+    def __init__(self, model: str | os.PathLike = "yunet", score_threshold: float = 0.6,
+                 nms_threshold: float = 0.3, models_dir: str | os.PathLike | None = None):
+        path = resolve_model(model, models_dir)
+        try:
+            self.detector = cv2.FaceDetectorYN.create(str(path), "", (320, 320), score_threshold, nms_threshold)
+        except cv2.error as error:
+            raise ValueError(f"{path}: not a YuNet face model OpenCV can load ({error.err})") from None
+        self.size = (320, 320)
+
+    def __call__(self, frame: np.ndarray) -> list[Face]:
+        """Faces in an RGB frame, best first."""
+        size = (frame.shape[1], frame.shape[0])
+        if size != self.size:
+            self.detector.setInputSize(size)
+            self.size = size
+        _, found = self.detector.detect(np.ascontiguousarray(frame[..., ::-1]))
+        faces = []
+        for row in (found if found is not None else []):
+            x, y, w, h = row[:4]
+            faces.append(Face(np.array([x, y, x + w, y + h], np.float32),
+                              row[4:14].reshape(5, 2).astype(np.float32), float(row[14])))
+        return sorted(faces, key=lambda f: -f.score)
+
+
+def face_boxes_from_keypoints(track: PersonTrack) -> np.ndarray:
+    """(N, 4) face boxes by the paper's rule (jaw, chin, nose; x1.4 wide, x1.6 high); NaN rows where unseen."""
+    if track.keypoints is None:
+        return np.full((len(track), 4), np.nan, np.float32)
+    return np.stack([face_box_from_keypoints(k, s) for k, s in zip(track.keypoints, track.keypoint_scores)])
+
+
+def match_faces(person_boxes: np.ndarray, face_hints: np.ndarray, faces: list[Face],
+                min_score: float = 0.3) -> list[Face | None]:
+    """For each person in one frame, the detected face that belongs to them (or None).
+
+    A face belongs to a person when it lies inside the upper part of their box; where a keypoint face box is
+    known (`face_hints`, NaN rows otherwise), overlap with it counts most.
+    """
+    if len(person_boxes) == 0 or not faces:
+        return [None] * len(person_boxes)
+    score = np.zeros((len(person_boxes), len(faces)))
+    for i, (person, hint) in enumerate(zip(person_boxes, face_hints)):
+        upper = person.copy()
+        upper[3] = person[1] + 0.5 * (person[3] - person[1])
+        for j, face in enumerate(faces):
+            inside = _share_inside(face.box, upper)
+            score[i, j] = inside if np.isnan(hint).any() else 0.3 * inside + 0.7 * box_iou(face.box, hint)
+    rows, cols = linear_sum_assignment(-score)
+    matched: list[Face | None] = [None] * len(person_boxes)
+    for r, c in zip(rows, cols):
+        if score[r, c] >= min_score:
+            matched[r] = faces[c]
+    return matched
+
+
+def _share_inside(box: np.ndarray, region: np.ndarray) -> float:
+    width = max(0.0, min(box[2], region[2]) - max(box[0], region[0]))
+    height = max(0.0, min(box[3], region[3]) - max(box[1], region[1]))
+    area = max((box[2] - box[0]) * (box[3] - box[1]), 1e-6)
+    return float(width * height / area)
+

@@ -1,0 +1,125 @@
+"""Model files: the ones the annotator knows, and where a file is looked for.
+
+Resolution order for a model: an explicit path; ComfyUI's model folders (when running inside ComfyUI); a models
+directory (argument, else $MIT_MODELS_DIR, else ~/.cache/mit_annotator/models); then, only when asked, a download
+with huggingface-hub into that directory. Offline or without permission to download, a missing file fails at once
+with its name and where to get it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+MODELS_DIR_ENV = "MIT_MODELS_DIR"
+COMFY_FOLDER = "dwpose"  # ComfyUI/models/dwpose/: where ComfyUI users keep DWPose's files
+
+
+class ModelNotFoundError(FileNotFoundError):
+    """A model file is not on this machine (and was not, or could not be, downloaded)."""
+
+
+@dataclass(frozen=True)
+class KnownModel:
+    name: str
+    filename: str
+    repo_id: str | None  # Hugging Face repository holding `filename`
+    url: str
+    licence: str
+    sha256: str | None = None  # checked after a download and when verifying; None: not pinned
+    input_size: tuple[int, int] | None = None  # (width, height) for models with a fixed input
+    colour_order: str = "RGB"  # channel order the network was trained on
+
+
+KNOWN_MODELS = {m.name: m for m in (
+    KnownModel("yolox_l", "yolox_l.onnx", "yzd-v/DWPose", "https://huggingface.co/yzd-v/DWPose", "Apache-2.0",
+               input_size=(640, 640), colour_order="BGR"),
+    KnownModel("dwpose", "dw-ll_ucoco_384.onnx", "yzd-v/DWPose", "https://huggingface.co/yzd-v/DWPose",
+               "Apache-2.0", input_size=(288, 384), colour_order="RGB"),
+    KnownModel("yolox_nano", "yolox_nano.onnx", None,
+               "https://github.com/Megvii-BaseDetection/YOLOX (official weights, exported to ONNX)", "Apache-2.0",
+               sha256="c789161ed43c8269fcd4e67c67eeeb4e80c622da2eb296a20bc6007bd18a0b7d",
+               input_size=(416, 416), colour_order="BGR"),
+    KnownModel("yunet", "face_detection_yunet.onnx", None,
+               "https://github.com/opencv/opencv_zoo/tree/main/models/face_detection_yunet", "MIT",
+               sha256="ebafce4e3c118d6554634be5c27ab333b4c047a9a8c3faf1d7cf93101c22f0f0"),
+)}
+
+
+def default_models_dir() -> Path:
+    if os.environ.get(MODELS_DIR_ENV):
+        return Path(os.environ[MODELS_DIR_ENV])
+    return Path.home() / ".cache" / "mit_annotator" / "models"
+
+
+def resolve_model(name_or_path: str | os.PathLike, models_dir: str | os.PathLike | None = None,
+                  download: bool = False) -> Path:
+    """The local path of a model given as a path or as a known name (see KNOWN_MODELS)."""
+    candidate = Path(name_or_path)
+    if candidate.suffix and (candidate.is_file() or candidate.parent != Path(".")):
+        if candidate.is_file():
+            return candidate
+        raise ModelNotFoundError(f"model file {candidate} does not exist")
+    known = KNOWN_MODELS.get(str(name_or_path))
+    if known is None:
+        names = ", ".join(sorted(KNOWN_MODELS))
+        raise ModelNotFoundError(f"{name_or_path!r} is neither an existing file nor a known model ({names})")
+    for folder in _search_folders(models_dir):
+        if (folder / known.filename).is_file():
+            return folder / known.filename
+    target = Path(models_dir) if models_dir else default_models_dir()
+    if download and known.repo_id:
+        return _download(known, target)
+    where = f"download it from {known.url}" + (f" (file {known.filename})" if known.repo_id else "")
+    how = " or pass download=True / --download" if known.repo_id else ""
+    raise ModelNotFoundError(f"model {known.name} ({known.filename}) not found in "
+                             f"{', '.join(str(f) for f in _search_folders(models_dir)) or target}: {where} "
+                             f"into {target}{how}")
+
+
+def _search_folders(models_dir: str | os.PathLike | None) -> list[Path]:
+    folders = _comfy_folders()
+    folders.append(Path(models_dir) if models_dir else default_models_dir())
+    return folders
+
+
+def _comfy_folders() -> list[Path]:
+    try:
+        import folder_paths  # only inside ComfyUI
+    except ImportError:
+        return []
+    try:
+        return [Path(p) for p in folder_paths.get_folder_paths(COMFY_FOLDER)]
+    except (KeyError, AttributeError):
+        return []
+
+
+def _download(known: KnownModel, target: Path) -> Path:
+    if os.environ.get("HF_HUB_OFFLINE") in ("1", "true", "True", "YES", "yes"):
+        raise ModelNotFoundError(f"model {known.name} ({known.filename}) is not downloaded and HF_HUB_OFFLINE is "
+                                 f"set: get it from {known.url} into {target}")
+    try:
+        from huggingface_hub import hf_hub_download
+    except ImportError:
+        raise ModelNotFoundError(f"downloading {known.filename} needs huggingface-hub (pip install "
+                                 f"huggingface-hub), or get it from {known.url} into {target}") from None
+    target.mkdir(parents=True, exist_ok=True)
+    try:
+        path = Path(hf_hub_download(known.repo_id, known.filename, local_dir=target))
+    except Exception as error:  # the hub's errors are many; all mean the same to the user
+        raise ModelNotFoundError(f"could not download {known.filename} from {known.url} ({error}); "
+                                 f"get it by hand into {target}") from None
+    if known.sha256 and sha256_of(path) != known.sha256:
+        path.unlink()
+        raise ModelNotFoundError(f"{known.filename} downloaded from {known.url} has the wrong sha256; removed")
+    return path
+
+
+def sha256_of(path: str | os.PathLike) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

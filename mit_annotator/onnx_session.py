@@ -1,0 +1,41 @@
+"""ONNX Runtime sessions with the execution provider chosen at run time, and one log line saying which."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+log = logging.getLogger("mit_annotator")
+
+DEVICES = ("auto", "cpu", "cuda", "tensorrt")
+
+
+def choose_providers(device: str = "auto") -> list[str]:
+    """Providers in order of preference for `device`; CPU is always the last resort."""
+    import onnxruntime as ort
+
+    if device not in DEVICES:
+        raise ValueError(f"device must be one of {', '.join(DEVICES)}, got {device!r}")
+    available = ort.get_available_providers()
+    wanted = {"auto": ["CUDAExecutionProvider"], "cpu": [], "cuda": ["CUDAExecutionProvider"],
+              "tensorrt": ["TensorrtExecutionProvider", "CUDAExecutionProvider"]}[device]
+    chosen = [p for p in wanted if p in available]
+    if device in ("cuda", "tensorrt") and not chosen:
+        raise RuntimeError(f"device {device!r} asked for, but this onnxruntime offers only {available} "
+                           "(install onnxruntime-gpu in place of onnxruntime)")
+    return chosen + ["CPUExecutionProvider"]
+
+
+def open_session(path: str | os.PathLike, device: str = "auto"):
+    """An InferenceSession on the best provider for `device`; a bad file gives an error naming it."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    try:
+        session = ort.InferenceSession(str(path), sess_options=options, providers=choose_providers(device))
+    except Exception as error:  # onnxruntime raises its own types for unreadable or invalid models
+        raise ValueError(f"{path}: not a usable ONNX model ({str(error).splitlines()[0]})") from None
+    log.info("[mit_annotator] %s runs on %s", Path(path).name, session.get_providers()[0])
+    return session

@@ -1,0 +1,76 @@
+"""The annotator's vision pass over a video: shots, people, whole-body poses, tracks and faces, in one decode."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+
+import numpy as np
+
+from . import media
+from .detection import PersonDetector
+from .faces import YuNetFaceDetector, face_boxes_from_keypoints, match_faces
+from .pose import WholeBodyPose
+from .records import Detection, VideoTracks
+from .shots import CONTENT_THRESHOLD, ShotDetector
+from .tracking import TrackerConfig, appearance_descriptor, track_people
+
+PROCESSING_FPS = 25.0  # the MIT dataset's rate
+
+
+def annotate_people(video: str | os.PathLike, detector: PersonDetector, pose_model: WholeBodyPose | None = None,
+                    face_detector: YuNetFaceDetector | None = None, fps: float | None = PROCESSING_FPS,
+                    tracker: TrackerConfig | None = None, shot_threshold: float = CONTENT_THRESHOLD,
+                    progress: Callable[[int, int], None] | None = None) -> VideoTracks:
+    """Track everyone in `video` (frames counted at `fps`; None keeps the video's own frames)."""
+    tracker = tracker or TrackerConfig()
+    info = media.probe(video)
+    rate = fps or info.fps
+    expected = int(round(info.duration * rate)) if fps else info.num_frames
+    shots = ShotDetector(rate, threshold=shot_threshold)
+    detections: list[list[Detection]] = []
+    looks: list[list[np.ndarray]] = []
+    faces = []
+    size = None
+    for index, frame in enumerate(media.iter_frames(video, fps=fps)):
+        size = frame.shape[1], frame.shape[0]
+        shots.add(frame)
+        boxes, scores = detector(frame)
+        if pose_model is not None:
+            points, point_scores = pose_model(frame, boxes)
+            found = [Detection(index, b, s, p, ps) for b, s, p, ps in zip(boxes, scores, points, point_scores)]
+        else:
+            found = [Detection(index, b, s) for b, s in zip(boxes, scores)]
+        detections.append(found)
+        if tracker.reid:
+            looks.append([appearance_descriptor(frame, b) for b in boxes])
+        if face_detector is not None:
+            faces.append(face_detector(frame))
+        if progress:
+            progress(index + 1, max(expected, index + 1))
+    if size is None:
+        raise media.MediaError(video, "no frames decoded")
+    tracks = track_people(detections, shots.shots(), tracker, looks if tracker.reid else None)
+    for track in tracks:
+        track.face_boxes = face_boxes_from_keypoints(track)
+    if face_detector is not None:
+        _attach_detected_faces(tracks, faces)
+    return VideoTracks(size[0], size[1], rate, len(detections), tracks, shots.shots(), source=str(video))
+
+
+def _attach_detected_faces(tracks, faces_per_frame) -> None:
+    """Detected faces give each track its landmarks, and its face box where the keypoints gave none."""
+    for track in tracks:
+        track.face_landmarks = np.full((len(track), 5, 2), np.nan, np.float32)
+    for frame, faces in enumerate(faces_per_frame):
+        present = [(t, t.row_of(frame)) for t in tracks if t.row_of(frame) is not None]
+        if not present or not faces:
+            continue
+        boxes = np.stack([t.boxes[row] for t, row in present])
+        hints = np.stack([t.face_boxes[row] for t, row in present])
+        for (track, row), face in zip(present, match_faces(boxes, hints, faces)):
+            if face is None:
+                continue
+            track.face_landmarks[row] = face.landmarks
+            if np.isnan(track.face_boxes[row]).any():
+                track.face_boxes[row] = face.box

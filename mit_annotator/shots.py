@@ -1,0 +1,40 @@
+"""Shot boundaries with PySceneDetect's content detector (what the MIT pipeline used), fed our decoded frames."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+from scenedetect import ContentDetector
+from scenedetect.common import FrameTimecode
+
+CONTENT_THRESHOLD = 27.0  # PySceneDetect's default
+MIN_SHOT_FRAMES = 15
+
+
+class ShotDetector:
+    """Feed RGB frames in order with `add`; `shots()` gives the half-open frame ranges found so far."""
+
+    def __init__(self, fps: float, threshold: float = CONTENT_THRESHOLD, min_shot_frames: int = MIN_SHOT_FRAMES):
+        self.fps = fps
+        self.detector = ContentDetector(threshold=threshold, min_scene_len=min_shot_frames)
+        self.cuts: list[int] = []
+        self.count = 0
+
+    def add(self, frame: np.ndarray) -> None:
+        bgr = np.ascontiguousarray(frame[..., ::-1])
+        for cut in self.detector.process_frame(FrameTimecode(self.count, fps=self.fps), bgr):
+            self.cuts.append(int(cut.frame_num))
+        self.count += 1
+
+    def shots(self) -> list[tuple[int, int]]:
+        bounds = [0, *sorted(c for c in set(self.cuts) if 0 < c < self.count), self.count]
+        return [(a, b) for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
+
+
+def detect_shots(frames: Iterable[np.ndarray], fps: float, threshold: float = CONTENT_THRESHOLD,
+                 min_shot_frames: int = MIN_SHOT_FRAMES) -> list[tuple[int, int]]:
+    detector = ShotDetector(fps, threshold, min_shot_frames)
+    for frame in frames:
+        detector.add(frame)
+    return detector.shots()

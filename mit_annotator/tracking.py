@@ -1,0 +1,171 @@
+"""Tracking people through a video: stable ids within a shot, never across a cut.
+
+Each frame's detections are matched to the open tracks by the Hungarian algorithm (scipy) on a similarity that
+mixes box overlap (IoU against the box predicted from the track's last motion) and keypoint similarity (OKS); a
+track missing for a few frames keeps its id when the person comes back (bridging). Optionally, a person lost for
+longer inside the same shot is re-identified by the colours of their clothes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+
+from .records import Detection, PersonTrack
+
+KEYPOINT_SEEN = 0.3
+
+
+@dataclass
+class TrackerConfig:
+    iou_weight: float = 0.5  # the rest goes to keypoint similarity when both sides have keypoints
+    min_similarity: float = 0.25  # a pair less similar than this is not a match
+    max_missing: int = 12  # frames a track may go unseen and still be matched (bridging)
+    min_length: int = 5  # shorter tracks are dropped as noise
+    reid: bool = False  # re-identify people lost for longer than max_missing by appearance
+    reid_max_gap: int = 75  # frames
+    reid_min_similarity: float = 0.8  # histogram correlation of the clothes' colours
+    oks_sigma: float = 0.1  # keypoint spread, as a share of the box's scale
+
+
+@dataclass
+class _OpenTrack:
+    track_id: int
+    shot: int
+    frames: list[int] = field(default_factory=list)
+    detections: list[Detection] = field(default_factory=list)
+    appearance: np.ndarray | None = None
+
+    @property
+    def last(self) -> Detection:
+        return self.detections[-1]
+
+    def predicted_box(self, frame: int) -> np.ndarray:
+        """The last box moved on by the track's recent velocity."""
+        if len(self.frames) < 2:
+            return self.last.box
+        span = self.frames[-1] - self.frames[-2]
+        velocity = (self.detections[-1].box - self.detections[-2].box) / span
+        return self.last.box + velocity * min(frame - self.frames[-1], 5)
+
+    def add(self, frame: int, detection: Detection, appearance: np.ndarray | None) -> None:
+        self.frames.append(frame)
+        self.detections.append(detection)
+        if appearance is not None:
+            self.appearance = appearance if self.appearance is None else 0.8 * self.appearance + 0.2 * appearance
+
+
+def track_people(detections: list[list[Detection]], shots: list[tuple[int, int]] | None = None,
+                 config: TrackerConfig | None = None,
+                 appearances: list[list[np.ndarray]] | None = None) -> list[PersonTrack]:
+    """Tracks from per-frame detections (`detections[frame]`); ids start at 0 and never repeat.
+
+    `shots`: half-open frame ranges; no track crosses a boundary (default: one shot). `appearances`, per frame
+    and detection (see `appearance_descriptor`), enable re-identification when `config.reid` is set.
+    """
+    config = config or TrackerConfig()
+    shots = shots or [(0, len(detections))]
+    finished: list[_OpenTrack] = []
+    next_id = 0
+    for shot_index, (start, end) in enumerate(shots):
+        open_tracks: list[_OpenTrack] = []
+        lost: list[_OpenTrack] = []
+        for frame in range(start, min(end, len(detections))):
+            found = detections[frame]
+            looks = appearances[frame] if appearances is not None else [None] * len(found)
+            for track in [t for t in open_tracks if frame - t.frames[-1] > config.max_missing]:
+                open_tracks.remove(track)
+                lost.append(track)
+            matched = _match(open_tracks, found, frame, config)
+            for t, d in matched:
+                open_tracks[t].add(frame, found[d], looks[d])
+            for d in sorted(set(range(len(found))) - {d for _, d in matched}):
+                revived = _reidentify(lost, looks[d], frame, config) if config.reid else None
+                if revived is not None:
+                    lost.remove(revived)
+                    open_tracks.append(revived)
+                    revived.add(frame, found[d], looks[d])
+                    continue
+                track = _OpenTrack(next_id, shot_index)
+                next_id += 1
+                track.add(frame, found[d], looks[d])
+                open_tracks.append(track)
+        finished += open_tracks + lost
+    kept = [t for t in finished if len(t.frames) >= config.min_length]
+    return [_to_record(t) for t in sorted(kept, key=lambda t: t.track_id)]
+
+
+def _match(tracks: list[_OpenTrack], found: list[Detection], frame: int,
+           config: TrackerConfig) -> list[tuple[int, int]]:
+    if not tracks or not found:
+        return []
+    similarity = np.zeros((len(tracks), len(found)))
+    for i, track in enumerate(tracks):
+        predicted = track.predicted_box(frame)
+        for j, detection in enumerate(found):
+            overlap = box_iou(predicted, detection.box)
+            oks = keypoint_similarity(track.last, detection, config.oks_sigma)
+            similarity[i, j] = overlap if oks is None else (config.iou_weight * overlap +
+                                                            (1 - config.iou_weight) * oks)
+    rows, cols = linear_sum_assignment(-similarity)
+    return [(r, c) for r, c in zip(rows, cols) if similarity[r, c] >= config.min_similarity]
+
+
+def _reidentify(lost: list[_OpenTrack], appearance: np.ndarray | None, frame: int,
+                config: TrackerConfig) -> _OpenTrack | None:
+    if appearance is None:
+        return None
+    best, best_score = None, config.reid_min_similarity
+    for track in lost:
+        if track.appearance is None or frame - track.frames[-1] > config.reid_max_gap:
+            continue
+        score = float(cv2.compareHist(track.appearance.astype(np.float32), appearance.astype(np.float32),
+                                      cv2.HISTCMP_CORREL))
+        if score >= best_score:
+            best, best_score = track, score
+    return best
+
+
+def box_iou(a: np.ndarray, b: np.ndarray) -> float:
+    width = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    height = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = width * height
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return float(inter / union) if union > 0 else 0.0
+
+
+def keypoint_similarity(a: Detection, b: Detection, sigma: float) -> float | None:
+    """OKS-style similarity of two poses over the keypoints both see; None when either has no keypoints."""
+    if a.keypoints is None or b.keypoints is None:
+        return None
+    both = (a.keypoint_scores > KEYPOINT_SEEN) & (b.keypoint_scores > KEYPOINT_SEEN)
+    if both.sum() < 3:
+        return None
+    scale_sq = max((a.box[2] - a.box[0]) * (a.box[3] - a.box[1]), 1.0)
+    distance_sq = ((a.keypoints[both] - b.keypoints[both]) ** 2).sum(axis=1)
+    return float(np.mean(np.exp(-distance_sq / (2 * scale_sq * sigma ** 2))))
+
+
+def appearance_descriptor(frame: np.ndarray, box: np.ndarray) -> np.ndarray:
+    """A normalised hue-saturation histogram of the middle of a person box (mostly clothes)."""
+    x1, y1, x2, y2 = box
+    w, h = x2 - x1, y2 - y1
+    left, right = int(max(x1 + 0.2 * w, 0)), int(min(x2 - 0.2 * w, frame.shape[1]))
+    top, bottom = int(max(y1 + 0.25 * h, 0)), int(min(y1 + 0.75 * h, frame.shape[0]))
+    patch = frame[top:max(bottom, top + 1), left:max(right, left + 1)]
+    hsv = cv2.cvtColor(np.ascontiguousarray(patch), cv2.COLOR_RGB2HSV)
+    histogram = cv2.calcHist([hsv], [0, 1], None, [16, 8], [0, 180, 0, 256]).reshape(-1)
+    return histogram / max(float(histogram.sum()), 1.0)
+
+
+def _to_record(track: _OpenTrack) -> PersonTrack:
+    detections = track.detections
+    has_keypoints = all(d.keypoints is not None for d in detections)
+    return PersonTrack(
+        track.track_id, track.frames, np.stack([d.box for d in detections]),
+        np.stack([d.keypoints for d in detections]) if has_keypoints else None,
+        np.stack([d.keypoint_scores for d in detections]) if has_keypoints else None,
+        shot=track.shot)
