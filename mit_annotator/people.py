@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 import numpy as np
 
@@ -23,16 +23,29 @@ def annotate_people(video: str | os.PathLike, detector: PersonDetector, pose_mod
                     tracker: TrackerConfig | None = None, shot_threshold: float = CONTENT_THRESHOLD,
                     progress: Callable[[int, int], None] | None = None) -> VideoTracks:
     """Track everyone in `video` (frames counted at `fps`; None keeps the video's own frames)."""
-    tracker = tracker or TrackerConfig()
     info = media.probe(video)
     rate = fps or info.fps
     expected = int(round(info.duration * rate)) if fps else info.num_frames
-    shots = ShotDetector(rate, threshold=shot_threshold)
+    tracks = annotate_frames(media.iter_frames(video, fps=fps), rate, detector, pose_model, face_detector, tracker,
+                             shot_threshold, progress, expected)
+    tracks.source = str(video)
+    return tracks
+
+
+def annotate_frames(frames: Iterable[np.ndarray], fps: float, detector: PersonDetector,
+                    pose_model: WholeBodyPose | None = None, face_detector: YuNetFaceDetector | None = None,
+                    tracker: TrackerConfig | None = None, shot_threshold: float = CONTENT_THRESHOLD,
+                    progress: Callable[[int, int], None] | None = None, total: int | None = None) -> VideoTracks:
+    """Track everyone in a sequence of RGB frames taken at `fps`."""
+    tracker = tracker or TrackerConfig()
+    shots = ShotDetector(fps, threshold=shot_threshold)
     detections: list[list[Detection]] = []
     looks: list[list[np.ndarray]] = []
     faces = []
     size = None
-    for index, frame in enumerate(media.iter_frames(video, fps=fps)):
+    for index, frame in enumerate(frames):
+        if size is not None and (frame.shape[1], frame.shape[0]) != size:
+            raise ValueError(f"frame {index} is {frame.shape[1]}x{frame.shape[0]}, frame 0 was {size[0]}x{size[1]}")
         size = frame.shape[1], frame.shape[0]
         shots.add(frame)
         boxes, scores = detector(frame)
@@ -47,15 +60,15 @@ def annotate_people(video: str | os.PathLike, detector: PersonDetector, pose_mod
         if face_detector is not None:
             faces.append(face_detector(frame))
         if progress:
-            progress(index + 1, max(expected, index + 1))
+            progress(index + 1, max(total or 0, index + 1))
     if size is None:
-        raise media.MediaError(video, "no frames decoded")
+        raise ValueError("no frames to annotate")
     tracks = track_people(detections, shots.shots(), tracker, looks if tracker.reid else None)
     for track in tracks:
         track.face_boxes = face_boxes_from_keypoints(track)
     if face_detector is not None:
         _attach_detected_faces(tracks, faces)
-    return VideoTracks(size[0], size[1], rate, len(detections), tracks, shots.shots(), source=str(video))
+    return VideoTracks(size[0], size[1], fps, len(detections), tracks, shots.shots())
 
 
 def _attach_detected_faces(tracks, faces_per_frame) -> None:

@@ -23,8 +23,10 @@ KEYPOINT_SEEN = 0.3
 class TrackerConfig:
     iou_weight: float = 0.5  # the rest goes to keypoint similarity when both sides have keypoints
     min_similarity: float = 0.25  # a pair less similar than this is not a match
-    max_missing: int = 12  # frames a track may go unseen and still be matched (bridging)
-    min_length: int = 5  # shorter tracks are dropped as noise
+    min_iou: float = 0.1  # keypoints alone never match boxes that hardly overlap
+    max_missing: int = 25  # frames (1 s at 25 fps) a track may go unseen and still be matched (bridging)
+    min_length: int = 5  # a new track is confirmed after this many sightings; shorter ones are dropped as noise
+    tentative_max_missing: int = 2  # frames an unconfirmed track may go unseen before it is dropped
     reid: bool = False  # re-identify people lost for longer than max_missing by appearance
     reid_max_gap: int = 75  # frames
     reid_min_similarity: float = 0.8  # histogram correlation of the clothes' colours
@@ -44,12 +46,13 @@ class _OpenTrack:
         return self.detections[-1]
 
     def predicted_box(self, frame: int) -> np.ndarray:
-        """The last box moved on by the track's recent velocity."""
+        """The last box moved on by the track's velocity over its last ~10 sightings (short spans are noise)."""
         if len(self.frames) < 2:
             return self.last.box
-        span = self.frames[-1] - self.frames[-2]
-        velocity = (self.detections[-1].box - self.detections[-2].box) / span
-        return self.last.box + velocity * min(frame - self.frames[-1], 5)
+        back = max(0, len(self.frames) - 10)
+        span = self.frames[-1] - self.frames[back]
+        velocity = (self.last.box - self.detections[back].box) / span
+        return self.last.box + velocity * min(frame - self.frames[-1], 3)
 
     def add(self, frame: int, detection: Detection, appearance: np.ndarray | None) -> None:
         self.frames.append(frame)
@@ -76,9 +79,10 @@ def track_people(detections: list[list[Detection]], shots: list[tuple[int, int]]
         for frame in range(start, min(end, len(detections))):
             found = detections[frame]
             looks = appearances[frame] if appearances is not None else [None] * len(found)
-            for track in [t for t in open_tracks if frame - t.frames[-1] > config.max_missing]:
+            for track in [t for t in open_tracks if frame - t.frames[-1] > _patience(t, config)]:
                 open_tracks.remove(track)
-                lost.append(track)
+                if len(track.frames) >= config.min_length:
+                    lost.append(track)
             matched = _match(open_tracks, found, frame, config)
             for t, d in matched:
                 open_tracks[t].add(frame, found[d], looks[d])
@@ -98,6 +102,10 @@ def track_people(detections: list[list[Detection]], shots: list[tuple[int, int]]
     return [_to_record(t) for t in sorted(kept, key=lambda t: t.track_id)]
 
 
+def _patience(track: _OpenTrack, config: TrackerConfig) -> int:
+    return config.max_missing if len(track.frames) >= config.min_length else config.tentative_max_missing
+
+
 def _match(tracks: list[_OpenTrack], found: list[Detection], frame: int,
            config: TrackerConfig) -> list[tuple[int, int]]:
     if not tracks or not found:
@@ -107,6 +115,8 @@ def _match(tracks: list[_OpenTrack], found: list[Detection], frame: int,
         predicted = track.predicted_box(frame)
         for j, detection in enumerate(found):
             overlap = box_iou(predicted, detection.box)
+            if overlap < config.min_iou:
+                continue
             oks = keypoint_similarity(track.last, detection, config.oks_sigma)
             similarity[i, j] = overlap if oks is None else (config.iou_weight * overlap +
                                                             (1 - config.iou_weight) * oks)

@@ -62,3 +62,28 @@ def saved_conversation(small_conversation, tmp_path_factory):
     folder = tmp_path_factory.mktemp("conversation")
     paths = small_conversation.save(folder)
     return small_conversation, paths
+
+
+MODELS = SHARED_DATA / "models"
+
+
+@pytest.fixture(scope="session")
+def yolox_nano():
+    path = MODELS / "yolox_nano.onnx"
+    if not path.is_file():
+        pytest.skip(f"{path} not found")
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_models(tmp_path_factory):
+    """Tiny ONNX exports with the real signatures: detector (416 and 320 input), pose (dynamic and fixed batch)."""
+    from tiny_onnx import export_detector, export_pose
+
+    folder = tmp_path_factory.mktemp("tiny_models")
+    return {
+        "detector": export_detector(folder / "tiny_yolox.onnx"),
+        "detector_320": export_detector(folder / "tiny_yolox_320.onnx", size=320),
+        "pose": export_pose(folder / "tiny_pose.onnx"),
+        "pose_fixed": export_pose(folder / "tiny_pose_fixed.onnx", dynamic_batch=False),
+    }

@@ -1,0 +1,92 @@
+import cv2
+import numpy as np
+import pytest
+from conftest import SHARED_DATA
+from tiny_onnx import cell_box
+
+from mit_annotator.detection import PersonDetector
+from mit_annotator.tracking import box_iou
+
+RED, GREEN = (255, 0, 0), (0, 255, 0)
+
+
+def paint(frame, box, colour):
+    x1, y1, x2, y2 = (int(round(v)) for v in box)
+    frame[y1:y2, x1:x2] = colour
+
+
+@pytest.mark.parametrize("height, width", [(832, 832), (624, 1248), (1248, 624)])
+def test_letterbox_and_decoding_map_back_to_frame_pixels(tiny_models, height, width):
+    detector = PersonDetector(tiny_models["detector"])
+    ratio = min(416 / height, 416 / width)
+    frame = np.zeros((height, width, 3), np.uint8)
+    person, other = cell_box(5, 1, ratio), cell_box(2, 3, ratio)
+    paint(frame, person, RED)
+    paint(frame, other, GREEN)  # another COCO class: must be dropped
+    boxes, scores = detector(frame)
+    assert len(boxes) == 1 and scores[0] > 0.99
+    np.testing.assert_allclose(boxes[0], person, atol=1.0)
+
+
+def test_the_input_size_comes_from_the_model(tiny_models):
+    detector = PersonDetector(tiny_models["detector_320"])
+    assert detector.input_hw == (320, 320)
+    frame = np.zeros((640, 640, 3), np.uint8)
+    paint(frame, cell_box(3, 4, 0.5), RED)
+    boxes, _ = detector(frame)
+    np.testing.assert_allclose(boxes, [cell_box(3, 4, 0.5)], atol=1.0)
+
+
+@pytest.mark.parametrize("shape", [(16, 16), (1, 400), (2160, 3840)])
+def test_tiny_and_4k_frames_give_a_result(tiny_models, shape):
+    detector = PersonDetector(tiny_models["detector"])
+    boxes, scores = detector(np.zeros((*shape, 3), np.uint8))
+    assert boxes.shape == (0, 4) and scores.shape == (0,)
+
+
+def test_many_people_and_thresholds(tiny_models):
+    detector = PersonDetector(tiny_models["detector"], score_threshold=0.5)
+    frame = np.zeros((416, 416, 3), np.uint8)
+    cells = [(1, 1), (4, 1), (7, 1), (10, 1), (1, 6), (4, 6), (7, 6)]
+    for cell in cells:
+        paint(frame, cell_box(*cell, 1.0), RED)
+    boxes, scores = detector(frame)
+    assert len(boxes) == len(cells) and (np.diff(scores) <= 0).all()
+    assert len(PersonDetector(tiny_models["detector"], score_threshold=0.99999999)(frame)[0]) == 0
+
+
+def test_a_model_of_the_wrong_kind_is_refused(tiny_models, tmp_path):
+    with pytest.raises(ValueError, match="not a YOLOX detector"):
+        PersonDetector(tiny_models["pose"])
+    junk = tmp_path / "junk.onnx"
+    junk.write_bytes(b"not a model")
+    with pytest.raises(ValueError, match="junk.onnx: not a usable ONNX model"):
+        PersonDetector(junk)
+    with pytest.raises(ValueError, match=r"frame must be \(H, W, 3\)"):
+        PersonDetector(tiny_models["detector"])(np.zeros((10, 10), np.uint8))
+
+
+def test_real_yolox_nano_finds_the_people_in_a_photo_like_rtmlib(yolox_nano):
+    from rtmlib import YOLOX
+
+    image_path = SHARED_DATA / "images" / "rtmlib_demo.jpg"
+    bgr = cv2.imread(str(image_path))
+    boxes, scores = PersonDetector(yolox_nano, score_threshold=0.5)(bgr[..., ::-1].copy())
+    assert len(boxes) >= 4 and (scores > 0.5).all()
+    reference = YOLOX(str(yolox_nano), model_input_size=(416, 416), det_mode="multiclass", score_thr=0.5)
+    ref_boxes, classes = reference(bgr)
+    people = ref_boxes[classes == 0]
+    assert len(people) == len(boxes)
+    for box in boxes:  # the same boxes as rtmlib's own pipeline, class 0 only
+        assert max(box_iou(box, ref) for ref in people) > 0.99
+
+
+def test_real_yolox_nano_finds_the_drawn_people(yolox_nano, small_conversation):
+    detector = PersonDetector(yolox_nano, score_threshold=0.3)
+    found = []
+    for frame_index in range(0, small_conversation.spec.num_frames, 25):
+        boxes, _ = detector(small_conversation.render_frame(frame_index))
+        for track, row in small_conversation.tracks.people_at(frame_index):
+            truth = track.boxes[row]
+            found.append(max((box_iou(truth, b) for b in boxes), default=0.0) > 0.5)
+    assert np.mean(found) > 0.9, np.mean(found)
