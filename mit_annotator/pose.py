@@ -34,10 +34,8 @@ class WholeBodyPose:
                              f"two outputs, got {[i.shape for i in inputs]} -> {[o.shape for o in outputs]})")
         self.input_name = inputs[0].name
         self.input_wh = (shape[3], shape[2])
-        keypoints = outputs[0].shape[1]
-        if keypoints != NUM_KEYPOINTS:
-            raise ValueError(f"{path}: predicts {keypoints} keypoints; the annotator needs a {NUM_KEYPOINTS}-point "
-                             "whole-body model such as DWPose")
+        self.path = path
+        self._check_keypoints(outputs[0].shape[1])  # a symbolic count is checked on the first run
         self.dynamic_batch = not isinstance(shape[0], int)
         self.batch = max_batch if self.dynamic_batch else shape[0]
         known = KNOWN_MODELS.get(str(model))
@@ -57,11 +55,17 @@ class WholeBodyPose:
             centres.append(centre)
             scales.append(scale)
         simcc_x, simcc_y = self._infer(np.stack(crops).astype(np.float32))
+        self._check_keypoints(simcc_x.shape[1])
         split = simcc_x.shape[2] / self.input_wh[0]  # SimCC bins per input pixel (2 for DWPose)
         locations, scores = get_simcc_maximum(simcc_x, simcc_y)
         keypoints = locations / split / np.asarray(self.input_wh, np.float32)
         keypoints = keypoints * np.stack(scales)[:, None] + (np.stack(centres) - np.stack(scales) / 2)[:, None]
         return keypoints.astype(np.float32), scores.astype(np.float32)
+
+    def _check_keypoints(self, count) -> None:
+        if isinstance(count, int) and count != NUM_KEYPOINTS:
+            raise ValueError(f"{self.path}: predicts {count} keypoints; the annotator needs a {NUM_KEYPOINTS}-point "
+                             "whole-body model such as DWPose")
 
     def _infer(self, crops: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         xs, ys = [], []
