@@ -55,11 +55,11 @@ class PersonDetector:
         ratio = min(height / frame.shape[0], width / frame.shape[1])
         resized = cv2.resize(frame, (max(1, int(frame.shape[1] * ratio)), max(1, int(frame.shape[0] * ratio))),
                              interpolation=cv2.INTER_LINEAR)
+        if self.bgr:
+            resized = cv2.cvtColor(resized, cv2.COLOR_RGB2BGR)
         canvas = np.full((height, width, 3), PAD_VALUE, dtype=np.uint8)
         canvas[:resized.shape[0], :resized.shape[1]] = resized
-        if self.bgr:
-            canvas = canvas[..., ::-1]
-        return np.ascontiguousarray(canvas.transpose(2, 0, 1)[None], dtype=np.float32), ratio
+        return canvas.transpose(2, 0, 1)[None].astype(np.float32), ratio
 
     def postprocess(self, raw: np.ndarray, ratio: float, frame_hw: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
         if raw.shape[0] != len(self.grids) or raw.shape[1] < 6:

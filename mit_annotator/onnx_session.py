@@ -33,6 +33,9 @@ def open_session(path: str | os.PathLike, device: str = "auto"):
 
     options = ort.SessionOptions()
     options.log_severity_level = 3
+    # The annotator alternates between sessions (detector, pose, ...): threads that spin after a run would only
+    # take the cores from the next session.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     try:
         session = ort.InferenceSession(str(path), sess_options=options, providers=choose_providers(device))
     except Exception as error:  # onnxruntime raises its own types for unreadable or invalid models

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+import cv2
 import numpy as np
 from scenedetect import ContentDetector
 from scenedetect.common import FrameTimecode
@@ -22,7 +23,7 @@ class ShotDetector:
         self.count = 0
 
     def add(self, frame: np.ndarray) -> None:
-        bgr = np.ascontiguousarray(frame[..., ::-1])
+        bgr = cv2.cvtColor(frame, cv2.COLOR_RGB2BGR)  # several times faster than a reversed numpy copy
         for cut in self.detector.process_frame(FrameTimecode(self.count, fps=self.fps), bgr):
             self.cuts.append(int(cut.frame_num))
         self.count += 1
