@@ -64,8 +64,13 @@ def resolve_model(name_or_path: str | os.PathLike, models_dir: str | os.PathLike
         raise ModelNotFoundError(f"model file {candidate} does not exist")
     known = KNOWN_MODELS.get(str(name_or_path))
     if known is None:
+        if candidate.suffix:  # a bare file name: look for it where known models are looked for
+            for folder in _search_folders(models_dir):
+                if (folder / candidate).is_file():
+                    return folder / candidate
         names = ", ".join(sorted(KNOWN_MODELS))
-        raise ModelNotFoundError(f"{name_or_path!r} is neither an existing file nor a known model ({names})")
+        raise ModelNotFoundError(f"{name_or_path!r} is neither an existing file nor a known model ({names}), and "
+                                 f"no such file is in {', '.join(str(f) for f in _search_folders(models_dir))}")
     for folder in _search_folders(models_dir):
         if (folder / known.filename).is_file():
             return folder / known.filename

@@ -13,6 +13,7 @@ PREFIX = "MITCovOG_"
 _NODE_MODULES = {
     "conversation_nodes": "synthetic conversation",
     "pose_nodes": "pose conversion",
+    "vision_nodes": "people tracking (YOLOX + DWPose)",
 }
 
 NODE_CLASS_MAPPINGS: dict = {}

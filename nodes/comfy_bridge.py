@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 
 import numpy as np
@@ -35,3 +36,25 @@ def audio_to_comfy(samples: np.ndarray, sample_rate: int) -> dict:
     if samples.ndim == 1:
         samples = samples[None]
     return {"waveform": torch.from_numpy(samples.copy())[None], "sample_rate": int(sample_rate)}
+
+
+def image_to_frames(images: torch.Tensor):
+    """ComfyUI IMAGE (F, H, W, 3) float 0..1 -> RGB uint8 frames, one at a time (no second copy of the video)."""
+    if images.ndim != 4 or images.shape[-1] != 3:
+        raise ValueError(f"images must be a batch of RGB frames (F, H, W, 3), got shape {tuple(images.shape)}")
+    for frame in images:
+        yield (frame.clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy()
+
+
+def model_folder_files(folder: str) -> list[str]:
+    """Files in a ComfyUI model folder (registered under models/<folder> if ComfyUI does not know it yet)."""
+    try:
+        import folder_paths
+    except ImportError:
+        return []
+    try:
+        if folder not in folder_paths.folder_names_and_paths:
+            folder_paths.add_model_folder_path(folder, os.path.join(folder_paths.models_dir, folder))
+        return list(folder_paths.get_filename_list(folder))
+    except AttributeError:  # a stand-in without ComfyUI's functions
+        return []

@@ -78,17 +78,28 @@ if os.environ.get("RUN_NODES") and "MITCovOG_SyntheticConversation" in pack.NODE
         "frames": len(poses), "fps": fps, "tracks_back": [t.track_id for t in back.tracks],
         "round_trip_equal": again == poses, "speaking_people": len(speaking.people),
     }
+    if os.environ.get("TINY_DETECTOR"):
+        tracked = pack.NODE_CLASS_MAPPINGS["MITCovOG_TrackPeople"]().track(
+            images, fps, os.environ["TINY_DETECTOR"], os.environ["TINY_POSE"], 0.5, "cpu", False)[0]
+        drawn = pack.NODE_CLASS_MAPPINGS["MITCovOG_DrawTracks"]().draw(images, tracked)[0]
+        result["run"]["tracked"] = [tracked.num_frames, tracked.width, tracked.height, len(tracked.tracks)]
+        result["run"]["drawn"] = list(drawn.shape)
+        try:
+            pack.NODE_CLASS_MAPPINGS["MITCovOG_DrawTracks"]().draw(images[:10], tracked)
+        except ValueError as error:
+            result["run"]["draw_error"] = str(error)
 print("RESULT " + json.dumps(result))
 '''
 
 
-def load_pack(tmp_path, blocked=(), run_nodes=False):
+def load_pack(tmp_path, blocked=(), run_nodes=False, models=None):
     custom_nodes = tmp_path / "custom_nodes"
     custom_nodes.mkdir()
     link = custom_nodes / "ComfyUI-MIT.CovOG"  # a dot in the folder name, as ComfyUI must cope with
     link.symlink_to(PACK_ROOT, target_is_directory=True)
     env = {**os.environ, "BLOCKED_MODULES": json.dumps(list(blocked)), "RUN_NODES": "1" if run_nodes else "",
-           "SPEECH": str(LIBRISPEECH) if LIBRISPEECH.is_dir() else "espeak", "PYTHONPATH": ""}
+           "SPEECH": str(LIBRISPEECH) if LIBRISPEECH.is_dir() else "espeak", "PYTHONPATH": "",
+           "TINY_DETECTOR": str(models["detector"]) if models else "", "TINY_POSE": str(models["pose"]) if models else ""}
     done = subprocess.run([sys.executable, "-c", HOST, str(link)], capture_output=True, text=True, env=env,
                           cwd=tmp_path, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]

@@ -47,9 +47,11 @@ def test_a_missing_model_fails_fast_offline_with_name_and_source(tmp_path, monke
         resolve_model("yolox_l", models_dir=tmp_path)
 
 
-def test_unknown_names_list_the_known_ones():
+def test_unknown_names_list_the_known_ones(tmp_path):
     with pytest.raises(ModelNotFoundError, match="neither an existing file nor a known model .*dwpose"):
-        resolve_model("openpose_body")
+        resolve_model("openpose_body", models_dir=tmp_path)
+    (tmp_path / "my_yolox.onnx").write_bytes(b"x")
+    assert resolve_model("my_yolox.onnx", models_dir=tmp_path) == tmp_path / "my_yolox.onnx"
 
 
 def test_shared_models_match_their_registered_checksums():

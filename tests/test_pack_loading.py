@@ -12,8 +12,7 @@ from conftest import PACK_ROOT
 def test_the_pack_loads_by_path_beside_comfyuis_modules(tmp_path):
     result = load_pack(tmp_path)
     assert result["left_out"] == {} and result["messages"] == []
-    assert {"MITCovOG_SyntheticConversation", "MITCovOG_TracksToPoseKeypoint",
-            "MITCovOG_PoseKeypointToTracks"} <= set(result["ids"])
+    assert CONVERSATION | POSE | VISION == set(result["ids"])
     assert all(node_id.startswith("MITCovOG_") for node_id in result["ids"])
     assert set(result["display"]) == set(result["ids"])
     assert all(ok for _, ok in result["nodes_valid"]), result["nodes_valid"]
@@ -21,21 +20,33 @@ def test_the_pack_loads_by_path_beside_comfyuis_modules(tmp_path):
     assert os.path.realpath(result["library_file"]) == str(PACK_ROOT / "mit_annotator" / "__init__.py")
 
 
-@pytest.mark.parametrize("missing", ["av", "cv2"])
-def test_a_missing_optional_dependency_leaves_out_only_its_nodes(tmp_path, missing):
+VISION = {"MITCovOG_TrackPeople", "MITCovOG_DrawTracks"}
+CONVERSATION = {"MITCovOG_SyntheticConversation"}
+POSE = {"MITCovOG_TracksToPoseKeypoint", "MITCovOG_PoseKeypointToTracks"}
+
+
+@pytest.mark.parametrize("missing, left_out, gone", [
+    ("av", ["conversation_nodes", "vision_nodes"], CONVERSATION | VISION),
+    ("cv2", ["conversation_nodes", "vision_nodes"], CONVERSATION | VISION),
+    ("onnxruntime", ["vision_nodes"], VISION),
+    ("rtmlib", ["vision_nodes"], VISION),
+])
+def test_a_missing_optional_dependency_leaves_out_only_its_nodes(tmp_path, missing, left_out, gone):
     result = load_pack(tmp_path, blocked=[missing])
-    assert "MITCovOG_SyntheticConversation" not in result["ids"]
-    assert {"MITCovOG_TracksToPoseKeypoint", "MITCovOG_PoseKeypointToTracks"} <= set(result["ids"])
-    assert list(result["left_out"]) == ["conversation_nodes"]
+    assert not gone & set(result["ids"])
+    assert POSE <= set(result["ids"])
+    assert list(result["left_out"]) == left_out
     assert len(result["messages"]) == 1
     assert "left out" in result["messages"][0] and f"'{missing}'" in result["messages"][0]
 
 
-def test_nodes_run_in_the_loaded_pack(tmp_path):
-    run = load_pack(tmp_path, run_nodes=True)["run"]
+def test_nodes_run_in_the_loaded_pack(tmp_path, tiny_models):
+    run = load_pack(tmp_path, run_nodes=True, models=tiny_models)["run"]
     assert run["images"] == [[50, 72, 128, 3], "torch.float32", pytest.approx(run["images"][2]),
                              pytest.approx(run["images"][3])]
     assert 0.0 <= run["images"][2] < run["images"][3] <= 1.0
     assert run["audio"] == [[1, 1, 32000], 16000]
     assert run["frames"] == 50 and run["fps"] == 25.0 and run["people_per_frame"] == [3]
     assert run["tracks_back"] == [0, 1, 2] and run["round_trip_equal"] and run["speaking_people"] == 3
+    assert run["tracked"][:3] == [50, 128, 72] and run["drawn"] == [50, 72, 128, 3]
+    assert "the tracks were made for 50 frames of 128x72, the images are 10 frames" in run["draw_error"]
