@@ -13,6 +13,7 @@ def main(argv: list[str] | None = None) -> int:
     _add_make_conversation(commands)
     _add_poses(commands)
     _add_render_poses(commands)
+    _add_score_tracks(commands)
     args = parser.parse_args(argv)
     try:
         return args.run(args)
@@ -75,7 +76,8 @@ def _add_poses(commands) -> None:
                                                              "~/.cache/mit_annotator/models)")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "tensorrt"])
     p.add_argument("--det-model", default="yolox_l", help="detector: a path or a known name (default yolox_l)")
-    p.add_argument("--pose-model", default="dwpose", help="pose model: a path or a known name (default dwpose)")
+    p.add_argument("--pose-model", default="dwpose", help="pose model: a path or a known name (default dwpose); "
+                                                          "'none' tracks boxes (and YuNet faces) only")
     p.add_argument("--fps", type=float, default=25.0, help="processing frame rate (default 25, the MIT rate; "
                                                             "0 keeps the video's own frames)")
     p.add_argument("--det-threshold", type=float, default=0.5)
@@ -100,7 +102,8 @@ def _poses(args) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     detector = PersonDetector(args.det_model, score_threshold=args.det_threshold, device=args.device,
                               models_dir=args.models, download=args.download)
-    pose = WholeBodyPose(args.pose_model, device=args.device, models_dir=args.models, download=args.download)
+    pose = None if args.pose_model == "none" else WholeBodyPose(args.pose_model, device=args.device,
+                                                                models_dir=args.models, download=args.download)
     faces = YuNetFaceDetector(models_dir=args.models) if args.faces == "yunet" else None
     with tqdm(unit="frame", desc="poses") as bar:
         def progress(done, total):
@@ -143,4 +146,27 @@ def _render_poses(args) -> int:
                                                                            unit="frame", desc="render")))
     media.write_video(args.out, drawn, tracks.fps, audio, 16000)
     print(f"wrote {args.out}")
+    return 0
+
+
+def _add_score_tracks(commands) -> None:
+    p = commands.add_parser("score-tracks", help="compare tracks with ground-truth tracks (CLEAR-MOT)",
+                            description="Match tracked boxes to ground-truth boxes per frame (IoU >= 0.5) and count "
+                                        "misses, false positives and identity switches.")
+    p.add_argument("tracks", type=Path)
+    p.add_argument("truth", type=Path)
+    p.set_defaults(run=_score_tracks)
+
+
+def _score_tracks(args) -> int:
+    from .metrics import score_tracking
+    from .records import VideoTracks
+
+    tracks, truth = VideoTracks.load(args.tracks), VideoTracks.load(args.truth)
+    if tracks.num_frames != truth.num_frames:
+        raise ValueError(f"{args.tracks} has {tracks.num_frames} frames, {args.truth} has {truth.num_frames}")
+    score = score_tracking(tracks.tracks, truth.tracks, truth.num_frames)
+    print(f"MOTA {score.mota:.3f}: {score.matches} of {score.ground_truth} person-frames found, {score.misses} "
+          f"missed, {score.false_positives} false positives, {score.id_switches} identity switches; "
+          f"{len(tracks.tracks)} tracks for {len(truth.tracks)} people")
     return 0

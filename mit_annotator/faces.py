@@ -30,10 +30,14 @@ class YuNetFaceDetector:
     def __init__(self, model: str | os.PathLike = "yunet", score_threshold: float = 0.6,
                  nms_threshold: float = 0.3, models_dir: str | os.PathLike | None = None):
         path = resolve_model(model, models_dir)
+        quiet = cv2.utils.logging.getLogLevel()
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)  # OpenCV warns about its DNN targets
         try:
             self.detector = cv2.FaceDetectorYN.create(str(path), "", (320, 320), score_threshold, nms_threshold)
         except cv2.error as error:
             raise ValueError(f"{path}: not a YuNet face model OpenCV can load ({error.err})") from None
+        finally:
+            cv2.utils.logging.setLogLevel(quiet)
         self.size = (320, 320)
 
     def __call__(self, frame: np.ndarray) -> list[Face]:

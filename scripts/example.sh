@@ -1,8 +1,22 @@
 #!/usr/bin/env bash
-# Set up (see setup.sh) and run the main job on the bundled example: build a three-person conversation with real
-# speech and exact ground truth in outputs/example/, and show what it contains.
+# Set up (see setup.sh) and run the main job on the bundled example:
+#   1. build a three-person conversation with real speech and exact ground truth in outputs/example/;
+#   2. annotate it: shots, people, tracks and faces (YOLOX + YuNet; the DWPose pass needs dw-ll_ucoco_384.onnx in
+#      the models directory, see README), then score the tracks against the ground truth and draw them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-.venv/bin/python -m mit_annotator make-conversation --out outputs/example --people 3 --seconds 12 --offscreen \
-  --overlap 0.2 --seed 7 "$@"
+PY=.venv/bin/python
+OUT=outputs/example
+$PY -m mit_annotator make-conversation --out "$OUT" --people 3 --seconds 12 --offscreen --overlap 0.2 --seed 7 "$@"
+
+MODELS=${MIT_MODELS_DIR:-../shared/data/models}
+DET=yolox_l POSE=dwpose
+[ -f "$MODELS/yolox_l.onnx" ] || DET="$MODELS/yolox_nano.onnx"   # the small detector bundled for tests
+[ -f "$MODELS/dw-ll_ucoco_384.onnx" ] || POSE=none
+echo
+echo "annotating $OUT/video.mp4 (detector: $DET, pose model: $POSE)"
+$PY -m mit_annotator poses "$OUT/video.mp4" --out "$OUT/annotated_tracks.json" --models "$MODELS" \
+  --det-model "$DET" --pose-model "$POSE" --faces yunet
+$PY -m mit_annotator score-tracks "$OUT/annotated_tracks.json" "$OUT/tracks.json"
+$PY -m mit_annotator render-poses "$OUT/video.mp4" "$OUT/annotated_tracks.json" --out "$OUT/annotated.mp4"

@@ -62,6 +62,20 @@ def test_poses_and_render_poses_commands(saved_conversation, yolox_nano, tiny_mo
     assert done.returncode == 0, done.stderr
     info = media.probe(overlay)
     assert info.num_frames == tracks.num_frames and info.has_audio
+    done = run_cli("score-tracks", str(out), str(paths["tracks"]))
+    assert done.returncode == 0 and "0 identity switches; 3 tracks for 3 people" in done.stdout, done.stdout
+
+
+def test_boxes_and_faces_only(saved_conversation, yolox_nano, tmp_path):
+    _, paths = saved_conversation
+    out = tmp_path / "tracks.json"
+    done = run_cli("poses", str(paths["video"]), "--out", str(out), "--det-model", str(yolox_nano),
+                   "--pose-model", "none", "--faces", "yunet", "--models", str(MODELS))
+    assert done.returncode == 0, done.stderr
+    tracks = VideoTracks.load(out)
+    assert all(t.keypoints is None and t.face_landmarks is not None for t in tracks.tracks)
+    found = np.mean([~np.isnan(t.face_boxes[:, 0]) for t in tracks.tracks])
+    assert found > 0.9
 
 
 def test_missing_models_fail_fast_with_a_clear_message(saved_conversation, tmp_path):
