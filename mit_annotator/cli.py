@@ -81,8 +81,11 @@ def _add_poses(commands) -> None:
     p.add_argument("--fps", type=float, default=25.0, help="processing frame rate (default 25, the MIT rate; "
                                                             "0 keeps the video's own frames)")
     p.add_argument("--det-threshold", type=float, default=0.5)
-    p.add_argument("--faces", choices=["keypoints", "yunet"], default="keypoints",
-                   help="face boxes from the face keypoints only, or also from the YuNet detector (landmarks)")
+    p.add_argument("--faces", choices=["keypoints", "yunet", "scrfd"], default="keypoints",
+                   help="face boxes from the face keypoints only, or also from a face detector with landmarks: "
+                        "YuNet (OpenCV) or SCRFD (insightface)")
+    p.add_argument("--identity", action="store_true",
+                   help="give each track a face identity embedding (insightface's ArcFace; needs --faces)")
     p.add_argument("--reid", action="store_true", help="re-identify people after longer occlusions")
     p.add_argument("--download", action="store_true", help="download missing known models (huggingface-hub)")
     p.set_defaults(run=_poses)
@@ -94,24 +97,28 @@ def _poses(args) -> int:
     from tqdm import tqdm
 
     from .detection import PersonDetector
-    from .faces import YuNetFaceDetector
+    from .faces import FaceIdentity, ScrfdFaceDetector, YuNetFaceDetector
     from .people import annotate_people
     from .pose import WholeBodyPose
     from .tracking import TrackerConfig
 
+    if args.identity and args.faces == "keypoints":
+        raise ValueError("--identity needs a face detector: add --faces yunet or --faces scrfd")
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     detector = PersonDetector(args.det_model, score_threshold=args.det_threshold, device=args.device,
                               models_dir=args.models, download=args.download)
     pose = None if args.pose_model == "none" else WholeBodyPose(args.pose_model, device=args.device,
                                                                 models_dir=args.models, download=args.download)
-    faces = YuNetFaceDetector(models_dir=args.models) if args.faces == "yunet" else None
+    faces = {"keypoints": lambda: None, "yunet": lambda: YuNetFaceDetector(models_dir=args.models),
+             "scrfd": lambda: ScrfdFaceDetector(device=args.device, models_dir=args.models)}[args.faces]()
+    identity = FaceIdentity(device=args.device, models_dir=args.models) if args.identity else None
     with tqdm(unit="frame", desc="poses") as bar:
         def progress(done, total):
             bar.total = total
             bar.update(done - bar.n)
 
         tracks = annotate_people(args.video, detector, pose, faces, fps=args.fps or None,
-                                 tracker=TrackerConfig(reid=args.reid), progress=progress)
+                                 tracker=TrackerConfig(reid=args.reid), progress=progress, face_identity=identity)
     tracks.save(args.out)
     print(f"{len(tracks.tracks)} people tracked over {tracks.num_frames} frames in {len(tracks.shots)} shots "
           f"-> {args.out}")

@@ -1,5 +1,6 @@
 """Faces per tracked person: from the face keypoints by the paper's rule, or from a face detector matched to the
-tracks. YuNet (OpenCV, light, 5 landmarks with the mouth corners) is the default detector."""
+tracks. YuNet (OpenCV, light, 5 landmarks with the mouth corners) is the default detector; insightface's SCRFD is
+the alternative when insightface is installed, and its ArcFace model gives each face an identity embedding."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from scipy.optimize import linear_sum_assignment
 
 from .keypoints import face_box_from_keypoints
 from .models import resolve_model
+from .onnx_session import open_session
 from .records import PersonTrack
 from .tracking import box_iou
 
@@ -19,11 +21,12 @@ from .tracking import box_iou
 LANDMARKS = ("right_eye", "left_eye", "nose_tip", "mouth_right", "mouth_left")
 
 
-@dataclass
+@dataclass(eq=False)
 class Face:
     box: np.ndarray  # (4,) x1 y1 x2 y2
     landmarks: np.ndarray  # (5, 2), see LANDMARKS
     score: float
+    embedding: np.ndarray | None = None  # identity (unit length), from FaceIdentity
 
 
 class YuNetFaceDetector:
@@ -53,6 +56,53 @@ class YuNetFaceDetector:
             faces.append(Face(np.array([x, y, x + w, y + h], np.float32),
                               row[4:14].reshape(5, 2).astype(np.float32), float(row[14])))
         return sorted(faces, key=lambda f: -f.score)
+
+
+class ScrfdFaceDetector:
+    """insightface's SCRFD detector (e.g. det_10g.onnx of its buffalo_l pack): faces with 5 landmarks."""
+
+    def __init__(self, model: str | os.PathLike = "scrfd", score_threshold: float = 0.5, input_size: int = 640,
+                 device: str = "auto", models_dir: str | os.PathLike | None = None):
+        SCRFD = _insightface("scrfd", "SCRFD")
+        path = resolve_model(model, models_dir)
+        self.model = SCRFD(model_file=str(path), session=open_session(path, device))
+        self.model.prepare(ctx_id=0, input_size=(input_size, input_size), det_thresh=score_threshold)
+
+    def __call__(self, frame: np.ndarray) -> list[Face]:
+        """Faces in an RGB frame, best first."""
+        boxes, landmarks = self.model.detect(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+        faces = [Face(box[:4].astype(np.float32), points.astype(np.float32), float(box[4]))
+                 for box, points in zip(boxes, landmarks if landmarks is not None else [None] * len(boxes))
+                 if points is not None]
+        return sorted(faces, key=lambda f: -f.score)
+
+
+class FaceIdentity:
+    """insightface's ArcFace recogniser (e.g. w600k_r50.onnx): a unit-length identity embedding per face, aligned
+    by its 5 landmarks. Two faces of one person have a high cosine similarity (about 0.4 and above)."""
+
+    def __init__(self, model: str | os.PathLike = "arcface", device: str = "auto",
+                 models_dir: str | os.PathLike | None = None):
+        ArcFaceONNX = _insightface("arcface_onnx", "ArcFaceONNX")
+        from insightface.utils import face_align
+
+        path = resolve_model(model, models_dir)
+        self.model = ArcFaceONNX(model_file=str(path), session=open_session(path, device))
+        self.align = face_align.norm_crop
+
+    def embed(self, frame: np.ndarray, face: Face) -> np.ndarray:
+        bgr = cv2.cvtColor(frame, cv2.COLOR_RGB2BGR)
+        crop = self.align(bgr, landmark=face.landmarks, image_size=self.model.input_size[0])
+        vector = self.model.get_feat(crop).reshape(-1).astype(np.float32)
+        return vector / max(float(np.linalg.norm(vector)), 1e-12)
+
+
+def _insightface(module: str, name: str):
+    try:
+        return getattr(__import__(f"insightface.model_zoo.{module}", fromlist=[name]), name)
+    except ImportError as error:
+        raise RuntimeError(f"this face model needs insightface ({error}): pip install \"comfyui-mit-covog[faces]\" "
+                           "&& pip install --no-deps insightface") from None
 
 
 def face_boxes_from_keypoints(track: PersonTrack) -> np.ndarray:

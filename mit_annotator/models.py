@@ -42,6 +42,12 @@ KNOWN_MODELS = {m.name: m for m in (
                "https://github.com/Megvii-BaseDetection/YOLOX (official weights, exported to ONNX)", "Apache-2.0",
                sha256="c789161ed43c8269fcd4e67c67eeeb4e80c622da2eb296a20bc6007bd18a0b7d",
                input_size=(416, 416), colour_order="BGR"),
+    KnownModel("scrfd", "det_10g.onnx", None,
+               "https://github.com/deepinsight/insightface/tree/master/python-package (buffalo_l pack)",
+               "non-commercial research only (insightface's pretrained models)"),
+    KnownModel("arcface", "w600k_r50.onnx", None,
+               "https://github.com/deepinsight/insightface/tree/master/python-package (buffalo_l pack)",
+               "non-commercial research only (insightface's pretrained models)"),
     KnownModel("yunet", "face_detection_yunet.onnx", None,
                "https://github.com/opencv/opencv_zoo/tree/main/models/face_detection_yunet", "MIT",
                sha256="ebafce4e3c118d6554634be5c27ab333b4c047a9a8c3faf1d7cf93101c22f0f0"),
@@ -78,16 +84,15 @@ def resolve_model(name_or_path: str | os.PathLike, models_dir: str | os.PathLike
     if download and known.repo_id:
         return _download(known, target)
     where = f"download it from {known.url}" + (f" (file {known.filename})" if known.repo_id else "")
-    how = " or pass download=True / --download" if known.repo_id else ""
+    how = (" or allow downloading (the node's download_missing, --download on the command line)"
+           if known.repo_id else "")
     raise ModelNotFoundError(f"model {known.name} ({known.filename}) not found in "
-                             f"{', '.join(str(f) for f in _search_folders(models_dir)) or target}: {where} "
-                             f"into {target}{how}")
+                             f"{', '.join(str(f) for f in _search_folders(models_dir))}: {where} into {target}{how}")
 
 
 def _search_folders(models_dir: str | os.PathLike | None) -> list[Path]:
-    folders = _comfy_folders()
-    folders.append(Path(models_dir) if models_dir else default_models_dir())
-    return folders
+    folders = _comfy_folders() + [Path(models_dir) if models_dir else default_models_dir()]
+    return list(dict.fromkeys(folders))  # each once, in order
 
 
 def _comfy_folders() -> list[Path]:

@@ -9,34 +9,41 @@ import numpy as np
 
 from . import media
 from .detection import PersonDetector
-from .faces import YuNetFaceDetector, face_boxes_from_keypoints, match_faces
+from .faces import FaceIdentity, face_boxes_from_keypoints, match_faces
 from .pose import WholeBodyPose
 from .records import Detection, VideoTracks
 from .shots import CONTENT_THRESHOLD, ShotDetector
 from .tracking import TrackerConfig, appearance_descriptor, track_people
 
 PROCESSING_FPS = 25.0  # the MIT dataset's rate
+IDENTITY_EVERY = 10  # frames between face identity embeddings (each costs a recogniser run per face)
 
 
 def annotate_people(video: str | os.PathLike, detector: PersonDetector, pose_model: WholeBodyPose | None = None,
-                    face_detector: YuNetFaceDetector | None = None, fps: float | None = PROCESSING_FPS,
+                    face_detector=None, fps: float | None = PROCESSING_FPS,
                     tracker: TrackerConfig | None = None, shot_threshold: float = CONTENT_THRESHOLD,
-                    progress: Callable[[int, int], None] | None = None) -> VideoTracks:
-    """Track everyone in `video` (frames counted at `fps`; None keeps the video's own frames)."""
+                    progress: Callable[[int, int], None] | None = None,
+                    face_identity: FaceIdentity | None = None) -> VideoTracks:
+    """Track everyone in `video` (frames counted at `fps`; None keeps the video's own frames).
+
+    `face_detector`: a YuNetFaceDetector or ScrfdFaceDetector for landmarks (and face boxes where keypoints give
+    none); `face_identity` (with a face detector) gives each track an identity embedding.
+    """
     info = media.probe(video)
     rate = fps or info.fps
     expected = int(round(info.duration * rate)) if fps else info.num_frames
     tracks = annotate_frames(media.iter_frames(video, fps=fps), rate, detector, pose_model, face_detector, tracker,
-                             shot_threshold, progress, expected)
+                             shot_threshold, progress, expected, face_identity)
     tracks.source = str(video)
     return tracks
 
 
 def annotate_frames(frames: Iterable[np.ndarray], fps: float, detector: PersonDetector,
-                    pose_model: WholeBodyPose | None = None, face_detector: YuNetFaceDetector | None = None,
+                    pose_model: WholeBodyPose | None = None, face_detector=None,
                     tracker: TrackerConfig | None = None, shot_threshold: float = CONTENT_THRESHOLD,
-                    progress: Callable[[int, int], None] | None = None, total: int | None = None) -> VideoTracks:
-    """Track everyone in a sequence of RGB frames taken at `fps`."""
+                    progress: Callable[[int, int], None] | None = None, total: int | None = None,
+                    face_identity: FaceIdentity | None = None, identity_every: int = IDENTITY_EVERY) -> VideoTracks:
+    """Track everyone in a sequence of RGB frames taken at `fps` (see `annotate_people`)."""
     tracker = tracker or TrackerConfig()
     shots = ShotDetector(fps, threshold=shot_threshold)
     detections: list[list[Detection]] = []
@@ -59,6 +66,9 @@ def annotate_frames(frames: Iterable[np.ndarray], fps: float, detector: PersonDe
             looks.append([appearance_descriptor(frame, b) for b in boxes])
         if face_detector is not None:
             faces.append(face_detector(frame))
+            if face_identity is not None and index % identity_every == 0:
+                for face in faces[-1]:
+                    face.embedding = face_identity.embed(frame, face)
         if progress:
             progress(index + 1, max(total or 0, index + 1))
     if size is None:
@@ -72,7 +82,9 @@ def annotate_frames(frames: Iterable[np.ndarray], fps: float, detector: PersonDe
 
 
 def _attach_detected_faces(tracks, faces_per_frame) -> None:
-    """Detected faces give each track its landmarks, and its face box where the keypoints gave none."""
+    """Detected faces give each track its landmarks, its face box where the keypoints gave none, and its identity
+    (the mean of its faces' embeddings)."""
+    embeddings = {t.track_id: [] for t in tracks}
     for track in tracks:
         track.face_landmarks = np.full((len(track), 5, 2), np.nan, np.float32)
     for frame, faces in enumerate(faces_per_frame):
@@ -87,3 +99,9 @@ def _attach_detected_faces(tracks, faces_per_frame) -> None:
             track.face_landmarks[row] = face.landmarks
             if np.isnan(track.face_boxes[row]).any():
                 track.face_boxes[row] = face.box
+            if face.embedding is not None:
+                embeddings[track.track_id].append(face.embedding)
+    for track in tracks:
+        if embeddings[track.track_id]:
+            mean = np.mean(embeddings[track.track_id], axis=0)
+            track.identity = mean / max(float(np.linalg.norm(mean)), 1e-12)

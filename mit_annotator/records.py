@@ -60,6 +60,7 @@ class PersonTrack:
     face_boxes: np.ndarray | None = None  # (N, 4) float32, NaN rows where no face was found
     shot: int | None = None
     face_landmarks: np.ndarray | None = None  # (N, 5, 2) from a face detector (eyes, nose, mouth corners); NaN rows
+    identity: np.ndarray | None = None  # (D,) unit-length face embedding (ArcFace), to find a person across shots
 
     def __post_init__(self):
         self.frames = np.asarray(self.frames, dtype=np.int64).reshape(-1)
@@ -75,6 +76,8 @@ class PersonTrack:
         self.face_boxes = _as_optional_array(self.face_boxes, (n, 4), f"track {self.track_id} face_boxes")
         self.face_landmarks = _as_optional_array(self.face_landmarks, (n, 5, 2),
                                                  f"track {self.track_id} face_landmarks")
+        if self.identity is not None:
+            self.identity = np.asarray(self.identity, dtype=np.float32).reshape(-1)
 
     def __len__(self) -> int:
         return len(self.frames)
@@ -94,6 +97,8 @@ class PersonTrack:
             out["face_boxes"] = _rounded(self.face_boxes, COORD_DECIMALS)
         if self.face_landmarks is not None:
             out["face_landmarks"] = _rounded(self.face_landmarks, COORD_DECIMALS)
+        if self.identity is not None:
+            out["identity"] = _rounded(self.identity, 5)
         return out
 
     @classmethod
@@ -107,6 +112,7 @@ class PersonTrack:
             face_boxes=_from_json_array(data.get("face_boxes"), (n, 4)),
             shot=data.get("shot"),
             face_landmarks=_from_json_array(data.get("face_landmarks"), (n, 5, 2)),
+            identity=data.get("identity"),
         )
 
 

@@ -98,8 +98,10 @@ def track_people(detections: list[list[Detection]], shots: list[tuple[int, int]]
                 track.add(frame, found[d], looks[d])
                 open_tracks.append(track)
         finished += open_tracks + lost
-    kept = [t for t in finished if len(t.frames) >= config.min_length]
-    return [_to_record(t) for t in sorted(kept, key=lambda t: t.track_id)]
+    kept = sorted((t for t in finished if len(t.frames) >= config.min_length), key=lambda t: t.track_id)
+    for number, track in enumerate(kept):  # ids 0, 1, 2, ... in order of first appearance, no gaps
+        track.track_id = number
+    return [_to_record(t) for t in kept]
 
 
 def _patience(track: _OpenTrack, config: TrackerConfig) -> int:

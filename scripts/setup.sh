@@ -11,9 +11,11 @@ PYTHON=${PYTHON:-python3}
 PIP=(.venv/bin/python -m pip --disable-pip-version-check -q)
 "${PIP[@]}" install "$TORCH_SPEC"
 echo "$TORCH_SPEC" > .venv/constraints.txt
-"${PIP[@]}" install -c .venv/constraints.txt -e ".[dev]"
-# These two declare opencv-python, which would clash with the headless OpenCV: their real needs are in the extra.
-"${PIP[@]}" install -c .venv/constraints.txt --no-deps "rtmlib==0.0.16" "scenedetect>=0.6.4,<0.8"
+"${PIP[@]}" install -c .venv/constraints.txt -e ".[dev,faces]"
+# These declare opencv-python (and insightface onnxruntime), which would clash with the headless OpenCV: their real
+# needs are in the extras above.
+"${PIP[@]}" install -c .venv/constraints.txt --no-deps "rtmlib==0.0.16" "scenedetect>=0.6.4,<0.8" \
+  "insightface>=0.7.3,<3"
 
 # espeak-ng speaks the synthetic conversations when no speech folder is at hand (Debian package).
 if ! command -v espeak-ng >/dev/null 2>&1; then

@@ -43,3 +43,67 @@ def test_bad_face_model(tmp_path):
     junk.write_bytes(b"not a model")
     with pytest.raises(ValueError, match="not a YuNet face model"):
         YuNetFaceDetector(junk)
+
+
+@pytest.fixture(scope="module")
+def insightface_models(tmp_path_factory):
+    pytest.importorskip("insightface.model_zoo.scrfd")
+    from tiny_onnx import export_arcface, export_scrfd
+
+    folder = tmp_path_factory.mktemp("insightface")
+    return export_scrfd(folder / "det_10g.onnx"), export_arcface(folder / "w600k_r50.onnx")
+
+
+def test_scrfd_faces_come_back_in_frame_pixels_with_landmarks(insightface_models):
+    from mit_annotator.faces import ScrfdFaceDetector
+    from tiny_onnx import TinySCRFD
+
+    detector = ScrfdFaceDetector(insightface_models[0], device="cpu")
+    frame = np.zeros((640, 640, 3), np.uint8)
+    frame[96:128, 160:192] = 255  # stride-32 cell (5, 3)
+    frame[320:352, 448:480] = 255  # cell (14, 10)
+    faces = detector(frame)
+    assert len(faces) == 2
+    boxes = sorted(tuple(f.box.round()) for f in faces)
+    assert boxes == [(160, 96, 192, 128), (448, 320, 480, 352)]
+    face = min(faces, key=lambda f: f.box[0])
+    expected = np.array(TinySCRFD.LANDMARKS) * 32 + (160, 96)
+    np.testing.assert_allclose(face.landmarks, expected, atol=0.5)
+    assert detector(np.zeros((480, 640, 3), np.uint8)) == []
+
+
+def test_identity_embeddings_tell_people_apart(insightface_models, small_conversation):
+    from mit_annotator import keypoints as kp
+    from mit_annotator.faces import FaceIdentity
+
+    identity = FaceIdentity(insightface_models[1], device="cpu")
+    c = small_conversation
+
+    def face_of(track, row):  # the 5 landmarks from the drawn face's keypoints
+        points = track.keypoints[row]
+        five = np.stack([points[[60, 61, 62, 63, 64, 65]].mean(0), points[[66, 67, 68, 69, 70, 65]].mean(0),
+                         points[53], points[kp.MOUTH_CORNER_IMAGE_LEFT], points[kp.MOUTH_CORNER_IMAGE_RIGHT]])
+        return Face(track.face_boxes[row], five.astype(np.float32), 1.0)
+
+    embeddings = {}
+    for frame in (10, 120):
+        image = c.render_frame(frame)
+        for track, row in c.tracks.people_at(frame):
+            embeddings[(track.track_id, frame)] = identity.embed(image, face_of(track, row))
+    for vector in embeddings.values():
+        assert np.linalg.norm(vector) == pytest.approx(1.0, abs=1e-5)
+    for person in range(c.spec.num_people):
+        same = embeddings[(person, 10)] @ embeddings[(person, 120)]
+        others = [embeddings[(person, 10)] @ embeddings[(other, 120)]
+                  for other in range(c.spec.num_people) if other != person]
+        assert same > max(others), (person, same, others)
+
+
+def test_insightface_missing_gives_a_clear_error(monkeypatch, tmp_path):
+    import sys
+
+    from mit_annotator.faces import ScrfdFaceDetector
+
+    monkeypatch.setitem(sys.modules, "insightface.model_zoo.scrfd", None)
+    with pytest.raises(RuntimeError, match="needs insightface.*pip install --no-deps insightface"):
+        ScrfdFaceDetector(tmp_path / "det_10g.onnx")

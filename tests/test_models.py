@@ -33,6 +33,9 @@ def test_comfyui_model_folders_come_first(tmp_path, monkeypatch):
     fake.get_folder_paths = lambda name: [str(comfy)] if name == "dwpose" else []
     monkeypatch.setitem(sys.modules, "folder_paths", fake)
     assert resolve_model("yolox_l", models_dir=own) == comfy / "yolox_l.onnx"
+    with pytest.raises(ModelNotFoundError) as caught:  # each folder named once
+        resolve_model("dwpose", models_dir=comfy)
+    assert str(caught.value).count(str(comfy)) == 2 and "download_missing" in str(caught.value)
 
 
 def test_a_missing_model_fails_fast_offline_with_name_and_source(tmp_path, monkeypatch):

@@ -85,3 +85,27 @@ def test_missing_models_fail_fast_with_a_clear_message(saved_conversation, tmp_p
     assert done.returncode == 2
     assert "yolox_l.onnx" in done.stderr and "HF_HUB_OFFLINE" in done.stderr and "Traceback" not in done.stderr
     assert not (tmp_path / "t.json").exists()
+
+
+def test_tracks_get_a_face_identity(saved_conversation, yolox_nano, tmp_path):
+    pytest.importorskip("insightface.model_zoo.arcface_onnx")
+    from tiny_onnx import export_arcface
+
+    from mit_annotator.faces import FaceIdentity
+
+    _, paths = saved_conversation
+    identity = FaceIdentity(export_arcface(tmp_path / "w600k_r50.onnx"), device="cpu")
+    tracks = annotate_people(paths["video"], PersonDetector(yolox_nano),
+                             face_detector=YuNetFaceDetector(MODELS / "face_detection_yunet.onnx"),
+                             face_identity=identity)
+    vectors = [t.identity for t in tracks.tracks]
+    assert len(vectors) == 3 and all(v is not None and abs(np.linalg.norm(v) - 1) < 1e-4 for v in vectors)
+    assert max(float(a @ b) for i, a in enumerate(vectors) for b in vectors[i + 1:]) < 0.999
+    again = VideoTracks.load(tracks.save(tmp_path / "tracks.json"))
+    np.testing.assert_allclose(again.tracks[0].identity, vectors[0], atol=1e-5)
+
+
+def test_identity_needs_a_face_detector(saved_conversation, tmp_path):
+    _, paths = saved_conversation
+    done = run_cli("poses", str(paths["video"]), "--out", str(tmp_path / "t.json"), "--identity")
+    assert done.returncode == 2 and "--identity needs a face detector" in done.stderr

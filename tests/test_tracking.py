@@ -48,6 +48,7 @@ def test_noise_jitter_and_dropped_frames(small_conversation):
     assert score.false_positives == 0  # clutter never lasts min_length frames as one track
     assert len(tracks) == c.spec.num_people
     assert score.mota > 0.85
+    assert sorted(t.track_id for t in tracks) == [0, 1, 2]  # clutter tracks were dropped without leaving gaps
 
 
 def test_tracks_end_at_shot_cuts(small_conversation):

@@ -65,3 +65,52 @@ def cell_box(cell_x: int, cell_y: int, ratio: float) -> tuple[float, float, floa
     return tuple(v / ratio for v in (32 * cell_x, 32 * cell_y, 32 * (cell_x + 1), 32 * (cell_y + 1)))
 
 
+
+
+class TinySCRFD(nn.Module):
+    """(1, 3, 640, 640) normalised RGB -> SCRFD's 9 outputs (scores, box distances, landmarks for strides 8, 16,
+    32; two anchors per cell): a face fills each white stride-32 cell."""
+
+    LANDMARKS = ((0.3, 0.35), (0.7, 0.35), (0.5, 0.55), (0.35, 0.75), (0.65, 0.75))  # in cell units
+
+    def __init__(self):
+        super().__init__()
+        self.register_buffer("landmark_row", torch.tensor([[v for xy in self.LANDMARKS for v in xy]]))
+
+    def forward(self, blob):
+        scores, boxes, landmarks = [], [], []
+        for stride in (8, 16, 32):
+            pooled = F.avg_pool2d(blob, stride).mean(dim=1).reshape(-1, 1)  # (cells, 1)
+            score = torch.sigmoid(20.0 * (pooled - 0.9)) * (1.0 if stride == 32 else 0.0)
+            box = torch.cat([torch.zeros_like(pooled)] * 2 + [torch.ones_like(pooled)] * 2, dim=1)
+            points = torch.ones_like(pooled) * self.landmark_row  # (cells, 10)
+            scores.append(score.repeat_interleave(2, dim=0))
+            boxes.append(box.repeat_interleave(2, dim=0))
+            landmarks.append(points.repeat_interleave(2, dim=0))
+        return (*scores, *boxes, *landmarks)
+
+
+class TinyArcFace(nn.Module):
+    """(1, 3, 112, 112) -> (1, 512): a fixed random projection of the face's pooled colours."""
+
+    def __init__(self):
+        super().__init__()
+        generator = torch.Generator().manual_seed(0)
+        self.projection = nn.Parameter(torch.randn(48, 512, generator=generator), requires_grad=False)
+
+    def forward(self, crops):
+        pooled = F.adaptive_avg_pool2d(crops, 4).reshape(crops.shape[0], 48)
+        return pooled @ self.projection
+
+
+def export_scrfd(path: Path) -> Path:
+    names = [f"{kind}_{stride}" for kind in ("score", "bbox", "kps") for stride in (8, 16, 32)]
+    torch.onnx.export(TinySCRFD(), (torch.zeros(1, 3, 640, 640),), str(path), input_names=["input.1"],
+                      output_names=names, opset_version=17, dynamo=False)
+    return path
+
+
+def export_arcface(path: Path) -> Path:
+    torch.onnx.export(TinyArcFace(), (torch.zeros(1, 3, 112, 112),), str(path), input_names=["input.1"],
+                      output_names=["embedding"], opset_version=17, dynamo=False)
+    return path
