@@ -31,6 +31,7 @@ class TrackerConfig:
     reid_max_gap: int = 75  # frames
     reid_min_similarity: float = 0.8  # histogram correlation of the clothes' colours
     oks_sigma: float = 0.1  # keypoint spread, as a share of the box's scale
+    fill_gaps: bool = True  # interpolate boxes and keypoints over gaps of up to max_missing frames
 
 
 @dataclass
@@ -101,7 +102,7 @@ def track_people(detections: list[list[Detection]], shots: list[tuple[int, int]]
     kept = sorted((t for t in finished if len(t.frames) >= config.min_length), key=lambda t: t.track_id)
     for number, track in enumerate(kept):  # ids 0, 1, 2, ... in order of first appearance, no gaps
         track.track_id = number
-    return [_to_record(t) for t in kept]
+    return [_to_record(t, config.max_missing if config.fill_gaps else 0) for t in kept]
 
 
 def _patience(track: _OpenTrack, config: TrackerConfig) -> int:
@@ -173,11 +174,34 @@ def appearance_descriptor(frame: np.ndarray, box: np.ndarray) -> np.ndarray:
     return histogram / max(float(histogram.sum()), 1.0)
 
 
-def _to_record(track: _OpenTrack) -> PersonTrack:
+def _to_record(track: _OpenTrack, fill_gaps_up_to: int) -> PersonTrack:
     detections = track.detections
     has_keypoints = all(d.keypoints is not None for d in detections)
-    return PersonTrack(
-        track.track_id, track.frames, np.stack([d.box for d in detections]),
-        np.stack([d.keypoints for d in detections]) if has_keypoints else None,
-        np.stack([d.keypoint_scores for d in detections]) if has_keypoints else None,
-        shot=track.shot)
+    frames = np.asarray(track.frames)
+    boxes = np.stack([d.box for d in detections])
+    points = np.stack([d.keypoints for d in detections]) if has_keypoints else None
+    scores = np.stack([d.keypoint_scores for d in detections]) if has_keypoints else None
+    if fill_gaps_up_to and len(frames) > 1:
+        frames, boxes, points, scores = _interpolate(frames, boxes, points, scores, fill_gaps_up_to)
+    return PersonTrack(track.track_id, frames, boxes, points, scores, shot=track.shot)
+
+
+def _interpolate(frames, boxes, points, scores, max_gap: int):
+    """Linear interpolation over missing runs of up to `max_gap` frames; an interpolated keypoint's score is the
+    lower of its two ends' (a point seen at both ends stays seen)."""
+    gaps = np.diff(frames) - 1
+    filled = [np.arange(a + 1, b) for a, b, g in zip(frames[:-1], frames[1:], gaps) if 0 < g <= max_gap]
+    full = np.sort(np.concatenate([frames, *filled])) if filled else frames
+    right = np.searchsorted(frames, full)  # the sighting at or after each frame
+    left = np.clip(right - 1, 0, len(frames) - 1)
+    exact = frames[np.clip(right, 0, len(frames) - 1)] == full
+    left = np.where(exact, right, left)
+    span = np.maximum(frames[right] - frames[left], 1)
+    weight = ((full - frames[left]) / span).astype(np.float32)
+
+    def blend(values):
+        shape = (-1,) + (1,) * (values.ndim - 1)
+        return values[left] * (1 - weight.reshape(shape)) + values[right] * weight.reshape(shape)
+
+    return (full, blend(boxes), None if points is None else blend(points),
+            None if scores is None else np.minimum(scores[left], scores[right]))

@@ -92,3 +92,23 @@ def test_bad_shots_are_clipped_to_the_frames():
     assert len(tracks) == 1 and tracks[0].frames[-1] == 7
     with pytest.raises(ValueError):
         Detection(0, [0, 0, 10], 0.9)
+
+
+def test_short_gaps_are_interpolated_and_long_ones_are_not():
+    def seen(frame, x):
+        points = np.full((133, 2), x, np.float32)
+        scores = np.where(np.arange(133) < 10, 0.9, 0.1).astype(np.float32)
+        return [Detection(frame, [x, 0, x + 50, 100], 0.9, points, scores)]
+
+    frames = [seen(f, 2.0 * f) if f < 10 or f >= 14 else [] for f in range(20)]
+    track = track_people(frames)[0]
+    np.testing.assert_array_equal(track.frames, np.arange(20))
+    np.testing.assert_allclose(track.boxes[10:14, 0], [20, 22, 24, 26])  # on the line through the two ends
+    np.testing.assert_allclose(track.keypoints[12, 0], [24, 24])
+    assert (track.keypoint_scores[12, :10] == np.float32(0.9)).all() and (track.keypoint_scores[12, 10:] < 0.3).all()
+    raw = track_people(frames, config=TrackerConfig(fill_gaps=False))[0]
+    assert len(raw) == 16
+    far = [seen(f, 1.0) if f < 10 or f >= 50 else [] for f in range(60)]
+    bridged = track_people(far, config=TrackerConfig(max_missing=45))[0]
+    assert len(bridged) == 60  # a 40-frame gap is filled when max_missing allows it ...
+    assert len(track_people(far, config=TrackerConfig(max_missing=45, fill_gaps=False))[0]) == 20
