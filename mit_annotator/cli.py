@@ -57,7 +57,8 @@ def _make_conversation(args) -> int:
     with tqdm(total=spec.num_frames, unit="frame", desc="rendering") as bar:
         paths = conversation.save(args.out, progress=lambda done, total: bar.update(done - bar.n))
     with atomic_path(args.out / "preview.png") as tmp:
-        cv2.imwrite(str(tmp.with_suffix(".png")), cv2.cvtColor(contact_sheet(conversation), cv2.COLOR_RGB2BGR))
+        if not cv2.imwrite(str(tmp), cv2.cvtColor(contact_sheet(conversation), cv2.COLOR_RGB2BGR)):
+            raise RuntimeError(f"could not write {args.out / 'preview.png'}")
     paths["preview"] = args.out / "preview.png"
     print(conversation.describe())
     print(f"files in {args.out}:")
