@@ -3,7 +3,8 @@
 - OpenCV and ONNX Runtime only where none is installed, since every OpenCV wheel owns `cv2/` and both onnxruntime
   builds own `onnxruntime/`: a second copy breaks the first. The headless OpenCV and the CPU onnxruntime are the
   ones added; users with an NVIDIA GPU install onnxruntime-gpu themselves.
-- rtmlib and scenedetect without their dependencies: both declare opencv-python.
+- rtmlib, scenedetect and resemblyzer without their dependencies: the first two declare opencv-python, the third
+  an old `typing` backport (their real needs are in requirements.txt).
 """
 
 import importlib.util
@@ -31,7 +32,7 @@ def main() -> None:
         pip("opencv-python-headless>=4.8,<6")
     if not installed("onnxruntime", "onnxruntime-gpu", "onnxruntime-directml", "onnxruntime-openvino"):
         pip("onnxruntime>=1.17,<2")
-    pip("--no-deps", "rtmlib==0.0.16", "scenedetect>=0.6.4,<0.8")
+    pip("--no-deps", "rtmlib==0.0.16", "scenedetect>=0.6.4,<0.8", "resemblyzer==0.1.4")
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from .records import PersonTrack
+from .records import Diarization, PersonTrack
 from .tracking import box_iou
 
 
@@ -48,3 +48,68 @@ def score_tracking(predicted: list[PersonTrack], truth: list[PersonTrack], num_f
                 switches += 1
             last_match[truth_id] = predicted_id
     return TrackingScore(total, matches, misses, false_positives, switches)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Diarization error rate
+
+
+@dataclass
+class DiarizationScore:
+    total: float  # seconds of reference speech (overlaps counted per speaker)
+    missed: float
+    false_alarm: float
+    confusion: float
+
+    @property
+    def der(self) -> float:
+        """(missed + false alarm + confusion) / reference speech."""
+        return (self.missed + self.false_alarm + self.confusion) / self.total if self.total > 0 else 0.0
+
+
+def diarization_error(reference: Diarization, hypothesis: Diarization, collar: float = 0.0,
+                      skip_overlap: bool = False) -> DiarizationScore:
+    """DER as NIST md-eval and pyannote.metrics count it, with the speaker mapping that maximises overlap.
+
+    `collar`: seconds around each reference turn boundary left out of scoring, half on each side (pyannote's
+    meaning: 0.5 leaves out 0.25 s before and after each boundary);
+    `skip_overlap`: leave out the regions where the reference has more than one speaker.
+    """
+    bounds = sorted({0.0, *(t.start for t in reference.turns + hypothesis.turns),
+                     *(t.end for t in reference.turns + hypothesis.turns)})
+    ref_speakers, hyp_speakers = reference.speakers, hypothesis.speakers
+    half = collar / 2
+    excluded = [(b - half, b + half) for t in reference.turns for b in (t.start, t.end)] if collar > 0 else []
+    bounds = sorted(set(bounds) | {max(0.0, b) for span in excluded for b in span})
+    overlap = np.zeros((len(ref_speakers), len(hyp_speakers)))
+    pieces = []
+    for start, end in zip(bounds[:-1], bounds[1:]):
+        duration = end - start
+        middle = (start + end) / 2
+        if duration <= 0 or any(a < middle < b for a, b in excluded):
+            continue
+        active_ref = [i for i, s in enumerate(ref_speakers) if _speaks(reference, s, middle)]
+        if skip_overlap and len(active_ref) > 1:
+            continue
+        active_hyp = [j for j, s in enumerate(hyp_speakers) if _speaks(hypothesis, s, middle)]
+        for i in active_ref:
+            for j in active_hyp:
+                overlap[i, j] += duration
+        pieces.append((duration, active_ref, active_hyp))
+    mapping = {}
+    if overlap.size:
+        rows, cols = linear_sum_assignment(-overlap)
+        mapping = {j: i for i, j in zip(rows, cols) if overlap[i, j] > 0}
+    total = missed = false_alarm = confusion = 0.0
+    for duration, active_ref, active_hyp in pieces:
+        n_ref, n_hyp = len(active_ref), len(active_hyp)
+        correct = sum(1 for j in active_hyp if mapping.get(j) in active_ref)
+        total += n_ref * duration
+        missed += max(0, n_ref - n_hyp) * duration
+        false_alarm += max(0, n_hyp - n_ref) * duration
+        confusion += (min(n_ref, n_hyp) - correct) * duration
+    return DiarizationScore(total, missed, false_alarm, confusion)
+
+
+def _speaks(diarization: Diarization, speaker: str, time: float) -> bool:
+    return any(t.speaker == speaker and t.start <= time < t.end for t in diarization.turns)

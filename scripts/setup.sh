@@ -15,7 +15,7 @@ echo "$TORCH_SPEC" > .venv/constraints.txt
 # These declare opencv-python (and insightface onnxruntime), which would clash with the headless OpenCV: their real
 # needs are in the extras above.
 "${PIP[@]}" install -c .venv/constraints.txt --no-deps "rtmlib==0.0.16" "scenedetect>=0.6.4,<0.8" \
-  "insightface>=0.7.3,<3"
+  "insightface>=0.7.3,<3" "resemblyzer==0.1.4"
 
 # espeak-ng speaks the synthetic conversations when no speech folder is at hand (Debian package).
 if ! command -v espeak-ng >/dev/null 2>&1; then

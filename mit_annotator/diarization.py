@@ -1,0 +1,206 @@
+"""Offline speaker diarization: who speaks when, with models that ship inside their wheels.
+
+1. Voice activity: silero-vad (its ONNX model).
+2. Speaker embeddings: resemblyzer's d-vector encoder on 1.6 s windows every `step` seconds over the speech.
+3. Clustering: spectral clustering on the refined cosine affinity (Wang et al., "Speaker diarization with LSTM",
+   2018), the number of speakers from the largest eigen-gap within the bounds the caller knows.
+4. Re-segmentation: each short frame of speech goes to the speaker whose centroid is nearest to the embeddings
+   around it, its scores smoothed over half a second, so turns start and end where the voice changes rather than on
+   window edges.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.cluster.vq import kmeans2
+from scipy.ndimage import uniform_filter1d
+
+from .records import Diarization, SpeakerTurn
+
+SAMPLE_RATE = 16000
+WINDOW_S = 1.6  # resemblyzer's partial utterance
+
+
+@dataclass
+class DiarizationConfig:
+    num_speakers: int | None = None  # exactly this many, when known
+    min_speakers: int = 1
+    max_speakers: int = 8
+    step: float = 0.25  # seconds between embedding windows
+    vad_threshold: float = 0.5
+    min_speech: float = 0.25  # seconds; shorter bursts are not speech
+    min_silence: float = 0.3  # seconds; shorter pauses do not split speech
+    frame: float = 0.05  # seconds, the resolution of the output turns
+    smooth: float = 0.5  # seconds of median smoothing over the frame labels
+    prune: float = 0.15  # share of each row of the affinity kept (row-wise thresholding)
+    single_speaker_silhouette: float = 0.1  # below this, the best split is no split: one speaker
+
+    def __post_init__(self):
+        if self.num_speakers is not None:
+            if self.num_speakers < 1:
+                raise ValueError(f"num_speakers must be at least 1, got {self.num_speakers}")
+            self.min_speakers = self.max_speakers = self.num_speakers
+        if not 1 <= self.min_speakers <= self.max_speakers:
+            raise ValueError(f"need 1 <= min_speakers <= max_speakers, got {self.min_speakers} and "
+                             f"{self.max_speakers}")
+
+
+class Diarizer:
+    """Loads the two models once; call it on 16 kHz mono float32 samples."""
+
+    def __init__(self, device: str = "cpu"):
+        from resemblyzer import VoiceEncoder
+        from silero_vad import load_silero_vad
+
+        self.vad = load_silero_vad(onnx=True)
+        self.encoder = VoiceEncoder(device=device, verbose=False)
+
+    def __call__(self, samples: np.ndarray, config: DiarizationConfig | None = None,
+                 uri: str = "recording") -> Diarization:
+        config = config or DiarizationConfig()
+        samples = np.asarray(samples, dtype=np.float32).reshape(-1)
+        if samples.size == 0:
+            raise ValueError("no audio samples to diarize")
+        speech = self.speech_regions(samples, config)
+        if not speech:
+            return Diarization([], uri=uri)
+        times, embeddings = self.embed(samples, speech, config)
+        if len(embeddings) == 0:
+            return Diarization([], uri=uri)
+        labels = cluster(embeddings, config)
+        return Diarization(_turns(speech, times, embeddings, labels, config), uri=uri)
+
+    def speech_regions(self, samples: np.ndarray, config: DiarizationConfig) -> list[tuple[float, float]]:
+        import torch
+        from silero_vad import get_speech_timestamps
+
+        stamps = get_speech_timestamps(torch.from_numpy(samples), self.vad, threshold=config.vad_threshold,
+                                       sampling_rate=SAMPLE_RATE, min_speech_duration_ms=int(config.min_speech * 1000),
+                                       min_silence_duration_ms=int(config.min_silence * 1000))
+        return [(s["start"] / SAMPLE_RATE, s["end"] / SAMPLE_RATE) for s in stamps]
+
+    def embed(self, samples: np.ndarray, speech: list[tuple[float, float]],
+              config: DiarizationConfig) -> tuple[np.ndarray, np.ndarray]:
+        """Unit-length embeddings of 1.6 s windows every `config.step` seconds whose centre is in speech, and
+        their centre times. Windows over silence are never computed."""
+        import torch
+        from resemblyzer import normalize_volume, wav_to_mel_spectrogram
+
+        mel = wav_to_mel_spectrogram(normalize_volume(samples, -30, increase_only=True))  # (frames, 40), 10 ms hop
+        width = int(WINDOW_S * 100)
+        if len(mel) < width:
+            mel = np.pad(mel, ((0, width - len(mel)), (0, 0)))
+        starts = np.arange(0, len(mel) - width + 1, max(1, int(round(config.step * 100))))
+        centres = (starts + width / 2) / 100
+        keep = np.array([any(a <= c <= b for a, b in speech) for c in centres], dtype=bool)
+        # speech shorter than a window still gets the window nearest to it
+        for a, b in speech:
+            if not keep[(centres >= a) & (centres <= b)].any():
+                keep[np.argmin(np.abs(centres - (a + b) / 2))] = True
+        windows = np.stack([mel[s:s + width] for s in starts[keep]])
+        with torch.inference_mode():
+            embeddings = self.encoder(torch.from_numpy(windows).to(self.encoder.device)).cpu().numpy()
+        return np.minimum(centres[keep], len(samples) / SAMPLE_RATE), embeddings
+
+
+def cluster(embeddings: np.ndarray, config: DiarizationConfig) -> np.ndarray:
+    """Speaker labels 0..K-1 for unit-length embeddings: spectral clustering for each allowed K, keeping the K whose
+    clusters are best separated in the embedding space (mean silhouette, cosine distance)."""
+    count = len(embeddings)
+    high = min(config.max_speakers, count - 1)
+    if count < 3 or high < 2:
+        return np.zeros(count, dtype=int)
+    affinity = _refined_affinity(embeddings, config.prune)
+    _, vectors = np.linalg.eigh(affinity)
+    vectors = vectors[:, ::-1]
+    distance = 1.0 - embeddings @ embeddings.T
+    best, best_score = np.zeros(count, dtype=int), -np.inf
+    for k in range(max(2, config.min_speakers), high + 1):
+        labels = _kmeans(vectors[:, :k], k)
+        score = _silhouette(distance, labels)
+        if score > best_score:
+            best, best_score = labels, score
+    if config.min_speakers == 1 and best_score < config.single_speaker_silhouette:
+        return np.zeros(count, dtype=int)
+    return _relabel_by_appearance(best)
+
+
+def _kmeans(features: np.ndarray, k: int) -> np.ndarray:
+    features = features / np.maximum(np.linalg.norm(features, axis=1, keepdims=True), 1e-9)
+    best, best_inertia = None, np.inf
+    for seed in range(8):  # several starts; keep the tightest
+        centroids, labels = kmeans2(features, k, minit="++", seed=seed)
+        inertia = float(((features - centroids[labels]) ** 2).sum())
+        if inertia < best_inertia:
+            best, best_inertia = labels, inertia
+    return best
+
+
+def _silhouette(distance: np.ndarray, labels: np.ndarray) -> float:
+    present = sorted(set(labels.tolist()))
+    if len(present) < 2:
+        return -1.0
+    mean_to = np.stack([distance[:, labels == c].mean(axis=1) for c in present], axis=1)  # (n, k)
+    own = np.array([present.index(l) for l in labels.tolist()])
+    sizes = np.array([(labels == c).sum() for c in present])
+    a = mean_to[np.arange(len(labels)), own] * sizes[own] / np.maximum(sizes[own] - 1, 1)  # leave self out
+    others = mean_to.copy()
+    others[np.arange(len(labels)), own] = np.inf
+    b = others.min(axis=1)
+    score = (b - a) / np.maximum(np.maximum(a, b), 1e-9)
+    score[sizes[own] == 1] = 0.0
+    return float(score.mean())
+
+
+def _refined_affinity(embeddings: np.ndarray, prune: float) -> np.ndarray:
+    """Cosine affinity refined as in Wang et al. 2018: row-wise pruning, symmetrisation, diffusion, row-max scaling."""
+    affinity = np.clip(embeddings @ embeddings.T, 0.0, 1.0)
+    keep = max(1, int(round(prune * len(affinity))))
+    threshold = -np.sort(-affinity, axis=1)[:, keep - 1:keep]
+    affinity = np.where(affinity >= threshold, affinity, 0.01 * affinity)
+    affinity = np.maximum(affinity, affinity.T)
+    affinity = affinity @ affinity.T
+    affinity = affinity / np.maximum(affinity.max(axis=1, keepdims=True), 1e-9)
+    return (affinity + affinity.T) / 2
+
+
+def _relabel_by_appearance(labels: np.ndarray) -> np.ndarray:
+    order = {label: number for number, label in enumerate(dict.fromkeys(labels.tolist()))}
+    return np.array([order[label] for label in labels.tolist()], dtype=int)
+
+
+def _turns(speech: list[tuple[float, float]], times: np.ndarray, embeddings: np.ndarray, labels: np.ndarray,
+           config: DiarizationConfig) -> list[SpeakerTurn]:
+    """Re-segment speech frame by frame against the speakers' centroids, smooth, and cut into turns."""
+    speakers = sorted(set(labels.tolist()))
+    centroids = np.stack([embeddings[labels == s].mean(axis=0) for s in speakers])
+    centroids /= np.linalg.norm(centroids, axis=1, keepdims=True)
+    end = max(b for _, b in speech)
+    frame_times = np.arange(0.0, end, config.frame) + config.frame / 2
+    in_speech = np.zeros(len(frame_times), dtype=bool)
+    for a, b in speech:
+        in_speech |= (frame_times >= a) & (frame_times < b)
+    # each frame: the embeddings whose window covers it, weighted towards the window's centre
+    distance = np.abs(frame_times[:, None] - times[None, :])
+    weights = np.clip(1.0 - distance / (WINDOW_S / 2), 0.0, None)
+    covered = weights.sum(axis=1) > 0
+    nearest = np.argmin(distance, axis=1)
+    weights[~covered, nearest[~covered]] = 1.0  # frames beyond every window take the closest one
+    local = weights @ embeddings
+    scores = local @ centroids.T
+    width = max(1, int(round(config.smooth / config.frame)))
+    frame_labels = np.argmax(uniform_filter1d(scores, size=width, axis=0, mode="nearest"), axis=1)
+    turns = []
+    start = None
+    for k in range(len(frame_times) + 1):
+        same = (k < len(frame_times) and in_speech[k] and start is not None
+                and frame_labels[k] == frame_labels[start])
+        if start is not None and not same:
+            turns.append(SpeakerTurn(f"SPEAKER_{speakers[frame_labels[start]]:02d}",
+                                     round(start * config.frame, 3), round(k * config.frame, 3)))
+            start = None
+        if k < len(frame_times) and in_speech[k] and start is None:
+            start = k
+    return turns
