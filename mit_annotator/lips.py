@@ -1,0 +1,78 @@
+"""Lip activity per tracked person per frame: how much the mouth is moving, the visual side of "who speaks".
+
+With poses: the inner-lip opening (mean gap of the three facing inner-lip pairs over the mouth width), and
+activity as its local variation, since talking moves the lips while a held-open mouth does not. Without poses:
+motion (mean absolute frame difference) in a box around the mouth corners that a face detector gave.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import cv2
+import numpy as np
+from scipy.ndimage import uniform_filter1d
+
+from .keypoints import mouth_opening
+from .records import PersonTrack
+
+ACTIVITY_WINDOW_S = 0.32  # about 8 frames at 25 fps: one or two syllables
+
+
+def mouth_openings(track: PersonTrack, num_frames: int) -> np.ndarray:
+    """(num_frames,) inner-lip opening over mouth width; NaN where the person or the lips are not seen."""
+    out = np.full(num_frames, np.nan, dtype=np.float32)
+    if track.keypoints is None:
+        return out
+    for row, frame in enumerate(track.frames):
+        out[frame] = mouth_opening(track.keypoints[row], track.keypoint_scores[row])
+    return out
+
+
+def activity_from_openings(openings: np.ndarray, fps: float) -> np.ndarray:
+    """Local standard deviation of the opening over ACTIVITY_WINDOW_S (NaN stays NaN)."""
+    return _local_std(openings, max(3, int(round(ACTIVITY_WINDOW_S * fps))))
+
+
+def mouth_motion(frames: Iterable[np.ndarray], tracks: list[PersonTrack], num_frames: int) -> dict[int, np.ndarray]:
+    """Per track, (num_frames,) motion in the mouth region located by the face landmarks (mouth corners)."""
+    motion = {t.track_id: np.full(num_frames, np.nan, dtype=np.float32) for t in tracks}
+    previous = None
+    for index, frame in enumerate(frames):
+        grey = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY).astype(np.float32)
+        if previous is not None:
+            for track in tracks:
+                row = track.row_of(index)
+                if row is None or track.face_landmarks is None or np.isnan(track.face_landmarks[row]).any():
+                    continue
+                box = _mouth_box(track.face_landmarks[row], grey.shape)
+                if box is None:
+                    continue
+                x1, y1, x2, y2 = box
+                motion[track.track_id][index] = float(np.abs(grey[y1:y2, x1:x2] - previous[y1:y2, x1:x2]).mean())
+        previous = grey
+    return motion
+
+
+def _mouth_box(landmarks: np.ndarray, shape: tuple[int, int]) -> tuple[int, int, int, int] | None:
+    """A box around the mouth: as wide as 1.5 mouth widths, from just above the corners to below the lips."""
+    corners = landmarks[3:5]  # YuNet and SCRFD: eyes, nose tip, then the two mouth corners
+    width = float(np.linalg.norm(corners[1] - corners[0]))
+    if width < 2:
+        return None
+    centre = corners.mean(axis=0)
+    x1, x2 = int(centre[0] - 0.75 * width), int(centre[0] + 0.75 * width)
+    y1, y2 = int(centre[1] - 0.35 * width), int(centre[1] + 0.6 * width)
+    x1, y1 = max(x1, 0), max(y1, 0)
+    x2, y2 = min(x2, shape[1]), min(y2, shape[0])
+    return (x1, y1, x2, y2) if x2 > x1 and y2 > y1 else None
+
+
+def _local_std(values: np.ndarray, width: int) -> np.ndarray:
+    seen = ~np.isnan(values)
+    filled = np.where(seen, values, 0.0).astype(np.float64)
+    weight = uniform_filter1d(seen.astype(np.float64), width, mode="nearest")
+    mean = uniform_filter1d(filled, width, mode="nearest") / np.maximum(weight, 1e-9)
+    square = uniform_filter1d(filled ** 2, width, mode="nearest") / np.maximum(weight, 1e-9)
+    out = np.sqrt(np.maximum(square - mean ** 2, 0.0))
+    return np.where(seen, out, np.nan).astype(np.float32)
