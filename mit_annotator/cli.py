@@ -14,6 +14,8 @@ def main(argv: list[str] | None = None) -> int:
     _add_poses(commands)
     _add_render_poses(commands)
     _add_score_tracks(commands)
+    _add_diarize(commands)
+    _add_assign(commands)
     args = parser.parse_args(argv)
     try:
         return args.run(args)
@@ -177,4 +179,83 @@ def _score_tracks(args) -> int:
     print(f"MOTA {score.mota:.3f}: {score.matches} of {score.ground_truth} person-frames found, {score.misses} "
           f"missed, {score.false_positives} false positives, {score.id_switches} identity switches; "
           f"{len(tracks.tracks)} tracks for {len(truth.tracks)} people")
+    return 0
+
+
+def _add_diarize(commands) -> None:
+    p = commands.add_parser("diarize", help="who speaks when (offline: silero-vad + resemblyzer)",
+                            description="Speaker diarization of a media file's audio; writes RTTM.")
+    p.add_argument("media", type=Path)
+    p.add_argument("--out", required=True, type=Path, help="RTTM file to write")
+    p.add_argument("--num-speakers", type=int, default=None)
+    p.add_argument("--min-speakers", type=int, default=1)
+    p.add_argument("--max-speakers", type=int, default=8)
+    p.set_defaults(run=_diarize)
+
+
+def _diarize(args) -> int:
+    from .diarization import DiarizationConfig
+    from .who_speaks import diarize_media
+
+    config = DiarizationConfig(num_speakers=args.num_speakers, min_speakers=args.min_speakers,
+                               max_speakers=args.max_speakers)
+    diarization = diarize_media(args.media, config)
+    diarization.save_rttm(args.out)
+    spoken = {s: sum(t.duration for t in diarization.turns if t.speaker == s) for s in diarization.speakers}
+    print(f"{len(spoken)} speakers, {len(diarization.turns)} turns -> {args.out}")
+    for speaker, seconds in spoken.items():
+        print(f"  {speaker}: {seconds:.1f} s")
+    return 0
+
+
+def _add_assign(commands) -> None:
+    p = commands.add_parser("assign", help="bind each voice to the person on screen who speaks it",
+                            description="Match diarized voices (or one audio file per speaker) to the people on "
+                                        "screen by their lip activity; writes per-person speaking scores and "
+                                        "speak/listen segments.")
+    p.add_argument("video", type=Path)
+    p.add_argument("--poses", type=Path, default=None, help="tracks JSON from `poses` (default: find and track "
+                                                             "faces here with YuNet)")
+    source = p.add_mutually_exclusive_group()
+    source.add_argument("--diarization", type=Path, default=None, help="RTTM (default: diarize the video's audio)")
+    source.add_argument("--person-audio", type=Path, nargs="+", default=None, metavar="AUDIO",
+                        help="one audio file per speaker instead of a diarization")
+    p.add_argument("--out", required=True, type=Path, help="speaking JSON to write")
+    p.add_argument("--plot", type=Path, default=None, help="timeline PNG to write")
+    p.add_argument("--max-speakers", type=int, default=None, help="for diarizing (default: people + 2)")
+    p.add_argument("--models", type=Path, default=None, help="models directory (for YuNet)")
+    p.set_defaults(run=_assign)
+
+
+def _assign(args) -> int:
+    import cv2
+
+    from .diarization import DiarizationConfig
+    from .faces import YuNetFaceDetector
+    from .files import atomic_path
+    from .records import Diarization, VideoTracks
+    from .timeline import speaking_timeline
+    from .who_speaks import diarize_media, person_audio_diarization, track_faces, who_speaks
+
+    tracks = VideoTracks.load(args.poses) if args.poses else track_faces(args.video, YuNetFaceDetector(
+        models_dir=args.models))
+    if args.diarization:
+        diarization = Diarization.load_rttm(args.diarization)
+    elif args.person_audio:
+        diarization = person_audio_diarization(args.person_audio)
+    else:
+        most = args.max_speakers or len(tracks.tracks) + 2
+        diarization = diarize_media(args.video, DiarizationConfig(max_speakers=max(most, 1)))
+    speaking, corr = who_speaks(args.video, tracks, diarization)
+    speaking.save(args.out)
+    print(f"{len(tracks.tracks)} people, {len(diarization.speakers)} voices -> {args.out}")
+    for person in speaking.people:
+        seconds = sum(e - s for s, e in person.speak) / speaking.fps
+        print(f"  person {person.track_id}: {person.voice or 'listener'} ({seconds:.1f} s speaking)")
+    if speaking.unassigned_voices:
+        print(f"  unassigned (off screen): {', '.join(speaking.unassigned_voices)}")
+    if args.plot:
+        with atomic_path(args.plot) as tmp:
+            if not cv2.imwrite(str(tmp), cv2.cvtColor(speaking_timeline(speaking), cv2.COLOR_RGB2BGR)):
+                raise RuntimeError(f"could not write {args.plot}")
     return 0

@@ -35,7 +35,7 @@ class DiarizationConfig:
     frame: float = 0.05  # seconds, the resolution of the output turns
     smooth: float = 0.5  # seconds of median smoothing over the frame labels
     prune: float = 0.15  # share of each row of the affinity kept (row-wise thresholding)
-    single_speaker_silhouette: float = 0.1  # below this, the best split is no split: one speaker
+    same_voice_similarity: float = 0.9  # clusters whose centroids are this alike (cosine) are one speaker
 
     def __post_init__(self):
         if self.num_speakers is not None:
@@ -122,9 +122,32 @@ def cluster(embeddings: np.ndarray, config: DiarizationConfig) -> np.ndarray:
         score = _silhouette(distance, labels)
         if score > best_score:
             best, best_score = labels, score
-    if config.min_speakers == 1 and best_score < config.single_speaker_silhouette:
+    if config.min_speakers == 1 and _one_voice(embeddings, _kmeans(vectors[:, :2], 2), config):
         return np.zeros(count, dtype=int)
-    return _relabel_by_appearance(best)
+    return _relabel_by_appearance(_merge_alike(embeddings, best, config))
+
+
+def _one_voice(embeddings: np.ndarray, halves: np.ndarray, config: DiarizationConfig) -> bool:
+    """Whether the best split in two still sounds like one person: its halves' centroids nearly coincide."""
+    centroids = [embeddings[halves == k].mean(axis=0) for k in (0, 1)]
+    centroids = [c / np.linalg.norm(c) for c in centroids]
+    return float(centroids[0] @ centroids[1]) >= config.same_voice_similarity
+
+
+def _merge_alike(embeddings: np.ndarray, labels: np.ndarray, config: DiarizationConfig) -> np.ndarray:
+    """Join the two most alike clusters while their centroids are as close as one voice is to itself (spectral
+    clustering can cut one speaker's drifting voice in several pieces)."""
+    labels = labels.copy()
+    while len(set(labels.tolist())) > config.min_speakers:
+        present = sorted(set(labels.tolist()))
+        centroids = np.stack([embeddings[labels == c].mean(axis=0) for c in present])
+        centroids /= np.linalg.norm(centroids, axis=1, keepdims=True)
+        similarity = centroids @ centroids.T - 2 * np.eye(len(present))
+        i, j = np.unravel_index(np.argmax(similarity), similarity.shape)
+        if similarity[i, j] < config.same_voice_similarity and len(present) <= config.max_speakers:
+            break
+        labels[labels == present[j]] = present[i]
+    return labels
 
 
 def _kmeans(features: np.ndarray, k: int) -> np.ndarray:

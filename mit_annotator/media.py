@@ -163,6 +163,8 @@ def read_audio(path: str | os.PathLike, sample_rate: int = 16000) -> np.ndarray:
         if not container.streams.audio:
             raise MediaError(path, "no audio stream (this input needs one)")
         stream = container.streams.audio[0]
+        # read while the container is open: the stream's fields are freed with it
+        listed = stream.duration * float(stream.time_base) if stream.duration else None
         resampler = av.AudioResampler(format="flt", layout="mono", rate=sample_rate)
         chunks, lead = [], None
         try:
@@ -178,8 +180,8 @@ def read_audio(path: str | os.PathLike, sample_rate: int = 16000) -> np.ndarray:
     if not chunks:
         raise MediaError(path, "the audio stream has no samples")
     samples = np.concatenate(chunks).astype(np.float32)
-    if stream.duration:  # drop the encoder's padding after the last real sample
-        expected = int(round(stream.duration * float(stream.time_base) * sample_rate))
+    if listed:  # drop the encoder's padding after the last real sample
+        expected = int(round(listed * sample_rate))
         if len(samples) < expected - sample_rate // 10:
             raise MediaError(path, f"truncated: the header lists {expected / sample_rate:.2f} s of audio, the file "
                                    f"holds {len(samples) / sample_rate:.2f} s")

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from .records import Diarization, PersonTrack
+from .records import Diarization, PersonTrack, SpeakingActivity
 from .tracking import box_iou
 
 
@@ -113,3 +113,31 @@ def diarization_error(reference: Diarization, hypothesis: Diarization, collar: f
 
 def _speaks(diarization: Diarization, speaker: str, time: float) -> bool:
     return any(t.speaker == speaker and t.start <= time < t.end for t in diarization.turns)
+
+
+def speaking_f1(predicted: SpeakingActivity, truth: SpeakingActivity,
+                person_map: dict[int, int] | None = None) -> float:
+    """Frame-level F1 of "this person is speaking" (score > 0) over everyone; `person_map` maps predicted track
+    ids to truth track ids (default: the same ids)."""
+    tp = fp = fn = 0
+    for person in predicted.people:
+        truth_id = (person_map or {}).get(person.track_id, person.track_id)
+        speaking = person.scores > 0
+        actual = truth.person(truth_id).scores > 0
+        n = min(len(speaking), len(actual))
+        tp += int((speaking[:n] & actual[:n]).sum())
+        fp += int((speaking[:n] & ~actual[:n]).sum())
+        fn += int((~speaking[:n] & actual[:n]).sum())
+    return 2 * tp / max(2 * tp + fp + fn, 1)
+
+
+def voice_mapping(hypothesis: Diarization, reference: Diarization) -> dict[str, str]:
+    """Each hypothesis speaker -> the reference speaker it overlaps most (for checking assignments)."""
+    mapping = {}
+    for speaker in hypothesis.speakers:
+        overlap = {r: sum(max(0.0, min(a.end, b.end) - max(a.start, b.start))
+                          for a in hypothesis.turns if a.speaker == speaker
+                          for b in reference.turns if b.speaker == r) for r in reference.speakers}
+        if overlap and max(overlap.values()) > 0:
+            mapping[speaker] = max(overlap, key=overlap.get)
+    return mapping

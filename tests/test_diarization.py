@@ -1,0 +1,140 @@
+import numpy as np
+import pytest
+from conftest import SHARED_DATA
+
+from mit_annotator import media
+from mit_annotator.diarization import DiarizationConfig, Diarizer
+from mit_annotator.metrics import diarization_error
+from mit_annotator.records import Diarization, SpeakerTurn
+from mit_annotator.who_speaks import diarize_media
+
+DATA = SHARED_DATA / "diarization"
+
+
+@pytest.fixture(scope="module")
+def diarizer():
+    return Diarizer()
+
+
+def segments(path):
+    turns = []
+    for line in path.read_text().splitlines():
+        if line.strip():
+            start, end, speaker = line.split()
+            turns.append(SpeakerTurn(speaker, float(start), float(end)))
+    return Diarization(turns)
+
+
+CASES = {  # file, reference, speakers, DER to beat (the plain VAD + resemblyzer + agglomerative baseline scores
+    # about 0.49, 0.05 and 0.15-0.23 on these)
+    "pyannote_sample": ("pyannote_sample/sample.wav", lambda: Diarization.load_rttm(DATA / "pyannote_sample/sample.rttm"),
+                        2, 0.25),
+    "four_speakers": ("pyaudioanalysis/diarizationExample.wav",
+                      lambda: segments(DATA / "pyaudioanalysis/diarizationExample.segments"), 4, 0.04),
+    "six_speakers": ("pyaudioanalysis/diarizationExample2.wav",
+                     lambda: segments(DATA / "pyaudioanalysis/diarizationExample2.segments"), 6, 0.12),
+}
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_der_on_real_recordings(diarizer, name):
+    wav, reference, speakers, limit = CASES[name]
+    if not (DATA / wav).is_file():
+        pytest.skip("shared diarization data missing")
+    hypothesis = diarizer(media.read_audio(DATA / wav, 16000))
+    score = diarization_error(reference(), hypothesis)
+    print(f"{name}: DER {score.der:.3f} ({score})")
+    assert len(hypothesis.speakers) == speakers
+    assert score.der < limit
+
+
+def tone_speech(seconds, rate=16000):
+    """Not speech: a pure tone, the 'music' case."""
+    t = np.arange(int(seconds * rate)) / rate
+    return (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
+
+
+def test_silence_noise_and_music_give_a_result(diarizer):
+    assert diarizer(np.zeros(16000 * 3, np.float32)).turns == []
+    noise = np.random.default_rng(0).normal(0, 0.05, 16000 * 3).astype(np.float32)
+    assert len(diarizer(noise).speakers) <= 1
+    assert len(diarizer(tone_speech(3.0)).speakers) <= 1
+    with pytest.raises(ValueError, match="no audio samples"):
+        diarizer(np.zeros(0, np.float32))
+
+
+def test_one_speaker_and_very_short_audio(diarizer, speech):
+    # A known limit: resemblyzer's embeddings of one LibriSpeech voice drift enough within 6 s that about half of
+    # the voices still come out as 2-4 speakers. A single voice always gives a result, and half of them one speaker.
+    counts = [len(diarizer(speech.utterances(v)[0][:16000 * 6]).speakers) for v in speech.voices()]
+    print("speakers found for single voices:", counts)
+    assert min(counts) >= 1 and counts.count(1) >= len(counts) // 2
+    voice = speech.voices()[0]
+    short = diarizer(speech.utterances(voice)[1][:12000])  # under a second
+    assert len(short.speakers) <= 1 and all(t.end <= 0.76 for t in short.turns)
+
+
+def test_known_speaker_counts_are_honoured(diarizer, small_conversation):
+    for count in (2, 5):
+        assert len(diarizer(small_conversation.mix, DiarizationConfig(num_speakers=count)).speakers) == count
+    with pytest.raises(ValueError, match="min_speakers <= max_speakers"):
+        DiarizationConfig(min_speakers=4, max_speakers=2)
+    with pytest.raises(ValueError, match="num_speakers must be at least 1"):
+        DiarizationConfig(num_speakers=0)
+
+
+@pytest.mark.parametrize("rate, channels", [(8000, 1), (48000, 2)])
+def test_other_rates_and_stereo_media(diarizer, saved_conversation, tmp_path, rate, channels):
+    from scipy.signal import resample_poly
+
+    conversation, _ = saved_conversation
+    mix = resample_poly(conversation.mix, rate, 16000).astype(np.float32)
+    path = media.write_wav(tmp_path / "mix.wav", np.stack([mix] * channels) if channels == 2 else mix, rate)
+    result = diarize_media(path, diarizer=diarizer)
+    score = diarization_error(conversation.diarization, result)
+    assert score.der < 0.35 and len(result.speakers) >= 3
+    assert result.uri == "mix"
+
+
+def test_der_matches_pyannote_metrics():
+    metrics = pytest.importorskip("pyannote.metrics.diarization")
+    from pyannote.core import Annotation, Segment
+
+    rng = np.random.default_rng(0)
+
+    def random_diarization(speakers):
+        """Turns with gaps and overlaps between speakers (one speaker never overlaps itself, as in an RTTM)."""
+        turns, t, free_from = [], 0.0, {}
+        while t < 30:
+            speaker = str(rng.choice(speakers))
+            start = max(t, free_from.get(speaker, 0.0) + 0.05)
+            end = start + rng.uniform(0.3, 3.0)
+            turns.append(SpeakerTurn(speaker, round(start, 2), round(end, 2)))
+            free_from[speaker] = round(end, 2)
+            t = max(start + 0.1, end + rng.uniform(-0.5, 1.0))
+        return Diarization(turns)
+
+    def annotation(diarization):
+        result = Annotation()
+        for k, turn in enumerate(diarization.turns):
+            result[Segment(turn.start, turn.end), k] = turn.speaker
+        return result
+
+    for _ in range(5):
+        reference, hypothesis = random_diarization(["a", "b", "c"]), random_diarization(["x", "y", "z", "w"])
+        for collar, skip in ((0.0, False), (0.5, False), (0.0, True)):
+            ours = diarization_error(reference, hypothesis, collar=collar, skip_overlap=skip)
+            theirs = metrics.DiarizationErrorRate(collar=collar, skip_overlap=skip)(
+                annotation(reference), annotation(hypothesis), detailed=True)
+            assert ours.der == pytest.approx(theirs["diarization error rate"], abs=1e-6)
+            assert ours.confusion == pytest.approx(theirs["confusion"], abs=1e-6)
+
+
+def test_der_by_hand():
+    reference = Diarization([SpeakerTurn("a", 0, 10), SpeakerTurn("b", 10, 20), SpeakerTurn("b", 5, 8)])
+    hypothesis = Diarization([SpeakerTurn("x", 0, 10), SpeakerTurn("y", 12, 22)])
+    score = diarization_error(reference, hypothesis)
+    # reference speech 23 s; missed: b in 5-8 (3 s, overlap) + 10-12 (2 s); false alarm 20-22 (2 s)
+    assert (score.total, score.missed, score.false_alarm, score.confusion) == pytest.approx((23, 5, 2, 0))
+    assert diarization_error(reference, reference).der == 0.0
+    assert diarization_error(Diarization([]), Diarization([])).der == 0.0
