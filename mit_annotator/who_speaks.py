@@ -7,7 +7,7 @@ and either a diarization (RTTM) or one audio file per speaker; without either, t
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import numpy as np
@@ -23,12 +23,14 @@ from .tracking import TrackerConfig, track_people
 PROCESSING_FPS = 25.0
 
 
-def lip_activity(video: str | os.PathLike, tracks: VideoTracks) -> dict[int, np.ndarray]:
-    """Per track, per frame: lip activity from the inner-lip keypoints, else from motion around the mouth corners."""
+def lip_activity(tracks: VideoTracks, frames: Iterable[np.ndarray] | None = None) -> dict[int, np.ndarray]:
+    """Per track, per frame: lip activity from the inner-lip keypoints, else from motion around the mouth corners
+    (which needs the `frames`, RGB at the tracks' rate; they are only read when some track has no keypoints)."""
     activity = {}
     need_motion = [t for t in tracks.tracks if t.keypoints is None]
     if need_motion:
-        frames = media.iter_frames(video, fps=tracks.fps, end=tracks.num_frames)
+        if frames is None:
+            raise ValueError("tracks without keypoints need the video frames for their lip activity")
         motion = mouth_motion(frames, need_motion, tracks.num_frames)
         width = max(3, int(round(ACTIVITY_WINDOW_S * tracks.fps)))
         for track_id, values in motion.items():
@@ -88,4 +90,5 @@ def person_audio_diarization(paths: list[str | os.PathLike], diarizer: Diarizer 
 def who_speaks(video: str | os.PathLike, tracks: VideoTracks, diarization: Diarization,
                config: AssignmentConfig | None = None) -> tuple[SpeakingActivity, np.ndarray]:
     """Assign `diarization`'s voices to `tracks`' people by their lips; see `assign_speakers`."""
-    return assign_speakers(diarization, lip_activity(video, tracks), tracks.fps, tracks.num_frames, config)
+    frames = media.iter_frames(video, fps=tracks.fps, end=tracks.num_frames)  # decoded only if needed
+    return assign_speakers(diarization, lip_activity(tracks, frames), tracks.fps, tracks.num_frames, config)

@@ -14,6 +14,7 @@ _NODE_MODULES = {
     "conversation_nodes": "synthetic conversation",
     "pose_nodes": "pose conversion",
     "vision_nodes": "people tracking (YOLOX + DWPose)",
+    "speaker_nodes": "speaker assignment (diarization)",
 }
 
 NODE_CLASS_MAPPINGS: dict = {}

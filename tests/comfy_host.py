@@ -84,6 +84,14 @@ if os.environ.get("RUN_NODES") and "MITCovOG_SyntheticConversation" in pack.NODE
         drawn = pack.NODE_CLASS_MAPPINGS["MITCovOG_DrawTracks"]().draw(images, tracked)[0]
         result["run"]["tracked"] = [tracked.num_frames, tracked.width, tracked.height, len(tracked.tracks)]
         result["run"]["drawn"] = list(drawn.shape)
+        speaking_out, timeline = pack.NODE_CLASS_MAPPINGS["MITCovOG_AssignSpeakers"]().assign(tracks, audio, 0)
+        result["run"]["speaking"] = [len(speaking_out.people), speaking_out.num_frames, list(timeline.shape)]
+        import torch  # the AUDIO at another rate and in stereo
+        stereo = {"waveform": torch.cat([audio["waveform"]] * 2, dim=1), "sample_rate": 16000}
+        stereo["waveform"] = torch.nn.functional.interpolate(stereo["waveform"], scale_factor=3.0)
+        stereo["sample_rate"] = 48000
+        again_out, _ = pack.NODE_CLASS_MAPPINGS["MITCovOG_AssignSpeakers"]().assign(tracks, stereo, 3)
+        result["run"]["speaking_48k"] = len(again_out.people)
         try:
             pack.NODE_CLASS_MAPPINGS["MITCovOG_DrawTracks"]().draw(images[:10], tracked)
         except ValueError as error:

@@ -12,7 +12,7 @@ from conftest import PACK_ROOT
 def test_the_pack_loads_by_path_beside_comfyuis_modules(tmp_path):
     result = load_pack(tmp_path)
     assert result["left_out"] == {} and result["messages"] == []
-    assert CONVERSATION | POSE | VISION == set(result["ids"])
+    assert CONVERSATION | POSE | VISION | SPEAKERS == set(result["ids"])
     assert all(node_id.startswith("MITCovOG_") for node_id in result["ids"])
     assert set(result["display"]) == set(result["ids"])
     assert all(ok for _, ok in result["nodes_valid"]), result["nodes_valid"]
@@ -21,13 +21,15 @@ def test_the_pack_loads_by_path_beside_comfyuis_modules(tmp_path):
 
 
 VISION = {"MITCovOG_TrackPeople", "MITCovOG_DrawTracks"}
+SPEAKERS = {"MITCovOG_AssignSpeakers"}
 CONVERSATION = {"MITCovOG_SyntheticConversation"}
 POSE = {"MITCovOG_TracksToPoseKeypoint", "MITCovOG_PoseKeypointToTracks"}
 
 
 @pytest.mark.parametrize("missing, left_out, gone", [
-    ("av", ["conversation_nodes", "vision_nodes"], CONVERSATION | VISION),
-    ("cv2", ["conversation_nodes", "vision_nodes"], CONVERSATION | VISION),
+    ("av", ["conversation_nodes", "vision_nodes", "speaker_nodes"], CONVERSATION | VISION | SPEAKERS),
+    ("cv2", ["conversation_nodes", "vision_nodes", "speaker_nodes"], CONVERSATION | VISION | SPEAKERS),
+    ("silero_vad", ["speaker_nodes"], SPEAKERS),
     ("onnxruntime", ["vision_nodes"], VISION),
     ("rtmlib", ["vision_nodes"], VISION),
 ])
@@ -50,3 +52,6 @@ def test_nodes_run_in_the_loaded_pack(tmp_path, tiny_models):
     assert run["tracks_back"] == [0, 1, 2] and run["round_trip_equal"] and run["speaking_people"] == 3
     assert run["tracked"][:3] == [50, 128, 72] and run["drawn"] == [50, 72, 128, 3]
     assert "the tracks were made for 50 frames of 128x72, the images are 10 frames" in run["draw_error"]
+    people, frames, timeline = run["speaking"]
+    assert (people, frames, run["speaking_48k"]) == (3, 50, 3)
+    assert timeline[0] == 1 and timeline[1] >= 3 * 28 and timeline[2:] == [1000, 3]

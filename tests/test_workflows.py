@@ -15,6 +15,7 @@ WORKFLOWS = sorted((PACK_ROOT / "workflows").glob("*.json"))
 BUILTINS = {
     "CreateVideo": {"widgets": ["fps"], "inputs": {"images": "IMAGE", "fps": "FLOAT", "audio": "AUDIO"},
                     "return_types": ["VIDEO"]},
+    "PreviewImage": {"widgets": [], "inputs": {"images": "IMAGE"}, "return_types": []},
     "SaveVideo": {"widgets": ["filename_prefix", "format", "codec"],
                   "inputs": {"video": "VIDEO", "filename_prefix": "STRING", "format": "COMBO", "codec": "COMBO"},
                   "return_types": []},

@@ -1,0 +1,75 @@
+"""Who speaks: diarize the audio and bind each voice to the person on screen whose lips move with it."""
+
+from __future__ import annotations
+
+import numpy as np
+import silero_vad  # noqa: F401  (imported here so that a missing silero-vad leaves these nodes out at load)
+from mit_annotator.diarization import SAMPLE_RATE, DiarizationConfig, Diarizer
+from mit_annotator.timeline import speaking_timeline
+from mit_annotator.assignment import assign_speakers
+from mit_annotator.who_speaks import lip_activity
+from scipy.signal import resample_poly
+
+from .comfy_bridge import frames_to_image, image_to_frames
+
+_diarizer = None  # the two small models load once per session
+
+
+class AssignSpeakers:
+    DESCRIPTION = ("Finds who speaks when in the audio (offline diarization) and gives each voice to the tracked "
+                   "person whose lips move with it: per-person speaking scores and speak/listen segments, no "
+                   "hand-painted masks. A voice that matches no one (off screen) stays unassigned.")
+    CATEGORY = "MIT-CovOG/annotate"
+    FUNCTION = "assign"
+    RETURN_TYPES = ("MIT_SPEAKING", "IMAGE")
+    RETURN_NAMES = ("speaking", "timeline")
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {
+            "required": {
+                "tracks": ("MIT_TRACKS",),
+                "audio": ("AUDIO",),
+                "max_speakers": ("INT", {"default": 0, "min": 0, "max": 16, "tooltip": (
+                    "Most voices to look for; 0: the number of people plus 2 (off-screen voices).")}),
+            },
+            "optional": {
+                "images": ("IMAGE", {"tooltip": "The frames the tracks came from; needed only for tracks without "
+                                                "keypoints (lip motion is then measured around the mouth)."}),
+            },
+        }
+
+    def assign(self, tracks, audio, max_speakers, images=None):
+        samples = audio_to_mono_16k(audio)
+        most = max_speakers or len(tracks.tracks) + 2
+        diarization = get_diarizer()(samples, DiarizationConfig(max_speakers=max(most, 1)))
+        frames = image_to_frames(images) if images is not None else None
+        speaking, _ = assign_speakers(diarization, lip_activity(tracks, frames), tracks.fps, tracks.num_frames)
+        return speaking, frames_to_image(speaking_timeline(speaking)[None])
+
+
+def get_diarizer() -> Diarizer:
+    global _diarizer
+    if _diarizer is None:
+        _diarizer = Diarizer()
+    return _diarizer
+
+
+def audio_to_mono_16k(audio: dict) -> np.ndarray:
+    """ComfyUI AUDIO ({"waveform": (B, C, T), "sample_rate"}) -> mono float32 at 16 kHz."""
+    try:
+        waveform, rate = audio["waveform"], int(audio["sample_rate"])
+    except (KeyError, TypeError):
+        raise ValueError("audio must be ComfyUI AUDIO: {'waveform': (batch, channels, samples), 'sample_rate'}") \
+            from None
+    samples = waveform[0].float().mean(dim=0).cpu().numpy()
+    if samples.size == 0:
+        raise ValueError("the audio has no samples")
+    if rate != SAMPLE_RATE:
+        divisor = np.gcd(rate, SAMPLE_RATE)
+        samples = resample_poly(samples, SAMPLE_RATE // divisor, rate // divisor)
+    return samples.astype(np.float32)
+
+
+NODE_CLASS_MAPPINGS = {"MITCovOG_AssignSpeakers": AssignSpeakers}
+NODE_DISPLAY_NAME_MAPPINGS = {"MITCovOG_AssignSpeakers": "Assign Speakers to People (MIT-CovOG)"}
