@@ -16,6 +16,7 @@ def main(argv: list[str] | None = None) -> int:
     _add_score_tracks(commands)
     _add_diarize(commands)
     _add_assign(commands)
+    _add_score_speaking(commands)
     args = parser.parse_args(argv)
     try:
         return args.run(args)
@@ -258,4 +259,49 @@ def _assign(args) -> int:
         with atomic_path(args.plot) as tmp:
             if not cv2.imwrite(str(tmp), cv2.cvtColor(speaking_timeline(speaking), cv2.COLOR_RGB2BGR)):
                 raise RuntimeError(f"could not write {args.plot}")
+    return 0
+
+
+def _add_score_speaking(commands) -> None:
+    p = commands.add_parser("score-speaking", help="compare a speaker assignment with the ground truth",
+                            description="Per person: is the assigned voice their true voice, and the frame-level "
+                                        "F1 of 'speaking'. People are matched to the truth by their tracked boxes.")
+    p.add_argument("speaking", type=Path)
+    p.add_argument("truth", type=Path, help="the true speaking JSON")
+    p.add_argument("--tracks", type=Path, required=True, help="the tracks the assignment used")
+    p.add_argument("--truth-tracks", type=Path, required=True)
+    p.add_argument("--diarization", type=Path, required=True, help="the RTTM the assignment used")
+    p.add_argument("--truth-diarization", type=Path, required=True)
+    p.set_defaults(run=_score_speaking)
+
+
+def _score_speaking(args) -> int:
+    import numpy as np
+
+    from .metrics import diarization_error, speaking_f1, voice_mapping
+    from .records import Diarization, SpeakingActivity, VideoTracks
+    from .tracking import box_iou
+
+    speaking, truth = SpeakingActivity.load(args.speaking), SpeakingActivity.load(args.truth)
+    tracks, truth_tracks = VideoTracks.load(args.tracks), VideoTracks.load(args.truth_tracks)
+    hypothesis, reference = Diarization.load_rttm(args.diarization), Diarization.load_rttm(args.truth_diarization)
+    person_map = {}
+    for track in tracks.tracks:
+        overlap = {t.track_id: np.mean([box_iou(track.boxes[r], t.boxes[t.row_of(f)]) for r, f in
+                                        enumerate(track.frames) if t.row_of(f) is not None] or [0.0])
+                   for t in truth_tracks.tracks}
+        person_map[track.track_id] = max(overlap, key=overlap.get)
+    to_truth = voice_mapping(hypothesis, reference)
+    right = 0
+    for person in speaking.people:
+        true_voice = truth.person(person_map[person.track_id]).voice
+        voices = person.voice.split("+") if person.voice else []
+        ok = bool(voices) and all(to_truth.get(v) == true_voice for v in voices)
+        right += ok
+        print(f"  person {person.track_id} (true person {person_map[person.track_id]}): "
+              f"{person.voice or 'listener'} = {', '.join(to_truth.get(v, '?') for v in voices) or '-'}; "
+              f"truth {true_voice} -> {'right' if ok else 'WRONG'}")
+    print(f"{right} of {len(speaking.people)} people got their own voice; DER "
+          f"{diarization_error(reference, hypothesis).der:.3f}; speaking F1 "
+          f"{speaking_f1(speaking, truth, person_map):.3f}")
     return 0

@@ -20,3 +20,13 @@ $PY -m mit_annotator poses "$OUT/video.mp4" --out "$OUT/annotated_tracks.json" -
   --det-model "$DET" --pose-model "$POSE" --faces yunet
 $PY -m mit_annotator score-tracks "$OUT/annotated_tracks.json" "$OUT/tracks.json"
 $PY -m mit_annotator render-poses "$OUT/video.mp4" "$OUT/annotated_tracks.json" --out "$OUT/annotated.mp4"
+
+echo
+echo "who speaks: diarizing the audio, then binding each voice to a person by their lips"
+$PY -m mit_annotator diarize "$OUT/video.mp4" --out "$OUT/annotated_diarization.rttm" --max-speakers 5
+$PY -m mit_annotator assign "$OUT/video.mp4" --poses "$OUT/annotated_tracks.json" \
+  --diarization "$OUT/annotated_diarization.rttm" --out "$OUT/annotated_speaking.json" \
+  --plot "$OUT/annotated_timeline.png"
+$PY -m mit_annotator score-speaking "$OUT/annotated_speaking.json" "$OUT/speaking.json" \
+  --tracks "$OUT/annotated_tracks.json" --truth-tracks "$OUT/tracks.json" \
+  --diarization "$OUT/annotated_diarization.rttm" --truth-diarization "$OUT/diarization.rttm"

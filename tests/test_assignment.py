@@ -129,6 +129,11 @@ def test_diarize_and_assign_commands(saved_conversation, tmp_path):
     speaking = SpeakingActivity.load(out)
     assert len(speaking.people) == c.spec.num_people and all(p.voice for p in speaking.people)
     assert plot.stat().st_size > 1000 and "person 0: SPEAKER_" in done.stdout
+    done = run_cli("score-speaking", str(out), str(paths["speaking"]), "--tracks", str(paths["tracks"]),
+                   "--truth-tracks", str(paths["tracks"]), "--diarization", str(rttm),
+                   "--truth-diarization", str(paths["diarization"]))
+    assert done.returncode == 0, done.stderr
+    assert "3 of 3 people got their own voice" in done.stdout and "speaking F1" in done.stdout
     done = run_cli("assign", str(paths["video"]), "--poses", str(paths["tracks"]), "--out", str(out),
                    "--person-audio", str(paths["person_0_audio"]), str(tmp_path / "missing.wav"))
     assert done.returncode == 2 and "missing.wav: no such file" in done.stderr
