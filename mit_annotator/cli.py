@@ -25,6 +25,17 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
 
+def write_png(path: Path, rgb) -> None:
+    """An RGB image as PNG, atomically."""
+    import cv2
+
+    from .files import atomic_path
+
+    with atomic_path(path) as tmp:
+        if not cv2.imwrite(str(tmp), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)):
+            raise RuntimeError(f"could not write {path}")
+
+
 def _add_make_conversation(commands) -> None:
     p = commands.add_parser("make-conversation", help="build a synthetic conversation with exact ground truth",
                             description="Build a video of 2-4 drawn people talking in turns with real speech, "
@@ -46,10 +57,8 @@ def _add_make_conversation(commands) -> None:
 
 
 def _make_conversation(args) -> int:
-    import cv2
     from tqdm import tqdm
 
-    from .files import atomic_path
     from .synthetic import ConversationSpec, default_speech_source, synthesize_conversation
     from .synthetic.preview import contact_sheet
 
@@ -59,9 +68,7 @@ def _make_conversation(args) -> int:
     conversation = synthesize_conversation(spec, default_speech_source(args.speech))
     with tqdm(total=spec.num_frames, unit="frame", desc="rendering") as bar:
         paths = conversation.save(args.out, progress=lambda done, total: bar.update(done - bar.n))
-    with atomic_path(args.out / "preview.png") as tmp:
-        if not cv2.imwrite(str(tmp), cv2.cvtColor(contact_sheet(conversation), cv2.COLOR_RGB2BGR)):
-            raise RuntimeError(f"could not write {args.out / 'preview.png'}")
+    write_png(args.out / "preview.png", contact_sheet(conversation))
     paths["preview"] = args.out / "preview.png"
     print(conversation.describe())
     print(f"files in {args.out}:")
@@ -229,11 +236,8 @@ def _add_assign(commands) -> None:
 
 
 def _assign(args) -> int:
-    import cv2
-
     from .diarization import DiarizationConfig
     from .faces import YuNetFaceDetector
-    from .files import atomic_path
     from .records import Diarization, VideoTracks
     from .timeline import speaking_timeline
     from .who_speaks import diarize_media, person_audio_diarization, track_faces, who_speaks
@@ -256,9 +260,7 @@ def _assign(args) -> int:
     if speaking.unassigned_voices:
         print(f"  unassigned (off screen): {', '.join(speaking.unassigned_voices)}")
     if args.plot:
-        with atomic_path(args.plot) as tmp:
-            if not cv2.imwrite(str(tmp), cv2.cvtColor(speaking_timeline(speaking), cv2.COLOR_RGB2BGR)):
-                raise RuntimeError(f"could not write {args.plot}")
+        write_png(args.plot, speaking_timeline(speaking))
     return 0
 
 
