@@ -27,7 +27,7 @@ def speaking_timeline(speaking: SpeakingActivity, width: int = 1000) -> np.ndarr
                           (LABEL + max(int(end * scale), int(start * scale) + 1), top + ROW - 4), colour, -1)
     if speaking.unassigned_voices:
         top = 5 + len(speaking.people) * ROW
-        text = "off screen / unassigned: " + ", ".join(speaking.unassigned_voices)
+        text = "voices on no one's lips (off screen, or unmatched): " + ", ".join(speaking.unassigned_voices)
         cv2.putText(image, text[:120], (5, top + 18), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (90, 90, 90), 1, cv2.LINE_AA)
     seconds = speaking.num_frames / speaking.fps
     for second in range(0, int(seconds) + 1, max(1, int(seconds // 10) or 1)):

@@ -34,8 +34,10 @@ class AssignSpeakers:
                     "Most voices to look for; 0: the number of people plus 2 (off-screen voices).")}),
             },
             "optional": {
-                "images": ("IMAGE", {"tooltip": "The frames the tracks came from; needed only for tracks without "
-                                                "keypoints (lip motion is then measured around the mouth)."}),
+                "images": ("IMAGE", {"tooltip": "The frames the tracks came from; used only for tracks that have "
+                                                "face landmarks but no keypoints (lip motion is then measured "
+                                                "around the mouth corners). Tracks from Track People have "
+                                                "keypoints and do not need it."}),
             },
         }
 

@@ -206,8 +206,8 @@ def synthesize_conversation(spec: ConversationSpec, speech: SpeechSource | None 
 
 def _plan_turns(spec: ConversationSpec, voices: list[str], offscreen: list[str], speech: SpeechSource, total: int,
                 rng: np.random.Generator) -> list[Placement]:
-    """Turns in sequence: the least-heard voice next (never the same twice in a row; an off-screen voice only once
-    everyone on screen has spoken, and then for less), with pauses or overlaps between turns."""
+    """Turns in sequence: the least-heard voice next (never the same twice in a row; an off-screen voice once all
+    but one of the people on screen have spoken, and then for less), with pauses or overlaps between turns."""
     heard = {v: 0.0 for v in voices + offscreen}  # seconds, off-screen time counted double
     next_utterance = {v: int(rng.integers(len(speech.utterances(v)))) for v in heard}
     placements: list[Placement] = []
@@ -215,7 +215,7 @@ def _plan_turns(spec: ConversationSpec, voices: list[str], offscreen: list[str],
     last = None
     while t < total - int(0.8 * SAMPLE_RATE):
         candidates = [v for v in voices if v != last]
-        if all(heard[v] > 0 for v in voices):
+        if sum(heard[v] > 0 for v in voices) >= len(voices) - 1:
             candidates += [v for v in offscreen if v != last]
         least = min(heard[v] for v in candidates)
         voice = str(rng.choice([v for v in candidates if heard[v] <= least + 0.5]))
