@@ -198,16 +198,19 @@ def _add_diarize(commands) -> None:
     p.add_argument("--num-speakers", type=int, default=None)
     p.add_argument("--min-speakers", type=int, default=1)
     p.add_argument("--max-speakers", type=int, default=8)
+    p.add_argument("--backend", choices=["offline", "pyannote"], default="offline",
+                   help="offline (default; silero-vad + resemblyzer) or pyannote (needs pyannote.audio and an access "
+                        "token in $HF_TOKEN)")
     p.set_defaults(run=_diarize)
 
 
 def _diarize(args) -> int:
-    from .diarization import DiarizationConfig
+    from .diarization import DiarizationConfig, Diarizer, PyannoteDiarizer
     from .who_speaks import diarize_media
 
     config = DiarizationConfig(num_speakers=args.num_speakers, min_speakers=args.min_speakers,
                                max_speakers=args.max_speakers)
-    diarization = diarize_media(args.media, config)
+    diarization = diarize_media(args.media, config, PyannoteDiarizer() if args.backend == "pyannote" else Diarizer())
     diarization.save_rttm(args.out)
     spoken = {s: sum(t.duration for t in diarization.turns if t.speaker == s) for s in diarization.speakers}
     print(f"{len(spoken)} speakers, {len(diarization.turns)} turns -> {args.out}")

@@ -7,10 +7,15 @@
 4. Re-segmentation: each short frame of speech goes to the speaker whose centroid is nearest to the embeddings
    around it, its scores smoothed over half a second, so turns start and end where the voice changes rather than on
    window edges.
+
+`PyannoteDiarizer` is the optional alternative: pyannote.audio's pretrained pipeline, when it is installed and an
+access token is in the environment.
 """
 
 from __future__ import annotations
 
+import inspect
+import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -228,3 +233,50 @@ def _turns(speech: list[tuple[float, float]], times: np.ndarray, embeddings: np.
         if k < len(frame_times) and in_speech[k] and start is None:
             start = k
     return turns
+
+
+PYANNOTE_MODEL = "pyannote/speaker-diarization-3.1"
+TOKEN_VARIABLES = ("HF_TOKEN", "PYANNOTE_AUTH_TOKEN")
+
+
+class PyannoteDiarizer:
+    """pyannote.audio's pretrained pipeline, for those who have it: pyannote.audio installed (it needs torchaudio)
+    and a Hugging Face access token for the gated model, read from $HF_TOKEN or $PYANNOTE_AUTH_TOKEN (never from or
+    into a file or a workflow). Called like `Diarizer`."""
+
+    def __init__(self, model: str = PYANNOTE_MODEL, device: str = "cpu"):
+        try:
+            from pyannote.audio import Pipeline
+        except ImportError as error:
+            raise RuntimeError(f"the pyannote backend needs pyannote.audio ({error}): pip install pyannote.audio, "
+                               "or use the offline diarizer") from None
+        token = next((os.environ[v] for v in TOKEN_VARIABLES if os.environ.get(v)), None)
+        if not token:
+            raise RuntimeError(f"the pyannote backend needs a Hugging Face access token for {model} (accept its "
+                               f"conditions on huggingface.co) in ${TOKEN_VARIABLES[0]} or ${TOKEN_VARIABLES[1]}")
+        keyword = "token" if "token" in inspect.signature(Pipeline.from_pretrained).parameters else "use_auth_token"
+        try:
+            self.pipeline = Pipeline.from_pretrained(model, **{keyword: token})
+        except Exception as error:  # hub, network and licence errors all land here
+            raise RuntimeError(f"could not load {model} from Hugging Face: {error}") from None
+        if self.pipeline is None:
+            raise RuntimeError(f"could not load {model}: is the access token allowed to use it?")
+        if device != "cpu":
+            import torch
+
+            self.pipeline.to(torch.device(device))
+
+    def __call__(self, samples: np.ndarray, config: DiarizationConfig | None = None,
+                 uri: str = "recording") -> Diarization:
+        import torch
+
+        config = config or DiarizationConfig()
+        samples = np.asarray(samples, dtype=np.float32).reshape(-1)
+        if samples.size == 0:
+            raise ValueError("no audio samples to diarize")
+        bounds = ({"num_speakers": config.num_speakers} if config.num_speakers else
+                  {"min_speakers": config.min_speakers, "max_speakers": config.max_speakers})
+        output = self.pipeline({"waveform": torch.from_numpy(samples)[None], "sample_rate": SAMPLE_RATE}, **bounds)
+        annotation = getattr(output, "speaker_diarization", output)  # pyannote 4 wraps the annotation
+        return Diarization([SpeakerTurn(str(label), float(segment.start), float(segment.end))
+                            for segment, _, label in annotation.itertracks(yield_label=True)], uri=uri)

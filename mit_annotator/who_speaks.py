@@ -71,7 +71,8 @@ def track_faces(video: str | os.PathLike, face_detector, fps: float = PROCESSING
 
 
 def diarize_media(path: str | os.PathLike, config: DiarizationConfig | None = None,
-                  diarizer: Diarizer | None = None) -> Diarization:
+                  diarizer=None) -> Diarization:
+    """Diarize a media file's audio with `diarizer` (a Diarizer, the default, or a PyannoteDiarizer)."""
     samples = media.read_audio(path, SAMPLE_RATE)
     return (diarizer or Diarizer())(samples, config, uri=Path(path).stem)
 

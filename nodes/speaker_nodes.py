@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import silero_vad  # noqa: F401  (imported here so that a missing silero-vad leaves these nodes out at load)
-from mit_annotator.diarization import SAMPLE_RATE, DiarizationConfig, Diarizer
+from mit_annotator.diarization import SAMPLE_RATE, DiarizationConfig, Diarizer, PyannoteDiarizer
 from mit_annotator.timeline import speaking_timeline
 from mit_annotator.assignment import assign_speakers
 from mit_annotator.who_speaks import lip_activity
@@ -12,7 +12,7 @@ from scipy.signal import resample_poly
 
 from .comfy_bridge import frames_to_image, image_to_frames
 
-_diarizer = None  # the two small models load once per session
+_diarizers: dict = {}  # loaded once per session
 
 
 class AssignSpeakers:
@@ -32,6 +32,10 @@ class AssignSpeakers:
                 "audio": ("AUDIO",),
                 "max_speakers": ("INT", {"default": 0, "min": 0, "max": 16, "tooltip": (
                     "Most voices to look for; 0: the number of people plus 2 (off-screen voices).")}),
+                "diarizer": (["offline", "pyannote"], {"default": "offline", "tooltip": (
+                    "offline: silero-vad + resemblyzer, nothing to download. pyannote: pyannote.audio's pipeline; "
+                    "needs pyannote.audio installed and a Hugging Face token in the HF_TOKEN environment variable "
+                    "(never stored in the workflow).")}),
             },
             "optional": {
                 "images": ("IMAGE", {"tooltip": "The frames the tracks came from; used only for tracks that have "
@@ -41,20 +45,19 @@ class AssignSpeakers:
             },
         }
 
-    def assign(self, tracks, audio, max_speakers, images=None):
+    def assign(self, tracks, audio, max_speakers, diarizer="offline", images=None):
         samples = audio_to_mono_16k(audio)
         most = max_speakers or len(tracks.tracks) + 2
-        diarization = get_diarizer()(samples, DiarizationConfig(max_speakers=max(most, 1)))
+        diarization = get_diarizer(diarizer)(samples, DiarizationConfig(max_speakers=max(most, 1)))
         frames = image_to_frames(images) if images is not None else None
         speaking, _ = assign_speakers(diarization, lip_activity(tracks, frames), tracks.fps, tracks.num_frames)
         return speaking, frames_to_image(speaking_timeline(speaking)[None])
 
 
-def get_diarizer() -> Diarizer:
-    global _diarizer
-    if _diarizer is None:
-        _diarizer = Diarizer()
-    return _diarizer
+def get_diarizer(kind: str = "offline"):
+    if kind not in _diarizers:
+        _diarizers[kind] = PyannoteDiarizer() if kind == "pyannote" else Diarizer()
+    return _diarizers[kind]
 
 
 def audio_to_mono_16k(audio: dict) -> np.ndarray:

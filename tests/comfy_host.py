@@ -90,7 +90,7 @@ if os.environ.get("RUN_NODES") and "MITCovOG_SyntheticConversation" in pack.NODE
         stereo = {"waveform": torch.cat([audio["waveform"]] * 2, dim=1), "sample_rate": 16000}
         stereo["waveform"] = torch.nn.functional.interpolate(stereo["waveform"], scale_factor=3.0)
         stereo["sample_rate"] = 48000
-        again_out, _ = pack.NODE_CLASS_MAPPINGS["MITCovOG_AssignSpeakers"]().assign(tracks, stereo, 3)
+        again_out, _ = pack.NODE_CLASS_MAPPINGS["MITCovOG_AssignSpeakers"]().assign(tracks, stereo, 3, "offline")
         result["run"]["speaking_48k"] = len(again_out.people)
         try:
             pack.NODE_CLASS_MAPPINGS["MITCovOG_DrawTracks"]().draw(images[:10], tracked)

@@ -1,3 +1,5 @@
+import sys
+
 import numpy as np
 import pytest
 from conftest import SHARED_DATA
@@ -143,3 +145,61 @@ def test_der_by_hand():
     assert (score.total, score.missed, score.false_alarm, score.confusion) == pytest.approx((23, 5, 2, 0))
     assert diarization_error(reference, reference).der == 0.0
     assert diarization_error(Diarization([]), Diarization([])).der == 0.0
+
+
+class FakeSegment:
+    def __init__(self, start, end):
+        self.start, self.end = start, end
+
+
+class FakeAnnotation:
+    def itertracks(self, yield_label):
+        assert yield_label
+        yield FakeSegment(0.5, 1.5), "A", "SPEAKER_00"
+        yield FakeSegment(1.2, 3.0), "B", "SPEAKER_01"
+
+
+def fake_pyannote(monkeypatch, calls):
+    import types
+
+    class Pipeline:
+        @staticmethod
+        def from_pretrained(model, token=None):
+            calls.append(("load", model, token))
+            pipeline = Pipeline()
+            return pipeline
+
+        def __call__(self, audio, **bounds):
+            calls.append(("run", tuple(audio["waveform"].shape), audio["sample_rate"], bounds))
+            return FakeAnnotation()
+
+    module = types.ModuleType("pyannote.audio")
+    module.Pipeline = Pipeline
+    monkeypatch.setitem(sys.modules, "pyannote.audio", module)
+
+
+def test_pyannote_backend_adapter(monkeypatch):
+    from mit_annotator.diarization import PyannoteDiarizer
+
+    calls = []
+    fake_pyannote(monkeypatch, calls)
+    monkeypatch.delenv("PYANNOTE_AUTH_TOKEN", raising=False)
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    with pytest.raises(RuntimeError, match=r"needs a Hugging Face access token .* \$HF_TOKEN"):
+        PyannoteDiarizer()
+    monkeypatch.setenv("HF_TOKEN", "secret-token")
+    diarizer = PyannoteDiarizer()
+    result = diarizer(np.zeros(32000, np.float32), DiarizationConfig(min_speakers=2, max_speakers=3), uri="x")
+    assert calls[0] == ("load", "pyannote/speaker-diarization-3.1", "secret-token")
+    assert calls[1] == ("run", (1, 32000), 16000, {"min_speakers": 2, "max_speakers": 3})
+    assert result.turns == [SpeakerTurn("SPEAKER_00", 0.5, 1.5), SpeakerTurn("SPEAKER_01", 1.2, 3.0)]
+    diarizer(np.zeros(16000, np.float32), DiarizationConfig(num_speakers=2))
+    assert calls[-1][3] == {"num_speakers": 2}
+
+
+def test_pyannote_backend_missing(monkeypatch):
+    from mit_annotator.diarization import PyannoteDiarizer
+
+    monkeypatch.setitem(sys.modules, "pyannote.audio", None)
+    with pytest.raises(RuntimeError, match="needs pyannote.audio"):
+        PyannoteDiarizer()
