@@ -1,0 +1,53 @@
+"""CovOG's per-person conditioning from the annotator's records: face masks at the UNet's resolutions and speaking
+scores per frame, in one fixed person order (the tracks' order)."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from mit_annotator.assignment import SCORE_SCALE
+from mit_annotator.records import SpeakingActivity, VideoTracks
+
+LATENT_FACTOR = 8  # the VAE's downsampling
+UNET_FACTORS = (1, 2, 4, 8)  # latent resolution divided by these: the down/up blocks' feature sizes
+
+
+def face_masks(tracks: VideoTracks, frames: range, size: tuple[int, int],
+               factors: tuple[int, ...] = UNET_FACTORS) -> dict[int, torch.Tensor]:
+    """Per UNet resolution, a (frames, people, h, w) float mask that is 1 inside each person's face box.
+
+    `size` is the generated video's (width, height); boxes are scaled from the tracks' frame size. A frame where a
+    person's face is unknown (not seen, or NaN box) has an empty mask for them.
+    """
+    width, height = size
+    if width % (LATENT_FACTOR * max(factors)) or height % (LATENT_FACTOR * max(factors)):
+        raise ValueError(f"video size {width}x{height} must be a multiple of {LATENT_FACTOR * max(factors)}")
+    sx, sy = width / tracks.width, height / tracks.height
+    masks = {}
+    for factor in factors:
+        h, w = height // (LATENT_FACTOR * factor), width // (LATENT_FACTOR * factor)
+        out = np.zeros((len(frames), len(tracks.tracks), h, w), dtype=np.float32)
+        cell_x, cell_y = width / w, height / h
+        for t, frame in enumerate(frames):
+            for p, track in enumerate(tracks.tracks):
+                row = track.row_of(frame)
+                if row is None or track.face_boxes is None or np.isnan(track.face_boxes[row]).any():
+                    continue
+                x1, y1, x2, y2 = track.face_boxes[row] * (sx, sy, sx, sy)
+                # every cell the box touches, so a small face still gets at least one cell
+                c1, c2 = int(np.clip(x1 // cell_x, 0, w - 1)), int(np.clip(np.ceil(x2 / cell_x), 1, w))
+                r1, r2 = int(np.clip(y1 // cell_y, 0, h - 1)), int(np.clip(np.ceil(y2 / cell_y), 1, h))
+                out[t, p, r1:r2, c1:c2] = 1.0
+        masks[factor] = torch.from_numpy(out)
+    return masks
+
+
+def speaking_scores(speaking: SpeakingActivity, tracks: VideoTracks, frames: range) -> torch.Tensor:
+    """(frames, people) speaking scores in the tracks' person order; a person without scores is a listener."""
+    if speaking.num_frames < frames.stop:
+        raise ValueError(f"speaking scores cover {speaking.num_frames} frames; frames up to {frames.stop} are asked")
+    known = {p.track_id: p.scores for p in speaking.people}
+    listener = np.full(speaking.num_frames, -SCORE_SCALE, dtype=np.float32)  # the score of someone never speaking
+    columns = [known.get(t.track_id, listener)[frames.start:frames.stop] for t in tracks.tracks]
+    return torch.from_numpy(np.stack(columns, axis=1).astype(np.float32))
