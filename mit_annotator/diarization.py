@@ -66,9 +66,7 @@ class Diarizer:
     def __call__(self, samples: np.ndarray, config: DiarizationConfig | None = None,
                  uri: str = "recording") -> Diarization:
         config = config or DiarizationConfig()
-        samples = np.asarray(samples, dtype=np.float32).reshape(-1)
-        if samples.size == 0:
-            raise ValueError("no audio samples to diarize")
+        samples = _checked_samples(samples)
         speech = self.speech_regions(samples, config)
         if not speech:
             return Diarization([], uri=uri)
@@ -109,6 +107,13 @@ class Diarizer:
         with torch.inference_mode():
             embeddings = self.encoder(torch.from_numpy(windows).to(self.encoder.device)).cpu().numpy()
         return np.minimum(centres[keep], len(samples) / SAMPLE_RATE), embeddings
+
+
+def _checked_samples(samples: np.ndarray) -> np.ndarray:
+    samples = np.asarray(samples, dtype=np.float32).reshape(-1)
+    if samples.size == 0:
+        raise ValueError("no audio samples to diarize")
+    return samples
 
 
 def cluster(embeddings: np.ndarray, config: DiarizationConfig) -> np.ndarray:
@@ -271,9 +276,7 @@ class PyannoteDiarizer:
         import torch
 
         config = config or DiarizationConfig()
-        samples = np.asarray(samples, dtype=np.float32).reshape(-1)
-        if samples.size == 0:
-            raise ValueError("no audio samples to diarize")
+        samples = _checked_samples(samples)
         bounds = ({"num_speakers": config.num_speakers} if config.num_speakers else
                   {"min_speakers": config.min_speakers, "max_speakers": config.max_speakers})
         output = self.pipeline({"waveform": torch.from_numpy(samples)[None], "sample_rate": SAMPLE_RATE}, **bounds)
