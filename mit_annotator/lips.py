@@ -34,6 +34,14 @@ def activity_from_openings(openings: np.ndarray, fps: float) -> np.ndarray:
     return _local_std(openings, max(3, int(round(ACTIVITY_WINDOW_S * fps))))
 
 
+def activity_from_motion(motion: np.ndarray, fps: float) -> np.ndarray:
+    """Mouth-region motion averaged over ACTIVITY_WINDOW_S (NaN stays NaN)."""
+    seen = ~np.isnan(motion)
+    width = max(3, int(round(ACTIVITY_WINDOW_S * fps)))
+    smooth = uniform_filter1d(np.where(seen, motion, 0.0), width, mode="nearest")
+    return np.where(seen, smooth, np.nan).astype(np.float32)
+
+
 def mouth_motion(frames: Iterable[np.ndarray], tracks: list[PersonTrack], num_frames: int) -> dict[int, np.ndarray]:
     """Per track, (num_frames,) motion in the mouth region located by the face landmarks (mouth corners)."""
     motion = {t.track_id: np.full(num_frames, np.nan, dtype=np.float32) for t in tracks}

@@ -11,11 +11,10 @@ from . import media
 from .detection import PersonDetector
 from .faces import FaceIdentity, face_boxes_from_keypoints, match_faces
 from .pose import WholeBodyPose
-from .records import Detection, VideoTracks
+from .records import PROCESSING_FPS, Detection, VideoTracks
 from .shots import CONTENT_THRESHOLD, ShotDetector
 from .tracking import TrackerConfig, appearance_descriptor, track_people
 
-PROCESSING_FPS = 25.0  # the MIT dataset's rate
 IDENTITY_EVERY = 10  # frames between face identity embeddings (each costs a recogniser run per face)
 
 
@@ -88,7 +87,7 @@ def _attach_detected_faces(tracks, faces_per_frame) -> None:
     for track in tracks:
         track.face_landmarks = np.full((len(track), 5, 2), np.nan, np.float32)
     for frame, faces in enumerate(faces_per_frame):
-        present = [(t, t.row_of(frame)) for t in tracks if t.row_of(frame) is not None]
+        present = [(t, row) for t in tracks if (row := t.row_of(frame)) is not None]
         if not present or not faces:
             continue
         boxes = np.stack([t.boxes[row] for t, row in present])

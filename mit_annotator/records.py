@@ -20,6 +20,7 @@ from .files import atomic_path
 from .keypoints import NUM_KEYPOINTS
 
 FORMAT_VERSION = 1
+PROCESSING_FPS = 25.0  # the rate the annotator counts frames at: the MIT dataset's
 COORD_DECIMALS = 2  # 0.01 px: JSON stays compact, and a save -> load -> save is exact
 SCORE_DECIMALS = 4
 

@@ -11,16 +11,14 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import numpy as np
-from scipy.ndimage import uniform_filter1d
 
 from . import media
 from .assignment import AssignmentConfig, assign_speakers
 from .diarization import SAMPLE_RATE, DiarizationConfig, Diarizer
-from .lips import ACTIVITY_WINDOW_S, activity_from_openings, mouth_motion, mouth_openings
-from .records import Detection, Diarization, SpeakerTurn, SpeakingActivity, VideoTracks
+from .lips import activity_from_motion, activity_from_openings, mouth_motion, mouth_openings
+from .records import PROCESSING_FPS, Detection, Diarization, SpeakerTurn, SpeakingActivity, VideoTracks
 from .tracking import TrackerConfig, track_people
 
-PROCESSING_FPS = 25.0
 
 
 def lip_activity(tracks: VideoTracks, frames: Iterable[np.ndarray] | None = None) -> dict[int, np.ndarray]:
@@ -31,12 +29,8 @@ def lip_activity(tracks: VideoTracks, frames: Iterable[np.ndarray] | None = None
     if need_motion:
         if frames is None:
             raise ValueError("tracks without keypoints need the video frames for their lip activity")
-        motion = mouth_motion(frames, need_motion, tracks.num_frames)
-        width = max(3, int(round(ACTIVITY_WINDOW_S * tracks.fps)))
-        for track_id, values in motion.items():
-            seen = ~np.isnan(values)
-            smooth = uniform_filter1d(np.where(seen, values, 0.0), width, mode="nearest")
-            activity[track_id] = np.where(seen, smooth, np.nan).astype(np.float32)
+        for track_id, values in mouth_motion(frames, need_motion, tracks.num_frames).items():
+            activity[track_id] = activity_from_motion(values, tracks.fps)
     for track in tracks.tracks:
         if track.keypoints is not None:
             activity[track.track_id] = activity_from_openings(mouth_openings(track, tracks.num_frames), tracks.fps)

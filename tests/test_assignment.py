@@ -90,6 +90,17 @@ def test_without_poses_faces_and_mouth_motion_do_it(saved_conversation):
     assert speaking_f1(speaking, c.speaking, person_map) > 0.9
 
 
+def test_tracks_without_keypoints_need_frames(small_conversation):
+    import copy
+
+    from mit_annotator.who_speaks import lip_activity
+
+    tracks = copy.deepcopy(small_conversation.tracks)
+    tracks.tracks[0].keypoints = tracks.tracks[0].keypoint_scores = None
+    with pytest.raises(ValueError, match="tracks without keypoints need the video frames"):
+        lip_activity(tracks)
+
+
 def test_lips_may_lag_the_audio():
     rng = np.random.default_rng(0)
     voice = (rng.random(300) > 0.5).astype(np.float32)
