@@ -1,0 +1,134 @@
+"""The CovOG model as one object: its components, built from configs or loaded from a model folder.
+
+A model folder holds one subfolder per component, each in its library's own format (safetensors weights + a JSON
+config, written by `save_pretrained`), a `scheduler/scheduler_config.json`, and `model_index.json` naming them all:
+
+    vae/  image_encoder/  audio_encoder/  reference_unet/  denoising_unet/  pose_guider/  pose_adaptor/
+    audio_driver/  scheduler/  model_index.json
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+import torch
+from diffusers import AutoencoderKL, DDIMScheduler, MotionAdapter, UNet2DConditionModel, UNetMotionModel
+from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection, Wav2Vec2Config, Wav2Vec2Model
+
+from covog.audio_driver import InteractiveAudioDriver
+from covog.configs import configs
+from covog.pose_encoder import MultiHumanPoseEncoder
+
+FORMAT = "covog-model"
+FORMAT_VERSION = 1
+
+
+class ModelFolderError(ValueError):
+    """A model folder that is missing a component or is not a CovOG model folder."""
+
+
+@dataclass
+class CovOGModel:
+    vae: AutoencoderKL
+    image_encoder: CLIPVisionModelWithProjection
+    audio_encoder: Wav2Vec2Model
+    reference_unet: UNet2DConditionModel
+    denoising_unet: UNetMotionModel
+    pose_guider: MultiHumanPoseEncoder
+    pose_adaptor: MultiHumanPoseEncoder
+    audio_driver: InteractiveAudioDriver
+    scheduler: DDIMScheduler
+
+    @property
+    def modules(self) -> dict[str, torch.nn.Module]:
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "scheduler"}
+
+    @property
+    def device(self) -> torch.device:
+        return self.denoising_unet.device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.denoising_unet.dtype
+
+    def to(self, device=None, dtype: torch.dtype | None = None) -> CovOGModel:
+        """Move every network; the audio encoder stays in float32 (its convolutions and layer norm want it)."""
+        for name, module in self.modules.items():
+            keep = name == "audio_encoder" or dtype in (None, module.dtype)
+            module.to(device=device, dtype=None if keep else dtype)
+        return self
+
+    def eval(self) -> CovOGModel:
+        for module in self.modules.values():
+            module.eval().requires_grad_(False)
+        return self
+
+    @classmethod
+    def random(cls, size: str = "tiny", seed: int = 0) -> CovOGModel:
+        """Randomly initialised networks at the published size ('sd15') or the tiny test size, with the
+        zero-initialised outputs (pose encoders, audio face convs, motion outputs) left at zero as in training."""
+        c = configs(size)
+        torch.manual_seed(seed)
+        unet2d = UNet2DConditionModel(**c["unet"])
+        reference_unet = UNet2DConditionModel(**c["unet"])
+        denoising_unet = UNetMotionModel.from_unet2d(unet2d, MotionAdapter(**c["motion_adapter"]))
+        return cls(
+            vae=AutoencoderKL(**c["vae"]),
+            image_encoder=CLIPVisionModelWithProjection(CLIPVisionConfig(**c["image_encoder"])),
+            audio_encoder=Wav2Vec2Model(Wav2Vec2Config(**c["audio_encoder"])),
+            reference_unet=reference_unet, denoising_unet=denoising_unet,
+            pose_guider=MultiHumanPoseEncoder(**c["pose_guider"]),
+            pose_adaptor=MultiHumanPoseEncoder(**c["pose_adaptor"]),
+            audio_driver=InteractiveAudioDriver(**c["audio_driver"]),
+            scheduler=DDIMScheduler(**c["scheduler"]),
+        ).eval()
+
+    def save(self, folder: str | os.PathLike) -> Path:
+        """Write the model folder; it appears under its final name only once complete."""
+        folder = Path(folder)
+        partial = folder.with_name(folder.name + ".partial")
+        shutil.rmtree(partial, ignore_errors=True)
+        for name, module in self.modules.items():
+            module.save_pretrained(partial / name, safe_serialization=True)
+        self.scheduler.save_pretrained(partial / "scheduler")
+        index = {"format": FORMAT, "format_version": FORMAT_VERSION,
+                 "components": {name: type(module).__name__ for name, module in self.modules.items()}}
+        (partial / "model_index.json").write_text(json.dumps(index, indent=2))
+        if folder.exists():
+            shutil.rmtree(folder)
+        partial.rename(folder)
+        return folder
+
+    @classmethod
+    def load(cls, folder: str | os.PathLike, device: str | torch.device = "cpu",
+             dtype: torch.dtype = torch.float32) -> CovOGModel:
+        """Load a model folder written by `save` (or by `python -m covog.convert`); safetensors only."""
+        folder = Path(folder)
+        index_path = folder / "model_index.json"
+        if not index_path.is_file():
+            raise ModelFolderError(f"{folder} is not a CovOG model folder: no model_index.json "
+                                   "(convert checkpoints with `python -m covog.convert SOURCE --out DIR`)")
+        index = json.loads(index_path.read_text())
+        if index.get("format") != FORMAT or index.get("format_version", 0) > FORMAT_VERSION:
+            raise ModelFolderError(f"{index_path}: not a {FORMAT} index of version <= {FORMAT_VERSION}")
+        missing = [f.name for f in fields(cls) if not (folder / f.name).is_dir()]
+        if missing:
+            raise ModelFolderError(f"{folder} lacks the component folder(s) {', '.join(missing)}")
+        diffusers_kwargs = {"use_safetensors": True}
+        model = cls(
+            vae=AutoencoderKL.from_pretrained(folder / "vae", **diffusers_kwargs),
+            image_encoder=CLIPVisionModelWithProjection.from_pretrained(folder / "image_encoder",
+                                                                        use_safetensors=True),
+            audio_encoder=Wav2Vec2Model.from_pretrained(folder / "audio_encoder", use_safetensors=True),
+            reference_unet=UNet2DConditionModel.from_pretrained(folder / "reference_unet", **diffusers_kwargs),
+            denoising_unet=UNetMotionModel.from_pretrained(folder / "denoising_unet", **diffusers_kwargs),
+            pose_guider=MultiHumanPoseEncoder.from_pretrained(folder / "pose_guider", **diffusers_kwargs),
+            pose_adaptor=MultiHumanPoseEncoder.from_pretrained(folder / "pose_adaptor", **diffusers_kwargs),
+            audio_driver=InteractiveAudioDriver.from_pretrained(folder / "audio_driver", **diffusers_kwargs),
+            scheduler=DDIMScheduler.from_pretrained(folder / "scheduler"),
+        )
+        return model.to(device, dtype).eval()
