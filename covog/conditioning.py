@@ -1,16 +1,35 @@
-"""CovOG's per-person conditioning from the annotator's records: face masks at the UNet's resolutions and speaking
-scores per frame, in one fixed person order (the tracks' order)."""
+"""CovOG's per-person conditioning from the annotator's records: skeleton renders (the pose encoder's input), face
+masks at the UNet's resolutions and speaking scores per frame, in one fixed person order (the tracks' order)."""
 
 from __future__ import annotations
 
 import numpy as np
 import torch
 
+from covog.skeleton import render_person
 from mit_annotator.assignment import SCORE_SCALE
 from mit_annotator.records import SpeakingActivity, VideoTracks
 
 LATENT_FACTOR = 8  # the VAE's downsampling
 UNET_FACTORS = (1, 2, 4, 8)  # latent resolution divided by these: the down/up blocks' feature sizes
+
+
+def pose_renders(tracks: VideoTracks, frames: range, size: tuple[int, int]) -> torch.Tensor:
+    """(frames, people, 3, height, width) uint8 skeleton renders, each masked to its person's box; a person not seen
+    in a frame (or without keypoints) has a black render there. `size` is the generated video's (width, height)."""
+    width, height = size
+    missing = [t.track_id for t in tracks.tracks if t.keypoints is None or t.keypoint_scores is None]
+    if missing:
+        raise ValueError(f"tracks {missing} have no keypoints: run the pose stage first (mit_annotator poses)")
+    scale = (width / tracks.width, height / tracks.height)
+    out = np.zeros((len(frames), len(tracks.tracks), height, width, 3), dtype=np.uint8)
+    for t, frame in enumerate(frames):
+        for p, track in enumerate(tracks.tracks):
+            row = track.row_of(frame)
+            if row is not None:
+                out[t, p] = render_person(track.keypoints[row], track.keypoint_scores[row], size,
+                                          box=track.boxes[row], scale=scale)
+    return torch.from_numpy(out).permute(0, 1, 4, 2, 3)
 
 
 def face_masks(tracks: VideoTracks, frames: range, size: tuple[int, int],
