@@ -1,0 +1,231 @@
+"""CovOG's networks on tiny random configs: the audio driver, reference attention and the denoising pass."""
+
+import json
+
+import pytest
+import torch
+from conftest import SHARED_DATA
+
+from covog import reference_attention
+from covog.audio_driver import DOWN_FACTORS, UP_FACTORS, AudioConditioning, InteractiveAudioDriver
+from covog.denoiser import denoise
+from covog.model import CovOGModel, ModelFolderError
+
+LAYOUTS = SHARED_DATA / "checkpoint-layouts"
+FRAMES, PEOPLE, LATENT = 3, 2, (8, 16)  # latent size: 64x128 pixels
+
+
+def perturb(model: CovOGModel, seed=0) -> CovOGModel:
+    """Give the zero-initialised weights (audio face convs, pose encoder outputs, motion outputs) random values, as a
+    trained model has: a fresh model's audio driver and pose encoders add exactly nothing."""
+    torch.manual_seed(seed)
+    for module in model.modules.values():
+        for p in module.parameters():
+            if p.ndim > 1 and not p.any():
+                torch.nn.init.normal_(p, std=0.05)
+    return model
+
+
+@pytest.fixture(scope="module")
+def model():
+    return perturb(CovOGModel.random("tiny"))
+
+
+def conditioning(model, rows=FRAMES, people=PEOPLE, seed=0, per_person=False):
+    g = torch.Generator().manual_seed(seed)
+    c = model.audio_driver.config
+    shape = (rows, people, c.context_tokens, c.audio_dim) if per_person else (rows, c.context_tokens, c.audio_dim)
+    masks = {}
+    for factor in sorted(set(DOWN_FACTORS + UP_FACTORS)):
+        h, w = LATENT[0] // factor, LATENT[1] // factor
+        mask = torch.zeros(rows, people, h, w)
+        for p in range(people):  # person p's face: a column band of their own
+            mask[:, p, :, p * w // people:(p + 1) * w // people - (1 if w // people > 1 else 0)] = 1
+        masks[factor] = mask
+    return AudioConditioning(tokens=torch.randn(shape, generator=g), scores=torch.randn(rows, people, generator=g) * 3,
+                             face_masks=masks)
+
+
+def block_inputs(model, index, down=True, seed=1):
+    channels = (model.audio_driver.config.down_channels if down else model.audio_driver.config.up_channels)[index]
+    factor = (DOWN_FACTORS if down else UP_FACTORS)[index]
+    return torch.randn(FRAMES, channels, LATENT[0] // factor, LATENT[1] // factor,
+                       generator=torch.Generator().manual_seed(seed))
+
+
+def run_block(model, index, down, features, audio):
+    with torch.no_grad():
+        if down:
+            return model.audio_driver.after_down_block(index, features, audio)
+        return model.audio_driver.after_up_block(index, features, audio)
+
+
+def test_the_audio_driver_has_covogs_checkpoint_layout():
+    path = LAYOUTS / "covog_stage2_audio_modules_only.json"
+    if not path.is_file():
+        pytest.skip("checkpoint layouts missing")
+    with torch.device("meta"):
+        driver = InteractiveAudioDriver()
+    assert {k: list(v.shape) for k, v in driver.state_dict().items()} == json.loads(path.read_text())
+
+
+def test_audio_projection_shapes(model):
+    c = model.audio_driver.config
+    with torch.no_grad():
+        tokens = model.audio_driver.project(torch.randn(5, c.feature_layers, c.feature_dim))
+        per_person = model.audio_driver.project(torch.randn(2, 5, c.feature_layers, c.feature_dim))
+    assert tokens.shape == (5, c.context_tokens, c.audio_dim)
+    assert per_person.shape == (2, 5, c.context_tokens, c.audio_dim)
+    with pytest.raises(ValueError, match="audio features must end in"):
+        model.audio_driver.project(torch.randn(5, 12, 768))
+
+
+BLOCKS = [(i, True) for i in range(3)] + [(i, False) for i in range(2)]
+
+
+@pytest.mark.parametrize("index, down", BLOCKS)
+def test_one_persons_score_changes_each_block_only_inside_their_face(model, index, down):
+    features, audio = block_inputs(model, index, down), conditioning(model)
+    factor = (DOWN_FACTORS if down else UP_FACTORS)[index]
+    changed = conditioning(model)
+    changed.scores[:, 0] = changed.scores[:, 0] + 2.0
+    difference = run_block(model, index, down, features, changed) - run_block(model, index, down, features, audio)
+    inside = audio.face_masks[factor][:, 0].bool()[:, None].expand_as(difference)
+    assert difference[~inside].abs().max() == 0  # exactly nothing outside person 0's face
+    assert difference[inside].abs().mean() > 1e-4
+
+
+@pytest.mark.parametrize("index, down", BLOCKS)
+def test_one_persons_own_audio_changes_each_block_only_inside_their_face(model, index, down):
+    features, audio = block_inputs(model, index, down), conditioning(model, per_person=True)
+    factor = (DOWN_FACTORS if down else UP_FACTORS)[index]
+    changed = conditioning(model, per_person=True)
+    changed.tokens[:, 1] = torch.randn_like(changed.tokens[:, 1])
+    difference = run_block(model, index, down, features, changed) - run_block(model, index, down, features, audio)
+    inside = audio.face_masks[factor][:, 1].bool()[:, None].expand_as(difference)
+    assert difference[~inside].abs().max() == 0
+    assert difference[inside].abs().mean() > 1e-4
+
+
+def test_the_mixed_track_behaves_as_the_paper(model):
+    """One shared track, or that track given to every person: the same result."""
+    features, shared = block_inputs(model, 0), conditioning(model)
+    copied = AudioConditioning(shared.tokens[:, None].expand(-1, PEOPLE, -1, -1), shared.scores, shared.face_masks)
+    torch.testing.assert_close(run_block(model, 0, True, features, shared), run_block(model, 0, True, features, copied))
+
+
+def test_a_fresh_audio_driver_only_adds_its_bias_terms():
+    """Zero-initialised face convs: before training, the audio cannot reach the features at all."""
+    fresh = CovOGModel.random("tiny")
+    features = block_inputs(fresh, 0)
+    a, b = conditioning(fresh, seed=0), conditioning(fresh, seed=5)
+    torch.testing.assert_close(run_block(fresh, 0, True, features, a), run_block(fresh, 0, True, features, b))
+
+
+def test_face_masks_of_the_wrong_size_are_refused(model):
+    audio = conditioning(model)
+    audio.face_masks[2] = audio.face_masks[2][..., :-1]
+    with pytest.raises(ValueError, match="face masks at 1/2 of the latent size"):
+        run_block(model, 0, True, block_inputs(model, 0), audio)
+
+
+def latents(batch=1, seed=2):
+    return torch.randn(batch, 4, FRAMES, *LATENT, generator=torch.Generator().manual_seed(seed))
+
+
+def test_the_denoising_pass_is_diffusers_unet_motion_model_plus_conditions(model):
+    unet = model.denoising_unet
+    x, context = latents(2), torch.randn(2, 1, unet.config.cross_attention_dim)
+    with torch.no_grad():
+        ours = denoise(unet, None, x, 500, context)
+        theirs = unet(x, 500, context.repeat_interleave(FRAMES, dim=0)).sample
+        posed = denoise(unet, None, x, 500, context, pose_features=torch.randn(2 * FRAMES, 32, *LATENT))
+    assert ours.shape == x.shape
+    torch.testing.assert_close(ours, theirs)
+    assert (posed - ours).abs().mean() > 1e-4
+
+
+def test_one_persons_audio_changes_the_final_output(model):
+    """The published code never switched its audio module on; here, one person's speaking score changes the
+    UNet's output, and the fresh (zero-initialised) driver would not."""
+    x, context = latents(), torch.randn(1, 1, model.denoising_unet.config.cross_attention_dim)
+    audio, changed = conditioning(model), conditioning(model)
+    changed.scores[:, 1] = -changed.scores[:, 1]
+    with torch.no_grad():
+        base = denoise(model.denoising_unet, model.audio_driver, x, 300, context, audio=audio)
+        moved = denoise(model.denoising_unet, model.audio_driver, x, 300, context, audio=changed)
+        silent = denoise(model.denoising_unet, None, x, 300, context)
+    assert (moved - base).abs().mean() > 1e-4
+    assert (base - silent).abs().mean() > 1e-4
+
+
+def test_audio_rows_must_match_the_frames(model):
+    x, context = latents(), torch.randn(1, 1, model.denoising_unet.config.cross_attention_dim)
+    with pytest.raises(ValueError, match="audio scores have 4 rows; the UNet runs 3"):
+        audio = conditioning(model)
+        audio.scores = torch.zeros(4, PEOPLE)
+        denoise(model.denoising_unet, model.audio_driver, x, 300, context, audio=audio)
+
+
+def reference_pass(model, seed=3):
+    bank = reference_attention.attach(model.reference_unet, model.denoising_unet)
+    g = torch.Generator().manual_seed(seed)
+    context = torch.randn(1, 1, model.reference_unet.config.cross_attention_dim, generator=g)
+    with torch.no_grad():
+        model.reference_unet(torch.randn(1, 4, *LATENT, generator=g), 0, encoder_hidden_states=context)
+    return bank, context
+
+
+def test_reference_attention_reads_every_spatial_self_attention(model):
+    bank, context = reference_pass(model)
+    names = reference_attention.spatial_self_attention_names(model.denoising_unet)
+    assert names and set(bank.tokens) == set(names)
+    assert not any("motion_modules" in n for n in names)
+    x = latents()
+    with torch.no_grad():
+        with_reference = denoise(model.denoising_unet, None, x, 400, context)
+        bank.enabled = False
+        without = denoise(model.denoising_unet, None, x, 400, context)
+    bank.clear()
+    assert (with_reference - without).abs().mean() > 1e-4
+
+
+def test_rows_can_skip_the_reference(model):
+    """A batch of [unconditional, conditional] rows: the first ignore the reference, as if it was not there."""
+    bank, context = reference_pass(model)
+    x = latents(2)
+    contexts = torch.cat([torch.zeros_like(context), context])
+    with torch.no_grad():
+        bank.reading_rows = torch.arange(2 * FRAMES) >= FRAMES
+        both = denoise(model.denoising_unet, None, x, 400, contexts)
+        bank.reading_rows = None
+        conditional = denoise(model.denoising_unet, None, x[1:], 400, context)
+        bank.enabled = False
+        unconditional = denoise(model.denoising_unet, None, x[:1], 400, torch.zeros_like(context))
+    bank.clear()
+    bank.enabled = True
+    torch.testing.assert_close(both[1:], conditional, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(both[:1], unconditional, rtol=1e-4, atol=1e-5)
+
+
+def test_model_folder_round_trip(model, tmp_path):
+    folder = model.save(tmp_path / "covog")
+    assert not (tmp_path / "covog.partial").exists()
+    loaded = CovOGModel.load(folder)
+    for name, module in model.modules.items():
+        theirs = getattr(loaded, name).state_dict()
+        assert all(torch.equal(tensor, theirs[key]) for key, tensor in module.state_dict().items()), name
+    assert loaded.scheduler.config.prediction_type == "v_prediction"
+    assert loaded.scheduler.config.rescale_betas_zero_snr and loaded.scheduler.config.timestep_spacing == "trailing"
+    assert not list(folder.rglob("*.bin")) and not list(folder.rglob("*.pth"))  # safetensors only
+
+
+def test_model_folder_errors(model, tmp_path):
+    with pytest.raises(ModelFolderError, match="not a CovOG model folder"):
+        CovOGModel.load(tmp_path)
+    folder = model.save(tmp_path / "covog")
+    import shutil
+
+    shutil.rmtree(folder / "audio_driver")
+    with pytest.raises(ModelFolderError, match="lacks the component folder.*audio_driver"):
+        CovOGModel.load(folder)
