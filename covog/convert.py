@@ -1,0 +1,53 @@
+"""Convert published checkpoints into a CovOG model folder (safetensors + JSON per component).
+
+    python -m covog.convert SOURCE [SOURCE ...] --out DIR [--base SD15_DIFFUSERS_DIR] [--audio-encoder DIR]
+        [--image-encoder DIR] [--size sd15|tiny] [--allow-random COMPONENT ...]
+
+A SOURCE is a Moore-AnimateAnyone release folder, a CovOG training output folder (the latest step of each file is
+used), an accelerate checkpoint-N folder or its pytorch_model.bin, one checkpoint file (reference_unet.pth,
+denoising_unet-N.pth, motion_module.pth, mm_sd_v15_v2.ckpt, ...), or a diffusers SD-1.5 folder. Later sources
+replace the keys of earlier ones. See covog/checkpoints.py for the layouts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m covog.convert", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("sources", nargs="+", metavar="SOURCE", help="checkpoint files or folders, in order")
+    parser.add_argument("--out", required=True, help="the model folder to write")
+    parser.add_argument("--base", help="SD-1.5 diffusers folder: the VAE, the image encoder (sd-image-variations) "
+                                       "and the reference UNet's 4 output keys")
+    parser.add_argument("--audio-encoder", help="wav2vec2 folder (transformers, safetensors)")
+    parser.add_argument("--image-encoder", help="CLIP vision folder (transformers, safetensors)")
+    parser.add_argument("--size", choices=("sd15", "tiny"), default="sd15",
+                        help="model size: sd15 (the published model); tiny exists for tests")
+    parser.add_argument("--allow-random", nargs="+", action="extend", default=[], metavar="COMPONENT",
+                        help="components whose missing weights keep a fresh init (vae, image_encoder, "
+                             "audio_encoder, reference_unet, denoising_unet, pose_guider, pose_adaptor, audio_driver)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from covog.checkpoints import CheckpointError, convert  # torch and diffusers load slowly: not for --help
+
+    try:
+        model, reports = convert(args.sources, base=args.base, audio_encoder=args.audio_encoder,
+                                 image_encoder=args.image_encoder, size=args.size, allow_random=args.allow_random)
+        for report in reports:
+            print(report.summary())
+        folder = model.save(args.out)
+    except (CheckpointError, OSError) as error:  # bad input: one clear line, no traceback
+        print(f"error: {' '.join(str(error).split())}", file=sys.stderr)
+        return 2
+    print(f"wrote {folder}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

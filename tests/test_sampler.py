@@ -1,0 +1,209 @@
+"""The multi-speaker sampler on a tiny random CovOG: guidance, windows, seeds, progress and bad input."""
+
+import numpy as np
+import pytest
+import torch
+from test_covog_model import perturb
+
+import covog.sampler as sampler
+from covog.encoders import audio_features, clip_image_embedding
+from covog.model import CovOGModel
+from covog.sampler import Conditions, GenerationCancelled, SamplerSettings, generate, window_starts
+
+HEIGHT, WIDTH, PEOPLE = 64, 128, 2
+QUICK = dict(steps=2, window=6, overlap=2)
+
+
+@pytest.fixture(scope="module")
+def model():
+    return perturb(CovOGModel.random("tiny"))
+
+
+def make_conditions(model, frames=6, people=PEOPLE, seed=0, per_person=False):
+    g = torch.Generator().manual_seed(seed)
+    c = model.audio_driver.config
+    features = torch.randn(*((people,) if per_person else ()), frames, c.feature_layers, c.feature_dim, generator=g)
+    masks = {}
+    for factor in (1, 2, 4, 8):
+        h, w = HEIGHT // 8 // factor, WIDTH // 8 // factor
+        masks[factor] = torch.zeros(frames, people, h, w)
+        for p in range(people):
+            masks[factor][:, p, :, p * w // people:(p + 1) * w // people] = 1
+    return Conditions(
+        reference=torch.rand(3, HEIGHT, WIDTH, generator=g),
+        reference_poses=torch.rand(people, 3, HEIGHT, WIDTH, generator=g),
+        poses=(torch.rand(frames, people, 3, HEIGHT, WIDTH, generator=g) * 255).to(torch.uint8),
+        audio_features=features, speaking_scores=torch.randn(frames, people, generator=g) * 3, face_masks=masks)
+
+
+@pytest.mark.parametrize("frames, window, overlap, expected", [
+    (1, 25, 10, [0]), (25, 25, 10, [0]), (26, 25, 10, [0, 1]), (40, 25, 10, [0, 15]), (41, 25, 10, [0, 15, 16]),
+    (100, 25, 10, [0, 15, 30, 45, 60, 75]), (12, 6, 0, [0, 6]),
+])
+def test_window_starts(frames, window, overlap, expected):
+    starts = window_starts(frames, window, overlap)
+    assert starts == expected
+    covered = set()
+    for a, b in zip(starts, starts[1:]):
+        assert b - a <= window - overlap  # every window overlaps the previous one by at least `overlap`
+    for s in starts:
+        covered.update(range(s, min(s + window, frames)))
+    assert covered == set(range(frames))
+
+
+@pytest.mark.parametrize("frames", [1, 6, 9, 14])
+def test_windows_stitch_to_the_requested_length(model, frames):
+    calls = []
+    video = generate(model, make_conditions(model, frames), SamplerSettings(**QUICK),
+                     progress=lambda done, total: calls.append((done, total)))
+    assert video.shape == (frames, 3, HEIGHT, WIDTH) and video.dtype == torch.float32
+    assert 0 <= video.min() and video.max() <= 1
+    windows = len(window_starts(frames, 6, 2))
+    assert calls == [(k, windows * 2) for k in range(1, windows * 2 + 1)]
+
+
+def test_the_next_window_starts_from_the_previous_windows_frames(model, monkeypatch):
+    """The overlap's latents are the re-encoded frames of the previous window: imposed at every step (noised to it)
+    and at the end; the overlapping frames are then blended."""
+    encoded, decoded, inputs = [], [], []
+    real_encode, real_decode, real_denoise = sampler._encode_frames, sampler._decode, sampler.denoise
+    monkeypatch.setattr(sampler, "_encode_frames", lambda m, f: encoded.append(real_encode(m, f)) or encoded[-1])
+    monkeypatch.setattr(sampler, "_decode", lambda m, x, c: decoded.append(x.clone()) or real_decode(m, x, c))
+    monkeypatch.setattr(sampler, "denoise", lambda u, a, x, t, *rest: inputs.append((t, x.clone())) or
+                        real_denoise(u, a, x, t, *rest))
+    generate(model, make_conditions(model, 9), SamplerSettings(steps=3, window=6, overlap=2, guidance=1.0))
+    assert len(decoded) == 2 and len(encoded) == 2  # the reference, then the previous window's frames 3..5
+    known = encoded[1]
+    assert known.shape[2] == 3  # the last window starts at frame 3: it overlaps the first one by 3 frames
+    torch.testing.assert_close(decoded[1][:, :, :3], known)
+    second_window = inputs[3:]
+    alphas = model.scheduler.alphas_cumprod
+    noises = []  # imposed frames = sqrt(a_t) known + sqrt(1 - a_t) noise, with one noise for the whole window
+    for t, x in second_window:
+        a = alphas[int(t)]
+        noises.append((x[:, :, :3] - a.sqrt() * known) / (1 - a).sqrt())
+    assert len(noises) == 3 and abs(noises[0].std() - 1) < 0.1
+    for noise in noises[1:]:
+        torch.testing.assert_close(noise, noises[0], rtol=1e-3, atol=1e-3)
+
+
+def test_blend_fades_from_the_old_window_to_the_new():
+    old, new = torch.zeros(5, 1, 1, 1), torch.ones(4, 1, 1, 1)
+    blended = sampler._blend(old, new, 2)
+    assert blended.shape[0] == 6
+    np.testing.assert_allclose(blended.flatten().numpy(), [0, 0, 0.25, 0.5, 0.75, 1], atol=1e-6)
+
+
+def test_the_same_seed_gives_the_same_frames(model):
+    conditions = make_conditions(model, 6)
+    a = generate(model, conditions, SamplerSettings(**QUICK, seed=7))
+    b = generate(model, conditions, SamplerSettings(**QUICK, seed=7))
+    c = generate(model, conditions, SamplerSettings(**QUICK, seed=8))
+    assert torch.equal(a, b)
+    assert (a - c).abs().mean() > 1e-4
+
+
+def test_the_unconditional_pass_drops_clip_and_reference_attention_only(model, monkeypatch):
+    checked = []
+    real_denoise = sampler.denoise
+
+    def checking_denoise(unet, driver, x, t, contexts, pose, audio):
+        out = real_denoise(unet, driver, x, t, contexts, pose, audio)
+        if not checked:
+            frames = x.shape[2]
+            bank = next(iter(p for p in unet.attn_processors.values() if hasattr(p, "bank"))).bank
+            half = sampler.AudioConditioning(audio.tokens[frames:], audio.scores[frames:],
+                                             {f: m[frames:] for f, m in audio.face_masks.items()})
+            assert not contexts[0].any() and contexts[1].any()  # no CLIP embedding in the unconditional row
+            torch.testing.assert_close(pose[:frames], pose[frames:])  # pose, audio, masks, scores stay
+            torch.testing.assert_close(audio.tokens[:frames], audio.tokens[frames:])
+            bank.enabled = False
+            alone = real_denoise(unet, driver, x[:1], t, contexts[:1], pose[:frames], half)
+            bank.enabled = True
+            torch.testing.assert_close(out[:1], alone, rtol=1e-4, atol=1e-5)
+            bank.reading_rows = None
+            conditional = real_denoise(unet, driver, x[1:], t, contexts[1:], pose[frames:], half)
+            torch.testing.assert_close(out[1:], conditional, rtol=1e-4, atol=1e-5)
+            checked.append(True)
+            bank.reading_rows = torch.arange(2 * frames) >= frames
+        return out
+
+    monkeypatch.setattr(sampler, "denoise", checking_denoise)
+    generate(model, make_conditions(model, 4), SamplerSettings(**QUICK, guidance=3.5))
+    assert checked
+
+
+def test_guidance_one_runs_the_conditional_pass_alone(model, monkeypatch):
+    batches = []
+    real_denoise = sampler.denoise
+    monkeypatch.setattr(sampler, "denoise", lambda u, a, x, *rest: batches.append(x.shape[0]) or
+                        real_denoise(u, a, x, *rest))
+    generate(model, make_conditions(model, 4), SamplerSettings(**QUICK, guidance=1.0))
+    assert set(batches) == {1}
+
+
+def test_per_person_audio_tracks(model):
+    shared = make_conditions(model, 4)
+    copied = make_conditions(model, 4)
+    copied.audio_features = shared.audio_features[None].repeat(PEOPLE, 1, 1, 1)
+    a = generate(model, shared, SamplerSettings(**QUICK))
+    b = generate(model, copied, SamplerSettings(**QUICK))
+    torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)  # one track given to everyone = the mixed track
+    copied.audio_features[1] = torch.randn_like(copied.audio_features[1])
+    c = generate(model, copied, SamplerSettings(**QUICK))
+    assert (a - c).abs().mean() > 1e-5
+
+
+def test_cancellation_stops_between_steps(model):
+    seen = []
+    with pytest.raises(GenerationCancelled, match="after 3 of 6 steps"):
+        generate(model, make_conditions(model, 9), SamplerSettings(steps=3, window=6, overlap=2),
+                 progress=lambda done, total: seen.append(done), cancelled=lambda: len(seen) >= 3)
+    assert seen == [1, 2, 3]
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda c: setattr(c, "poses", c.poses[:, :0]), "no person"),
+    (lambda c: setattr(c, "poses", c.poses[:4]), "the audio covers 6 frames but the pose sequence has 4"),
+    (lambda c: setattr(c, "reference", c.reference[:, :32]), r"reference image is \(3, 32, 128\)"),
+    (lambda c: setattr(c, "poses", c.poses[..., :96]), "must be a multiple of 64"),
+    (lambda c: setattr(c, "speaking_scores", c.speaking_scores[:, :1]), "speaking scores must be"),
+    (lambda c: c.face_masks.pop(4), "face masks at 1/4 must be"),
+    (lambda c: setattr(c, "audio_features", c.audio_features[None].repeat(3, 1, 1, 1)),
+     "3 per-person audio tracks for 2 people"),
+])
+def test_bad_input_is_named(model, change, message):
+    conditions = make_conditions(model, 6)
+    change(conditions)
+    with pytest.raises(ValueError, match=message):
+        generate(model, conditions, SamplerSettings(**QUICK))
+
+
+@pytest.mark.parametrize("settings, message", [
+    (dict(steps=0), "steps must be at least 1"), (dict(guidance=0.5), "guidance"),
+    (dict(window=6, overlap=6), "overlap < window"),
+])
+def test_bad_settings_are_named(model, settings, message):
+    with pytest.raises(ValueError, match=message):
+        generate(model, make_conditions(model, 6), SamplerSettings(**settings))
+
+
+def test_audio_features_are_frame_aligned(model):
+    rate = 16000
+    silence, tone = np.zeros(rate, np.float32), np.sin(np.arange(rate) / rate * 2 * np.pi * 220).astype(np.float32)
+    features = audio_features(model.audio_encoder, np.concatenate([silence, tone]), num_frames=50, fps=25)
+    c = model.audio_encoder.config
+    assert features.shape == (50, c.num_hidden_layers, c.hidden_size)
+    # the first second is silence, the second a tone: the features change where the audio does
+    first, second = features[:20], features[30:]
+    assert (first.std(dim=0).mean() < (first.mean(0) - second.mean(0)).abs().mean())
+    short = audio_features(model.audio_encoder, tone[:8000], num_frames=25, fps=25)  # padded with silence
+    assert short.shape == (25, c.num_hidden_layers, c.hidden_size)
+    with pytest.raises(ValueError, match="mono"):
+        audio_features(model.audio_encoder, np.zeros((2, 100), np.float32), 5, 25)
+
+
+def test_clip_embedding_of_any_frame_size(model):
+    with torch.no_grad():
+        embedding = clip_image_embedding(model.image_encoder, torch.rand(2, 3, 64, 128))
+    assert embedding.shape == (2, 1, model.image_encoder.config.projection_dim)
