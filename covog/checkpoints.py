@@ -65,8 +65,9 @@ CHECKPOINT_NAME = re.compile(r"^(reference_unet|denoising_unet|motion_module|pos
                              r"(?:-(\d+))?\.(?:safetensors|pth|pt|bin|ckpt)$")
 KIND_ORDER = ("reference_unet", "denoising_unet", "motion_module", "pose_guider", "pose_adaptor")
 
-# From a transformers folder these unexpected keys are expected: a CTC head, a whole CLIP's text half
-FOLDER_DROPS = {"audio_encoder": ("lm_head.",), "image_encoder": ("text_model.", "text_projection.", "logit_scale")}
+# Weights of a transformers folder that our class does not have but may be left out: (key prefixes, what they are)
+FOLDER_DROPS = {"audio_encoder": (("lm_head.",), "the CTC head"),
+                "image_encoder": (("text_model.", "text_projection.", "logit_scale"), "the text half of a CLIP")}
 
 WHERE_FROM = {
     "vae": "--base, an SD-1.5 diffusers folder with vae/",
@@ -96,6 +97,7 @@ class Piece:
     tensors: dict[str, torch.Tensor]
     source_keys: dict[str, str] = field(default_factory=dict)  # target key -> key in the file, where renamed
     dropped: list[str] = field(default_factory=list)  # keys of the file left out on purpose
+    dropped_because: str = ""
 
 
 @dataclass
@@ -140,7 +142,7 @@ def _read_pickle(path: Path) -> object:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # weights-only refusals, truncated or foreign files: all mean "not plain weights"
-        refused = re.search(r"Unsupported global: GLOBAL (\S+)", str(error))
+        refused = re.search(r"GLOBAL (\S+)", str(error))  # the object it would not build
         if refused:
             raise CheckpointError(f"{path}: refused, it pickles {refused[1]}, which is not a tensor; only plain "
                                   "weights are loaded from pickles, never code or custom objects") from None
@@ -230,7 +232,8 @@ def pose_encoder_keys(state_dict: Mapping[str, torch.Tensor]) -> tuple[dict[str,
 def unet3d_pieces(state_dict: Mapping[str, torch.Tensor], source: str) -> list[Piece]:
     """A Moore/CovOG denoising UNet or motion-module file: UNet keys renamed, audio keys to the audio driver."""
     unet_keys, audio_keys = split_audio(state_dict)
-    unet = Piece("denoising_unet", source, {})
+    unet = Piece("denoising_unet", source, {}, dropped_because="duplicate positional tables, the same as the "
+                                                                 "attention_blocks.0 ones loaded")
     for key, value in unet_keys.items():
         target = unet3d_key_to_diffusers(key)
         if target is None:
@@ -252,7 +255,7 @@ def pieces_for_kind(kind: str, state_dict: Mapping[str, torch.Tensor], source: s
         return unet3d_pieces(state_dict, source)
     if kind in ("pose_guider", "pose_adaptor"):
         tensors, dropped = pose_encoder_keys(state_dict)
-        return [Piece(kind, source, tensors, dropped=dropped)]
+        return [Piece(kind, source, tensors, dropped=dropped, dropped_because="the rest of a ControlNet")]
     if kind == "accelerate":
         return [piece for prefix, part in split_accelerate(state_dict, source).items()
                 for piece in pieces_for_kind(prefix, part, f"{source}[{prefix}]")]
@@ -288,7 +291,7 @@ def checkpoint_files(folder: Path) -> list[Path]:
         match = CHECKPOINT_NAME.match(path.name)
         if match and path.is_file():
             step = int(match[2]) if match[2] else -1
-            if match[1] not in latest or step > latest[match[1]][0]:
+            if match[1] not in latest or step < latest[match[1]][0]:
                 latest[match[1]] = (step, path)
     files = [latest[kind][1] for kind in KIND_ORDER if kind in latest]
     return files + [folder / name for name in ACCELERATE_FILES if (folder / name).is_file()]
@@ -318,12 +321,12 @@ def pretrained_piece(component: str, cls, folder: Path, subfolder: str | None = 
     if keep is not None:
         tensors = {key: tensors[key] for key in keep}
     source = str(folder / subfolder) if subfolder else str(folder)
-    allowed = FOLDER_DROPS.get(component, ())
+    allowed, what = FOLDER_DROPS.get(component, ((), ""))
     strays = [key for key in unexpected if not key.startswith(allowed)]
     if strays:
         raise CheckpointError(f"{source}: {len(strays)} weights that {cls.__name__} does not have, "
                               f"e.g. {strays[0]!r}")
-    return Piece(component, source, tensors, dropped=unexpected)
+    return Piece(component, source, tensors, dropped=unexpected, dropped_because=what)
 
 
 def diffusers_folder_pieces(folder: Path, with_unet: bool) -> list[Piece]:
@@ -400,9 +403,8 @@ def merge_pieces(component: str, pieces: list[Piece]) -> tuple[dict[str, tuple[t
             merged[key] = (tensor, f"{piece.source}" + (f" key {source_key}" if source_key else ""))
         report.sources.append(piece.source)
         report.unexpected += piece.dropped
-    if report.unexpected:
-        report.notes.append(f"{len(report.unexpected)} source keys left out on purpose (duplicate positional "
-                            "tables, heads and halves of other models)")
+        if piece.dropped:
+            report.notes.append(f"{len(piece.dropped)} keys of {piece.source} left out: {piece.dropped_because}")
     return merged, report
 
 

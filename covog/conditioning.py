@@ -6,6 +6,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from covog.encoders import audio_features
+from covog.model import CovOGModel
+from covog.sampler import Conditions
 from covog.skeleton import render_person
 from mit_annotator.assignment import SCORE_SCALE
 from mit_annotator.records import SpeakingActivity, VideoTracks
@@ -14,22 +17,39 @@ LATENT_FACTOR = 8  # the VAE's downsampling
 UNET_FACTORS = (1, 2, 4, 8)  # latent resolution divided by these: the down/up blocks' feature sizes
 
 
-def pose_renders(tracks: VideoTracks, frames: range, size: tuple[int, int]) -> torch.Tensor:
-    """(frames, people, 3, height, width) uint8 skeleton renders, each masked to its person's box; a person not seen
-    in a frame (or without keypoints) has a black render there. `size` is the generated video's (width, height)."""
-    width, height = size
-    missing = [t.track_id for t in tracks.tracks if t.keypoints is None or t.keypoint_scores is None]
-    if missing:
-        raise ValueError(f"tracks {missing} have no keypoints: run the pose stage first (mit_annotator poses)")
-    scale = (width / tracks.width, height / tracks.height)
-    out = np.zeros((len(frames), len(tracks.tracks), height, width, 3), dtype=np.uint8)
-    for t, frame in enumerate(frames):
-        for p, track in enumerate(tracks.tracks):
-            row = track.row_of(frame)
-            if row is not None:
-                out[t, p] = render_person(track.keypoints[row], track.keypoint_scores[row], size,
-                                          box=track.boxes[row], scale=scale)
-    return torch.from_numpy(out).permute(0, 1, 4, 2, 3)
+class PoseRenders:
+    """The skeleton renders of a whole video, (frames, people, 3, height, width) uint8, drawn only when a slice of
+    frames is asked for: a long video's renders would not fit in memory at once. Each person's render is masked to
+    their box; a person not seen in a frame has a black render there. `size` is the video's (width, height)."""
+
+    def __init__(self, tracks: VideoTracks, size: tuple[int, int], frames: range | None = None):
+        missing = [t.track_id for t in tracks.tracks if t.keypoints is None or t.keypoint_scores is None]
+        if missing:
+            raise ValueError(f"tracks {missing} have no keypoints: run the pose stage first (mit_annotator poses)")
+        self.tracks, self.size = tracks, size
+        self.frames = frames if frames is not None else range(tracks.num_frames)
+        self.shape = (len(self.frames), len(tracks.tracks), 3, size[1], size[0])
+        self.ndim, self.dtype = 5, torch.uint8
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, index) -> torch.Tensor:
+        if isinstance(index, int):
+            return self[index:index + 1][0]
+        if not isinstance(index, slice):
+            raise TypeError("pose renders are read by frame or by a slice of frames")
+        width, height = self.size
+        frames = self.frames[index]
+        scale = (width / self.tracks.width, height / self.tracks.height)
+        out = np.zeros((len(frames), len(self.tracks.tracks), height, width, 3), dtype=np.uint8)
+        for t, frame in enumerate(frames):
+            for p, track in enumerate(self.tracks.tracks):
+                row = track.row_of(frame)
+                if row is not None:
+                    out[t, p] = render_person(track.keypoints[row], track.keypoint_scores[row], self.size,
+                                              box=track.boxes[row], scale=scale)
+        return torch.from_numpy(out).permute(0, 1, 4, 2, 3)
 
 
 def face_masks(tracks: VideoTracks, frames: range, size: tuple[int, int],
@@ -70,3 +90,32 @@ def speaking_scores(speaking: SpeakingActivity, tracks: VideoTracks, frames: ran
     listener = np.full(speaking.num_frames, -SCORE_SCALE, dtype=np.float32)  # the score of someone never speaking
     columns = [known.get(t.track_id, listener)[frames.start:frames.stop] for t in tracks.tracks]
     return torch.from_numpy(np.stack(columns, axis=1).astype(np.float32))
+
+
+def build_conditions(model: CovOGModel, tracks: VideoTracks, reference: np.ndarray,
+                     audio: np.ndarray | list[np.ndarray], speaking: SpeakingActivity, size: tuple[int, int],
+                     reference_frame: int = 0) -> Conditions:
+    """The sampler's inputs for the tracks' whole video at `size` (width, height).
+
+    reference: (height, width, 3) uint8 RGB at `size`; audio: 16 kHz mono, the mixed track or one per person in the
+    tracks' order; speaking: per-person scores (the annotator's assignment); reference_frame: the frame whose poses
+    the reference image shows (its pose renders go to the pose adaptor).
+    """
+    width, height = size
+    if reference.shape != (height, width, 3):
+        raise ValueError(f"reference image must be {width}x{height} RGB, got shape {reference.shape}")
+    frames = range(tracks.num_frames)
+    poses = PoseRenders(tracks, size)
+    if not 0 <= reference_frame < len(poses):
+        raise ValueError(f"reference_frame {reference_frame} is outside the {len(poses)} frames")
+    if isinstance(audio, list):
+        if len(audio) != len(tracks.tracks):
+            raise ValueError(f"{len(audio)} per-person audio tracks for {len(tracks.tracks)} people")
+        features = torch.stack([audio_features(model.audio_encoder, a, len(frames), tracks.fps) for a in audio])
+    else:
+        features = audio_features(model.audio_encoder, audio, len(frames), tracks.fps)
+    return Conditions(
+        reference=torch.from_numpy(reference).permute(2, 0, 1).float() / 255.0,
+        reference_poses=poses[reference_frame].float() / 255.0,
+        poses=poses, audio_features=features, speaking_scores=speaking_scores(speaking, tracks, frames),
+        face_masks=face_masks(tracks, frames, size))

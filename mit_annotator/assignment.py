@@ -74,14 +74,28 @@ def assign_speakers(diarization: Diarization, lip_activity: dict[int, np.ndarray
         c = int(np.nanargmax(corr[r]))
         if corr[r, c] >= config.min_extra_correlation and people[c] in voices_of:
             voices_of[people[c]].append(voice)
-    speaking = []
-    for track_id in people:
-        own = voices_of.get(track_id, [])
-        voice = "+".join(own) if own else None
-        share = np.max([activity[v] for v in own], axis=0) if own else np.zeros(num_frames, np.float32)
-        scores = SCORE_SCALE * (2 * share - 1)
-        speak, listen = speak_listen_segments(scores, fps, merge_shorter_than=MERGE_SHORTER_THAN_S)
-        speaking.append(PersonSpeaking(track_id, scores, voice, speak, listen))
+    speaking = [_person_speaking(p, voices_of.get(p, []), activity, fps, num_frames) for p in people]
     taken = {v for own in voices_of.values() for v in own}
     unassigned = [v for v in voices if v not in taken]
     return SpeakingActivity(fps, num_frames, speaking, unassigned), corr
+
+
+def speaking_in_order(diarization: Diarization, voices: list[str], track_ids: list[int], fps: float,
+                      num_frames: int) -> SpeakingActivity:
+    """Speaking activity when it is known whose each voice is: voices[k] (e.g. the speech of person k's own audio
+    file) is track_ids[k]'s. A voice without turns is a person who never speaks."""
+    if len(voices) != len(track_ids):
+        raise ValueError(f"{len(voices)} voices for {len(track_ids)} people: give one voice per person")
+    activity = {v: diarization.activity(v, fps, num_frames) for v in voices}
+    speaking = [_person_speaking(track_id, [voice], activity, fps, num_frames)
+                for voice, track_id in zip(voices, track_ids)]
+    return SpeakingActivity(fps, num_frames, speaking, [])
+
+
+def _person_speaking(track_id: int, own: list[str], activity: dict[str, np.ndarray], fps: float,
+                     num_frames: int) -> PersonSpeaking:
+    voice = "+".join(own) if own else None
+    share = np.max([activity[v] for v in own], axis=0) if own else np.zeros(num_frames, np.float32)
+    scores = SCORE_SCALE * (2 * share - 1)
+    speak, listen = speak_listen_segments(scores, fps, merge_shorter_than=MERGE_SHORTER_THAN_S)
+    return PersonSpeaking(track_id, scores, voice, speak, listen)

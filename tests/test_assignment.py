@@ -158,3 +158,15 @@ def test_audio_shorter_than_the_video(diarizer, saved_conversation, tmp_path):
     speaking, _ = who_speaks(half, c.tracks, hypothesis)
     assert len(speaking.people) == c.spec.num_people
     assert all(len(p.scores) == c.spec.num_frames for p in speaking.people)
+
+
+def test_speaking_in_order_gives_each_person_their_own_voice():
+    from mit_annotator.assignment import speaking_in_order
+
+    diarization = Diarization([SpeakerTurn("a", 0.0, 1.0), SpeakerTurn("b", 1.0, 2.0)])
+    speaking = speaking_in_order(diarization, ["b", "a", "silent"], [7, 3, 5], 25.0, 50)
+    assert (speaking.person(7).scores[25:] > 0).all() and (speaking.person(7).scores[:25] < 0).all()
+    assert (speaking.person(3).scores[:25] > 0).all() and (speaking.person(3).scores[25:] < 0).all()
+    assert (speaking.person(5).scores < 0).all() and speaking.person(7).voice == "b"
+    with pytest.raises(ValueError, match="2 voices for 3 people"):
+        speaking_in_order(diarization, ["a", "b"], [7, 3, 5], 25.0, 50)
