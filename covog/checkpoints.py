@@ -279,7 +279,7 @@ def kind_of_file(path: Path, state_dict: Mapping[str, torch.Tensor]) -> str:
 
 
 def file_pieces(path: Path) -> list[Piece]:
-    state_dict = load_state_dict(path)
+    state_dict = strip_ddp_prefix(load_state_dict(path))
     return pieces_for_kind(kind_of_file(path, state_dict), state_dict, str(path))
 
 
@@ -291,7 +291,7 @@ def checkpoint_files(folder: Path) -> list[Path]:
         match = CHECKPOINT_NAME.match(path.name)
         if match and path.is_file():
             step = int(match[2]) if match[2] else -1
-            if match[1] not in latest or step < latest[match[1]][0]:
+            if match[1] not in latest or step > latest[match[1]][0]:
                 latest[match[1]] = (step, path)
     files = [latest[kind][1] for kind in KIND_ORDER if kind in latest]
     return files + [folder / name for name in ACCELERATE_FILES if (folder / name).is_file()]
