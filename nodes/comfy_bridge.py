@@ -8,6 +8,8 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
+AUDIO_RATE = 16000  # what the diarizer and wav2vec2 read
+
 
 def progress_callback(total: int) -> Callable[[int, int], None]:
     """A (done, total) callback that drives ComfyUI's progress bar and raises if the user cancelled."""
@@ -38,6 +40,24 @@ def audio_to_comfy(samples: np.ndarray, sample_rate: int) -> dict:
     return {"waveform": torch.from_numpy(samples.copy())[None], "sample_rate": int(sample_rate)}
 
 
+def audio_to_mono_16k(audio: dict) -> np.ndarray:
+    """ComfyUI AUDIO ({"waveform": (B, C, T), "sample_rate"}) -> mono float32 at 16 kHz."""
+    try:
+        waveform, rate = audio["waveform"], int(audio["sample_rate"])
+    except (KeyError, TypeError):
+        raise ValueError("audio must be ComfyUI AUDIO: {'waveform': (batch, channels, samples), 'sample_rate'}") \
+            from None
+    samples = waveform[0].float().mean(dim=0).cpu().numpy()
+    if samples.size == 0:
+        raise ValueError("the audio has no samples")
+    if rate != AUDIO_RATE:
+        from scipy.signal import resample_poly
+
+        divisor = np.gcd(rate, AUDIO_RATE)
+        samples = resample_poly(samples, AUDIO_RATE // divisor, rate // divisor)
+    return samples.astype(np.float32)
+
+
 def image_to_frames(images: torch.Tensor):
     """ComfyUI IMAGE (F, H, W, 3) float 0..1 -> RGB uint8 frames, one at a time (no second copy of the video)."""
     if images.ndim != 4 or images.shape[-1] != 3:
@@ -48,13 +68,65 @@ def image_to_frames(images: torch.Tensor):
 
 def model_folder_files(folder: str) -> list[str]:
     """Files in a ComfyUI model folder (registered under models/<folder> if ComfyUI does not know it yet)."""
+    folder_paths = _registered(folder)
+    return list(folder_paths.get_filename_list(folder)) if folder_paths else []
+
+
+def model_folders(folder: str, marker: str) -> list[str]:
+    """Names of the subfolders (of every path ComfyUI maps to models/<folder>) that hold `marker`: models that are
+    a folder of files rather than one file."""
+    found = set()
+    for root in _folder_paths(folder):
+        if os.path.isdir(root):
+            found.update(name for name in os.listdir(root) if os.path.isfile(os.path.join(root, name, marker)))
+    return sorted(found)
+
+
+def resolve_model_folder(folder: str, name: str) -> str:
+    """The full path of model folder `name` under models/<folder>; an existing absolute path is taken as it is."""
+    if os.path.isabs(name) and os.path.isdir(name):
+        return name
+    for root in _folder_paths(folder):
+        if os.path.isdir(os.path.join(root, name)):
+            return os.path.join(root, name)
+    raise FileNotFoundError(f"model folder {name!r} not found under models/{folder}")
+
+
+def _folder_paths(folder: str) -> list[str]:
+    folder_paths = _registered(folder)
+    return list(folder_paths.get_folder_paths(folder)) if folder_paths else []
+
+
+def _registered(folder: str):
+    """ComfyUI's folder_paths with models/<folder> registered, or None outside ComfyUI."""
     try:
         import folder_paths
     except ImportError:
-        return []
+        return None
     try:
         if folder not in folder_paths.folder_names_and_paths:
             folder_paths.add_model_folder_path(folder, os.path.join(folder_paths.models_dir, folder))
-        return list(folder_paths.get_filename_list(folder))
-    except AttributeError:  # a stand-in without ComfyUI's functions
-        return []
+        folder_paths.get_folder_paths  # noqa: B018  (a stand-in without ComfyUI's functions has none)
+    except AttributeError:
+        return None
+    return folder_paths
+
+
+def torch_devices() -> tuple[torch.device, torch.device]:
+    """(the device to compute on, the device to keep models on between runs), as ComfyUI chooses them."""
+    try:
+        import comfy.model_management as model_management
+    except ImportError:
+        compute = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        return compute, torch.device("cpu")
+    return model_management.get_torch_device(), model_management.unet_offload_device()
+
+
+def free_memory() -> None:
+    try:
+        import comfy.model_management as model_management
+    except ImportError:
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+        return
+    model_management.soft_empty_cache()

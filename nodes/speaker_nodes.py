@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import silero_vad  # noqa: F401  (imported here so that a missing silero-vad leaves these nodes out at load)
-from mit_annotator.diarization import SAMPLE_RATE, DiarizationConfig, Diarizer, PyannoteDiarizer
+from mit_annotator.diarization import DiarizationConfig, Diarizer, PyannoteDiarizer
 from mit_annotator.timeline import speaking_timeline
 from mit_annotator.assignment import assign_speakers
 from mit_annotator.who_speaks import lip_activity
-from scipy.signal import resample_poly
 
-from .comfy_bridge import frames_to_image, image_to_frames
+from .comfy_bridge import audio_to_mono_16k, frames_to_image, image_to_frames
 
 _diarizers: dict = {}  # loaded once per session
 
@@ -58,22 +57,6 @@ def get_diarizer(kind: str = "offline"):
     if kind not in _diarizers:
         _diarizers[kind] = PyannoteDiarizer() if kind == "pyannote" else Diarizer()
     return _diarizers[kind]
-
-
-def audio_to_mono_16k(audio: dict) -> np.ndarray:
-    """ComfyUI AUDIO ({"waveform": (B, C, T), "sample_rate"}) -> mono float32 at 16 kHz."""
-    try:
-        waveform, rate = audio["waveform"], int(audio["sample_rate"])
-    except (KeyError, TypeError):
-        raise ValueError("audio must be ComfyUI AUDIO: {'waveform': (batch, channels, samples), 'sample_rate'}") \
-            from None
-    samples = waveform[0].float().mean(dim=0).cpu().numpy()
-    if samples.size == 0:
-        raise ValueError("the audio has no samples")
-    if rate != SAMPLE_RATE:
-        divisor = np.gcd(rate, SAMPLE_RATE)
-        samples = resample_poly(samples, SAMPLE_RATE // divisor, rate // divisor)
-    return samples.astype(np.float32)
 
 
 NODE_CLASS_MAPPINGS = {"MITCovOG_AssignSpeakers": AssignSpeakers}

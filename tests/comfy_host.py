@@ -62,7 +62,8 @@ for node_id, cls in pack.NODE_CLASS_MAPPINGS.items():
     result.setdefault("specs", {})[node_id] = {
         "widgets": widgets, "return_types": list(cls.RETURN_TYPES),
         "inputs": {name: (spec[0] if isinstance(spec[0], str) else "COMBO")
-                   for section in ("required", "optional") for name, spec in inputs.get(section, {}).items()}}
+                   for section in ("required", "optional") for name, spec in inputs.get(section, {}).items()},
+        "required": list(inputs.get("required", {}))}
 
 if os.environ.get("RUN_NODES") and "MITCovOG_SyntheticConversation" in pack.NODE_CLASS_MAPPINGS:
     build = pack.NODE_CLASS_MAPPINGS["MITCovOG_SyntheticConversation"]()

@@ -12,7 +12,7 @@ from conftest import PACK_ROOT
 def test_the_pack_loads_by_path_beside_comfyuis_modules(tmp_path):
     result = load_pack(tmp_path)
     assert result["left_out"] == {} and result["messages"] == []
-    assert CONVERSATION | POSE | VISION | SPEAKERS == set(result["ids"])
+    assert CONVERSATION | POSE | VISION | SPEAKERS | COVOG == set(result["ids"])
     assert all(node_id.startswith("MITCovOG_") for node_id in result["ids"])
     assert set(result["display"]) == set(result["ids"])
     assert all(ok for _, ok in result["nodes_valid"]), result["nodes_valid"]
@@ -24,14 +24,18 @@ VISION = {"MITCovOG_TrackPeople", "MITCovOG_DrawTracks"}
 SPEAKERS = {"MITCovOG_AssignSpeakers"}
 CONVERSATION = {"MITCovOG_SyntheticConversation"}
 POSE = {"MITCovOG_TracksToPoseKeypoint", "MITCovOG_PoseKeypointToTracks"}
+COVOG = {"MITCovOG_LoadCovOG", "MITCovOG_GenerateConversation"}
 
 
 @pytest.mark.parametrize("missing, left_out, gone", [
     ("av", ["conversation_nodes", "vision_nodes", "speaker_nodes"], CONVERSATION | VISION | SPEAKERS),
-    ("cv2", ["conversation_nodes", "vision_nodes", "speaker_nodes"], CONVERSATION | VISION | SPEAKERS),
+    ("cv2", ["conversation_nodes", "vision_nodes", "speaker_nodes", "covog_nodes"],
+     CONVERSATION | VISION | SPEAKERS | COVOG),
     ("silero_vad", ["speaker_nodes"], SPEAKERS),
     ("onnxruntime", ["vision_nodes"], VISION),
     ("rtmlib", ["vision_nodes"], VISION),
+    ("diffusers", ["covog_nodes"], COVOG),
+    ("transformers", ["covog_nodes"], COVOG),
 ])
 def test_a_missing_optional_dependency_leaves_out_only_its_nodes(tmp_path, missing, left_out, gone):
     result = load_pack(tmp_path, blocked=[missing])

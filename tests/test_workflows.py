@@ -11,8 +11,11 @@ from conftest import PACK_ROOT
 WORKFLOWS = sorted((PACK_ROOT / "workflows").glob("*.json"))
 
 # ComfyUI built-ins used by the workflows: widget names in order, socket input types, output types
-# (comfy_extras/nodes_video.py, ComfyUI 0.8).
+# (nodes.py and comfy_extras/nodes_video.py, ComfyUI 0.8; the editor saves an upload button's value too).
 BUILTINS = {
+    "LoadImage": {"widgets": ["image", "upload"], "inputs": {"image": "COMBO"}, "return_types": ["IMAGE", "MASK"]},
+    "LoadVideo": {"widgets": ["file", "upload"], "inputs": {"file": "COMBO"}, "return_types": ["VIDEO"]},
+    "GetVideoComponents": {"widgets": [], "inputs": {"video": "VIDEO"}, "return_types": ["IMAGE", "AUDIO", "FLOAT"]},
     "CreateVideo": {"widgets": ["fps"], "inputs": {"images": "IMAGE", "fps": "FLOAT", "audio": "AUDIO"},
                     "return_types": ["VIDEO"]},
     "PreviewImage": {"widgets": [], "inputs": {"images": "IMAGE"}, "return_types": []},
@@ -58,5 +61,5 @@ def test_workflow_matches_the_nodes(path: Path, specs):
         if node["type"].startswith("MITCovOG_"):
             widgets = set(specs[node["type"]]["widgets"])
             wired = {entry["name"] for entry in node["inputs"] if entry["link"] is not None}
-            needed = {name for name in specs[node["type"]]["inputs"] if name not in widgets}
+            needed = {name for name in specs[node["type"]]["required"] if name not in widgets}
             assert needed <= wired, f"{node['type']} misses inputs {needed - wired}"

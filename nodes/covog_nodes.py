@@ -1,0 +1,116 @@
+"""CovOG in ComfyUI: load a model folder, and make a conversation video from a reference frame, the people's tracks,
+the audio and who speaks when."""
+
+from __future__ import annotations
+
+import diffusers  # noqa: F401  (imported here so that a missing diffusers leaves these nodes out at load)
+import numpy as np
+import torch
+import torch.nn.functional as F
+from covog.conditioning import build_conditions
+from covog.model import CovOGModel
+from covog.sampler import SIZE_MULTIPLE, SamplerSettings, generate, window_starts
+
+from .comfy_bridge import (audio_to_mono_16k, free_memory, model_folders, progress_callback, resolve_model_folder,
+                           torch_devices)
+
+COMFY_FOLDER = "covog"  # ComfyUI/models/covog/<model folder>/ (python -m covog.convert writes one)
+DTYPES = {"auto": None, "fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}
+MAX_PEOPLE = 4
+
+
+class LoadCovOG:
+    DESCRIPTION = ("Loads a CovOG model folder from ComfyUI/models/covog/ (write one with `python -m covog.convert`). "
+                   "It waits on the offload device and moves to the GPU only while a video is made.")
+    CATEGORY = "MIT-CovOG/generate"
+    FUNCTION = "load"
+    RETURN_TYPES = ("COVOG_MODEL",)
+    RETURN_NAMES = ("model",)
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {
+            "model": (model_folders(COMFY_FOLDER, "model_index.json"), {
+                "tooltip": "A folder under ComfyUI/models/covog/ holding model_index.json."}),
+            "dtype": (list(DTYPES), {"default": "auto", "tooltip": "auto: fp16 on a GPU, fp32 on the CPU."}),
+        }}
+
+    def load(self, model, dtype):
+        compute, offload = torch_devices()
+        chosen = DTYPES[dtype] or (torch.float16 if compute.type == "cuda" else torch.float32)
+        return (CovOGModel.load(resolve_model_folder(COMFY_FOLDER, model), offload, chosen),)
+
+
+class GenerateConversation:
+    DESCRIPTION = ("Makes a video of the tracked people talking: each person moves with their poses, and the audio "
+                   "drives the face of whoever the speaking scores say speaks (from Assign Speakers). Long videos "
+                   "are made in overlapping windows. Optional per-person audio gives each face its own voice.")
+    CATEGORY = "MIT-CovOG/generate"
+    FUNCTION = "make"
+    RETURN_TYPES = ("IMAGE", "AUDIO", "FLOAT")
+    RETURN_NAMES = ("frames", "audio", "fps")
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        size = {"min": SIZE_MULTIPLE, "max": 2048, "step": SIZE_MULTIPLE}
+        return {
+            "required": {
+                "model": ("COVOG_MODEL",),
+                "reference": ("IMAGE", {"tooltip": "One frame showing every person (the first image is used)."}),
+                "tracks": ("MIT_TRACKS", {"tooltip": "The people's poses, from Track People."}),
+                "audio": ("AUDIO", {"tooltip": "The conversation's audio (muxed into the output)."}),
+                "speaking": ("MIT_SPEAKING", {"tooltip": "Who speaks when, from Assign Speakers."}),
+                "steps": ("INT", {"default": 30, "min": 1, "max": 200}),
+                "cfg": ("FLOAT", {"default": 3.5, "min": 1.0, "max": 20.0, "step": 0.1,
+                                  "tooltip": "Guidance on appearance (reference and CLIP); 1 turns it off."}),
+                "seed": ("INT", {"default": 0, "min": 0, "max": 2 ** 63 - 1, "control_after_generate": True}),
+                "window": ("INT", {"default": 25, "min": 1, "max": 32, "tooltip": "Frames per window."}),
+                "overlap": ("INT", {"default": 10, "min": 0, "max": 31,
+                                    "tooltip": "Frames each window shares with the previous one."}),
+                "width": ("INT", {"default": 640, **size}),
+                "height": ("INT", {"default": 384, **size}),
+            },
+            "optional": {f"person_{k}_audio": ("AUDIO", {"tooltip": (
+                f"Person {k}'s own voice (in the tracks' order); give all people's or none.")})
+                for k in range(1, MAX_PEOPLE + 1)},
+        }
+
+    def make(self, model, reference, tracks, audio, speaking, steps, cfg, seed, window, overlap, width, height,
+             **person_audio):
+        settings = SamplerSettings(steps=steps, guidance=cfg, window=window, overlap=overlap, seed=seed)
+        settings.check()
+        own = [person_audio.get(f"person_{k}_audio") for k in range(1, len(tracks.tracks) + 1)]
+        if any(a is not None for a in own) and not all(a is not None for a in own):
+            raise ValueError(f"give every person's own audio ({len(tracks.tracks)} people) or none")
+        voices = [audio_to_mono_16k(a) for a in own] if own and own[0] is not None else audio_to_mono_16k(audio)
+        image = reference_image(reference, (width, height))
+        compute, offload = torch_devices()
+        try:
+            model.to(compute)
+            conditions = build_conditions(model, tracks, image, voices, speaking, (width, height))
+            total = len(window_starts(tracks.num_frames, window, overlap)) * steps
+            video = generate(model, conditions, settings, progress=progress_callback(total))
+        finally:
+            model.to(offload)
+            free_memory()
+        return video.permute(0, 2, 3, 1).contiguous(), trimmed(audio, len(video) / tracks.fps), float(tracks.fps)
+
+
+def reference_image(images: torch.Tensor, size: tuple[int, int]) -> np.ndarray:
+    """ComfyUI IMAGE (B, H, W, 3) 0..1 -> the first image as (height, width, 3) uint8 at `size` (width, height)."""
+    if images.ndim != 4 or images.shape[-1] != 3:
+        raise ValueError(f"reference must be an RGB IMAGE (batch, H, W, 3), got shape {tuple(images.shape)}")
+    first = images[:1].permute(0, 3, 1, 2).float()
+    resized = F.interpolate(first, size=(size[1], size[0]), mode="bicubic", antialias=True, align_corners=False)
+    return (resized[0].permute(1, 2, 0).clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy()
+
+
+def trimmed(audio: dict, seconds: float) -> dict:
+    """The AUDIO cut to the video's length (the video lasts as long as the poses)."""
+    samples = int(round(seconds * int(audio["sample_rate"])))
+    return {"waveform": audio["waveform"][..., :samples], "sample_rate": audio["sample_rate"]}
+
+
+NODE_CLASS_MAPPINGS = {"MITCovOG_LoadCovOG": LoadCovOG, "MITCovOG_GenerateConversation": GenerateConversation}
+NODE_DISPLAY_NAME_MAPPINGS = {"MITCovOG_LoadCovOG": "Load CovOG Model (MIT-CovOG)",
+                              "MITCovOG_GenerateConversation": "Generate Conversation Video (MIT-CovOG)"}
