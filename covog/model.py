@@ -58,8 +58,10 @@ class CovOGModel:
     def to(self, device=None, dtype: torch.dtype | None = None) -> CovOGModel:
         """Move every network; the audio encoder stays in float32 (its convolutions and layer norm want it)."""
         for name, module in self.modules.items():
-            keep = name == "audio_encoder" or dtype in (None, module.dtype)
-            module.to(device=device, dtype=None if keep else dtype)
+            if name == "audio_encoder" or dtype in (None, module.dtype):
+                module.to(device)  # naming no dtype: diffusers warns whenever one is named
+            else:
+                module.to(device, dtype)
         return self
 
     def eval(self) -> CovOGModel:
