@@ -120,17 +120,18 @@ class CovOGModel:
         missing = [f.name for f in fields(cls) if not (folder / f.name).is_dir()]
         if missing:
             raise ModelFolderError(f"{folder} lacks the component folder(s) {', '.join(missing)}")
-        diffusers_kwargs = {"use_safetensors": True}
+        # loaded in their dtype (diffusers warns about casting a loaded model); wav2vec2 stays float32
+        kwargs = {"use_safetensors": True, "torch_dtype": dtype}
         model = cls(
-            vae=AutoencoderKL.from_pretrained(folder / "vae", **diffusers_kwargs),
-            image_encoder=CLIPVisionModelWithProjection.from_pretrained(folder / "image_encoder",
-                                                                        use_safetensors=True),
-            audio_encoder=Wav2Vec2Model.from_pretrained(folder / "audio_encoder", use_safetensors=True),
-            reference_unet=UNet2DConditionModel.from_pretrained(folder / "reference_unet", **diffusers_kwargs),
-            denoising_unet=UNetMotionModel.from_pretrained(folder / "denoising_unet", **diffusers_kwargs),
-            pose_guider=MultiHumanPoseEncoder.from_pretrained(folder / "pose_guider", **diffusers_kwargs),
-            pose_adaptor=MultiHumanPoseEncoder.from_pretrained(folder / "pose_adaptor", **diffusers_kwargs),
-            audio_driver=InteractiveAudioDriver.from_pretrained(folder / "audio_driver", **diffusers_kwargs),
+            vae=AutoencoderKL.from_pretrained(folder / "vae", **kwargs),
+            image_encoder=CLIPVisionModelWithProjection.from_pretrained(folder / "image_encoder", **kwargs),
+            audio_encoder=Wav2Vec2Model.from_pretrained(folder / "audio_encoder", use_safetensors=True,
+                                                        torch_dtype=torch.float32),
+            reference_unet=UNet2DConditionModel.from_pretrained(folder / "reference_unet", **kwargs),
+            denoising_unet=UNetMotionModel.from_pretrained(folder / "denoising_unet", **kwargs),
+            pose_guider=MultiHumanPoseEncoder.from_pretrained(folder / "pose_guider", **kwargs),
+            pose_adaptor=MultiHumanPoseEncoder.from_pretrained(folder / "pose_adaptor", **kwargs),
+            audio_driver=InteractiveAudioDriver.from_pretrained(folder / "audio_driver", **kwargs),
             scheduler=DDIMScheduler.from_pretrained(folder / "scheduler"),
         )
-        return model.to(device, dtype).eval()
+        return model.to(device).eval()

@@ -207,3 +207,12 @@ def test_clip_embedding_of_any_frame_size(model):
     with torch.no_grad():
         embedding = clip_image_embedding(model.image_encoder, torch.rand(2, 3, 64, 128))
     assert embedding.shape == (2, 1, model.image_encoder.config.projection_dim)
+
+
+def test_a_model_loaded_in_bfloat16_generates(model, tmp_path):
+    half = CovOGModel.load(model.save(tmp_path / "covog"), dtype=torch.bfloat16)
+    assert half.dtype == torch.bfloat16 and half.audio_encoder.dtype == torch.float32  # wav2vec2 stays float32
+    video = generate(half, make_conditions(half, 6), SamplerSettings(**QUICK))
+    assert video.dtype == torch.float32 and torch.isfinite(video).all()
+    full = generate(model, make_conditions(model, 6), SamplerSettings(**QUICK))
+    assert (video - full).abs().mean() < 0.1  # the same model, at lower precision
