@@ -29,12 +29,14 @@ def clip_image_embedding(encoder: CLIPVisionModelWithProjection, image: torch.Te
     return encoder(pixel_values=pixels).image_embeds[:, None]
 
 
-def audio_features(encoder: Wav2Vec2Model, samples: np.ndarray, num_frames: int, fps: float) -> torch.Tensor:
+def audio_features(encoder: Wav2Vec2Model, samples: np.ndarray, num_frames: int, fps: float,
+                   chunk_seconds: float = 30.0, context_seconds: float = 2.0) -> torch.Tensor:
     """16 kHz mono audio -> (num_frames, layers, hidden) float32: the hidden states of wav2vec2 layers 1..N (the
     paper's 12 x 768 for wav2vec2-base), linearly resampled in time to the video's frames.
 
     The audio covers `num_frames / fps` seconds: shorter audio is padded with silence, longer audio cut, so that
-    frame t always hears the audio at t / fps.
+    frame t always hears the audio at t / fps. Long audio is encoded in chunks of `chunk_seconds`, each seeing
+    `context_seconds` more on both sides (self-attention over a whole long recording would not fit in memory).
     """
     if num_frames < 1:
         raise ValueError(f"num_frames must be at least 1, got {num_frames}")
@@ -45,9 +47,20 @@ def audio_features(encoder: Wav2Vec2Model, samples: np.ndarray, num_frames: int,
     samples = np.pad(samples[:wanted], (0, max(0, wanted - len(samples))))
     # wav2vec2-base-960h's feature extractor normalises each utterance to zero mean, unit variance
     samples = (samples - samples.mean()) / np.sqrt(samples.var() + 1e-7)
-    inputs = torch.from_numpy(samples)[None].to(encoder.device, torch.float32)
-    with torch.no_grad():
-        hidden = encoder(inputs, output_hidden_states=True).hidden_states[1:]
-    stacked = torch.stack(hidden, dim=1)[0]  # (layers, steps, hidden)
+    chunk, context = int(chunk_seconds * AUDIO_RATE), int(context_seconds * AUDIO_RATE)
+    steps = [_encode_chunk(encoder, samples, start, min(start + chunk, len(samples)), context)
+             for start in range(0, len(samples), chunk)]
+    stacked = torch.cat(steps, dim=1)  # (layers, steps, hidden)
     frames = F.interpolate(stacked.transpose(1, 2), size=num_frames, mode="linear", align_corners=True)
     return frames.permute(2, 0, 1).float().contiguous()  # (num_frames, layers, hidden)
+
+
+def _encode_chunk(encoder: Wav2Vec2Model, samples: np.ndarray, start: int, stop: int, context: int) -> torch.Tensor:
+    """(layers, steps, hidden) for samples[start:stop], encoded with up to `context` samples around them."""
+    first, last = max(0, start - context), min(len(samples), stop + context)
+    inputs = torch.from_numpy(samples[first:last])[None].to(encoder.device, torch.float32)
+    with torch.no_grad():
+        hidden = torch.stack(encoder(inputs, output_hidden_states=True).hidden_states[1:], dim=1)[0]
+    per_sample = hidden.shape[1] / (last - first)  # steps per sample (1/320 for wav2vec2-base)
+    keep = slice(int(round((start - first) * per_sample)), int(round((stop - first) * per_sample)))
+    return hidden[:, keep]
