@@ -84,11 +84,13 @@ def face_masks(tracks: VideoTracks, frames: range, size: tuple[int, int],
 
 def speaking_scores(speaking: SpeakingActivity, tracks: VideoTracks, frames: range) -> torch.Tensor:
     """(frames, people) speaking scores in the tracks' person order; a person without scores is a listener."""
-    if speaking.num_frames < frames.stop:
-        raise ValueError(f"speaking scores cover {speaking.num_frames} frames; frames up to {frames.stop} are asked")
+    if len(frames) and speaking.num_frames < max(frames) + 1:
+        raise ValueError(f"speaking scores cover {speaking.num_frames} frames; frames up to {max(frames) + 1} "
+                         "are asked")
     known = {p.track_id: p.scores for p in speaking.people}
     listener = np.full(speaking.num_frames, -SCORE_SCALE, dtype=np.float32)  # the score of someone never speaking
-    columns = [known.get(t.track_id, listener)[frames.start:frames.stop] for t in tracks.tracks]
+    rows = np.asarray(frames)  # a strided range keeps its stride
+    columns = [known.get(t.track_id, listener)[rows] for t in tracks.tracks]
     return torch.from_numpy(np.stack(columns, axis=1).astype(np.float32))
 
 

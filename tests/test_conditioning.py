@@ -42,3 +42,10 @@ def test_speaking_scores_in_track_order(small_conversation):
     assert (speaking_scores(only_two, c.tracks, range(0, 10))[:, 2] == -2.0).all()  # no scores: a listener
     with pytest.raises(ValueError, match="cover"):
         speaking_scores(c.speaking, c.tracks, range(0, c.spec.num_frames + 1))
+
+
+def test_speaking_scores_of_a_strided_range(small_conversation):
+    c = small_conversation
+    scores = speaking_scores(c.speaking, c.tracks, range(10, 60, 3))
+    assert scores.shape == (17, 3)
+    np.testing.assert_allclose(scores[:, 0].numpy(), c.speaking.person(c.tracks.tracks[0].track_id).scores[10:60:3])

@@ -10,7 +10,8 @@ from test_covog_model import perturb
 from covog.model import CovOGModel
 from mit_annotator.synthetic import ConversationSpec, synthesize_conversation
 
-sys.path.insert(0, str(PACK_ROOT))  # the pack's `nodes` package, run in this process (comfy_host runs the others in a subprocess)
+# the pack's `nodes` package, run in this process (comfy_host runs the other nodes in a subprocess)
+sys.path.insert(0, str(PACK_ROOT))
 from nodes.comfy_bridge import audio_to_comfy, frames_to_image  # noqa: E402
 from nodes.covog_nodes import GenerateConversation, LoadCovOG  # noqa: E402
 

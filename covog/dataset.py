@@ -1,0 +1,237 @@
+"""CovOG's training data: clip folders as the annotator (or `synthesize_conversation(...).save`) writes them.
+
+A clip folder holds `video.mp4`, `tracks.json` (VideoTracks with keypoints and face boxes) and `speaking.json`
+(SpeakingActivity). Items, with frames counted at the tracks' frame rate:
+
+- stage 1: a reference frame and a target frame of the same clip, 30-50 frames apart when the clip is that long
+  (the paper), with the target's and the reference's per-person skeleton renders;
+- stage 2: `clip_length` frames taken every `stride` frames (the paper: 15, stride 1 or 2), their renders, face masks,
+  speaking scores and wav2vec2 audio features, and a reference frame drawn from anywhere in the clip.
+
+Frames are float tensors in 0..1 at the training size; skeleton renders stay uint8 (0..255) as `PoseRenders` draws
+them, a quarter of the memory. The audio features of a whole clip are computed once with the model's wav2vec2 and
+cached beside the clip as `audio_features.safetensors`.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+from torch.utils.data import Dataset, default_collate
+from transformers import Wav2Vec2Model
+
+from covog.conditioning import UNET_FACTORS, PoseRenders, face_masks, speaking_scores
+from covog.encoders import AUDIO_RATE, audio_features
+from mit_annotator import media
+from mit_annotator.files import atomic_path
+from mit_annotator.records import SpeakingActivity, VideoTracks
+
+CLIP_FILES = ("video.mp4", "tracks.json", "speaking.json")
+AUDIO_FEATURES_FILE = "audio_features.safetensors"
+AUDIO_FEATURES_KEY = "audio_features"
+SIZE_MULTIPLE = 64  # the latent (size / 8) must halve 3 times in the UNet
+FRAME_GAP = (30, 50)  # the paper: stage-1 reference and target frames 30-50 frames apart
+CLIP_LENGTH = 15  # the paper: stage-2 clips of 15 frames ...
+STRIDES = (1, 2)  # ... taken every 1 or 2 frames
+
+
+class ClipError(ValueError):
+    """A clip folder that cannot be trained on; the message names the folder."""
+
+
+@dataclass(frozen=True)
+class ClipInfo:
+    """What is checked once per clip; the records themselves are read again per item (they can be large)."""
+
+    folder: Path
+    num_frames: int
+    fps: float
+    people: int
+
+
+def find_clips(paths: list[str | os.PathLike] | str | os.PathLike) -> list[Path]:
+    """Clip folders: each path is a clip folder itself, or a root whose subfolders holding the clip files are clips.
+
+    A folder holding some of the clip files but not all is an error, not something to skip silently."""
+    paths = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
+    clips = []
+    for path in map(Path, paths):
+        if not path.is_dir():
+            raise ClipError(f"{path}: no such folder")
+        if _is_clip(path):
+            clips.append(path)
+            continue
+        found = sorted(sub for sub in path.iterdir() if sub.is_dir() and _is_clip(sub))
+        if not found:
+            raise ClipError(f"{path}: no clips found (a clip folder holds {', '.join(CLIP_FILES)})")
+        clips.extend(found)
+    return clips
+
+
+def _is_clip(folder: Path) -> bool:
+    present = [name for name in CLIP_FILES if (folder / name).is_file()]
+    if present and len(present) < len(CLIP_FILES):
+        missing = [name for name in CLIP_FILES if name not in present]
+        raise ClipError(f"{folder}: incomplete clip folder, missing {', '.join(missing)}")
+    return bool(present)
+
+
+def cache_audio_features(clip: ClipInfo, encoder: Wav2Vec2Model) -> Path:
+    """Compute the whole clip's wav2vec2 features (frames, layers, dim) from the video's audio and write them
+    atomically beside the clip; an existing cache of the right shape is kept."""
+    path = clip.folder / AUDIO_FEATURES_FILE
+    expected = (clip.num_frames, encoder.config.num_hidden_layers, encoder.config.hidden_size)
+    if _cached_shape(path) == expected:
+        return path
+    samples = media.read_audio(clip.folder / "video.mp4", AUDIO_RATE)
+    features = audio_features(encoder, samples, clip.num_frames, clip.fps)
+    with atomic_path(path) as tmp:
+        save_file({AUDIO_FEATURES_KEY: features.cpu().contiguous()}, str(tmp), metadata={"fps": str(clip.fps)})
+    return path
+
+
+def _cached_shape(path: Path) -> tuple[int, ...] | None:
+    if not path.is_file():
+        return None
+    try:
+        with safe_open(str(path), "pt") as file:
+            return tuple(file.get_slice(AUDIO_FEATURES_KEY).get_shape())
+    except Exception:  # unreadable or another file under that name: computed again
+        return None
+
+
+class ConversationClips(Dataset):
+    """One item per clip per epoch, each drawn at random positions in its clip (torch's random generator)."""
+
+    def __init__(self, clips: list[str | os.PathLike] | str | os.PathLike, size: tuple[int, int] = (640, 384),
+                 stage: int = 1, clip_length: int = CLIP_LENGTH, strides: tuple[int, ...] = STRIDES,
+                 audio_encoder: Wav2Vec2Model | None = None):
+        """clips: clip folders or roots of clip folders (see `find_clips`); size: (width, height), multiples of 64;
+        audio_encoder: stage 2 computes the clips' missing audio features with it (None: they must be cached)."""
+        width, height = size
+        if width <= 0 or height <= 0 or width % SIZE_MULTIPLE or height % SIZE_MULTIPLE:
+            raise ValueError(f"training size {width}x{height}: both sides must be positive multiples of "
+                             f"{SIZE_MULTIPLE}")
+        if stage not in (1, 2):
+            raise ValueError(f"stage must be 1 or 2, got {stage}")
+        if clip_length < 1 or not strides or min(strides) < 1:
+            raise ValueError(f"need clip_length >= 1 and strides >= 1, got {clip_length} and {strides}")
+        self.size, self.stage = (width, height), stage
+        self.clip_length, self.strides = clip_length, tuple(sorted(strides))
+        self.clips = [self._check(folder) for folder in find_clips(clips)]
+        if stage == 2:
+            for clip in self.clips:
+                self._prepare_audio(clip, audio_encoder)
+
+    @property
+    def people_counts(self) -> set[int]:
+        return {clip.people for clip in self.clips}
+
+    def _check(self, folder: Path) -> ClipInfo:
+        tracks = VideoTracks.load(folder / "tracks.json")
+        speaking = SpeakingActivity.load(folder / "speaking.json")
+        if not tracks.tracks:
+            raise ClipError(f"{folder}: tracks.json has no people")
+        missing = [t.track_id for t in tracks.tracks if t.keypoints is None]
+        if missing:
+            raise ClipError(f"{folder}: tracks {missing} have no keypoints (run the annotator's pose stage)")
+        if speaking.num_frames < tracks.num_frames:
+            raise ClipError(f"{folder}: speaking.json covers {speaking.num_frames} frames, the tracks "
+                            f"{tracks.num_frames}")
+        needed = 2 if self.stage == 1 else self.clip_length  # stage 2 can always fall back to stride 1
+        if tracks.num_frames < needed:
+            raise ClipError(f"{folder}: {tracks.num_frames} frames; stage {self.stage} needs at least {needed}")
+        return ClipInfo(folder, tracks.num_frames, tracks.fps, len(tracks.tracks))
+
+    def _prepare_audio(self, clip: ClipInfo, encoder: Wav2Vec2Model | None):
+        if encoder is not None:
+            cache_audio_features(clip, encoder)
+        elif _cached_shape(clip.folder / AUDIO_FEATURES_FILE) is None:
+            raise ClipError(f"{clip.folder}: no {AUDIO_FEATURES_FILE}; give the dataset the model's audio encoder "
+                            "to compute it")
+
+    def __len__(self) -> int:
+        return len(self.clips)
+
+    def __getitem__(self, index: int) -> dict:
+        clip = self.clips[index]
+        tracks = VideoTracks.load(clip.folder / "tracks.json")
+        return self._stage1_item(clip, tracks) if self.stage == 1 else self._stage2_item(clip, tracks)
+
+    def _stage1_item(self, clip: ClipInfo, tracks: VideoTracks) -> dict:
+        """reference, target: (3, H, W) float 0..1; reference_poses, target_poses: (people, 3, H, W) uint8."""
+        reference_frame, target_frame = frame_pair(clip.num_frames)
+        renders = PoseRenders(tracks, self.size)
+        return {
+            "reference": self._frames(clip, range(reference_frame, reference_frame + 1))[0],
+            "reference_poses": renders[reference_frame],
+            "target": self._frames(clip, range(target_frame, target_frame + 1))[0],
+            "target_poses": renders[target_frame],
+            "reference_frame": reference_frame, "target_frame": target_frame,
+        }
+
+    def _stage2_item(self, clip: ClipInfo, tracks: VideoTracks) -> dict:
+        """frames: (F, 3, H, W) float 0..1; poses: (F, people, 3, H, W) uint8; face_masks: {factor: (F, people,
+        H/8/factor, W/8/factor)}; speaking_scores: (F, people); audio_features: (F, layers, dim); reference and
+        reference_poses as in stage 1; frame_indices: (F,) the clip frames used."""
+        fitting = [s for s in self.strides if (self.clip_length - 1) * s + 1 <= clip.num_frames] or [1]
+        stride = fitting[_randint(0, len(fitting) - 1)]
+        span = (self.clip_length - 1) * stride + 1
+        start = _randint(0, clip.num_frames - span)
+        frames = range(start, start + span, stride)
+        reference_frame = _randint(0, clip.num_frames - 1)
+        speaking = SpeakingActivity.load(clip.folder / "speaking.json")
+        renders = PoseRenders(tracks, self.size)
+        return {
+            "frames": self._frames(clip, frames),
+            "poses": renders[frames.start:frames.stop:stride],
+            "speaking_scores": speaking_scores(speaking, tracks, frames),
+            "face_masks": face_masks(tracks, frames, self.size, UNET_FACTORS),
+            "audio_features": self._audio(clip, frames),
+            "reference": self._frames(clip, range(reference_frame, reference_frame + 1))[0],
+            "reference_poses": renders[reference_frame],
+            "reference_frame": reference_frame, "frame_indices": torch.tensor(list(frames)),
+        }
+
+    def _frames(self, clip: ClipInfo, frames: range) -> torch.Tensor:
+        """(len(frames), 3, H, W) float 0..1, frames counted at the tracks' rate."""
+        pixels = media.read_frames(clip.folder / "video.mp4", frames.start, frames.stop, size=self.size,
+                                   fps=clip.fps)
+        if len(pixels) < frames.stop - frames.start:
+            raise ClipError(f"{clip.folder}: video.mp4 ends at frame {frames.start + len(pixels)}; the tracks have "
+                            f"{clip.num_frames} frames")
+        return torch.from_numpy(pixels[::frames.step].copy()).permute(0, 3, 1, 2).float() / 255.0
+
+    def _audio(self, clip: ClipInfo, frames: range) -> torch.Tensor:
+        with safe_open(str(clip.folder / AUDIO_FEATURES_FILE), "pt") as file:
+            features = file.get_slice(AUDIO_FEATURES_KEY)[frames.start:frames.stop]
+        return features[::frames.step].contiguous()
+
+
+def frame_pair(num_frames: int, gap: tuple[int, int] = FRAME_GAP) -> tuple[int, int]:
+    """(reference, target) frames `gap` apart (drawn in that range, shortened to fit a short clip), in random order."""
+    longest = num_frames - 1
+    distance = _randint(min(gap[0], longest), min(gap[1], longest))
+    first = _randint(0, num_frames - 1 - distance)
+    pair = (first, first + distance)
+    return pair if _randint(0, 1) else pair[::-1]
+
+
+def _randint(low: int, high: int) -> int:
+    """Uniform in [low, high], inclusive, from torch's generator (seeded by the trainer; per worker in DataLoaders)."""
+    return int(torch.randint(low, high + 1, ()).item())
+
+
+def collate(items: list[dict]) -> dict:
+    """Stack items into a batch; clips with different numbers of people cannot share one."""
+    key = "target_poses" if "target_poses" in items[0] else "poses"
+    counts = sorted({item[key].shape[-4] for item in items})
+    if len(counts) > 1:
+        raise ValueError(f"a batch mixes clips of {counts} people; use batch size 1 (the paper's: 1 per GPU) or "
+                         "clips with one number of people")
+    return default_collate(items)

@@ -1,0 +1,377 @@
+"""python -m covog.train: train CovOG in the paper's two stages on annotated clip folders.
+
+    python -m covog.train --stage 1 --data CLIPS [CLIPS ...] --model MODEL_DIR --out OUT [--steps N] ...
+    accelerate launch -m covog.train --stage 2 ...        (several GPUs)
+
+Stage 1 (single frames) trains the denoising UNet's spatial weights, the ReferenceNet, the pose guider and the pose
+adaptor. Stage 2 (clips) trains only the motion modules and the Interactive Audio Driver, which is switched on (the
+published code never switched it on). VAE, CLIP and wav2vec2 stay frozen. The objective: v-prediction, Min-SNR
+weighting (gamma 5), noise offset 0.05, and 10% condition dropout (no CLIP embedding and no reference attention) for
+classifier-free guidance. Every --save-every steps and at the end: OUT/checkpoint-N, a CovOG model folder, and
+OUT/state-N, accelerate's training state that --resume continues from.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import shutil
+import sys
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from accelerate import Accelerator, DistributedDataParallelKwargs
+from accelerate.utils import set_seed
+from torch.utils.data import DataLoader
+
+from covog import reference_attention
+from covog.audio_driver import AudioConditioning
+from covog.dataset import SIZE_MULTIPLE, ConversationClips, collate
+from covog.denoiser import denoise
+from covog.encoders import clip_image_embedding
+from covog.model import CovOGModel, ModelFolderError
+from mit_annotator.media import MediaError
+from mit_annotator.records import FormatError
+
+LEARNING_RATE = 1e-5  # the paper, both stages
+STEPS = 30_000  # the paper, per stage
+SNR_GAMMA = 5.0  # the paper: Min-SNR weighting
+NOISE_OFFSET = 0.05  # the paper
+CONDITION_DROPOUT = 0.1  # the paper: 10% of samples without CLIP embedding and reference attention
+WEIGHT_DECAY = 1e-2  # Moore-AnimateAnyone's training configs (AdamW)
+MAX_GRAD_NORM = 1.0  # Moore-AnimateAnyone's training configs
+TRAINED = {1: ("denoising_unet", "reference_unet", "pose_guider", "pose_adaptor"),
+           2: ("denoising_unet", "audio_driver")}
+STATE = re.compile(r"state-(\d+)")
+
+
+@dataclass
+class Recipe:
+    noise_offset: float = NOISE_OFFSET
+    snr_gamma: float = SNR_GAMMA
+    condition_dropout: float = CONDITION_DROPOUT
+
+
+def is_trained(stage: int, component: str, name: str, model: CovOGModel) -> bool:
+    """Whether parameter `name` of `component` trains in `stage`."""
+    if component not in TRAINED[stage]:
+        return False
+    if component == "denoising_unet":
+        return ("motion_modules" in name) == (stage == 2)
+    if component == "reference_unet":
+        # the published code freezes the ReferenceNet's last up block; conv_norm_out/conv_out are never read
+        last_up = f"up_blocks.{len(model.reference_unet.up_blocks) - 1}."
+        return not name.startswith((last_up, "conv_norm_out.", "conv_out."))
+    return True
+
+
+def set_trainable(model: CovOGModel, stage: int) -> list[torch.nn.Parameter]:
+    """Freeze everything, then unfreeze (and put in train mode) the stage's parameters; returns them."""
+    model.eval()
+    trained = []
+    for component in TRAINED[stage]:
+        module = getattr(model, component).train()
+        for name, parameter in module.named_parameters():
+            if is_trained(stage, component, name, model):
+                parameter.requires_grad_(True)
+                trained.append(parameter)
+    return trained
+
+
+class TrainingNet(torch.nn.Module):
+    """One training step's forward, as one module: accelerate/DDP wrap it, and its registered modules (those with
+    trained parameters) are what the training state saves. The frozen networks are reached through `self.model`."""
+
+    def __init__(self, model: CovOGModel, stage: int, recipe: Recipe | None = None):
+        super().__init__()
+        self.model, self.stage, self.recipe = model, stage, recipe or Recipe()
+        self.trained = torch.nn.ModuleDict({name: getattr(model, name) for name in TRAINED[stage]})
+        self.bank = reference_attention.attach(model.reference_unet, model.denoising_unet)
+
+    def forward(self, batch: dict) -> torch.Tensor:
+        """The batch's Min-SNR-weighted v-prediction loss."""
+        model, stage = self.model, self.stage
+        frames = batch["target"][:, None] if stage == 1 else batch["frames"]  # (batch, frames, 3, H, W)
+        poses = batch["target_poses"][:, None] if stage == 1 else batch["poses"]  # (batch, frames, people, 3, H, W)
+        batch_size, num_frames = frames.shape[:2]
+        with torch.no_grad():
+            latents = encode_latents(model.vae, frames)
+            reference_latent = encode_latents(model.vae, batch["reference"][:, None], sample=False)[:, :, 0]
+            context = clip_image_embedding(model.image_encoder, batch["reference"])
+        keep = torch.rand(batch_size, device=latents.device) >= self.recipe.condition_dropout
+        context = context * keep[:, None, None].to(context.dtype)
+        with torch.set_grad_enabled(stage == 1):  # the ReferenceNet and pose encoders train in stage 1 only
+            self.fill_reference_bank(reference_latent, batch["reference_poses"], context, keep, num_frames)
+            pose_features = model.pose_guider(as_unit(poses.flatten(0, 1)))
+        audio = audio_conditioning(model, batch) if stage == 2 else None
+
+        noise = torch.randn_like(latents)
+        noise += self.recipe.noise_offset * torch.randn(*latents.shape[:2], 1, 1, 1, device=latents.device)
+        timesteps = torch.randint(0, model.scheduler.config.num_train_timesteps, (batch_size,), device=latents.device)
+        noisy = model.scheduler.add_noise(latents, noise, timesteps)
+        target = model.scheduler.get_velocity(latents, noise, timesteps)
+        bypass = motion_modules_bypassed(model.denoising_unet) if stage == 1 else nullcontext()
+        with bypass:
+            prediction = denoise(model.denoising_unet, model.audio_driver if stage == 2 else None, noisy, timesteps,
+                                 context, pose_features, audio)
+        weights = min_snr_weights(model.scheduler, timesteps, self.recipe.snr_gamma)
+        per_sample = (prediction.float() - target.float()).pow(2).mean(dim=(1, 2, 3, 4))
+        return (per_sample * weights).mean()
+
+    def fill_reference_bank(self, reference_latent, reference_poses, context, keep, num_frames):
+        """Run the ReferenceNet at timestep 0 on the reference latents, the pose adaptor's features added after its
+        conv_in (as the sampler does); dropped samples' rows skip the reference."""
+        self.bank.clear()
+        self.bank.reading_rows = keep.repeat_interleave(num_frames)
+        if not keep.any():
+            return  # no row reads the reference: the ReferenceNet need not run
+        reference_unet = self.model.reference_unet
+        pose = self.model.pose_adaptor(as_unit(reference_poses))
+        hook = reference_unet.conv_in.register_forward_hook(lambda module, args, out: out + pose.to(out.dtype))
+        try:
+            reference_unet(reference_latent, 0, encoder_hidden_states=context)
+        finally:
+            hook.remove()
+
+
+def encode_latents(vae, frames: torch.Tensor, sample: bool = True) -> torch.Tensor:
+    """(batch, frames, 3, H, W) in 0..1 -> scaled VAE latents (batch, channels, frames, H/8, W/8)."""
+    batch, count = frames.shape[:2]
+    pixels = frames.flatten(0, 1).to(vae.device, vae.dtype) * 2 - 1
+    distribution = vae.encode(pixels).latent_dist
+    latents = (distribution.sample() if sample else distribution.mean) * vae.config.scaling_factor
+    return latents.reshape(batch, count, *latents.shape[1:]).permute(0, 2, 1, 3, 4)
+
+
+def audio_conditioning(model: CovOGModel, batch: dict) -> AudioConditioning:
+    """The audio driver's inputs, one row per (clip, frame) as the UNet's spatial layers see them."""
+    return AudioConditioning(
+        tokens=model.audio_driver.project(batch["audio_features"].flatten(0, 1)),
+        scores=batch["speaking_scores"].flatten(0, 1),
+        face_masks={factor: mask.flatten(0, 1) for factor, mask in batch["face_masks"].items()})
+
+
+def min_snr_weights(scheduler, timesteps: torch.Tensor, gamma: float) -> torch.Tensor:
+    """Min-SNR-gamma loss weights for a v-prediction target: min(snr, gamma) / (snr + 1)."""
+    alphas = scheduler.alphas_cumprod.to(timesteps.device)[timesteps]
+    snr = alphas / (1 - alphas)
+    return snr.clamp(max=gamma) / (snr + 1)
+
+
+def as_unit(images: torch.Tensor) -> torch.Tensor:
+    return images.float() / 255.0 if images.dtype == torch.uint8 else images.float()
+
+
+@contextmanager
+def motion_modules_bypassed(unet):
+    """Stage 1 trains a single-image model, as AnimateAnyone's stage 1 (which has no motion modules). Over one
+    frame a motion module is not the identity (its attention returns its value projection), so it is skipped."""
+    modules = [m for block in (*unet.down_blocks, unet.mid_block, *unet.up_blocks)
+               for m in (getattr(block, "motion_modules", None) or [])]
+    for module in modules:
+        module.forward = _pass_through
+    try:
+        yield
+    finally:
+        for module in modules:
+            del module.forward
+
+
+def _pass_through(hidden_states, *args, **kwargs):
+    return hidden_states
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# The command line
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m covog.train", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--stage", type=int, choices=[1, 2], required=True)
+    parser.add_argument("--data", nargs="+", required=True, help="clip folders, or folders of clip folders")
+    parser.add_argument("--model", required=True, help="CovOG model folder to start from")
+    parser.add_argument("--out", required=True, help="folder for checkpoint-N (model folders) and state-N")
+    parser.add_argument("--steps", type=int, default=STEPS, help=f"total steps (the paper: {STEPS})")
+    parser.add_argument("--lr", type=float, default=LEARNING_RATE, help=f"the paper: {LEARNING_RATE}")
+    parser.add_argument("--batch", type=int, default=1, help="clips per GPU (the paper: 1)")
+    parser.add_argument("--width", type=int, default=640, help="multiple of 64 (the paper: 640)")
+    parser.add_argument("--height", type=int, default=384, help="multiple of 64 (the paper: 384)")
+    parser.add_argument("--clip-frames", type=int, default=15, help="stage 2 frames per clip (the paper: 15)")
+    parser.add_argument("--save-every", type=int, default=1000, help="steps between checkpoints")
+    parser.add_argument("--log-every", type=int, default=10, help="steps between loss lines")
+    parser.add_argument("--resume", action="store_true", help="continue from the latest state-N in --out")
+    parser.add_argument("--mixed-precision", choices=["no", "fp16", "bf16"], default="no",
+                        help="the paper trained in fp16")
+    parser.add_argument("--gradient-checkpointing", action="store_true", help="less memory, slower steps")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--workers", type=int, default=2, help="data loading processes")
+    parser.add_argument("--condition-dropout", type=float, default=CONDITION_DROPOUT,
+                        help=f"share of samples without appearance conditions (the paper: {CONDITION_DROPOUT})")
+    parser.add_argument("--noise-offset", type=float, default=NOISE_OFFSET, help=f"the paper: {NOISE_OFFSET}")
+    parser.add_argument("--snr-gamma", type=float, default=SNR_GAMMA, help=f"Min-SNR gamma (the paper: {SNR_GAMMA})")
+    return parser.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    try:
+        run = prepare(args)
+    except (ValueError, FileNotFoundError, MediaError, FormatError, ModelFolderError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    folder = train(run)
+    run.accelerator.print(f"saved {folder}")
+    return 0
+
+
+@dataclass
+class Run:
+    args: argparse.Namespace
+    accelerator: Accelerator
+    model: CovOGModel
+    net: TrainingNet  # as accelerate prepared it
+    optimizer: torch.optim.Optimizer
+    loader: DataLoader
+    parameters: list[torch.nn.Parameter]
+    start_step: int
+
+
+def prepare(args: argparse.Namespace) -> Run:
+    """Check the inputs, load the model and the data, and restore the training state when resuming."""
+    check_args(args)
+    out = Path(args.out)
+    state = latest_state(out)
+    if state is not None and not args.resume:
+        raise ValueError(f"{out} already holds training state {state.name}: pass --resume to continue it, or choose "
+                         "another --out")
+    if args.resume and state is not None:
+        saved_stage = json.loads((state / "training.json").read_text())["stage"]
+        if saved_stage != args.stage:
+            raise ValueError(f"{state} is stage-{saved_stage} training; this run is stage {args.stage}: start it in "
+                             "another --out from a checkpoint-N folder")
+    model = CovOGModel.load(args.model)
+    frame_limit = model.denoising_unet.config.motion_max_seq_length
+    if args.stage == 2 and args.clip_frames > frame_limit:
+        raise ValueError(f"--clip-frames {args.clip_frames}: the motion modules encode at most {frame_limit} frames")
+
+    accelerator = Accelerator(mixed_precision=args.mixed_precision,
+                              # a sample whose conditions are dropped leaves the ReferenceNet out of that step
+                              kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)])
+    set_seed(args.seed, device_specific=True)
+    model.to(accelerator.device)
+    with accelerator.main_process_first():  # the main process writes the audio feature caches
+        dataset = ConversationClips(args.data, (args.width, args.height), args.stage, args.clip_frames,
+                                    audio_encoder=model.audio_encoder if args.stage == 2 else None)
+    if args.batch > 1 and len(dataset.people_counts) > 1:
+        raise ValueError(f"--batch {args.batch}: the clips show {sorted(dataset.people_counts)} people, and a batch "
+                         "needs one count; use --batch 1 (the paper's: 1 per GPU)")
+    loader = DataLoader(dataset, batch_size=args.batch, shuffle=True, collate_fn=collate, num_workers=args.workers)
+
+    parameters = set_trainable(model, args.stage)
+    if args.gradient_checkpointing:
+        for name in TRAINED[args.stage]:
+            module = getattr(model, name)
+            if getattr(module, "_supports_gradient_checkpointing", False):
+                module.enable_gradient_checkpointing()
+    net = TrainingNet(model, args.stage, Recipe(args.noise_offset, args.snr_gamma, args.condition_dropout))
+    optimizer = make_optimizer(parameters, args.lr, args.stage, accelerator)
+    net, optimizer, loader = accelerator.prepare(net, optimizer, loader)
+    start_step = 0
+    if args.resume:
+        if state is None:
+            accelerator.print(f"no training state in {out}: starting at step 0")
+        else:
+            accelerator.load_state(str(state))
+            start_step = int(STATE.fullmatch(state.name).group(1))
+            accelerator.print(f"resuming from {state} at step {start_step}")
+    return Run(args, accelerator, model, net, optimizer, loader, parameters, start_step)
+
+
+def check_args(args: argparse.Namespace):
+    if args.width <= 0 or args.height <= 0 or args.width % SIZE_MULTIPLE or args.height % SIZE_MULTIPLE:
+        raise ValueError(f"--width {args.width} --height {args.height}: both must be positive multiples of "
+                         f"{SIZE_MULTIPLE}")
+    for name in ("steps", "batch", "clip_frames", "save_every", "log_every"):
+        if getattr(args, name) < 1:
+            raise ValueError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
+    if not 0 <= args.condition_dropout <= 1:
+        raise ValueError(f"--condition-dropout must be between 0 and 1, got {args.condition_dropout}")
+    if args.workers < 0:
+        raise ValueError(f"--workers must be at least 0, got {args.workers}")
+
+
+def make_optimizer(parameters, lr: float, stage: int, accelerator: Accelerator) -> torch.optim.Optimizer:
+    """AdamW; in stage 2 bitsandbytes' 8-bit AdamW (the paper's) when it is installed and a GPU is used."""
+    if stage == 2:
+        try:
+            import bitsandbytes
+        except ImportError:
+            accelerator.print("bitsandbytes is not installed: stage 2 uses plain AdamW (the paper: 8-bit AdamW)")
+        else:
+            if accelerator.device.type == "cuda":
+                return bitsandbytes.optim.AdamW8bit(parameters, lr=lr, weight_decay=WEIGHT_DECAY)
+            accelerator.print("8-bit AdamW needs a GPU: plain AdamW")
+    return torch.optim.AdamW(parameters, lr=lr, weight_decay=WEIGHT_DECAY)
+
+
+def train(run: Run) -> Path:
+    """The training loop; returns the last checkpoint folder."""
+    args, accelerator = run.args, run.accelerator
+    out, step = Path(args.out), run.start_step
+    if step >= args.steps:
+        accelerator.print(f"already at step {step} of {args.steps}: nothing to train")
+        return out / f"checkpoint-{step}"
+    bank = accelerator.unwrap_model(run.net).bank
+    while step < args.steps:
+        for batch in run.loader:
+            loss = run.net(batch)
+            accelerator.backward(loss)
+            if accelerator.sync_gradients:
+                accelerator.clip_grad_norm_(run.parameters, MAX_GRAD_NORM)
+            run.optimizer.step()
+            run.optimizer.zero_grad(set_to_none=True)
+            bank.clear()  # the reference tokens hold this step's graph
+            step += 1
+            if step % args.log_every == 0 or step == args.steps:
+                mean_loss = accelerator.gather(loss.detach()[None]).mean().item()
+                accelerator.print(f"step {step}/{args.steps} loss {mean_loss:.6f}")
+            if step % args.save_every == 0 or step == args.steps:
+                save(run, step)
+            if step >= args.steps:
+                break
+    return out / f"checkpoint-{step}"
+
+
+def save(run: Run, step: int):
+    """OUT/checkpoint-N (the whole model, our folder format) and OUT/state-N (accelerate's state); older states are
+    removed once the new one is complete."""
+    accelerator, out = run.accelerator, Path(run.args.out)
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        run.model.save(out / f"checkpoint-{step}")
+    partial = out / f"state-{step}.partial"
+    accelerator.save_state(str(partial))
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        (partial / "training.json").write_text(json.dumps({"stage": run.args.stage, "step": step}))
+        final = out / f"state-{step}"
+        shutil.rmtree(final, ignore_errors=True)
+        partial.rename(final)
+        for older in out.glob("state-*"):
+            if older != final and STATE.fullmatch(older.name):
+                shutil.rmtree(older)
+    accelerator.wait_for_everyone()
+
+
+def latest_state(out: Path) -> Path | None:
+    """The state-N folder with the largest N in `out` (partial saves are ignored)."""
+    states = [(int(m.group(1)), path) for path in (out.iterdir() if out.is_dir() else [])
+              if (m := STATE.fullmatch(path.name)) and (path / "training.json").is_file()]
+    return max(states)[1] if states else None
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,352 @@
+"""CovOG training on two tiny synthetic clips and a tiny random model: the dataset's items, what each stage trains,
+condition dropout, checkpoints and --resume, and bad input."""
+
+import json
+import re
+import shutil
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+from test_covog_model import perturb
+
+import covog.train as train
+from covog import reference_attention
+from covog.conditioning import PoseRenders
+from covog.dataset import AUDIO_FEATURES_FILE, ConversationClips, collate, frame_pair
+from covog.denoiser import denoise
+from covog.encoders import audio_features
+from covog.model import CovOGModel
+from mit_annotator import media
+from mit_annotator.records import SpeakingActivity, VideoTracks
+from mit_annotator.synthetic import ConversationSpec, synthesize_conversation
+
+SIZE = (128, 64)  # training size (width, height)
+FAST = ["--width", "128", "--height", "64", "--workers", "0", "--log-every", "1", "--lr", "1e-4"]
+
+
+@pytest.fixture(scope="module")
+def clips(speech, tmp_path_factory):
+    """A root folder with a 2-person and a 3-person clip, 2.5 s each (62 frames at 25 fps)."""
+    root = tmp_path_factory.mktemp("clips")
+    for people, seed in ((2, 1), (3, 2)):
+        spec = ConversationSpec(num_people=people, seconds=2.5, width=256, height=128, seed=seed)
+        synthesize_conversation(spec, speech).save(root / f"clip{people}")
+    return root
+
+
+@pytest.fixture(scope="module")
+def model_folder(tmp_path_factory):
+    return perturb(CovOGModel.random("tiny")).save(tmp_path_factory.mktemp("model") / "covog")
+
+
+@pytest.fixture(scope="module")
+def model(model_folder):
+    return CovOGModel.load(model_folder)
+
+
+def run(capsys, *args):
+    code = train.main([str(a) for a in args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def changed_parameters(before: CovOGModel, after: CovOGModel) -> dict[str, set[str]]:
+    changed = {}
+    for component, module in before.modules.items():
+        new = dict(getattr(after, component).named_parameters())
+        changed[component] = {name for name, p in module.named_parameters() if not torch.equal(p, new[name])}
+    return changed
+
+
+def names(module, keep=lambda name: True) -> set[str]:
+    return {name for name, _ in module.named_parameters() if keep(name)}
+
+
+def losses(stdout: str) -> list[float]:
+    return [float(x) for x in re.findall(r"^step \d+/\d+ loss (\S+)$", stdout, flags=re.M)]
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# The dataset
+
+
+def test_stage1_items_pair_frames_30_to_50_apart(clips):
+    torch.manual_seed(0)
+    dataset = ConversationClips(clips, SIZE, stage=1)
+    assert [c.folder.name for c in dataset.clips] == ["clip2", "clip3"]
+    for index, people in ((0, 2), (1, 3)):
+        for _ in range(8):
+            item = dataset[index]
+            assert item["reference"].shape == item["target"].shape == (3, 64, 128)
+            assert item["reference"].dtype == torch.float32 and 0 <= item["target"].min() <= item["target"].max() <= 1
+            assert item["reference_poses"].shape == item["target_poses"].shape == (people, 3, 64, 128)
+            assert item["target_poses"].dtype == torch.uint8
+            assert 30 <= abs(item["reference_frame"] - item["target_frame"]) <= 50
+    # the tensors are the frames they say they are
+    folder = dataset.clips[1].folder
+    video = media.read_frames(folder / "video.mp4", size=SIZE, fps=25.0)
+    expected = torch.from_numpy(video[item["target_frame"]]).permute(2, 0, 1).float() / 255
+    assert torch.equal(item["target"], expected)
+    renders = PoseRenders(VideoTracks.load(folder / "tracks.json"), SIZE)
+    assert torch.equal(item["reference_poses"], renders[item["reference_frame"]])
+
+
+def test_a_short_clip_pairs_its_ends():
+    torch.manual_seed(0)
+    assert {frame_pair(10) for _ in range(20)} == {(0, 9), (9, 0)}
+    assert {tuple(sorted(frame_pair(2))) for _ in range(5)} == {(0, 1)}
+
+
+def test_stage2_items(clips, model):
+    torch.manual_seed(0)
+    dataset = ConversationClips(clips, SIZE, stage=2, audio_encoder=model.audio_encoder)
+    folder = dataset.clips[1].folder
+    tracks, speaking = VideoTracks.load(folder / "tracks.json"), SpeakingActivity.load(folder / "speaking.json")
+    cached = load_file(folder / AUDIO_FEATURES_FILE)["audio_features"]
+    layers, dim = model.audio_encoder.config.num_hidden_layers, model.audio_encoder.config.hidden_size
+    assert cached.shape == (62, layers, dim)
+    strides = set()
+    for _ in range(10):
+        item = dataset[1]
+        assert item["frames"].shape == (15, 3, 64, 128) and item["frames"].dtype == torch.float32
+        assert item["poses"].shape == (15, 3, 3, 64, 128) and item["poses"].dtype == torch.uint8
+        assert {f: tuple(m.shape) for f, m in item["face_masks"].items()} == {
+            1: (15, 3, 8, 16), 2: (15, 3, 4, 8), 4: (15, 3, 2, 4), 8: (15, 3, 1, 2)}
+        assert all(m[:, p].sum() > 0 for m in item["face_masks"].values() for p in range(3))
+        assert item["reference"].shape == (3, 64, 128) and item["reference_poses"].shape == (3, 3, 64, 128)
+        indices = item["frame_indices"]
+        steps = set(indices.diff().tolist())
+        assert len(steps) == 1 and indices[-1] < 62
+        strides |= steps
+        # every per-frame condition belongs to the frames taken, at the stride
+        assert torch.equal(item["audio_features"], cached[indices])
+        scores = np.stack([speaking.person(t.track_id).scores for t in tracks.tracks], axis=1)[indices.numpy()]
+        assert torch.equal(item["speaking_scores"], torch.from_numpy(scores))
+        assert torch.equal(item["poses"][-1], PoseRenders(tracks, SIZE)[int(indices[-1])])
+    assert strides == {1, 2}  # the paper's stride choices
+
+
+def test_audio_features_are_computed_once_per_clip(clips, model, tmp_path):
+    clip = shutil.copytree(clips / "clip2", tmp_path / "clip2", ignore=shutil.ignore_patterns(AUDIO_FEATURES_FILE))
+    with pytest.raises(ValueError, match=f"clip2: no {AUDIO_FEATURES_FILE}"):
+        ConversationClips(clip, SIZE, stage=2)
+    ConversationClips(clip, SIZE, stage=2, audio_encoder=model.audio_encoder)
+    cache = clip / AUDIO_FEATURES_FILE
+    written = cache.stat().st_mtime_ns
+    ConversationClips(clip, SIZE, stage=2, audio_encoder=model.audio_encoder)
+    ConversationClips(clip, SIZE, stage=2)
+    assert cache.stat().st_mtime_ns == written
+    assert [p.name for p in clip.iterdir() if "partial" in p.name] == []
+    expected = audio_features(model.audio_encoder, media.read_audio(clip / "video.mp4"), 62, 25.0)
+    assert torch.allclose(load_file(cache)["audio_features"], expected)
+
+
+def test_dataset_errors_name_the_folder(clips, tmp_path):
+    with pytest.raises(ValueError, match="multiples of 64"):
+        ConversationClips(clips, (100, 64))
+    incomplete = shutil.copytree(clips / "clip2", tmp_path / "incomplete")
+    (incomplete / "speaking.json").unlink()
+    with pytest.raises(ValueError, match="incomplete: incomplete clip folder, missing speaking.json"):
+        ConversationClips(tmp_path)
+    empty = tmp_path / "empty" / "empty"
+    empty.mkdir(parents=True)
+    with pytest.raises(ValueError, match="empty: no clips found"):
+        ConversationClips(empty)
+    nobody = shutil.copytree(clips / "clip2", tmp_path / "nobody", ignore=shutil.ignore_patterns(AUDIO_FEATURES_FILE))
+    tracks = VideoTracks.load(nobody / "tracks.json")
+    tracks.tracks = []
+    tracks.save(nobody / "tracks.json")
+    with pytest.raises(ValueError, match="nobody: tracks.json has no people"):
+        ConversationClips(nobody)
+    with pytest.raises(ValueError, match="clip2: 62 frames; stage 2 needs at least 100"):
+        ConversationClips(clips / "clip2", SIZE, stage=2, clip_length=100)
+
+
+def test_a_batch_cannot_mix_people_counts(clips):
+    dataset = ConversationClips(clips, SIZE, stage=1)
+    with pytest.raises(ValueError, match="batch size 1"):
+        collate([dataset[0], dataset[1]])
+    assert collate([dataset[0], dataset[0]])["target_poses"].shape == (2, 2, 3, 64, 128)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# What each stage trains
+
+
+def test_stage1_trains_the_spatial_unet_referencenet_and_pose_encoders(clips, model_folder, model, tmp_path, capsys):
+    out = tmp_path / "out"
+    code, stdout, err = run(capsys, "--stage", 1, "--data", clips, "--model", model_folder, "--out", out,
+                            "--steps", 2, *FAST)
+    assert code == 0, err
+    assert stdout.strip().splitlines()[-1] == f"saved {out / 'checkpoint-2'}"
+    assert len(losses(stdout)) == 2 and all(np.isfinite(losses(stdout)))
+    assert sorted(p.name for p in out.iterdir()) == ["checkpoint-2", "state-2"]
+    trained = CovOGModel.load(out / "checkpoint-2")
+    changed = changed_parameters(model, trained)
+    frozen_tail = ("up_blocks.3.", "conv_norm_out.", "conv_out.")  # never read, or frozen by the published code
+    expected = {"denoising_unet": names(model.denoising_unet, lambda n: "motion_modules" not in n),
+                "reference_unet": names(model.reference_unet, lambda n: not n.startswith(frozen_tail))}
+    for component, trainable in expected.items():
+        assert changed[component] <= trainable, component
+        # the CLIP context is one token, so cross-attention's softmax is constant and the query path's zero-valued
+        # norm2 biases get an exactly-zero gradient in exact arithmetic: they may stay as they were
+        assert {n for n in trainable - changed[component] if not n.endswith("norm2.bias")} == set(), component
+    assert changed["pose_guider"] == names(model.pose_guider)
+    assert changed["pose_adaptor"] == names(model.pose_adaptor)
+    for component in ("vae", "image_encoder", "audio_encoder", "audio_driver"):
+        assert changed[component] == set(), component
+
+
+def test_stage2_trains_only_motion_modules_and_the_audio_driver(clips, model_folder, model, tmp_path, capsys):
+    out = tmp_path / "out"
+    code, stdout, err = run(capsys, "--stage", 2, "--data", clips, "--model", model_folder, "--out", out,
+                            "--steps", 2, "--clip-frames", 4, *FAST)
+    assert code == 0, err
+    assert all(np.isfinite(losses(stdout))) and len(losses(stdout)) == 2
+    changed = changed_parameters(model, CovOGModel.load(out / "checkpoint-2"))
+    assert changed["denoising_unet"] == names(model.denoising_unet, lambda n: "motion_modules" in n)
+    # the audio driver is switched on: every one of its weights learns, the face zero-convs included
+    assert changed["audio_driver"] == names(model.audio_driver)
+    assert {n for n in changed["audio_driver"] if "zero_conv_face" in n} == names(
+        model.audio_driver, lambda n: "zero_conv_face" in n) != set()
+    for component in ("vae", "image_encoder", "audio_encoder", "reference_unet", "pose_guider", "pose_adaptor"):
+        assert changed[component] == set(), component
+
+
+def one_batch(clips, stage, model, count=1):
+    torch.manual_seed(0)
+    dataset = ConversationClips(clips / "clip3", SIZE, stage=stage, clip_length=4, audio_encoder=model.audio_encoder)
+    return collate([dataset[0] for _ in range(count)])
+
+
+def step_loss(model, stage, batch, dropout=0.1, seed=0):
+    torch.manual_seed(seed)
+    with torch.no_grad():
+        return train.TrainingNet(model, stage, train.Recipe(condition_dropout=dropout))(batch)
+
+
+@pytest.mark.parametrize("stage", [1, 2])
+def test_condition_dropout_zeros_clip_and_skips_the_reference(clips, model, monkeypatch, stage):
+    seen = []
+
+    def spy(unet, audio_driver, latents, timestep, context, *rest):
+        bank = next(p.bank for p in unet.attn_processors.values() if isinstance(p, reference_attention._Reader))
+        seen.append((context.clone(), bank.reading_rows.clone(), len(bank.tokens), audio_driver))
+        return denoise(unet, audio_driver, latents, timestep, context, *rest)
+
+    monkeypatch.setattr(train, "denoise", spy)
+    batch = one_batch(clips, stage, model)
+    frames = 1 if stage == 1 else 4
+    other = dict(batch, reference=batch["reference"].flip(-1))
+    dropped, dropped_other = step_loss(model, stage, batch, 1.0), step_loss(model, stage, other, 1.0)
+    for context, rows, tokens, _ in seen:
+        assert not context.any() and rows.tolist() == [False] * frames and tokens == 0
+    assert torch.equal(dropped, dropped_other)  # nothing of the reference reaches the loss
+    seen.clear()
+    kept, kept_other = step_loss(model, stage, batch, 0.0), step_loss(model, stage, other, 0.0)
+    for context, rows, tokens, audio_driver in seen:
+        assert context.abs().sum() > 0 and rows.tolist() == [True] * frames and tokens > 0
+        assert (audio_driver is not None) == (stage == 2)
+    assert not torch.equal(kept, kept_other)
+
+
+def test_dropout_is_per_sample_in_a_batch(clips, model, monkeypatch):
+    seen = []
+
+    def spy(unet, audio_driver, latents, timestep, context, *rest):
+        bank = next(p.bank for p in unet.attn_processors.values() if isinstance(p, reference_attention._Reader))
+        seen.append((context.clone(), bank.reading_rows.clone()))
+        return denoise(unet, audio_driver, latents, timestep, context, *rest)
+
+    monkeypatch.setattr(train, "denoise", spy)
+    batch = one_batch(clips, 2, model, count=2)
+    mixed = False
+    for seed in range(12):
+        step_loss(model, 2, batch, 0.5, seed)
+        context, rows = seen[-1]
+        kept = [bool(context[b].any()) for b in range(2)]
+        assert rows.tolist() == [k for k in kept for _ in range(4)]  # rows are (sample, frame), sample-major
+        if kept[0] != kept[1]:
+            mixed = True
+            break
+    assert mixed
+
+
+def test_stage1_skips_the_motion_modules_stage2_uses_them(clips, model_folder):
+    for stage in (1, 2):
+        model = CovOGModel.load(model_folder)
+        batch = one_batch(clips, stage, model)
+        before = step_loss(model, stage, batch)
+        with torch.no_grad():
+            for name, p in model.denoising_unet.named_parameters():
+                if "motion_modules" in name:
+                    p.add_(torch.randn_like(p) * 0.1)
+        after = step_loss(model, stage, batch)
+        assert torch.equal(before, after) == (stage == 1)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Checkpoints, resuming and bad input
+
+
+def test_resume_continues_the_step_count(clips, model_folder, tmp_path, capsys, monkeypatch):
+    out = tmp_path / "out"
+    common = ["--stage", 1, "--data", clips / "clip2", "--model", model_folder, "--out", out, *FAST]
+    code, _, err = run(capsys, *common, "--steps", 2, "--save-every", 1)
+    assert code == 0, err
+    assert sorted(p.name for p in out.iterdir()) == ["checkpoint-1", "checkpoint-2", "state-2"]
+
+    started = {}
+    original = train.train
+
+    def spy(run_):
+        started["step"] = run_.start_step
+        started["pose_guider"] = {k: v.clone() for k, v in run_.model.pose_guider.state_dict().items()}
+        return original(run_)
+
+    monkeypatch.setattr(train, "train", spy)
+    code, stdout, err = run(capsys, *common, "--steps", 3, "--resume")
+    assert code == 0, err
+    assert f"resuming from {out / 'state-2'} at step 2" in stdout
+    assert re.findall(r"^step (\d+)/3", stdout, flags=re.M) == ["3"]
+    assert started["step"] == 2
+    saved = CovOGModel.load(out / "checkpoint-2").pose_guider.state_dict()
+    assert all(torch.equal(started["pose_guider"][k], saved[k]) for k in saved)  # the state's weights, not --model
+    assert sorted(p.name for p in out.iterdir()) == ["checkpoint-1", "checkpoint-2", "checkpoint-3", "state-3"]
+    assert json.loads((out / "state-3" / "training.json").read_text()) == {"stage": 1, "step": 3}
+
+    code, _, err = run(capsys, *common, "--steps", 4)
+    assert code == 2 and "pass --resume" in err
+    code, _, err = run(capsys, "--stage", 2, *common[2:], "--steps", 4, "--resume")
+    assert code == 2 and "is stage-1 training; this run is stage 2" in err
+
+
+@pytest.fixture(scope="module")
+def short_clip(speech, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("short") / "short"
+    synthesize_conversation(ConversationSpec(num_people=2, seconds=1.0, width=256, height=128, seed=5),
+                            speech).save(folder)
+    return folder
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda empty, short: ["--model", empty], "not a CovOG model folder"),
+    (lambda empty, short: ["--data", empty], "no clips found"),
+    (lambda empty, short: ["--width", "100"], "multiples of 64"),
+    (lambda empty, short: ["--steps", "0"], "--steps must be at least 1"),
+    (lambda empty, short: ["--batch", "2"], r"the clips show \[2, 3\] people.*--batch 1"),
+    (lambda empty, short: ["--stage", "2", "--clip-frames", "40"], "at most 32 frames"),
+    (lambda empty, short: ["--stage", "2", "--clip-frames", "32", "--data", short], "short: 25 frames; stage 2"),
+])
+def test_bad_input_is_one_clear_line(clips, model_folder, short_clip, tmp_path, capsys, change, message):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    args = ["--stage", "1", "--data", clips / "clip2", clips / "clip3", "--model", model_folder,
+            "--out", tmp_path / "out", *FAST, *change(empty, short_clip)]
+    code, _, err = run(capsys, *args)
+    assert code == 2
+    assert err.strip().splitlines()[-1].startswith("error: ") and "Traceback" not in err
+    assert re.search(message, err), err
+    assert not (tmp_path / "out").exists()
