@@ -229,3 +229,27 @@ def test_model_folder_errors(model, tmp_path):
     shutil.rmtree(folder / "audio_driver")
     with pytest.raises(ModelFolderError, match="lacks the component folder.*audio_driver"):
         CovOGModel.load(folder)
+
+
+def test_the_published_size_has_the_published_layouts():
+    """configs.PUBLISHED builds exactly the released/diffusers key layouts (built on the meta device: no memory)."""
+    if not LAYOUTS.is_dir():
+        pytest.skip("checkpoint layouts missing")
+    with torch.device("meta"):
+        published = CovOGModel.random("sd15")
+
+    def layout(name, prefix=""):
+        return {prefix + key: shape for key, shape in json.loads((LAYOUTS / name).read_text()).items()}
+
+    expected = {
+        "denoising_unet": layout("diffusers_unet_motion_sd15.json"),
+        "reference_unet": layout("diffusers_unet2d_sd15.json"),
+        "pose_guider": layout("moore_pose_guider.json", "guider."),
+        "pose_adaptor": layout("covog_stage1_pose_adaptor.json", "guider."),
+        "audio_driver": layout("covog_stage2_audio_modules_only.json"),
+    }
+    for name, shapes in expected.items():
+        module = getattr(published, name)
+        assert {k: list(v.shape) for k, v in module.state_dict().items()} == shapes, name
+    assert published.image_encoder.config.projection_dim == published.reference_unet.config.cross_attention_dim
+    assert published.audio_encoder.config.num_hidden_layers == published.audio_driver.config.feature_layers
