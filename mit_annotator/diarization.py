@@ -1,6 +1,6 @@
 """Offline speaker diarization: who speaks when, with models that ship inside their wheels.
 
-1. Voice activity: silero-vad (its ONNX model).
+1. Voice activity: silero-vad (its ONNX model), stretches of the recording run side by side (`voice_activity`).
 2. Speaker embeddings: resemblyzer's d-vector encoder on 1.2 s windows every 0.3 s over the speech.
 3. Clustering: spectral clustering on the refined cosine affinity (Wang et al., "Speaker diarization with LSTM",
    2018), the number of speakers from the largest eigen-gap within the bounds the caller knows.
@@ -23,6 +23,7 @@ from scipy.cluster.vq import kmeans2
 from scipy.ndimage import uniform_filter1d
 
 from .records import Diarization, SpeakerTurn
+from .voice_activity import load_vad, speech_timestamps
 
 SAMPLE_RATE = 16000
 
@@ -58,9 +59,8 @@ class Diarizer:
 
     def __init__(self, device: str = "cpu"):
         from resemblyzer import VoiceEncoder
-        from silero_vad import load_silero_vad
 
-        self.vad = load_silero_vad(onnx=True)
+        self.vad = load_vad()
         self.encoder = VoiceEncoder(device=device, verbose=False)
 
     def __call__(self, samples: np.ndarray, config: DiarizationConfig | None = None,
@@ -77,13 +77,7 @@ class Diarizer:
         return Diarization(_turns(speech, times, embeddings, labels, config), uri=uri)
 
     def speech_regions(self, samples: np.ndarray, config: DiarizationConfig) -> list[tuple[float, float]]:
-        import torch
-        from silero_vad import get_speech_timestamps
-
-        stamps = get_speech_timestamps(torch.from_numpy(samples), self.vad, threshold=config.vad_threshold,
-                                       sampling_rate=SAMPLE_RATE, min_speech_duration_ms=int(config.min_speech * 1000),
-                                       min_silence_duration_ms=int(config.min_silence * 1000))
-        return [(s["start"] / SAMPLE_RATE, s["end"] / SAMPLE_RATE) for s in stamps]
+        return speech_timestamps(self.vad, samples, config.vad_threshold, config.min_speech, config.min_silence)
 
     def embed(self, samples: np.ndarray, speech: list[tuple[float, float]],
               config: DiarizationConfig) -> tuple[np.ndarray, np.ndarray]:
