@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import numpy as np
-import silero_vad  # noqa: F401  (imported here so that a missing silero-vad leaves these nodes out at load)
 from mit_annotator.diarization import DiarizationConfig, Diarizer, PyannoteDiarizer
 from mit_annotator.timeline import speaking_timeline
 from mit_annotator.assignment import assign_speakers
+from mit_annotator.voice_activity import require_silero_vad
 from mit_annotator.who_speaks import lip_activity
 
 from .comfy_bridge import audio_to_mono_16k, frames_to_image, image_to_frames
+
+# a missing silero-vad leaves these nodes out at load; checked without importing it (its import would set torch's CPU
+# threads to 1 for all of ComfyUI)
+require_silero_vad()
 
 _diarizers: dict = {}  # loaded once per session
 

@@ -28,6 +28,9 @@ class Collect(logging.Handler):
         messages.append(record.getMessage())
 logging.getLogger().addHandler(Collect())
 
+import torch  # noqa: E402  (ComfyUI imports torch before any pack)
+
+threads_before = torch.get_num_threads()
 pack_path = sys.argv[1]
 module_name = pack_path.replace(".", "_x_")  # ComfyUI's nodes.load_custom_node
 spec = importlib.util.spec_from_file_location(module_name, os.path.join(pack_path, "__init__.py"))
@@ -44,6 +47,7 @@ result = {
                                 for n in ("nodes", "utils", "server", "folder_paths")),
     "library_file": sys.modules["mit_annotator"].__file__,
     "nodes_valid": [],
+    "torch_threads": [threads_before, torch.get_num_threads()],  # before and after the pack loads
 }
 for node_id, cls in pack.NODE_CLASS_MAPPINGS.items():
     inputs = cls.INPUT_TYPES()
@@ -93,6 +97,7 @@ if os.environ.get("RUN_NODES") and "MITCovOG_SyntheticConversation" in pack.NODE
         stereo["sample_rate"] = 48000
         again_out, _ = pack.NODE_CLASS_MAPPINGS["MITCovOG_AssignSpeakers"]().assign(tracks, stereo, 3, "offline")
         result["run"]["speaking_48k"] = len(again_out.people)
+        result["run"]["torch_threads"] = torch.get_num_threads()  # after the diarizer loaded silero-vad
         try:
             pack.NODE_CLASS_MAPPINGS["MITCovOG_DrawTracks"]().draw(images[:10], tracked)
         except ValueError as error:

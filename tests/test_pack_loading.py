@@ -17,6 +17,8 @@ def test_the_pack_loads_by_path_beside_comfyuis_modules(tmp_path):
     assert set(result["display"]) == set(result["ids"])
     assert all(ok for _, ok in result["nodes_valid"]), result["nodes_valid"]
     assert result["comfy_modules_intact"]
+    threads = result["torch_threads"][0]
+    assert threads > 1 and result["torch_threads"] == [threads, threads]  # importing silero-vad sets them to 1
     assert os.path.realpath(result["library_file"]) == str(PACK_ROOT / "mit_annotator" / "__init__.py")
 
 
@@ -58,4 +60,5 @@ def test_nodes_run_in_the_loaded_pack(tmp_path, tiny_models):
     assert "the tracks were made for 50 frames of 128x72, the images are 10 frames" in run["draw_error"]
     people, frames, timeline = run["speaking"]
     assert (people, frames, run["speaking_48k"]) == (3, 50, 3)
+    assert run["torch_threads"] > 1  # the diarizer's silero-vad left torch's CPU threads as they were
     assert timeline[0] == 1 and timeline[1] >= 3 * 28 and timeline[2:] == [1000, 3]
