@@ -27,6 +27,7 @@ from transformers import Wav2Vec2Model
 
 from covog.conditioning import UNET_FACTORS, PoseRenders, face_masks, speaking_scores
 from covog.encoders import AUDIO_RATE, audio_features
+from covog.sampler import SIZE_MULTIPLE
 from mit_annotator import media
 from mit_annotator.files import atomic_path
 from mit_annotator.records import SpeakingActivity, VideoTracks
@@ -34,7 +35,6 @@ from mit_annotator.records import SpeakingActivity, VideoTracks
 CLIP_FILES = ("video.mp4", "tracks.json", "speaking.json")
 AUDIO_FEATURES_FILE = "audio_features.safetensors"
 AUDIO_FEATURES_KEY = "audio_features"
-SIZE_MULTIPLE = 64  # the latent (size / 8) must halve 3 times in the UNet
 FRAME_GAP = (30, 50)  # the paper: stage-1 reference and target frames 30-50 frames apart
 CLIP_LENGTH = 15  # the paper: stage-2 clips of 15 frames ...
 STRIDES = (1, 2)  # ... taken every 1 or 2 frames
