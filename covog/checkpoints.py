@@ -33,10 +33,9 @@ from pathlib import Path
 
 import torch
 
-from covog.model import CovOGModel
+from covog.configs import configs
+from covog.model import COMPONENTS, CovOGModel, build_component
 
-COMPONENTS = ("vae", "image_encoder", "audio_encoder", "reference_unet", "denoising_unet", "pose_guider",
-              "pose_adaptor", "audio_driver")
 TORCH_SUFFIXES = (".pth", ".pt", ".bin", ".ckpt")
 CHECKPOINT_SUFFIXES = (".safetensors", *TORCH_SUFFIXES)
 
@@ -491,7 +490,8 @@ def convert(sources: Iterable[str | os.PathLike] = (), *, base: str | os.PathLik
     if unknown:
         raise CheckpointError(f"unknown component(s) {', '.join(sorted(unknown))}: choose from {', '.join(COMPONENTS)}")
     pieces = gather_pieces(sources, base, audio_encoder, image_encoder)
-    model = CovOGModel.random(size)
+    with torch.device("meta"):  # shapes only: the weights come from the sources
+        model = CovOGModel.random(size)
     plans, problems = {}, []
     for component, module in model.modules.items():
         own = [piece for piece in pieces if piece.component == component]
@@ -503,5 +503,26 @@ def convert(sources: Iterable[str | os.PathLike] = (), *, base: str | os.PathLik
         raise CheckpointError("missing weights (name the component in --allow-random to keep a fresh init "
                               "instead): " + "; ".join(problems))
     for component, module in model.modules.items():
-        module.load_state_dict(plans[component][0], strict=False)  # completeness was checked above
+        setattr(model, component, materialize(component, module, plans[component][0], size))
     return model.eval(), [report for _, report in plans.values()]
+
+
+def materialize(component: str, skeleton: torch.nn.Module, tensors: dict[str, torch.Tensor],
+                size: str) -> torch.nn.Module:
+    """The component with `tensors` loaded. A network every weight of which is supplied takes the source tensors
+    themselves (no second copy of a multi-gigabyte UNet, no random init to overwrite); one with weights left to
+    its fresh init is built for real first."""
+    expected = skeleton.state_dict()
+    if set(tensors) == set(expected) and not _non_persistent_buffers(skeleton):
+        tensors = {key: tensor.to(expected[key].dtype) for key, tensor in tensors.items()}
+        skeleton.load_state_dict(tensors, strict=True, assign=True)
+        return skeleton
+    module = build_component(component, configs(size))
+    module.load_state_dict(tensors, strict=False)  # completeness was checked by plan_component
+    return module
+
+
+def _non_persistent_buffers(module: torch.nn.Module) -> bool:
+    """Buffers outside the state dict (e.g. position ids) would stay on the meta device."""
+    saved = module.state_dict()
+    return any(name not in saved for name, _ in module.named_buffers())

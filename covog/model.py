@@ -27,6 +27,29 @@ FORMAT = "covog-model"
 FORMAT_VERSION = 1
 
 
+COMPONENTS = ("vae", "image_encoder", "audio_encoder", "reference_unet", "denoising_unet", "pose_guider",
+              "pose_adaptor", "audio_driver")
+
+
+def build_component(name: str, c: dict[str, dict]) -> torch.nn.Module:
+    """One network, randomly initialised, from the component configs `c` (covog.configs.configs(size))."""
+    if name == "vae":
+        return AutoencoderKL(**c["vae"])
+    if name == "image_encoder":
+        return CLIPVisionModelWithProjection(CLIPVisionConfig(**c["image_encoder"]))
+    if name == "audio_encoder":
+        return Wav2Vec2Model(Wav2Vec2Config(**c["audio_encoder"]))
+    if name == "reference_unet":
+        return UNet2DConditionModel(**c["unet"])
+    if name == "denoising_unet":
+        return UNetMotionModel.from_unet2d(UNet2DConditionModel(**c["unet"]), MotionAdapter(**c["motion_adapter"]))
+    if name in ("pose_guider", "pose_adaptor"):
+        return MultiHumanPoseEncoder(**c[name])
+    if name == "audio_driver":
+        return InteractiveAudioDriver(**c["audio_driver"])
+    raise ValueError(f"unknown component {name!r}: choose from {', '.join(COMPONENTS)}")
+
+
 class ModelFolderError(ValueError):
     """A model folder that is missing a component or is not a CovOG model folder."""
 
@@ -72,22 +95,12 @@ class CovOGModel:
     @classmethod
     def random(cls, size: str = "tiny", seed: int = 0) -> CovOGModel:
         """Randomly initialised networks at the published size ('sd15') or the tiny test size, with the
-        zero-initialised outputs (pose encoders, audio face convs, motion outputs) left at zero as in training."""
-        c = configs(size)
+        zero-initialised outputs (pose encoders, audio face convs, motion outputs) left at zero as in training.
+        Built under `torch.device("meta")` it holds shapes only (no memory, no init time)."""
         torch.manual_seed(seed)
-        unet2d = UNet2DConditionModel(**c["unet"])
-        reference_unet = UNet2DConditionModel(**c["unet"])
-        denoising_unet = UNetMotionModel.from_unet2d(unet2d, MotionAdapter(**c["motion_adapter"]))
-        return cls(
-            vae=AutoencoderKL(**c["vae"]),
-            image_encoder=CLIPVisionModelWithProjection(CLIPVisionConfig(**c["image_encoder"])),
-            audio_encoder=Wav2Vec2Model(Wav2Vec2Config(**c["audio_encoder"])),
-            reference_unet=reference_unet, denoising_unet=denoising_unet,
-            pose_guider=MultiHumanPoseEncoder(**c["pose_guider"]),
-            pose_adaptor=MultiHumanPoseEncoder(**c["pose_adaptor"]),
-            audio_driver=InteractiveAudioDriver(**c["audio_driver"]),
-            scheduler=DDIMScheduler(**c["scheduler"]),
-        ).eval()
+        c = configs(size)
+        networks = {name: build_component(name, c) for name in COMPONENTS}
+        return cls(**networks, scheduler=DDIMScheduler(**c["scheduler"])).eval()
 
     def save(self, folder: str | os.PathLike) -> Path:
         """Write the model folder; it appears under its final name only once complete."""

@@ -363,3 +363,25 @@ def test_the_command_line_reports_bad_input_in_one_line(moore_folder, tmp_path, 
         err = capsys.readouterr().err
         assert err.startswith("error: ") and err.count("\n") == 1 and "Traceback" not in err
     assert not (tmp_path / "out").exists() and not (tmp_path / "ran").exists()
+
+
+def test_fully_supplied_networks_take_the_source_tensors_without_a_second_copy(source, tmp_path, monkeypatch):
+    """A multi-gigabyte UNet is not built and initialised only to be overwritten: the converter builds shapes on the
+    meta device and takes the loaded tensors; what keeps a fresh init is built for real. Nothing stays on meta."""
+    import covog.checkpoints as checkpoints
+
+    truth, files = source
+    folder = tmp_path / "checkpoint-7"
+    folder.mkdir()
+    torch.save(accelerate_state(files), folder / "pytorch_model.bin")  # pose encoders in fp16 there
+    built = []
+    real_build = checkpoints.build_component
+    monkeypatch.setattr(checkpoints, "build_component", lambda name, c: built.append(name) or real_build(name, c))
+    model, _ = convert([folder], size="tiny", allow_random=ENCODERS_RANDOM)
+    assert "denoising_unet" not in built and "pose_guider" not in built
+    assert "reference_unet" in built  # its 4 output keys are not in the file: they keep a fresh init
+    for name, module in model.modules.items():
+        for key, tensor in [*module.named_parameters(), *module.named_buffers()]:
+            assert not tensor.is_meta, f"{name}.{key} was left on the meta device"
+        assert {p.dtype for p in module.parameters()} == {torch.float32}, name
+    assert_state_equal(model.denoising_unet, truth["denoising_unet"])
