@@ -127,25 +127,34 @@ def generate(model: CovOGModel, conditions: Conditions, settings: SamplerSetting
     settings = settings or SamplerSettings()
     settings.check()
     conditions.check()
+    longest = model.denoising_unet.config.motion_max_seq_length
+    if min(settings.window, conditions.frames) > longest:
+        raise ValueError(f"window {settings.window}: the motion modules encode at most {longest} frames at once")
     bank = reference_attention.attach(model.reference_unet, model.denoising_unet)
-    with torch.no_grad():
-        context, reference_latent = _encode_reference(model, conditions, bank)
-        tokens = _audio_tokens(model, conditions.audio_features)
-        generator = torch.Generator("cpu").manual_seed(settings.seed)
-        starts = window_starts(conditions.frames, settings.window, settings.overlap)
-        total = len(starts) * settings.steps
-        video = None  # (frames so far, 3, H, W)
-        for index, start in enumerate(starts):
-            stop = min(start + settings.window, conditions.frames)
-            known = None
-            if video is not None:  # the previous window's frames inside this one, re-encoded
-                known = _encode_frames(model, video[start:])
-            step = _StepCounter(progress, cancelled, index * settings.steps, total)
-            latents = _sample_window(model, conditions, range(start, stop), context, tokens, bank, known, settings,
-                                     generator, step)
-            frames = _decode(model, latents, settings.decode_chunk)
-            video = frames if video is None else _blend(video, frames, start)
-    bank.clear()
+    try:
+        with torch.no_grad():
+            return _generate_windows(model, conditions, settings, bank, progress, cancelled)
+    finally:
+        bank.clear()  # the reference tokens would otherwise stay in (GPU) memory
+
+
+def _generate_windows(model, conditions, settings, bank, progress, cancelled) -> torch.Tensor:
+    context = _encode_reference(model, conditions, bank)
+    tokens = _audio_tokens(model, conditions.audio_features)
+    generator = torch.Generator("cpu").manual_seed(settings.seed)
+    starts = window_starts(conditions.frames, settings.window, settings.overlap)
+    total = len(starts) * settings.steps
+    video = None  # (frames so far, 3, H, W)
+    for index, start in enumerate(starts):
+        stop = min(start + settings.window, conditions.frames)
+        known = None
+        if video is not None:  # the previous window's frames inside this one, re-encoded
+            known = _encode_frames(model, video[start:])
+        step = _StepCounter(progress, cancelled, index * settings.steps, total)
+        latents = _sample_window(model, conditions, range(start, stop), context, tokens, bank, known, settings,
+                                 generator, step)
+        frames = _decode(model, latents, settings.decode_chunk)
+        video = frames if video is None else _blend(video, frames, start)
     return video
 
 
@@ -163,7 +172,7 @@ class _StepCounter:
             self.progress(self.done, self.total)
 
 
-def _encode_reference(model: CovOGModel, conditions: Conditions, bank) -> tuple[torch.Tensor, torch.Tensor]:
+def _encode_reference(model: CovOGModel, conditions: Conditions, bank) -> torch.Tensor:
     """The CLIP context (1, 1, dim); fills the reference bank by running the ReferenceNet at timestep 0 on the
     reference latent, with the pose adaptor's features added after its conv_in."""
     device, dtype = model.device, model.dtype
@@ -178,7 +187,7 @@ def _encode_reference(model: CovOGModel, conditions: Conditions, bank) -> tuple[
         model.reference_unet(latent.to(dtype), 0, encoder_hidden_states=context)
     finally:
         hook.remove()
-    return context, latent
+    return context
 
 
 def _audio_tokens(model: CovOGModel, features: torch.Tensor) -> torch.Tensor:

@@ -230,3 +230,15 @@ def test_long_audio_is_encoded_in_chunks_that_line_up_with_one_pass(model):
     chunked = audio_features(model.audio_encoder, samples, num_frames=100, fps=25, chunk_seconds=1.0,
                              context_seconds=0.5)
     assert chunked.shape == whole.shape and torch.isfinite(chunked).all()
+
+
+def test_a_window_longer_than_the_motion_modules_reach_is_refused(model):
+    with pytest.raises(ValueError, match="window 33: the motion modules encode at most 32 frames"):
+        generate(model, make_conditions(model, 40), SamplerSettings(steps=1, window=33, overlap=2))
+
+
+def test_cancelling_releases_the_reference_tokens(model):
+    with pytest.raises(GenerationCancelled):
+        generate(model, make_conditions(model, 4), SamplerSettings(**QUICK), cancelled=lambda: True)
+    bank = next(p for p in model.denoising_unet.attn_processors.values() if hasattr(p, "bank")).bank
+    assert bank.tokens == {} and bank.reading_rows is None
