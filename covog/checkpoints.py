@@ -297,16 +297,23 @@ def checkpoint_files(folder: Path) -> list[Path]:
 
 
 def _pretrained(cls, folder: Path, subfolder: str | None = None):
-    """from_pretrained from a local folder, safetensors only; returns (module, unexpected keys)."""
-    kwargs = {"use_safetensors": True, "local_files_only": True, "output_loading_info": True}
+    """from_pretrained from a local folder; returns (module, unexpected keys). safetensors weights when the folder
+    has them; otherwise its `.bin` weights, which diffusers and transformers read with torch.load(weights_only=True)
+    (plain tensors only, never code), and which the converter then writes as safetensors."""
+    where = folder / subfolder if subfolder else folder
+    has_safetensors = any(where.glob("*.safetensors"))
+    kwargs = {"use_safetensors": True if has_safetensors else None, "local_files_only": True,
+              "output_loading_info": True}
     if subfolder:
         kwargs["subfolder"] = subfolder
-    where = folder / subfolder if subfolder else folder
     try:
         module, info = cls.from_pretrained(folder, **kwargs)
-    except (OSError, ValueError, KeyError) as error:
-        raise CheckpointError(f"{where}: cannot load a {cls.__name__} with safetensors weights "
-                              f"({_first_line(error)})") from None
+    except Exception as error:  # missing files, foreign or unsafe pickles: all mean "cannot use this folder"
+        if "Weights only load failed" in str(error):
+            raise CheckpointError(f"{where}: refused, its weights file pickles objects that are not plain tensors; "
+                                  "only plain weights are loaded, never code or custom objects") from None
+        raise CheckpointError(f"{where}: cannot load a {cls.__name__} from it ({type(error).__name__}: "
+                              f"{_first_line(error)})") from None
     if info.get("missing_keys") or info.get("mismatched_keys"):
         bad = sorted(info.get("missing_keys") or []) + sorted(str(k) for k in info.get("mismatched_keys") or [])
         raise CheckpointError(f"{where}: {len(bad)} weights of {cls.__name__} missing or mismatched, e.g. {bad[0]}")

@@ -385,3 +385,42 @@ def test_fully_supplied_networks_take_the_source_tensors_without_a_second_copy(s
             assert not tensor.is_meta, f"{name}.{key} was left on the meta device"
         assert {p.dtype for p in module.parameters()} == {torch.float32}, name
     assert_state_equal(model.denoising_unet, truth["denoising_unet"])
+
+
+def test_encoder_folders_with_bin_weights_load_weights_only(base_folder, tmp_path):
+    """Hub folders that ship only `.bin` weights (older wav2vec2/CLIP repositories) convert; the libraries read them
+    with torch.load(weights_only=True), so a `.bin` that pickles code is refused like any other."""
+    from transformers import Wav2Vec2ForCTC
+
+    _, wav2vec2, other = base_folder
+    legacy = tmp_path / "wav2vec2_bin"
+    legacy.mkdir()
+    (legacy / "config.json").write_text((wav2vec2 / "config.json").read_text())
+    torch.save(Wav2Vec2ForCTC.from_pretrained(wav2vec2).state_dict(), legacy / "pytorch_model.bin")
+    model, reports = convert([], audio_encoder=legacy, size="tiny", allow_random=all_but("audio_encoder"))
+    assert reports_by_name(reports)["audio_encoder"].missing == []
+    assert_state_equal(model.audio_encoder, other.audio_encoder.state_dict())
+
+    marker = tmp_path / "ran"
+    (legacy / "pytorch_model.bin").unlink()
+    torch.save({"weight": Exploit(marker)}, legacy / "pytorch_model.bin")
+    with pytest.raises(CheckpointError, match="refused, its weights file pickles objects that are not plain"):
+        convert([], audio_encoder=legacy, size="tiny", allow_random=all_but("audio_encoder"))
+    assert not marker.exists()
+
+
+def all_but(name):
+    """Every component but `name` (they may keep a fresh init)."""
+    from covog.model import COMPONENTS
+
+    return [c for c in COMPONENTS if c != name]
+
+
+class Exploit:
+    """Unpickling this would create a file: proof that code ran."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
