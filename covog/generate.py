@@ -136,15 +136,11 @@ def speaking_from_audio(audio: list[np.ndarray], tracks: VideoTracks, per_person
         raise ValueError(f"{len(tracks.tracks)} people share one audio track: say who speaks when with "
                          "--assignment (python -m mit_annotator assign) or give --person-audio, one file each")
     from mit_annotator.assignment import speaking_in_order
-    from mit_annotator.diarization import DiarizationConfig, Diarizer
-    from mit_annotator.records import Diarization, SpeakerTurn
+    from mit_annotator.who_speaks import voice_tracks_diarization
 
-    diarizer, config = Diarizer(), DiarizationConfig()
     voices = [f"person_{k}" for k in range(len(audio))]
-    turns = [SpeakerTurn(voice, start, end) for voice, samples in zip(voices, audio)
-             for start, end in diarizer.speech_regions(samples, config)]
-    return speaking_in_order(Diarization(turns), voices, [t.track_id for t in tracks.tracks], tracks.fps,
-                             tracks.num_frames)
+    diarization = voice_tracks_diarization(list(zip(voices, audio)))
+    return speaking_in_order(diarization, voices, [t.track_id for t in tracks.tracks], tracks.fps, tracks.num_frames)
 
 
 def mixed_output_audio(paths: list[str], tracks: VideoTracks) -> np.ndarray:

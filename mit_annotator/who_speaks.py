@@ -73,12 +73,16 @@ def diarize_media(path: str | os.PathLike, config: DiarizationConfig | None = No
 
 def person_audio_diarization(paths: list[str | os.PathLike], diarizer: Diarizer | None = None) -> Diarization:
     """One speaker per file (named after the file): the turns are where that file has speech."""
+    return voice_tracks_diarization([(Path(path).stem, media.read_audio(path, SAMPLE_RATE)) for path in paths],
+                                    diarizer)
+
+
+def voice_tracks_diarization(voices: list[tuple[str, np.ndarray]], diarizer: Diarizer | None = None) -> Diarization:
+    """One speaker per (name, 16 kHz samples) track, e.g. each person's own recording: its turns are where that
+    track has speech."""
     diarizer = diarizer or Diarizer()
-    turns = []
-    for path in paths:
-        samples = media.read_audio(path, SAMPLE_RATE)
-        for start, end in diarizer.speech_regions(samples, DiarizationConfig()):
-            turns.append(SpeakerTurn(Path(path).stem, start, end))
+    turns = [SpeakerTurn(name, start, end) for name, samples in voices
+             for start, end in diarizer.speech_regions(samples, DiarizationConfig())]
     return Diarization(turns, uri="person_audio")
 
 
