@@ -58,7 +58,10 @@ class _Reader:
         if reading is None or bool(reading.all()):
             context = torch.cat([hidden_states, reference], dim=1)
             return self.plain(attn, hidden_states, context, attention_mask, temb)
-        out = self.plain(attn, hidden_states)  # rows that ignore the reference: plain self-attention
+        out = torch.empty_like(hidden_states)  # attn1 keeps the width of its input
+        skipping = ~reading
+        if skipping.any():  # rows that ignore the reference: plain self-attention
+            out[skipping] = self.plain(attn, hidden_states[skipping])
         if reading.any():
             context = torch.cat([hidden_states[reading], reference[reading]], dim=1)
             out[reading] = self.plain(attn, hidden_states[reading], context)
