@@ -29,6 +29,16 @@ def clip_image_embedding(encoder: CLIPVisionModelWithProjection, image: torch.Te
     return encoder(pixel_values=pixels).image_embeds[:, None]
 
 
+def encode_latents(vae, frames: torch.Tensor, sample: bool) -> torch.Tensor:
+    """(batch, frames, 3, H, W) in 0..1 -> scaled VAE latents (batch, channels, frames, H/8, W/8): a draw from the
+    VAE's posterior (`sample`, for training targets) or its mean."""
+    batch, count = frames.shape[:2]
+    pixels = frames.flatten(0, 1).to(vae.device, vae.dtype) * 2 - 1
+    distribution = vae.encode(pixels).latent_dist
+    latents = (distribution.sample() if sample else distribution.mean) * vae.config.scaling_factor
+    return latents.reshape(batch, count, *latents.shape[1:]).permute(0, 2, 1, 3, 4)
+
+
 def audio_features(encoder: Wav2Vec2Model, samples: np.ndarray, num_frames: int, fps: float,
                    chunk_seconds: float = 30.0, context_seconds: float = 2.0) -> torch.Tensor:
     """16 kHz mono audio -> (num_frames, layers, hidden) float32: the hidden states of wav2vec2 layers 1..N (the

@@ -29,7 +29,8 @@ class MultiHumanPoseEncoder(ModelMixin, ConfigMixin):
     def forward(self, renders: torch.Tensor, person_mask: torch.Tensor | None = None) -> torch.Tensor:
         """Sum over people of the guider's features.
 
-        renders: (batch, people, channels, height, width) in 0..1, one skeleton render per person;
+        renders: (batch, people, channels, height, width), one skeleton render per person: floats in 0..1, or uint8
+        as `covog.conditioning.PoseRenders` draws them;
         person_mask: (batch, people) bool, False for empty slots when people counts differ within a batch.
         Returns (batch, embedding_channels, height / 8, width / 8).
         """
@@ -40,7 +41,8 @@ class MultiHumanPoseEncoder(ModelMixin, ConfigMixin):
             raise ValueError("no person to encode: give at least one skeleton render")
         if height % 8 or width % 8:
             raise ValueError(f"render size must be a multiple of 8, got {height}x{width}")
-        features = self.guider(renders.reshape(batch * people, channels, height, width))
+        pixels = renders.to(self.dtype) / 255.0 if renders.dtype == torch.uint8 else renders.to(self.dtype)
+        features = self.guider(pixels.reshape(batch * people, channels, height, width))
         features = features.reshape(batch, people, *features.shape[1:])
         if person_mask is not None:
             if person_mask.shape != (batch, people):

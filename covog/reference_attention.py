@@ -85,3 +85,14 @@ def attach(reference_unet: torch.nn.Module, denoising_unet: torch.nn.Module) -> 
     for name in readers:
         modules[name].set_processor(_Reader(bank, name))
     return bank
+
+
+def write_reference(reference_unet: torch.nn.Module, latent: torch.Tensor, context: torch.Tensor,
+                    pose_features: torch.Tensor) -> None:
+    """Run the ReferenceNet at timestep 0 on the reference latent (batch, channels, h, w), the pose adaptor's
+    features added right after its conv_in: its writer processors fill the bank."""
+    hook = reference_unet.conv_in.register_forward_hook(lambda module, args, out: out + pose_features.to(out.dtype))
+    try:
+        reference_unet(latent, 0, encoder_hidden_states=context)
+    finally:
+        hook.remove()

@@ -17,7 +17,7 @@ import torch
 from covog import reference_attention
 from covog.audio_driver import DOWN_FACTORS, UP_FACTORS, AudioConditioning
 from covog.denoiser import denoise
-from covog.encoders import clip_image_embedding
+from covog.encoders import clip_image_embedding, encode_latents
 from covog.model import CovOGModel
 
 PIXELS_PER_LATENT_CELL = 8  # the VAE's downsampling
@@ -179,14 +179,9 @@ def _encode_reference(model: CovOGModel, conditions: Conditions, bank) -> torch.
     reference = conditions.reference[None].to(device)
     context = clip_image_embedding(model.image_encoder, reference).to(dtype)
     latent = _encode_frames(model, conditions.reference[None])[:, :, 0]
-    renders = _as_unit(conditions.reference_poses)[None].to(device, dtype)
-    pose = model.pose_adaptor(renders)
-    hook = model.reference_unet.conv_in.register_forward_hook(lambda module, args, out: out + pose)
-    try:
-        bank.clear()
-        model.reference_unet(latent.to(dtype), 0, encoder_hidden_states=context)
-    finally:
-        hook.remove()
+    bank.clear()
+    pose = model.pose_adaptor(conditions.reference_poses[None].to(device))
+    reference_attention.write_reference(model.reference_unet, latent.to(dtype), context, pose)
     return context
 
 
@@ -208,8 +203,7 @@ def _sample_window(model, conditions, frames: range, context, tokens, bank, know
 
     guided = settings.guidance > 1
     copies = 2 if guided else 1  # rows: [unconditional frames..., conditional frames...]
-    renders = _as_unit(conditions.poses[frames.start:frames.stop]).to(device, dtype)
-    pose = model.pose_guider(renders).repeat(copies, 1, 1, 1)
+    pose = model.pose_guider(conditions.poses[frames.start:frames.stop].to(device)).repeat(copies, 1, 1, 1)
     audio = AudioConditioning(
         tokens=tokens[frames.start:frames.stop].to(dtype).repeat(copies, *[1] * (tokens.ndim - 1)),
         scores=conditions.speaking_scores[frames.start:frames.stop].to(device, dtype).repeat(copies, 1),
@@ -234,16 +228,9 @@ def _sample_window(model, conditions, frames: range, context, tokens, bank, know
     return latents
 
 
-def _as_unit(images: torch.Tensor) -> torch.Tensor:
-    return images.float() / 255.0 if images.dtype == torch.uint8 else images.float()
-
-
 def _encode_frames(model: CovOGModel, frames: torch.Tensor) -> torch.Tensor:
     """(n, 3, H, W) in 0..1 -> scaled VAE latents (1, channels, n, H/8, W/8), float32."""
-    vae = model.vae
-    pixels = (frames.to(model.device, vae.dtype) * 2 - 1)
-    latents = vae.encode(pixels).latent_dist.mean * vae.config.scaling_factor
-    return latents.float().permute(1, 0, 2, 3)[None]
+    return encode_latents(model.vae, frames[None], sample=False).float()
 
 
 def _decode(model: CovOGModel, latents: torch.Tensor, chunk: int) -> torch.Tensor:

@@ -31,7 +31,7 @@ from covog import reference_attention
 from covog.audio_driver import AudioConditioning
 from covog.dataset import SIZE_MULTIPLE, ConversationClips, collate
 from covog.denoiser import denoise
-from covog.encoders import clip_image_embedding
+from covog.encoders import clip_image_embedding, encode_latents
 from covog.model import CovOGModel, ModelFolderError
 from mit_annotator.media import MediaError
 from mit_annotator.records import FormatError
@@ -98,14 +98,14 @@ class TrainingNet(torch.nn.Module):
         poses = batch["target_poses"][:, None] if stage == 1 else batch["poses"]  # (batch, frames, people, 3, H, W)
         batch_size, num_frames = frames.shape[:2]
         with torch.no_grad():
-            latents = encode_latents(model.vae, frames)
+            latents = encode_latents(model.vae, frames, sample=True)
             reference_latent = encode_latents(model.vae, batch["reference"][:, None], sample=False)[:, :, 0]
             context = clip_image_embedding(model.image_encoder, batch["reference"])
         keep = torch.rand(batch_size, device=latents.device) >= self.recipe.condition_dropout
         context = context * keep[:, None, None].to(context.dtype)
         with torch.set_grad_enabled(stage == 1):  # the ReferenceNet and pose encoders train in stage 1 only
             self.fill_reference_bank(reference_latent, batch["reference_poses"], context, keep, num_frames)
-            pose_features = model.pose_guider(as_unit(poses.flatten(0, 1)))
+            pose_features = model.pose_guider(poses.flatten(0, 1))
         audio = audio_conditioning(model, batch) if stage == 2 else None
 
         noise = torch.randn_like(latents)
@@ -128,22 +128,8 @@ class TrainingNet(torch.nn.Module):
         self.bank.reading_rows = keep.repeat_interleave(num_frames)
         if not keep.any():
             return  # no row reads the reference: the ReferenceNet need not run
-        reference_unet = self.model.reference_unet
-        pose = self.model.pose_adaptor(as_unit(reference_poses))
-        hook = reference_unet.conv_in.register_forward_hook(lambda module, args, out: out + pose.to(out.dtype))
-        try:
-            reference_unet(reference_latent, 0, encoder_hidden_states=context)
-        finally:
-            hook.remove()
-
-
-def encode_latents(vae, frames: torch.Tensor, sample: bool = True) -> torch.Tensor:
-    """(batch, frames, 3, H, W) in 0..1 -> scaled VAE latents (batch, channels, frames, H/8, W/8)."""
-    batch, count = frames.shape[:2]
-    pixels = frames.flatten(0, 1).to(vae.device, vae.dtype) * 2 - 1
-    distribution = vae.encode(pixels).latent_dist
-    latents = (distribution.sample() if sample else distribution.mean) * vae.config.scaling_factor
-    return latents.reshape(batch, count, *latents.shape[1:]).permute(0, 2, 1, 3, 4)
+        pose = self.model.pose_adaptor(reference_poses)
+        reference_attention.write_reference(self.model.reference_unet, reference_latent, context, pose)
 
 
 def audio_conditioning(model: CovOGModel, batch: dict) -> AudioConditioning:
@@ -159,10 +145,6 @@ def min_snr_weights(scheduler, timesteps: torch.Tensor, gamma: float) -> torch.T
     alphas = scheduler.alphas_cumprod.to(timesteps.device)[timesteps]
     snr = alphas / (1 - alphas)
     return snr.clamp(max=gamma) / (snr + 1)
-
-
-def as_unit(images: torch.Tensor) -> torch.Tensor:
-    return images.float() / 255.0 if images.dtype == torch.uint8 else images.float()
 
 
 @contextmanager

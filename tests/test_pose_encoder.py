@@ -85,3 +85,10 @@ def test_skeleton_renders_stay_inside_the_person_box(small_conversation):
     assert half.shape == (72, 128, 3) and half.any()
     hidden = render_person(points, np.zeros(133), (64, 64))
     assert not hidden.any()  # unseen keypoints draw nothing
+
+
+def test_uint8_renders_read_as_0_to_1():
+    encoder = perturbed_encoder()
+    pixels = (renders(2) * 255).round().to(torch.uint8)
+    with torch.no_grad():
+        torch.testing.assert_close(encoder(pixels), encoder(pixels.float() / 255.0))
