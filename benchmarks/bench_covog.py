@@ -17,7 +17,7 @@ from contextlib import contextmanager
 import torch
 
 import covog.sampler as sampler
-from covog.model import CovOGModel
+from covog.model import DTYPES, CovOGModel, pick_dtype
 from covog.sampler import Conditions, SamplerSettings, generate
 
 
@@ -83,8 +83,8 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--size", choices=["tiny", "sd15"], default="tiny")
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--dtype", choices=["fp32", "fp16", "bf16"], default=None,
-                        help="default: fp16 on a GPU, fp32 on the CPU")
+    parser.add_argument("--dtype", choices=["auto", *DTYPES], default="auto",
+                        help="auto: fp16 on a GPU, fp32 on the CPU")
     parser.add_argument("--frames", type=int, default=25, help="25: one window")
     parser.add_argument("--people", type=int, default=2)
     parser.add_argument("--width", type=int, default=640)
@@ -94,8 +94,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
     device = torch.device(args.device)
-    dtype = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}.get(
-        args.dtype, torch.float16 if device.type == "cuda" else torch.float32)
+    dtype = pick_dtype(args.dtype, device)
     model = CovOGModel.random(args.size).to(device, dtype)
     conditions = random_conditions(model, args.frames, args.people, (args.width, args.height))
     settings = SamplerSettings(steps=args.steps, guidance=args.cfg)

@@ -18,14 +18,13 @@ import numpy as np
 import torch
 
 from covog.conditioning import build_conditions
-from covog.model import CovOGModel, ModelFolderError
+from covog.model import DTYPES, CovOGModel, ModelFolderError, pick_dtype
 from covog.sampler import SIZE_MULTIPLE, GenerationCancelled, SamplerSettings, generate
 from mit_annotator import media
 from mit_annotator.records import FormatError, SpeakingActivity, VideoTracks
 
 AUDIO_RATE = 16000
 OUTPUT_AUDIO_RATE = 44100
-DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -87,8 +86,7 @@ def run(args: argparse.Namespace) -> Path:
     speaking = (SpeakingActivity.load(args.assignment) if args.assignment
                 else speaking_from_audio(audio, tracks, per_person=args.person_audio is not None))
     device = pick_device(args.device)
-    dtype = DTYPES[args.dtype] if args.dtype != "auto" else (torch.float16 if device.type == "cuda" else torch.float32)
-    model = CovOGModel.load(args.model, device, dtype)
+    model = CovOGModel.load(args.model, device, pick_dtype(args.dtype, device))
     conditions = build_conditions(model, tracks, reference, audio if args.person_audio else audio[0], speaking, size,
                                   reference_frame=args.reference_frame)
     from tqdm.auto import tqdm

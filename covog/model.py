@@ -27,8 +27,21 @@ FORMAT = "covog-model"
 FORMAT_VERSION = 1
 
 
-COMPONENTS = ("vae", "image_encoder", "audio_encoder", "reference_unet", "denoising_unet", "pose_guider",
-              "pose_adaptor", "audio_driver")
+COMPONENT_CLASSES = {
+    "vae": AutoencoderKL, "image_encoder": CLIPVisionModelWithProjection, "audio_encoder": Wav2Vec2Model,
+    "reference_unet": UNet2DConditionModel, "denoising_unet": UNetMotionModel, "pose_guider": MultiHumanPoseEncoder,
+    "pose_adaptor": MultiHumanPoseEncoder, "audio_driver": InteractiveAudioDriver,
+}
+COMPONENTS = tuple(COMPONENT_CLASSES)
+KEPT_IN_FLOAT32 = ("audio_encoder",)  # wav2vec2's convolutions and layer norms want float32
+DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+def pick_dtype(name: str, device: torch.device) -> torch.dtype:
+    """A DTYPES name, or "auto": fp16 on a GPU, fp32 on the CPU."""
+    if name == "auto":
+        return torch.float16 if device.type == "cuda" else torch.float32
+    return DTYPES[name]
 
 
 def build_component(name: str, c: dict[str, dict]) -> torch.nn.Module:
@@ -79,9 +92,9 @@ class CovOGModel:
         return self.denoising_unet.dtype
 
     def to(self, device=None, dtype: torch.dtype | None = None) -> CovOGModel:
-        """Move every network; the audio encoder stays in float32 (its convolutions and layer norm want it)."""
+        """Move every network; the audio encoder stays in float32."""
         for name, module in self.modules.items():
-            if name == "audio_encoder" or dtype in (None, module.dtype):
+            if name in KEPT_IN_FLOAT32 or dtype in (None, module.dtype):
                 module.to(device)  # naming no dtype: diffusers warns whenever one is named
             else:
                 module.to(device, dtype)
@@ -133,18 +146,9 @@ class CovOGModel:
         missing = [f.name for f in fields(cls) if not (folder / f.name).is_dir()]
         if missing:
             raise ModelFolderError(f"{folder} lacks the component folder(s) {', '.join(missing)}")
-        # loaded in their dtype (diffusers warns about casting a loaded model); wav2vec2 stays float32
-        kwargs = {"use_safetensors": True, "torch_dtype": dtype}
-        model = cls(
-            vae=AutoencoderKL.from_pretrained(folder / "vae", **kwargs),
-            image_encoder=CLIPVisionModelWithProjection.from_pretrained(folder / "image_encoder", **kwargs),
-            audio_encoder=Wav2Vec2Model.from_pretrained(folder / "audio_encoder", use_safetensors=True,
-                                                        torch_dtype=torch.float32),
-            reference_unet=UNet2DConditionModel.from_pretrained(folder / "reference_unet", **kwargs),
-            denoising_unet=UNetMotionModel.from_pretrained(folder / "denoising_unet", **kwargs),
-            pose_guider=MultiHumanPoseEncoder.from_pretrained(folder / "pose_guider", **kwargs),
-            pose_adaptor=MultiHumanPoseEncoder.from_pretrained(folder / "pose_adaptor", **kwargs),
-            audio_driver=InteractiveAudioDriver.from_pretrained(folder / "audio_driver", **kwargs),
-            scheduler=DDIMScheduler.from_pretrained(folder / "scheduler"),
-        )
+        # loaded in their dtype (diffusers warns about casting a loaded model)
+        networks = {name: kind.from_pretrained(folder / name, use_safetensors=True,
+                                               torch_dtype=torch.float32 if name in KEPT_IN_FLOAT32 else dtype)
+                    for name, kind in COMPONENT_CLASSES.items()}
+        model = cls(**networks, scheduler=DDIMScheduler.from_pretrained(folder / "scheduler"))
         return model.to(device).eval()

@@ -8,14 +8,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from covog.conditioning import build_conditions
-from covog.model import CovOGModel
+from covog.model import DTYPES, CovOGModel, pick_dtype
 from covog.sampler import SIZE_MULTIPLE, SamplerSettings, generate, window_starts
 
 from .comfy_bridge import (audio_to_mono_16k, free_memory, model_folders, progress_callback, resolve_model_folder,
                            torch_devices)
 
 COMFY_FOLDER = "covog"  # ComfyUI/models/covog/<model folder>/ (python -m covog.convert writes one)
-DTYPES = {"auto": None, "fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}
 MAX_PEOPLE = 4
 
 
@@ -32,13 +31,12 @@ class LoadCovOG:
         return {"required": {
             "model": (model_folders(COMFY_FOLDER, "model_index.json"), {
                 "tooltip": "A folder under ComfyUI/models/covog/ holding model_index.json."}),
-            "dtype": (list(DTYPES), {"default": "auto", "tooltip": "auto: fp16 on a GPU, fp32 on the CPU."}),
+            "dtype": (["auto", *DTYPES], {"default": "auto", "tooltip": "auto: fp16 on a GPU, fp32 on the CPU."}),
         }}
 
     def load(self, model, dtype):
         compute, offload = torch_devices()
-        chosen = DTYPES[dtype] or (torch.float16 if compute.type == "cuda" else torch.float32)
-        return (CovOGModel.load(resolve_model_folder(COMFY_FOLDER, model), offload, chosen),)
+        return (CovOGModel.load(resolve_model_folder(COMFY_FOLDER, model), offload, pick_dtype(dtype, compute)),)
 
 
 class GenerateConversation:
