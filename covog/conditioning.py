@@ -8,12 +8,11 @@ import torch
 
 from covog.encoders import audio_features
 from covog.model import CovOGModel
-from covog.sampler import Conditions
+from covog.sampler import PIXELS_PER_LATENT_CELL, Conditions
 from covog.skeleton import render_person
 from mit_annotator.assignment import SCORE_SCALE
 from mit_annotator.records import SpeakingActivity, VideoTracks
 
-LATENT_FACTOR = 8  # the VAE's downsampling
 UNET_FACTORS = (1, 2, 4, 8)  # latent resolution divided by these: the down/up blocks' feature sizes
 
 
@@ -60,12 +59,12 @@ def face_masks(tracks: VideoTracks, frames: range, size: tuple[int, int],
     person's face is unknown (not seen, or NaN box) has an empty mask for them.
     """
     width, height = size
-    if width % (LATENT_FACTOR * max(factors)) or height % (LATENT_FACTOR * max(factors)):
-        raise ValueError(f"video size {width}x{height} must be a multiple of {LATENT_FACTOR * max(factors)}")
+    if width % (PIXELS_PER_LATENT_CELL * max(factors)) or height % (PIXELS_PER_LATENT_CELL * max(factors)):
+        raise ValueError(f"video size {width}x{height} must be a multiple of {PIXELS_PER_LATENT_CELL * max(factors)}")
     sx, sy = width / tracks.width, height / tracks.height
     masks = {}
     for factor in factors:
-        h, w = height // (LATENT_FACTOR * factor), width // (LATENT_FACTOR * factor)
+        h, w = height // (PIXELS_PER_LATENT_CELL * factor), width // (PIXELS_PER_LATENT_CELL * factor)
         out = np.zeros((len(frames), len(tracks.tracks), h, w), dtype=np.float32)
         cell_x, cell_y = width / w, height / h
         for t, frame in enumerate(frames):

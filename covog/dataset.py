@@ -25,7 +25,7 @@ from safetensors.torch import save_file
 from torch.utils.data import Dataset, default_collate
 from transformers import Wav2Vec2Model
 
-from covog.conditioning import UNET_FACTORS, PoseRenders, face_masks, speaking_scores
+from covog.conditioning import PoseRenders, face_masks, speaking_scores
 from covog.encoders import AUDIO_RATE, audio_features
 from covog.sampler import SIZE_MULTIPLE
 from mit_annotator import media
@@ -191,7 +191,7 @@ class ConversationClips(Dataset):
             "frames": self._frames(clip, frames),
             "poses": renders[frames.start:frames.stop:stride],
             "speaking_scores": speaking_scores(speaking, tracks, frames),
-            "face_masks": face_masks(tracks, frames, self.size, UNET_FACTORS),
+            "face_masks": face_masks(tracks, frames, self.size),
             "audio_features": self._audio(clip, frames),
             "reference": self._frames(clip, range(reference_frame, reference_frame + 1))[0],
             "reference_poses": renders[reference_frame],
