@@ -10,6 +10,13 @@ Layout and arithmetic follow CovOG's training code (derived from Hallo2), so its
   summed into the features. Every step after the mask is pointwise, so one person's audio or score changes the block's
   output only inside that person's face mask.
 
+Until stage 2 trains it, the driver must change nothing. The published blocks are not the identity at init (only the
+face conv starts at zero; their norm1 even replaces the residual), so two things make sure of it: an untrained driver
+(config `trained` false: a fresh init, or converted with `--allow-random audio_driver`) is skipped by
+`covog.denoiser.denoise`, and a fresh block's proj_out starts at zero as well, so a fresh block is exactly the
+identity and stage 2 starts from the stage-1 model's own output (as AnimateDiff's motion modules do). Trained weights
+run the published arithmetic unchanged.
+
 Beyond the paper, each person may have their own audio tokens (one track per speaker); with one shared track the
 blocks compute exactly what the paper's do.
 """
@@ -104,6 +111,8 @@ class AudioTransformer(nn.Module):
         self.proj_in = nn.Conv2d(dim, dim, kernel_size=1)
         self.transformer_blocks = nn.ModuleList([AudioTransformerBlock(dim, audio_dim)])
         self.proj_out = nn.Conv2d(dim, dim, kernel_size=1)
+        nn.init.zeros_(self.proj_out.weight)  # a fresh block is exactly the identity (see the module docstring)
+        nn.init.zeros_(self.proj_out.bias)
 
     def forward(self, features: torch.Tensor, audio: AudioConditioning, face_masks: torch.Tensor) -> torch.Tensor:
         rows, dim, h, w = features.shape
@@ -130,17 +139,30 @@ class MultiHumanAudioBlock(nn.Module):
 
 
 class InteractiveAudioDriver(ModelMixin, ConfigMixin):
-    """The audio projection and the five audio blocks, keyed as in CovOG's checkpoints."""
+    """The audio projection and the five audio blocks, keyed as in CovOG's checkpoints.
+
+    `trained` (saved in its config.json) says whether the weights were trained (CovOG stage 2, or converted from a
+    stage-2 checkpoint) or are a fresh init; an untrained driver is skipped.
+    """
 
     @register_to_config
     def __init__(self, down_channels: tuple[int, ...] = (320, 640, 1280), up_channels: tuple[int, ...] = (1280, 1280),
                  audio_dim: int = 1024, feature_layers: int = 12, feature_dim: int = 768,
-                 intermediate_dim: int = 512, context_tokens: int = 32, norm_num_groups: int = 32):
+                 intermediate_dim: int = 512, context_tokens: int = 32, norm_num_groups: int = 32,
+                 trained: bool = False):
         super().__init__()
         self.audio_proj = AudioProjection(feature_layers, feature_dim, intermediate_dim, context_tokens, audio_dim)
         self.audio_down_module = nn.ModuleList(
             [MultiHumanAudioBlock(c, audio_dim, norm_num_groups) for c in down_channels])
         self.audio_up_module = nn.ModuleList([MultiHumanAudioBlock(c, audio_dim, norm_num_groups) for c in up_channels])
+
+    @property
+    def trained(self) -> bool:
+        return bool(self.config.trained)
+
+    def mark_trained(self):
+        """From now on its weights count as trained: `denoise` runs it, and `save_pretrained` records it."""
+        self.register_to_config(trained=True)
 
     def project(self, features: torch.Tensor) -> torch.Tensor:
         """wav2vec2 features (..., feature_layers, feature_dim) -> audio tokens (..., context_tokens, audio_dim)."""

@@ -511,7 +511,17 @@ def convert(sources: Iterable[str | os.PathLike] = (), *, base: str | os.PathLik
                               "instead): " + "; ".join(problems))
     for component, module in model.modules.items():
         setattr(model, component, materialize(component, module, plans[component][0], size))
+    mark_audio_driver(model, plans["audio_driver"][1])
     return model.eval(), [report for _, report in plans.values()]
+
+
+def mark_audio_driver(model: CovOGModel, report: LoadReport) -> None:
+    """A driver whose every weight came from a stage-2 checkpoint is trained; one left (even partly) at its fresh
+    init is not, and the sampler skips it."""
+    if report.missing:
+        report.notes.append("untrained (fresh init): skipped when generating, until `covog.train --stage 2`")
+    else:
+        model.audio_driver.mark_trained()
 
 
 def materialize(component: str, skeleton: torch.nn.Module, tensors: dict[str, torch.Tensor],

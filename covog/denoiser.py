@@ -21,7 +21,8 @@ def denoise(unet: UNetMotionModel, audio_driver: InteractiveAudioDriver | None, 
 
     latents: (batch, channels, frames, h, w); context: (batch, tokens, dim), the CLIP image embedding;
     pose_features: (batch * frames, block_out_channels[0], h, w) from the pose encoder, or None;
-    audio: the audio driver's conditioning, rows = batch * frames, or None to run without audio.
+    audio: the audio driver's conditioning, rows = batch * frames, or None to run without audio; an untrained audio
+    driver (a fresh init: its weights are random) is skipped, so it changes nothing.
     Returns (batch, channels, frames, h, w).
     """
     batch, _, frames, height, width = latents.shape
@@ -38,6 +39,8 @@ def denoise(unet: UNetMotionModel, audio_driver: InteractiveAudioDriver | None, 
     sample = unet.conv_in(sample)
     if pose_features is not None:
         sample = sample + pose_features.to(sample.dtype)
+    if audio_driver is None or not audio_driver.trained:
+        audio = None
     if audio is not None:
         audio = _check_rows(audio, rows)
 
@@ -47,7 +50,7 @@ def denoise(unet: UNetMotionModel, audio_driver: InteractiveAudioDriver | None, 
             sample, res = block(hidden_states=sample, temb=emb, encoder_hidden_states=context, num_frames=frames)
         else:
             sample, res = block(hidden_states=sample, temb=emb, num_frames=frames)
-        if audio is not None and audio_driver is not None:
+        if audio is not None:
             sample = audio_driver.after_down_block(index, sample, audio)  # the skip connections stay as they were
         skips += res
 
@@ -60,7 +63,7 @@ def denoise(unet: UNetMotionModel, audio_driver: InteractiveAudioDriver | None, 
                            encoder_hidden_states=context, num_frames=frames)
         else:
             sample = block(hidden_states=sample, temb=emb, res_hidden_states_tuple=res, num_frames=frames)
-        if audio is not None and audio_driver is not None:
+        if audio is not None:
             sample = audio_driver.after_up_block(index, sample, audio)
 
     sample = unet.conv_out(unet.conv_act(unet.conv_norm_out(sample)))

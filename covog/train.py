@@ -69,8 +69,11 @@ def is_trained(stage: int, component: str, name: str, model: CovOGModel) -> bool
 
 
 def set_trainable(model: CovOGModel, stage: int) -> list[torch.nn.Parameter]:
-    """Freeze everything, then unfreeze (and put in train mode) the stage's parameters; returns them."""
+    """Freeze everything, then unfreeze (and put in train mode) the stage's parameters; returns them. Stage 2 marks
+    the audio driver trained: it runs from the first step, and every checkpoint it writes records it."""
     model.eval()
+    if stage == 2:
+        model.audio_driver.mark_trained()
     trained = []
     for component in TRAINED[stage]:
         module = getattr(model, component).train()

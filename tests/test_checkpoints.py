@@ -191,6 +191,7 @@ def test_a_moore_release_converts_with_base_and_audio_encoder(source, moore_fold
     assert_state_equal(model.vae, other.vae.state_dict())
     assert_state_equal(model.image_encoder, other.image_encoder.state_dict())
     assert_state_equal(model.audio_encoder, other.audio_encoder.state_dict())
+    assert not model.audio_driver.trained and any("untrained" in n for n in reports["audio_driver"].notes)
 
 
 def test_covog_training_outputs_convert_latest_step_and_later_source_wins(source, covog_outputs):
@@ -206,6 +207,7 @@ def test_covog_training_outputs_convert_latest_step_and_later_source_wins(source
     for name in ("denoising_unet", "pose_guider", "pose_adaptor", "audio_driver"):
         assert_state_equal(getattr(model, name), truth[name])
     assert_state_equal(model.reference_unet, truth["reference_unet"], keys=files["reference_unet"])
+    assert model.audio_driver.trained  # every audio weight came from the stage-2 checkpoint
 
 
 def test_an_accelerate_checkpoint_with_ddp_prefix_converts(source, tmp_path):
@@ -424,3 +426,49 @@ class Exploit:
 
     def __reduce__(self):
         return (open, (self.marker, "w"))
+
+
+def save_moore_release(model, folder):
+    """A model's networks as Moore-AnimateAnyone's four release files."""
+    moore = to_moore_unet3d(model.denoising_unet.state_dict())
+    files = {
+        "reference_unet": {k: v for k, v in model.reference_unet.state_dict().items() if k not in REFERENCE_OUTPUT_KEYS},
+        "denoising_unet": {k: v for k, v in moore.items() if ".motion_modules." not in k},
+        "motion_module": {k: v for k, v in moore.items() if ".motion_modules." in k},
+        "pose_guider": strip_guider(model.pose_guider.state_dict()),
+    }
+    folder.mkdir()
+    for name, state in files.items():
+        torch.save(state, folder / f"{name}.pth")
+    return folder
+
+
+def test_a_model_converted_with_a_random_audio_driver_ignores_the_audio(base_folder, tmp_path):
+    """Before stage 2 trains it, the audio driver changes nothing: the UNet's output is the same with and without it,
+    and the frames are the same whatever the audio and the speaking scores."""
+    from test_covog_model import conditioning, latents, perturb
+    from test_sampler import make_conditions
+
+    from covog.denoiser import denoise
+    from covog.sampler import SamplerSettings, generate
+
+    sd, wav2vec2, _ = base_folder
+    release = save_moore_release(perturb(CovOGModel.random("tiny", seed=3)), tmp_path / "moore")
+    model, _ = convert([release], base=sd, audio_encoder=wav2vec2, size="tiny",
+                       allow_random=["pose_adaptor", "audio_driver"])
+    folder = model.save(tmp_path / "covog")
+    assert json.loads((folder / "audio_driver" / "config.json").read_text())["trained"] is False
+    model = CovOGModel.load(folder)
+    x, context = latents(), torch.randn(1, 1, model.denoising_unet.config.cross_attention_dim)
+    with torch.no_grad():
+        driven = denoise(model.denoising_unet, model.audio_driver, x, 500, context, audio=conditioning(model))
+        silent = denoise(model.denoising_unet, None, x, 500, context)
+    assert torch.isfinite(silent).all() and torch.equal(driven, silent)
+
+    settings = SamplerSettings(steps=2, window=6, overlap=2)
+    conditions = make_conditions(model, 6)
+    other = make_conditions(model, 6)
+    other.audio_features = torch.randn_like(other.audio_features) * 3
+    other.speaking_scores = -other.speaking_scores
+    frames = generate(model, conditions, settings)
+    assert frames.std() > 0.01 and torch.equal(frames, generate(model, other, settings))

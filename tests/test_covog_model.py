@@ -4,6 +4,7 @@ import json
 
 import pytest
 import torch
+import torch.nn.functional as F
 from conftest import SHARED_DATA
 
 from covog import reference_attention
@@ -16,13 +17,15 @@ FRAMES, PEOPLE, LATENT = 3, 2, (8, 16)  # latent size: 64x128 pixels
 
 
 def perturb(model: CovOGModel, seed=0) -> CovOGModel:
-    """Give the zero-initialised weights (audio face convs, pose encoder outputs, motion outputs) random values, as a
-    trained model has: a fresh model's audio driver and pose encoders add exactly nothing."""
+    """Give the zero-initialised weights (audio face convs and outputs, pose encoder outputs, motion outputs) random
+    values and mark the audio driver trained, as a trained model has: a fresh model's audio driver and pose encoders
+    add exactly nothing."""
     torch.manual_seed(seed)
     for module in model.modules.values():
         for p in module.parameters():
             if p.ndim > 1 and not p.any():
                 torch.nn.init.normal_(p, std=0.05)
+    model.audio_driver.mark_trained()
     return model
 
 
@@ -114,12 +117,37 @@ def test_the_mixed_track_behaves_as_the_paper(model):
     torch.testing.assert_close(run_block(model, 0, True, features, shared), run_block(model, 0, True, features, copied))
 
 
-def test_a_fresh_audio_driver_only_adds_its_bias_terms():
-    """Zero-initialised face convs: before training, the audio cannot reach the features at all."""
+@pytest.mark.parametrize("index, down", BLOCKS)
+def test_a_fresh_audio_block_is_exactly_the_identity(index, down):
+    """Before stage 2 trains it, an audio block changes nothing at all (the published init changed a block's
+    features by 55-58%: its norm1 replaces the residual, and its feed-forward and proj_out add to it)."""
     fresh = CovOGModel.random("tiny")
-    features = block_inputs(fresh, 0)
-    a, b = conditioning(fresh, seed=0), conditioning(fresh, seed=5)
-    torch.testing.assert_close(run_block(fresh, 0, True, features, a), run_block(fresh, 0, True, features, b))
+    fresh.audio_driver.mark_trained()  # run it, as stage 2 does from its first step
+    features = block_inputs(fresh, index, down)
+    assert torch.equal(run_block(fresh, index, down, features, conditioning(fresh)), features)
+
+
+def test_an_untrained_audio_driver_is_skipped():
+    """A driver with random weights that were never trained (converted with --allow-random audio_driver) changes
+    nothing, whatever its weights; the same weights marked trained do."""
+    model = perturb(CovOGModel.random("tiny"), seed=3)
+    untrained = InteractiveAudioDriver(**{**model.audio_driver.config, "trained": False})
+    untrained.load_state_dict(model.audio_driver.state_dict())
+    x, context = latents(), torch.randn(1, 1, model.denoising_unet.config.cross_attention_dim)
+    with torch.no_grad():
+        silent = denoise(model.denoising_unet, None, x, 300, context)
+        skipped = denoise(model.denoising_unet, untrained, x, 300, context, audio=conditioning(model))
+        driven = denoise(model.denoising_unet, model.audio_driver, x, 300, context, audio=conditioning(model))
+    assert torch.equal(skipped, silent)
+    assert (driven - silent).abs().mean() > 1e-4
+
+
+def test_the_trained_flag_is_saved_with_the_model(tmp_path):
+    fresh = CovOGModel.random("tiny")
+    assert not CovOGModel.load(fresh.save(tmp_path / "fresh")).audio_driver.trained
+    assert json.loads((tmp_path / "fresh" / "audio_driver" / "config.json").read_text())["trained"] is False
+    fresh.audio_driver.mark_trained()
+    assert CovOGModel.load(fresh.save(tmp_path / "trained")).audio_driver.trained
 
 
 def test_face_masks_of_the_wrong_size_are_refused(model):
@@ -253,3 +281,55 @@ def test_the_published_size_has_the_published_layouts():
         assert {k: list(v.shape) for k, v in module.state_dict().items()} == shapes, name
     assert published.image_encoder.config.projection_dim == published.reference_unet.config.cross_attention_dim
     assert published.audio_encoder.config.num_hidden_layers == published.audio_driver.config.feature_layers
+
+
+def published_audio_module(module, features, tokens, scores, masks):
+    """CovOG's published audio module (hallo's Transformer3DModel around AudioTemporalBasicTransformerBlock), written
+    out literally with the weights of our `AudioTransformer`: one person at a time, each person's zero_conv_face
+    output (its bias included) added separately. features: (rows, c, h, w); tokens: (rows, n, audio_dim);
+    scores: (rows, people); masks: (rows, people, h, w)."""
+    rows, c, h, w = features.shape
+    block = module.transformer_blocks[0]
+    attn = block.attn2_1
+    x = F.group_norm(features, module.norm.num_groups, module.norm.weight, module.norm.bias, eps=1e-6)
+    x = F.conv2d(x, module.proj_in.weight, module.proj_in.bias)
+    x = x.permute(0, 2, 3, 1).reshape(rows, h * w, c)
+    x = F.layer_norm(x, (c,), block.norm1.weight, block.norm1.bias)  # hidden_states = norm_hidden_states
+    normed = F.layer_norm(x, (c,), block.norm2.weight, block.norm2.bias)
+    for person in range(scores.shape[1]):
+        score = (scores[:, person] / 3).reshape(rows, 1, 1)
+        gate = torch.sigmoid(F.linear(score, block.activate_score_proj.weight, block.activate_score_proj.bias))
+        audio = tokens * gate
+        query, key, value = F.linear(normed, attn.to_q.weight), F.linear(audio, attn.to_k.weight), F.linear(
+            audio, attn.to_v.weight)
+        weights = torch.softmax(query @ key.transpose(1, 2) / c ** 0.5, dim=-1)  # 1 head of width c
+        face = F.linear(weights @ value, attn.to_out[0].weight, attn.to_out[0].bias)
+        face = face * masks[:, person].reshape(rows, h * w, 1)
+        face = face.reshape(rows, h, w, c).permute(0, 3, 1, 2)
+        face = F.conv2d(face, block.zero_conv_face.weight, block.zero_conv_face.bias)
+        x = face.permute(0, 2, 3, 1).reshape(rows, h * w, c) + x
+    ff_in = F.layer_norm(x, (c,), block.norm3.weight, block.norm3.bias)
+    hidden, gate = F.linear(ff_in, block.ff.net[0].proj.weight, block.ff.net[0].proj.bias).chunk(2, dim=-1)
+    x = F.linear(hidden * F.gelu(gate), block.ff.net[2].weight, block.ff.net[2].bias) + x
+    x = x.reshape(rows, h, w, c).permute(0, 3, 1, 2)
+    return F.conv2d(x, module.proj_out.weight, module.proj_out.bias) + features
+
+
+@pytest.mark.parametrize("index, down", BLOCKS)
+def test_each_audio_block_computes_the_published_arithmetic_biases_included(index, down):
+    """Every weight and bias random and non-zero (norms included), 3 people: our batched block equals the
+    published per-person loop; in particular each person's face conv adds its bias once."""
+    model = CovOGModel.random("tiny")
+    model.audio_driver.mark_trained()
+    torch.manual_seed(index + 10 * down)
+    for p in model.audio_driver.parameters():
+        torch.nn.init.normal_(p, mean=0.1, std=0.2)
+    audio = conditioning(model, people=3, seed=4)
+    features = block_inputs(model, index, down)
+    block = (model.audio_driver.audio_down_module if down else model.audio_driver.audio_up_module)[index]
+    factor = (DOWN_FACTORS if down else UP_FACTORS)[index]
+    with torch.no_grad():
+        expected = published_audio_module(block.audio_modules[0], features, audio.tokens, audio.scores,
+                                          audio.face_masks[factor])
+        ours = run_block(model, index, down, features, audio)
+    torch.testing.assert_close(ours, expected, rtol=1e-4, atol=1e-4)

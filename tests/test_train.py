@@ -215,6 +215,30 @@ def test_stage2_trains_only_motion_modules_and_the_audio_driver(clips, model_fol
         assert changed[component] == set(), component
 
 
+def test_stage2_learns_a_fresh_audio_driver_and_marks_it_trained(clips, tmp_path, capsys):
+    """A fresh driver is exactly the identity (proj_out and face convs at zero) and is skipped while untrained. Stage 2
+    switches it on and marks its checkpoints trained; the zeros only delay the gradient: it reaches proj_out at the
+    first step, and every weight of the driver once proj_out and the face convs have moved."""
+    folder = CovOGModel.random("tiny").save(tmp_path / "fresh")
+    out = tmp_path / "out"
+    code, _, err = run(capsys, "--stage", 2, "--data", clips / "clip3", "--model", folder, "--out", out,
+                       "--steps", 2, "--clip-frames", 4, *FAST)
+    assert code == 0, err
+    assert not CovOGModel.load(folder).audio_driver.trained
+    for source, reached in ((folder, {"proj_out"}), (out / "checkpoint-2", None)):
+        model = CovOGModel.load(source)
+        train.set_trainable(model, 2)
+        assert model.audio_driver.trained
+        torch.manual_seed(1)
+        train.TrainingNet(model, 2, train.Recipe(condition_dropout=0.0))(one_batch(clips, 2, model)).backward()
+        with_gradient = {n for n, p in model.audio_driver.named_parameters() if p.grad is not None and p.grad.any()}
+        if reached is None:
+            assert with_gradient == names(model.audio_driver)
+        else:
+            assert {n.split(".")[-2] for n in with_gradient} == reached
+    assert CovOGModel.load(out / "checkpoint-2").audio_driver.trained
+
+
 def one_batch(clips, stage, model, count=1):
     torch.manual_seed(0)
     dataset = ConversationClips(clips / "clip3", SIZE, stage=stage, clip_length=4, audio_encoder=model.audio_encoder)
