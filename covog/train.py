@@ -144,10 +144,11 @@ def audio_conditioning(model: CovOGModel, batch: dict) -> AudioConditioning:
 
 
 def min_snr_weights(scheduler, timesteps: torch.Tensor, gamma: float) -> torch.Tensor:
-    """Min-SNR-gamma loss weights for a v-prediction target: min(snr, gamma) / (snr + 1)."""
-    alphas = scheduler.alphas_cumprod.to(timesteps.device)[timesteps]
-    snr = alphas / (1 - alphas)
-    return snr.clamp(max=gamma) / (snr + 1)
+    """Min-SNR-gamma loss weights for the v-prediction target, as CovOG's and Moore-AnimateAnyone's training scripts
+    compute them: min(snr + 1, gamma) / (snr + 1). With zero-terminal SNR the last timestep (snr 0) weighs 1."""
+    alphas = scheduler.alphas_cumprod.to(timesteps.device)[timesteps].float()
+    snr_plus_one = alphas / (1 - alphas) + 1
+    return snr_plus_one.clamp(max=gamma) / snr_plus_one
 
 
 @contextmanager

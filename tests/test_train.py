@@ -239,6 +239,18 @@ def test_stage2_learns_a_fresh_audio_driver_and_marks_it_trained(clips, tmp_path
     assert CovOGModel.load(out / "checkpoint-2").audio_driver.trained
 
 
+def test_min_snr_weights_are_the_published_ones(model):
+    """CovOG's and Moore's scripts: snr = (sqrt(a) / sqrt(1 - a))^2, plus 1 for the v target, min(., gamma) / ."""
+    timesteps = torch.tensor([0, 1, 100, 400, 700, 900, 950, 990, 999])
+    alphas = model.scheduler.alphas_cumprod[timesteps]
+    snr = (alphas.sqrt() / (1 - alphas).sqrt()) ** 2 + 1
+    expected = torch.stack([snr, 5.0 * torch.ones_like(snr)], dim=1).min(dim=1)[0] / snr
+    weights = train.min_snr_weights(model.scheduler, timesteps, 5.0)
+    torch.testing.assert_close(weights, expected)
+    assert weights[-1] == 1.0  # zero-terminal SNR: the pure-noise step keeps its full weight
+    assert weights[0] < 0.005 and weights[-3:].min() > 0.99
+
+
 def one_batch(clips, stage, model, count=1):
     torch.manual_seed(0)
     dataset = ConversationClips(clips / "clip3", SIZE, stage=stage, clip_length=4, audio_encoder=model.audio_encoder)
