@@ -148,7 +148,7 @@ def _generate_windows(model, conditions, settings, bank, progress, cancelled) ->
     for index, start in enumerate(starts):
         stop = min(start + settings.window, conditions.frames)
         known = None
-        if video is not None:  # the previous window's frames inside this one, re-encoded
+        if video is not None and start < video.shape[0]:  # the previous window's frames inside this one, re-encoded
             known = _encode_frames(model, video[start:])
         step = _StepCounter(progress, cancelled, index * settings.steps, total)
         latents = _sample_window(model, conditions, range(start, stop), context, tokens, bank, known, settings,

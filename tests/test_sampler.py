@@ -87,6 +87,39 @@ def test_the_next_window_starts_from_the_previous_windows_frames(model, monkeypa
         torch.testing.assert_close(noise, noises[0], rtol=1e-3, atol=1e-3)
 
 
+@pytest.mark.parametrize("frames, imposed", [(12, []), (14, [4])])
+def test_windows_without_overlap(model, monkeypatch, frames, imposed):
+    """overlap=0: windows that do not overlap start from noise alone (no empty re-encode); a last window that has to
+    overlap to end on the last frame still takes the previous frames. The first window is as if made alone."""
+    encoded = []
+    real_encode = sampler._encode_frames
+    monkeypatch.setattr(sampler, "_encode_frames", lambda m, f: encoded.append(f.shape[0]) or real_encode(m, f))
+    settings = SamplerSettings(steps=2, window=6, overlap=0)
+    conditions = make_conditions(model, frames)
+    video = generate(model, conditions, settings)
+    assert video.shape == (frames, 3, HEIGHT, WIDTH) and torch.isfinite(video).all()
+    assert encoded[1:] == imposed  # encoded[0] is the reference
+    first = Conditions(conditions.reference, conditions.reference_poses, conditions.poses[:6],
+                       conditions.audio_features[:6], conditions.speaking_scores[:6],
+                       {f: m[:6] for f, m in conditions.face_masks.items()})
+    torch.testing.assert_close(video[:6], generate(model, first, settings), rtol=1e-4, atol=1e-5)
+
+
+def test_guidance_is_uncond_plus_scale_times_the_difference(model, monkeypatch):
+    """The prediction handed to the scheduler is uncond + g * (cond - uncond) of the two rows denoise returned."""
+    outputs, predictions = [], []
+    real_denoise, real_step = sampler.denoise, model.scheduler.step
+    monkeypatch.setattr(sampler, "denoise", lambda *args: outputs.append(real_denoise(*args).float()) or outputs[-1])
+    monkeypatch.setattr(model.scheduler, "step", lambda p, *rest, **kw: predictions.append(p) or real_step(p, *rest,
+                                                                                                           **kw))
+    generate(model, make_conditions(model, 4), SamplerSettings(**QUICK, guidance=2.5))
+    assert len(outputs) == len(predictions) == 2
+    for out, prediction in zip(outputs, predictions):
+        uncond, cond = out[:1], out[1:]
+        assert (cond - uncond).abs().mean() > 1e-3  # the two passes differ: the formula is really tested
+        torch.testing.assert_close(prediction, uncond + 2.5 * (cond - uncond), rtol=0, atol=0)
+
+
 def test_blend_fades_from_the_old_window_to_the_new():
     old, new = torch.zeros(5, 1, 1, 1), torch.ones(4, 1, 1, 1)
     blended = sampler._blend(old, new, 2)
