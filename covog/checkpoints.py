@@ -14,8 +14,11 @@ The key layouts and the mapping rules are documented in shared/data/checkpoint-l
 - Spatial UNet keys are diffusers' own. Motion-module keys are renamed to diffusers' UNetMotionModel ones
   (`motion_key_to_diffusers`), keeping one of the two identical positional tables per block. Audio keys go to the
   InteractiveAudioDriver unchanged, pose guider keys under `guider.`.
-- The VAE and image encoder come from a diffusers folder (`--base`, e.g. lambdalabs/sd-image-variations-diffusers),
-  the audio encoder from a wav2vec2 folder; both through from_pretrained(use_safetensors=True), local files only.
+- The VAE and image encoder come from a diffusers folder (`--base`, e.g. lambdalabs/sd-image-variations-diffusers)
+  or their own folders (`--vae`, e.g. stabilityai/sd-vae-ft-mse as the paper; `--image-encoder`), the audio encoder
+  from a wav2vec2 folder; all through from_pretrained, local files only (safetensors, or .bin read weights-only).
+- A pose guider taken from a ControlNet (`controlnet_cond_embedding.*`, as AnimateAnyone's stage 1 starts) keeps a
+  zero conv_out, as its training does.
 
 Sources are read in order (the base first, the explicit encoder folders last); where two supply the same key the
 later one wins. Every key of every component must be supplied, except the documented drops (the reference UNet's 4
@@ -44,6 +47,7 @@ ACCELERATE_FILES = ("pytorch_model.bin", "model.safetensors")
 DDP_PREFIX = "module."
 AUDIO_PREFIXES = ("audio_proj.", "audio_down_module.", "audio_up_module.")
 CONTROLNET_PREFIX = "controlnet_cond_embedding."
+CONTROLNET_ZEROED = "conv_out."  # a ControlNet's conditioning output is not taken: the pose guider starts at zero
 GUIDER_PREFIX = "guider."
 REFERENCE_OUTPUT_KEYS = ("conv_norm_out.weight", "conv_norm_out.bias", "conv_out.weight", "conv_out.bias")
 
@@ -68,8 +72,13 @@ KIND_ORDER = ("reference_unet", "denoising_unet", "motion_module", "pose_guider"
 FOLDER_DROPS = {"audio_encoder": (("lm_head.",), "the CTC head"),
                 "image_encoder": (("text_model.", "text_projection.", "logit_scale"), "the text half of a CLIP")}
 
+# A single-model folder's config.json name -> the component it supplies
+FOLDER_KINDS = {"AutoencoderKL": "vae", "wav2vec2": "audio_encoder", "clip_vision_model": "image_encoder",
+                "clip": "image_encoder", "ControlNetModel": "pose_guider"}
+
 WHERE_FROM = {
-    "vae": "--base, an SD-1.5 diffusers folder with vae/",
+    "vae": "--vae, a VAE folder (stabilityai/sd-vae-ft-mse, the paper's), or --base, an SD-1.5 diffusers folder "
+           "with vae/",
     "image_encoder": "--image-encoder, or a --base folder with image_encoder/ (sd-image-variations-diffusers)",
     "audio_encoder": "--audio-encoder, a wav2vec2 folder (facebook/wav2vec2-base-960h)",
     "reference_unet": "reference_unet.pth (Moore-AnimateAnyone) or reference_unet-N.pth (CovOG stage 1)",
@@ -218,12 +227,15 @@ def split_audio(state_dict: Mapping[str, torch.Tensor]) -> tuple[dict[str, torch
 
 def pose_encoder_keys(state_dict: Mapping[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], list[str]]:
     """PoseGuider keys (or a ControlNet's `controlnet_cond_embedding.*`) -> MultiHumanPoseEncoder keys, and the
-    keys left out (the rest of a ControlNet)."""
-    dropped = []
-    if any(key.startswith(CONTROLNET_PREFIX) for key in state_dict):
-        dropped = [key for key in state_dict if not key.startswith(CONTROLNET_PREFIX)]
-        state_dict = {key[len(CONTROLNET_PREFIX):]: v for key, v in state_dict.items() if key not in dropped}
-    return {GUIDER_PREFIX + key: value for key, value in state_dict.items()}, dropped
+    keys left out (the rest of a ControlNet, and its conv_out: as AnimateAnyone's and CovOG's training do, a guider
+    taken from a ControlNet keeps a zero conv_out, so it adds nothing until trained)."""
+    if not any(key.startswith(CONTROLNET_PREFIX) for key in state_dict):
+        return {GUIDER_PREFIX + key: value for key, value in state_dict.items()}, []
+    embedding = {key[len(CONTROLNET_PREFIX):]: v for key, v in state_dict.items() if key.startswith(CONTROLNET_PREFIX)}
+    zeroed = {key: torch.zeros_like(v) for key, v in embedding.items() if key.startswith(CONTROLNET_ZEROED)}
+    dropped = [key for key in state_dict if not key.startswith(CONTROLNET_PREFIX) or
+               key[len(CONTROLNET_PREFIX):] in zeroed]
+    return {GUIDER_PREFIX + key: value for key, value in {**embedding, **zeroed}.items()}, dropped
 
 
 # ---------------------------------------------------------------------------------------------- sources -> pieces
@@ -254,7 +266,9 @@ def pieces_for_kind(kind: str, state_dict: Mapping[str, torch.Tensor], source: s
         return unet3d_pieces(state_dict, source)
     if kind in ("pose_guider", "pose_adaptor"):
         tensors, dropped = pose_encoder_keys(state_dict)
-        return [Piece(kind, source, tensors, dropped=dropped, dropped_because="the rest of a ControlNet")]
+        return [Piece(kind, source, tensors, dropped=dropped,
+                      dropped_because="the rest of a ControlNet, and its conv_out (zero instead: the guider starts "
+                                      "at zero, as AnimateAnyone's training starts it)")]
     if kind == "accelerate":
         return [piece for prefix, part in split_accelerate(state_dict, source).items()
                 for piece in pieces_for_kind(prefix, part, f"{source}[{prefix}]")]
@@ -358,22 +372,33 @@ def diffusers_folder_pieces(folder: Path, with_unet: bool) -> list[Piece]:
     return pieces
 
 
-def encoder_folder_piece(folder: Path, component: str | None = None) -> Piece:
-    """A transformers folder: a wav2vec2 audio encoder or a CLIP image encoder, told apart by config.json."""
+def model_folder_piece(folder: Path, component: str | None = None) -> list[Piece]:
+    """A single-model folder, told apart by its config.json (`_class_name` for diffusers, `model_type` for
+    transformers): a diffusers VAE (stabilityai/sd-vae-ft-mse), a wav2vec2 audio encoder, a CLIP image encoder, or a
+    diffusers ControlNet (its conditioning embedding: the pose guider)."""
     import json
 
-    from transformers import CLIPVisionModelWithProjection, Wav2Vec2Model
+    from covog.model import COMPONENT_CLASSES
 
     config_path = folder / "config.json"
     if not config_path.is_file():
-        raise CheckpointError(f"{folder}: no config.json, not a transformers model folder")
-    model_type = json.loads(config_path.read_text()).get("model_type")
-    kinds = {"wav2vec2": ("audio_encoder", Wav2Vec2Model), "clip_vision_model": ("image_encoder",
-             CLIPVisionModelWithProjection), "clip": ("image_encoder", CLIPVisionModelWithProjection)}
-    if model_type not in kinds or component not in (None, kinds[model_type][0]):
-        wanted = component or "an audio or image encoder"
-        raise CheckpointError(f"{folder}: a {model_type!r} model, not {wanted} (wav2vec2 or CLIP vision)")
-    return pretrained_piece(*kinds[model_type], folder)
+        raise CheckpointError(f"{folder}: no config.json, not a diffusers or transformers model folder")
+    config = json.loads(config_path.read_text())
+    name = config.get("_class_name") or config.get("model_type")
+    kind = FOLDER_KINDS.get(name)
+    if kind is None or component not in (None, kind):
+        raise CheckpointError(f"{folder}: its config.json describes {name!r}, not {component or 'a model CovOG uses'} "
+                              f"(one of {', '.join(FOLDER_KINDS)})")
+    if kind == "pose_guider":
+        return file_pieces(_controlnet_weights(folder))
+    return [pretrained_piece(kind, COMPONENT_CLASSES[kind], folder)]
+
+
+def _controlnet_weights(folder: Path) -> Path:
+    for name in ("diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.bin"):
+        if (folder / name).is_file():
+            return folder / name
+    raise CheckpointError(f"{folder}: a ControlNet folder without diffusion_pytorch_model.safetensors or .bin")
 
 
 def source_pieces(source: str | os.PathLike) -> list[Piece]:
@@ -389,7 +414,7 @@ def source_pieces(source: str | os.PathLike) -> list[Piece]:
     if files:
         return [piece for file in files for piece in file_pieces(file)]
     if (path / "config.json").is_file():
-        return [encoder_folder_piece(path)]
+        return model_folder_piece(path)
     raise CheckpointError(f"{path}: no checkpoint in this folder (expected {', '.join(KIND_ORDER)}[-N].pth, "
                           f"{' or '.join(ACCELERATE_FILES)}, or a diffusers/transformers model folder)")
 
@@ -473,20 +498,23 @@ def plan_component(component: str, module: torch.nn.Module, pieces: list[Piece],
     return {key: tensor for key, (tensor, _) in merged.items()}, report, problem
 
 
-def gather_pieces(sources: Iterable[str | os.PathLike], base, audio_encoder, image_encoder) -> list[Piece]:
+def gather_pieces(sources: Iterable[str | os.PathLike], base, folders: Mapping[str, str | os.PathLike | None]
+                  ) -> list[Piece]:
+    """Every piece, in order: the base, the sources, then the folders given per component (vae, audio_encoder,
+    image_encoder)."""
     pieces = diffusers_folder_pieces(Path(base), with_unet=False) if base else []
     for source in sources:
         pieces += source_pieces(source)
-    if audio_encoder:
-        pieces.append(encoder_folder_piece(Path(audio_encoder), "audio_encoder"))
-    if image_encoder:
-        pieces.append(encoder_folder_piece(Path(image_encoder), "image_encoder"))
+    for component, folder in folders.items():
+        if folder:
+            pieces += model_folder_piece(Path(folder), component)
     return pieces
 
 
 def convert(sources: Iterable[str | os.PathLike] = (), *, base: str | os.PathLike | None = None,
-            audio_encoder: str | os.PathLike | None = None, image_encoder: str | os.PathLike | None = None,
-            size: str = "sd15", allow_random: Iterable[str] = ()) -> tuple[CovOGModel, list[LoadReport]]:
+            vae: str | os.PathLike | None = None, audio_encoder: str | os.PathLike | None = None,
+            image_encoder: str | os.PathLike | None = None, size: str = "sd15",
+            allow_random: Iterable[str] = ()) -> tuple[CovOGModel, list[LoadReport]]:
     """A CovOGModel with every component's weights from the sources, and one report per component.
 
     Raises CheckpointError for unreadable or unsafe files, keys a component does not have, shape mismatches and
@@ -496,7 +524,7 @@ def convert(sources: Iterable[str | os.PathLike] = (), *, base: str | os.PathLik
     unknown = allow_random - set(COMPONENTS)
     if unknown:
         raise CheckpointError(f"unknown component(s) {', '.join(sorted(unknown))}: choose from {', '.join(COMPONENTS)}")
-    pieces = gather_pieces(sources, base, audio_encoder, image_encoder)
+    pieces = gather_pieces(sources, base, {"vae": vae, "audio_encoder": audio_encoder, "image_encoder": image_encoder})
     with torch.device("meta"):  # shapes only: the weights come from the sources
         model = CovOGModel.random(size)
     plans, problems = {}, []

@@ -1,11 +1,12 @@
 """Convert published checkpoints into a CovOG model folder (safetensors + JSON per component).
 
-    python -m covog.convert SOURCE [SOURCE ...] --out DIR [--base SD15_DIFFUSERS_DIR] [--audio-encoder DIR]
-        [--image-encoder DIR] [--size sd15|tiny] [--allow-random COMPONENT ...]
+    python -m covog.convert SOURCE [SOURCE ...] --out DIR [--base SD15_DIFFUSERS_DIR] [--vae DIR]
+        [--audio-encoder DIR] [--image-encoder DIR] [--size sd15|tiny] [--allow-random COMPONENT ...]
 
 A SOURCE is a Moore-AnimateAnyone release folder, a CovOG training output folder (the latest step of each file is
 used), an accelerate checkpoint-N folder or its pytorch_model.bin, one checkpoint file (reference_unet.pth,
-denoising_unet-N.pth, motion_module.pth, mm_sd_v15_v2.ckpt, ...), or a diffusers SD-1.5 folder. Later sources
+denoising_unet-N.pth, motion_module.pth, mm_sd_v15_v2.ckpt, ...), a diffusers SD-1.5 folder, or one model's folder
+(a VAE such as sd-vae-ft-mse, wav2vec2, CLIP vision, a ControlNet for the pose guider). Later sources
 replace the keys of earlier ones. See covog/checkpoints.py for the layouts.
 """
 
@@ -22,6 +23,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--out", required=True, help="the model folder to write")
     parser.add_argument("--base", help="SD-1.5 diffusers folder: the VAE, the image encoder (sd-image-variations) "
                                        "and the reference UNet's 4 output keys")
+    parser.add_argument("--vae", help="VAE folder (diffusers: config.json + diffusion_pytorch_model.safetensors or "
+                                      ".bin), e.g. stabilityai/sd-vae-ft-mse as the paper; replaces --base's vae/")
     parser.add_argument("--audio-encoder", help="wav2vec2 folder (transformers, safetensors)")
     parser.add_argument("--image-encoder", help="CLIP vision folder (transformers, safetensors)")
     parser.add_argument("--size", choices=("sd15", "tiny"), default="sd15",
@@ -37,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     from covog.checkpoints import CheckpointError, convert  # torch and diffusers load slowly: not for --help
 
     try:
-        model, reports = convert(args.sources, base=args.base, audio_encoder=args.audio_encoder,
+        model, reports = convert(args.sources, base=args.base, vae=args.vae, audio_encoder=args.audio_encoder,
                                  image_encoder=args.image_encoder, size=args.size, allow_random=args.allow_random)
         for report in reports:
             print(report.summary())

@@ -167,6 +167,38 @@ def test_a_controlnet_cond_embedding_is_accepted_for_the_guider():
     assert pose_encoder_keys({"conv_in.weight": weight}) == ({"guider.conv_in.weight": weight}, [])
 
 
+def controlnet_state(guider_state):
+    """A ControlNet's state dict around a pose guider's weights (its own conv_in and a block, too)."""
+    return {**{f"controlnet_cond_embedding.{k}": v for k, v in strip_guider(guider_state).items()},
+            "conv_in.weight": torch.ones(2), "controlnet_mid_block.weight": torch.ones(3)}
+
+
+def test_a_guider_from_a_controlnet_starts_at_zero(source, tmp_path):
+    """AnimateAnyone's and CovOG's stage 1 take the ControlNet's conditioning embedding without its conv_out, so the
+    guider adds nothing at first: so does the converter, from a ControlNet file or a diffusers ControlNet folder."""
+    from safetensors.torch import save_file
+
+    truth, _ = source
+    file = tmp_path / "diffusion_pytorch_model.bin"
+    torch.save(controlnet_state(truth["pose_guider"]), file)
+    folder = tmp_path / "control_v11p_sd15_openpose"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps({"_class_name": "ControlNetModel"}))
+    save_file(controlnet_state(truth["pose_guider"]), folder / "diffusion_pytorch_model.safetensors")
+    for controlnet in (file, folder):
+        model, reports = convert([controlnet], size="tiny", allow_random=all_but("pose_guider"))
+        state = model.pose_guider.state_dict()
+        assert not state["guider.conv_out.weight"].any() and not state["guider.conv_out.bias"].any()
+        assert_state_equal(model.pose_guider, truth["pose_guider"],
+                           keys=[k for k in state if not k.startswith("guider.conv_out.")])
+        with torch.no_grad():
+            assert not model.pose_guider(torch.rand(1, 2, 3, 32, 32)).any()
+        report = reports_by_name(reports)["pose_guider"]
+        assert report.missing == [] and sorted(report.unexpected) == [
+            "controlnet_cond_embedding.conv_out.bias", "controlnet_cond_embedding.conv_out.weight",
+            "controlnet_mid_block.weight", "conv_in.weight"]
+
+
 # ---------------------------------------------------------------------------------------------- conversions
 
 def test_a_moore_release_converts_with_base_and_audio_encoder(source, moore_folder, base_folder):
@@ -472,3 +504,32 @@ def test_a_model_converted_with_a_random_audio_driver_ignores_the_audio(base_fol
     other.speaking_scores = -other.speaking_scores
     frames = generate(model, conditions, settings)
     assert frames.std() > 0.01 and torch.equal(frames, generate(model, other, settings))
+
+
+@pytest.mark.parametrize("safetensors", [True, False])
+def test_a_vae_folder_converts(base_folder, tmp_path, capsys, safetensors):
+    """The paper's VAE, stabilityai/sd-vae-ft-mse: config.json + diffusion_pytorch_model.safetensors (or .bin), as a
+    source or with --vae (which replaces the --base folder's vae/)."""
+    sd, _, _ = base_folder
+    vae = CovOGModel.random("tiny", seed=11).vae
+    folder = tmp_path / "sd-vae-ft-mse"
+    vae.save_pretrained(folder, safe_serialization=safetensors)
+    weights = "diffusion_pytorch_model." + ("safetensors" if safetensors else "bin")
+    assert sorted(p.name for p in folder.iterdir()) == ["config.json", weights]
+    model, _ = convert([folder], size="tiny", allow_random=all_but("vae"))
+    assert_state_equal(model.vae, vae.state_dict())
+    out = tmp_path / "covog"  # the SD folder brings a VAE of its own; --vae comes later and wins
+    assert main([str(sd), "--vae", str(folder), "--size", "tiny", "--out", str(out),
+                 "--allow-random", *all_but("vae")]) == 0, capsys.readouterr().err
+    assert_state_equal(CovOGModel.load(out).vae, vae.state_dict())
+
+
+def test_a_folder_of_another_model_is_named(tmp_path):
+    folder = tmp_path / "unet"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps({"_class_name": "UNet2DConditionModel"}))
+    with pytest.raises(CheckpointError, match="unet: its config.json describes 'UNet2DConditionModel', not a model "
+                                              "CovOG uses"):
+        convert([folder], size="tiny", allow_random=all_but("vae"))
+    with pytest.raises(CheckpointError, match="describes 'UNet2DConditionModel', not vae"):
+        convert([], vae=folder, size="tiny", allow_random=all_but("vae"))
