@@ -4,7 +4,7 @@ import pytest
 from mit_annotator import keypoints as kp
 from mit_annotator.metrics import score_tracking
 from mit_annotator.records import Detection
-from mit_annotator.tracking import TrackerConfig, appearance_descriptor, track_people
+from mit_annotator.tracking import TrackerConfig, appearance_descriptor, box_iou, track_people
 
 
 def detections_from_truth(conversation, rng, box_noise=0.0, point_noise=0.0, drop=0.0, gaps=(), clutter=0):
@@ -112,3 +112,90 @@ def test_short_gaps_are_interpolated_and_long_ones_are_not():
     bridged = track_people(far, config=TrackerConfig(max_missing=45))[0]
     assert len(bridged) == 60  # a 40-frame gap is filled when max_missing allows it ...
     assert len(track_people(far, config=TrackerConfig(max_missing=45, fill_gaps=False))[0]) == 20
+
+
+# Adversarial scenes built detection by detection: each person has their own skeleton (a fixed random layout of the
+# 17 body keypoints inside their box), so keypoint similarity (OKS) can tell people apart where their boxes cannot.
+
+def skeleton(seed):
+    """A person's body layout: 17 points as fractions of the box, the other 116 unseen."""
+    layout = np.full((kp.NUM_KEYPOINTS, 2), 0.5, np.float32)
+    layout[:17] = np.random.default_rng(seed).uniform(0.05, 0.95, (17, 2))
+    scores = np.where(np.arange(kp.NUM_KEYPOINTS) < 17, 0.9, 0.05).astype(np.float32)
+    return layout, scores
+
+
+def person(frame, x, y, layout, width=100.0, height=200.0):
+    box = np.array([x, y, x + width, y + height], np.float32)
+    points = np.array([x, y], np.float32) + layout[0] * np.array([width, height], np.float32)
+    return Detection(frame, box, 0.9, points, layout[1])
+
+
+def who_is_where(tracks, frame):
+    """Track id -> the left edge of its box in `frame`."""
+    return {t.track_id: float(t.boxes[t.row_of(frame)][0]) for t in tracks if t.row_of(frame) is not None}
+
+
+def test_keypoints_keep_identities_apart_while_boxes_overlap():
+    """Two people walk up to each other, stand overlapping (box IoU > 0.5) for 10 frames while the detector's boxes
+    jitter, and walk back where they came from. Boxes alone (even the predicted ones, which carry each person on
+    past the turn) say they swapped; their skeletons say they did not."""
+    a, b = skeleton(1), skeleton(2)
+
+    def gap(frame):  # horizontal distance between the two left edges: 200 -> 10 -> 200
+        return 200.0 - 19.0 * min(frame, 10) if frame < 20 else 10.0 + 19.0 * min(frame - 20, 10)
+
+    jitter = np.random.default_rng(0).normal(0, 4.0, (31, 2))
+    frames, overlapping = [], 0
+    for f in range(31):
+        xa, xb = 300.0 - gap(f) / 2 + jitter[f, 0], 300.0 + gap(f) / 2 + jitter[f, 1]
+        found = [person(f, xb, 50, b), person(f, xa, 50, a)]
+        overlapping += box_iou(found[0].box, found[1].box) > 0.5
+        frames.append(found)
+    assert overlapping >= 10
+    tracks = track_people(frames)
+    assert len(tracks) == 2
+    for t in tracks:  # every frame's box is the one with that track's own skeleton
+        assert len(t) == 31
+        first = t.keypoints[0] - t.boxes[0, :2]
+        for row in range(31):
+            np.testing.assert_allclose(t.keypoints[row] - t.boxes[row, :2], first, atol=1e-3)
+    left, right = sorted(tracks, key=lambda t: t.boxes[0, 0])
+    assert left.boxes[-1, 0] < right.boxes[-1, 0]  # the one who came from the left went back to the left
+
+
+def test_a_fast_mover_hidden_for_three_frames_keeps_their_id():
+    """A person crossing the frame at 20 px a frame is hidden for 3 frames (behind a pillar, a missed detection):
+    where they reappear, 80 px on, their last box hardly overlaps them; the box predicted from their motion does."""
+    mover, sitter = skeleton(3), skeleton(4)
+    frames = []
+    for f in range(30):
+        found = [person(f, 600.0, 100, sitter)]
+        if not 12 <= f < 15:
+            found.append(person(f, 20.0 * f, 40, mover))
+        frames.append(found)
+    tracks = track_people(frames)
+    assert len(tracks) == 2  # no new id for the mover after the gap
+    moving = next(t for t in tracks if t.boxes[0, 0] < 500)
+    np.testing.assert_array_equal(moving.frames, np.arange(30))  # the gap is bridged (and filled)
+    np.testing.assert_allclose(moving.boxes[12:15, 0], [240, 260, 280])
+
+
+def test_ids_follow_first_appearance_not_detection_order():
+    """People appear one after another but the detector lists them in another order every frame; the first one
+    leaves early (lost before the shot ends); a short false detection comes and goes. Ids are 0, 1, 2 in order of
+    first appearance with no gap."""
+    layouts = [skeleton(10), skeleton(11), skeleton(12)]
+    starts, ends = [0, 6, 12], [30, 90, 90]
+    x = [50.0, 300.0, 550.0]
+    frames = []
+    for f in range(90):
+        found = [person(f, x[p], 60, layouts[p]) for p in (2, 1, 0) if starts[p] <= f < ends[p]]  # newest first
+        if 2 <= f < 4:
+            found.insert(0, Detection(f, [800, 10, 830, 40], 0.4))  # clutter: never confirmed
+        frames.append(found)
+    tracks = track_people(frames)
+    assert [t.track_id for t in tracks] == [0, 1, 2]
+    assert {t.track_id: int(t.frames[0]) for t in tracks} == {0: 0, 1: 6, 2: 12}
+    assert {t.track_id: float(t.boxes[0, 0]) for t in tracks} == {0: 50.0, 1: 300.0, 2: 550.0}
+    assert [len(t) for t in tracks] == [30, 84, 78]
