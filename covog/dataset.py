@@ -3,22 +3,28 @@
 A clip folder holds `video.mp4`, `tracks.json` (VideoTracks with keypoints and face boxes) and `speaking.json`
 (SpeakingActivity). Items, with frames counted at the tracks' frame rate:
 
-- stage 1: a reference frame and a target frame of the same clip, 30-50 frames apart when the clip is that long
-  (the paper), with the target's and the reference's per-person skeleton renders;
+- stage 1: a reference frame and a target frame of the same clip, at least 30 frames apart (any farther gap within
+  the clip; the gap shrinks to fit a shorter clip), with the target's and the reference's per-person skeleton renders;
 - stage 2: `clip_length` frames taken every `stride` frames (the paper: 15, stride 1 or 2), their renders, face masks,
   speaking scores and wav2vec2 audio features, and a reference frame drawn from anywhere in the clip.
 
 Frames are float tensors in 0..1 at the training size; skeleton renders stay uint8 (0..255) as `PoseRenders` draws
 them, a quarter of the memory. The audio features of a whole clip are computed once with the model's wav2vec2 and
 cached beside the clip as `audio_features.safetensors`.
+
+`EpochOrder` is the trainer's data order: which clip, and which random draw of it, every step of every epoch reads,
+as a function of the seed and the epoch only, so that a resumed run reads exactly what the uninterrupted one would
+have, whatever process or worker loads an item.
 """
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
@@ -35,7 +41,9 @@ from mit_annotator.records import SpeakingActivity, VideoTracks
 CLIP_FILES = ("video.mp4", "tracks.json", "speaking.json")
 AUDIO_FEATURES_FILE = "audio_features.safetensors"
 AUDIO_FEATURES_KEY = "audio_features"
-FRAME_GAP = (30, 50)  # the paper: stage-1 reference and target frames 30-50 frames apart
+# CovOG's stage-1 data: the target at least `sample_margin` frames from the reference, anywhere else in the clip (its
+# configs: 30, and 50 for the CovOG stage-1 fine-tune; the paper: "30-50 frames apart")
+MIN_FRAME_GAP = 30
 CLIP_LENGTH = 15  # the paper: stage-2 clips of 15 frames ...
 STRIDES = (1, 2)  # ... taken every 1 or 2 frames
 
@@ -110,9 +118,10 @@ class ConversationClips(Dataset):
 
     def __init__(self, clips: list[str | os.PathLike] | str | os.PathLike, size: tuple[int, int] = (640, 384),
                  stage: int = 1, clip_length: int = CLIP_LENGTH, strides: tuple[int, ...] = STRIDES,
-                 audio_encoder: Wav2Vec2Model | None = None):
+                 audio_encoder: Wav2Vec2Model | None = None, min_frame_gap: int = MIN_FRAME_GAP):
         """clips: clip folders or roots of clip folders (see `find_clips`); size: (width, height), multiples of 64;
-        audio_encoder: stage 2 computes the clips' missing audio features with it (None: they must be cached)."""
+        audio_encoder: stage 2 computes the clips' missing audio features with it (None: they must be cached);
+        min_frame_gap: stage 1's least distance between reference and target frame."""
         width, height = size
         if width <= 0 or height <= 0 or width % SIZE_MULTIPLE or height % SIZE_MULTIPLE:
             raise ValueError(f"training size {width}x{height}: both sides must be positive multiples of "
@@ -121,7 +130,9 @@ class ConversationClips(Dataset):
             raise ValueError(f"stage must be 1 or 2, got {stage}")
         if clip_length < 1 or not strides or min(strides) < 1:
             raise ValueError(f"need clip_length >= 1 and strides >= 1, got {clip_length} and {strides}")
-        self.size, self.stage = (width, height), stage
+        if min_frame_gap < 1:
+            raise ValueError(f"min_frame_gap must be at least 1, got {min_frame_gap}")
+        self.size, self.stage, self.min_frame_gap = (width, height), stage, min_frame_gap
         self.clip_length, self.strides = clip_length, tuple(sorted(strides))
         self.clips = [self._check(folder) for folder in find_clips(clips)]
         if stage == 2:
@@ -158,14 +169,20 @@ class ConversationClips(Dataset):
     def __len__(self) -> int:
         return len(self.clips)
 
-    def __getitem__(self, index: int) -> dict:
+    def __getitem__(self, key: int | tuple[int, int]) -> dict:
+        """An item of clip `key`, at positions drawn from torch's global generator; or, for a key (clip, seed) as
+        `EpochOrder` gives them, from a generator of its own seeded with `seed`."""
+        index, seed = key if isinstance(key, tuple) else (key, None)
+        generator = None if seed is None else torch.Generator().manual_seed(seed)
         clip = self.clips[index]
         tracks = VideoTracks.load(clip.folder / "tracks.json")
-        return self._stage1_item(clip, tracks) if self.stage == 1 else self._stage2_item(clip, tracks)
+        if self.stage == 1:
+            return self._stage1_item(clip, tracks, generator)
+        return self._stage2_item(clip, tracks, generator)
 
-    def _stage1_item(self, clip: ClipInfo, tracks: VideoTracks) -> dict:
+    def _stage1_item(self, clip: ClipInfo, tracks: VideoTracks, generator: torch.Generator | None) -> dict:
         """reference, target: (3, H, W) float 0..1; reference_poses, target_poses: (people, 3, H, W) uint8."""
-        reference_frame, target_frame = frame_pair(clip.num_frames)
+        reference_frame, target_frame = frame_pair(clip.num_frames, self.min_frame_gap, generator)
         renders = PoseRenders(tracks, self.size)
         return {
             "reference": self._frames(clip, range(reference_frame, reference_frame + 1))[0],
@@ -175,16 +192,16 @@ class ConversationClips(Dataset):
             "reference_frame": reference_frame, "target_frame": target_frame,
         }
 
-    def _stage2_item(self, clip: ClipInfo, tracks: VideoTracks) -> dict:
+    def _stage2_item(self, clip: ClipInfo, tracks: VideoTracks, generator: torch.Generator | None) -> dict:
         """frames: (F, 3, H, W) float 0..1; poses: (F, people, 3, H, W) uint8; face_masks: {factor: (F, people,
         H/8/factor, W/8/factor)}; speaking_scores: (F, people); audio_features: (F, layers, dim); reference and
         reference_poses as in stage 1; frame_indices: (F,) the clip frames used."""
         fitting = [s for s in self.strides if (self.clip_length - 1) * s + 1 <= clip.num_frames] or [1]
-        stride = fitting[_randint(0, len(fitting) - 1)]
+        stride = fitting[_randint(0, len(fitting) - 1, generator)]
         span = (self.clip_length - 1) * stride + 1
-        start = _randint(0, clip.num_frames - span)
+        start = _randint(0, clip.num_frames - span, generator)
         frames = range(start, start + span, stride)
-        reference_frame = _randint(0, clip.num_frames - 1)
+        reference_frame = _randint(0, clip.num_frames - 1, generator)
         speaking = SpeakingActivity.load(clip.folder / "speaking.json")
         renders = PoseRenders(tracks, self.size)
         return {
@@ -213,18 +230,52 @@ class ConversationClips(Dataset):
         return features[::frames.step].contiguous()
 
 
-def frame_pair(num_frames: int, gap: tuple[int, int] = FRAME_GAP) -> tuple[int, int]:
-    """(reference, target) frames `gap` apart (drawn in that range, shortened to fit a short clip), in random order."""
-    longest = num_frames - 1
-    distance = _randint(min(gap[0], longest), min(gap[1], longest))
-    first = _randint(0, num_frames - 1 - distance)
-    pair = (first, first + distance)
-    return pair if _randint(0, 1) else pair[::-1]
+def frame_pair(num_frames: int, min_gap: int = MIN_FRAME_GAP,
+               generator: torch.Generator | None = None) -> tuple[int, int]:
+    """(reference, target): the reference uniform among the frames that have a target at least `min_gap` away (the
+    gap shrinks to fit a shorter clip), the target uniform among those, before or after it."""
+    gap = min(min_gap, num_frames - 1)
+    with_target = [f for f in range(num_frames) if f - gap >= 0 or f + gap < num_frames]
+    reference = with_target[_randint(0, len(with_target) - 1, generator)]
+    targets = [*range(0, reference - gap + 1), *range(reference + gap, num_frames)]
+    return reference, targets[_randint(0, len(targets) - 1, generator)]
 
 
-def _randint(low: int, high: int) -> int:
-    """Uniform in [low, high], inclusive, from torch's generator (seeded by the trainer; per worker in DataLoaders)."""
-    return int(torch.randint(low, high + 1, ()).item())
+def _randint(low: int, high: int, generator: torch.Generator | None = None) -> int:
+    """Uniform in [low, high], inclusive, from `generator`, else from torch's global generator."""
+    return int(torch.randint(low, high + 1, (), generator=generator).item())
+
+
+@dataclass(frozen=True)
+class EpochOrder:
+    """The trainer's data order. Every epoch is a permutation of the clips from a generator seeded by (seed, epoch),
+    padded from its start to whole steps, with one item seed per draw; each step deals `batch` draws to each of the
+    `processes` processes in turn. Keys are (clip index, item seed), as `ConversationClips` reads them."""
+
+    clips: int
+    batch: int
+    seed: int
+    process: int = 0
+    processes: int = 1
+
+    def __post_init__(self):
+        if self.clips < 1 or self.batch < 1 or not 0 <= self.process < self.processes:
+            raise ValueError(f"an epoch order needs clips >= 1, batch >= 1 and 0 <= process < processes, got {self}")
+
+    def __len__(self) -> int:
+        """Steps per epoch."""
+        return math.ceil(self.clips / (self.batch * self.processes))
+
+    def batches(self, epoch: int, skip: int = 0) -> list[list[tuple[int, int]]]:
+        """This process's batches of `epoch`, from step `skip` of it on."""
+        rng = np.random.default_rng([self.seed, epoch])
+        draws = len(self) * self.batch * self.processes
+        order = np.resize(rng.permutation(self.clips), draws)  # np.resize repeats the permutation to fill the steps
+        seeds = rng.integers(0, 2 ** 63 - 1, size=draws)
+        keys = [(int(index), int(seed)) for index, seed in zip(order, seeds)]
+        per_step = self.batch * self.processes
+        mine = slice(self.process * self.batch, (self.process + 1) * self.batch)
+        return [keys[step * per_step:(step + 1) * per_step][mine] for step in range(skip, len(self))]
 
 
 def collate(items: list[dict]) -> dict:

@@ -8,7 +8,9 @@ adaptor. Stage 2 (clips) trains only the motion modules and the Interactive Audi
 published code never switched it on). VAE, CLIP and wav2vec2 stay frozen. The objective: v-prediction, Min-SNR
 weighting (gamma 5), noise offset 0.05, and 10% condition dropout (no CLIP embedding and no reference attention) for
 classifier-free guidance. Every --save-every steps and at the end: OUT/checkpoint-N, a CovOG model folder, and
-OUT/state-N, accelerate's training state that --resume continues from.
+OUT/state-N, accelerate's training state that --resume continues from, exactly: the weights, the optimizer's state,
+the random states, and the data order (`EpochOrder`: a function of the seed and the epoch) at the step where it
+stopped. The learning rate is constant (the published configs' 'constant' schedule), so no scheduler state exists.
 """
 
 from __future__ import annotations
@@ -24,12 +26,12 @@ from pathlib import Path
 
 import torch
 from accelerate import Accelerator, DistributedDataParallelKwargs
-from accelerate.utils import set_seed
+from accelerate.utils import send_to_device, set_seed
 from torch.utils.data import DataLoader
 
 from covog import reference_attention
 from covog.audio_driver import AudioConditioning
-from covog.dataset import SIZE_MULTIPLE, ConversationClips, collate
+from covog.dataset import MIN_FRAME_GAP, SIZE_MULTIPLE, ConversationClips, EpochOrder, collate
 from covog.denoiser import denoise
 from covog.encoders import clip_image_embedding, encode_latents
 from covog.model import CovOGModel, ModelFolderError
@@ -186,6 +188,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--width", type=int, default=640, help="multiple of 64 (the paper: 640)")
     parser.add_argument("--height", type=int, default=384, help="multiple of 64 (the paper: 384)")
     parser.add_argument("--clip-frames", type=int, default=15, help="stage 2 frames per clip (the paper: 15)")
+    parser.add_argument("--min-frame-gap", type=int, default=MIN_FRAME_GAP,
+                        help=f"stage 1: least frames between reference and target (default {MIN_FRAME_GAP}; the "
+                             "authors' configs: 30, and 50 for CovOG's stage-1 fine-tune)")
     parser.add_argument("--save-every", type=int, default=1000, help="steps between checkpoints")
     parser.add_argument("--log-every", type=int, default=10, help="steps between loss lines")
     parser.add_argument("--resume", action="store_true", help="continue from the latest state-N in --out")
@@ -220,7 +225,8 @@ class Run:
     model: CovOGModel
     net: TrainingNet  # as accelerate prepared it
     optimizer: torch.optim.Optimizer
-    loader: DataLoader
+    dataset: ConversationClips
+    order: EpochOrder
     parameters: list[torch.nn.Parameter]
     start_step: int
 
@@ -250,11 +256,12 @@ def prepare(args: argparse.Namespace) -> Run:
     model.to(accelerator.device)
     with accelerator.main_process_first():  # the main process writes the audio feature caches
         dataset = ConversationClips(args.data, (args.width, args.height), args.stage, args.clip_frames,
-                                    audio_encoder=model.audio_encoder if args.stage == 2 else None)
+                                    audio_encoder=model.audio_encoder if args.stage == 2 else None,
+                                    min_frame_gap=args.min_frame_gap)
     if args.batch > 1 and len(dataset.people_counts) > 1:
         raise ValueError(f"--batch {args.batch}: the clips show {sorted(dataset.people_counts)} people, and a batch "
                          "needs one count; use --batch 1 (the paper's: 1 per GPU)")
-    loader = DataLoader(dataset, batch_size=args.batch, shuffle=True, collate_fn=collate, num_workers=args.workers)
+    order = EpochOrder(len(dataset), args.batch, args.seed, accelerator.process_index, accelerator.num_processes)
 
     parameters = set_trainable(model, args.stage)
     if args.gradient_checkpointing:
@@ -264,16 +271,26 @@ def prepare(args: argparse.Namespace) -> Run:
                 module.enable_gradient_checkpointing()
     net = TrainingNet(model, args.stage, Recipe(args.noise_offset, args.snr_gamma, args.condition_dropout))
     optimizer = make_optimizer(parameters, args.lr, args.stage, accelerator)
-    net, optimizer, loader = accelerator.prepare(net, optimizer, loader)
+    net, optimizer = accelerator.prepare(net, optimizer)
     start_step = 0
     if args.resume:
         if state is None:
             accelerator.print(f"no training state in {out}: starting at step 0")
         else:
-            accelerator.load_state(str(state))
-            start_step = int(STATE.fullmatch(state.name).group(1))
-            accelerator.print(f"resuming from {state} at step {start_step}")
-    return Run(args, accelerator, model, net, optimizer, loader, parameters, start_step)
+            start_step = resume(accelerator, state, len(order))
+    return Run(args, accelerator, model, net, optimizer, dataset, order, parameters, start_step)
+
+
+def resume(accelerator: Accelerator, state: Path, steps_per_epoch: int) -> int:
+    """Load the training state (weights, optimizer, random states); returns its step. The last thing before the
+    first step: nothing may draw from the restored random generators in between."""
+    accelerator.load_state(str(state))
+    saved = json.loads((state / "training.json").read_text())
+    accelerator.print(f"resuming from {state} at step {saved['step']}")
+    if saved.get("steps_per_epoch") != steps_per_epoch:
+        accelerator.print(f"the data changed since {state.name} ({saved.get('steps_per_epoch')} steps per epoch, now "
+                          f"{steps_per_epoch}): the clips are not read in the order of an uninterrupted run")
+    return saved["step"]
 
 
 def check_args(args: argparse.Namespace):
@@ -287,6 +304,8 @@ def check_args(args: argparse.Namespace):
         raise ValueError(f"--condition-dropout must be between 0 and 1, got {args.condition_dropout}")
     if args.workers < 0:
         raise ValueError(f"--workers must be at least 0, got {args.workers}")
+    if args.min_frame_gap < 1:
+        raise ValueError(f"--min-frame-gap must be at least 1, got {args.min_frame_gap}")
 
 
 def make_optimizer(parameters, lr: float, stage: int, accelerator: Accelerator) -> torch.optim.Optimizer:
@@ -311,9 +330,10 @@ def train(run: Run) -> Path:
         accelerator.print(f"already at step {step} of {args.steps}: nothing to train")
         return out / f"checkpoint-{step}"
     bank = accelerator.unwrap_model(run.net).bank
+    epoch, skip = divmod(step, len(run.order))
     while step < args.steps:
-        for batch in run.loader:
-            loss = run.net(batch)
+        for batch in epoch_loader(run, epoch, skip):
+            loss = run.net(send_to_device(batch, accelerator.device))
             accelerator.backward(loss)
             if accelerator.sync_gradients:
                 accelerator.clip_grad_norm_(run.parameters, MAX_GRAD_NORM)
@@ -328,7 +348,15 @@ def train(run: Run) -> Path:
                 save(run, step)
             if step >= args.steps:
                 break
+        epoch, skip = epoch + 1, 0
     return out / f"checkpoint-{step}"
+
+
+def epoch_loader(run: Run, epoch: int, skip: int) -> DataLoader:
+    """The batches of `epoch` from its step `skip` on. The loader has a generator of its own: starting it draws
+    nothing from torch's global generator, whose state the training state saves."""
+    return DataLoader(run.dataset, batch_sampler=run.order.batches(epoch, skip), collate_fn=collate,
+                      num_workers=run.args.workers, generator=torch.Generator())
 
 
 def save(run: Run, step: int):
@@ -342,7 +370,8 @@ def save(run: Run, step: int):
     accelerator.save_state(str(partial))
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
-        (partial / "training.json").write_text(json.dumps({"stage": run.args.stage, "step": step}))
+        (partial / "training.json").write_text(json.dumps({"stage": run.args.stage, "step": step,
+                                                           "steps_per_epoch": len(run.order)}))
         final = out / f"state-{step}"
         shutil.rmtree(final, ignore_errors=True)
         partial.rename(final)

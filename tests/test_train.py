@@ -14,7 +14,7 @@ from test_covog_model import perturb
 import covog.train as train
 from covog import reference_attention
 from covog.conditioning import PoseRenders
-from covog.dataset import AUDIO_FEATURES_FILE, ConversationClips, collate, frame_pair
+from covog.dataset import AUDIO_FEATURES_FILE, ConversationClips, EpochOrder, collate, frame_pair
 from covog.denoiser import denoise
 from covog.encoders import audio_features
 from covog.model import CovOGModel
@@ -72,7 +72,7 @@ def losses(stdout: str) -> list[float]:
 # The dataset
 
 
-def test_stage1_items_pair_frames_30_to_50_apart(clips):
+def test_stage1_items_pair_frames_at_least_30_apart(clips):
     torch.manual_seed(0)
     dataset = ConversationClips(clips, SIZE, stage=1)
     assert [c.folder.name for c in dataset.clips] == ["clip2", "clip3"]
@@ -83,7 +83,7 @@ def test_stage1_items_pair_frames_30_to_50_apart(clips):
             assert item["reference"].dtype == torch.float32 and 0 <= item["target"].min() <= item["target"].max() <= 1
             assert item["reference_poses"].shape == item["target_poses"].shape == (people, 3, 64, 128)
             assert item["target_poses"].dtype == torch.uint8
-            assert 30 <= abs(item["reference_frame"] - item["target_frame"]) <= 50
+            assert 30 <= abs(item["reference_frame"] - item["target_frame"])
     # the tensors are the frames they say they are
     folder = dataset.clips[1].folder
     video = media.read_frames(folder / "video.mp4", size=SIZE, fps=25.0)
@@ -93,10 +93,49 @@ def test_stage1_items_pair_frames_30_to_50_apart(clips):
     assert torch.equal(item["reference_poses"], renders[item["reference_frame"]])
 
 
+def test_stage1_targets_are_anywhere_at_least_the_gap_away():
+    """CovOG's dataset: the target anywhere in the clip at least `sample_margin` frames from the reference, before or
+    after it (30 in its configs, 50 for its stage-1 fine-tune); no upper limit."""
+    generator = torch.Generator().manual_seed(0)
+    for gap in (30, 50):
+        pairs = [frame_pair(120, gap, generator) for _ in range(2000)]
+        gaps = [abs(a - b) for a, b in pairs]
+        assert min(gaps) == gap and max(gaps) > 100
+        assert {a < b for a, b in pairs} == {True, False}
+        assert {a for a, _ in pairs} == {f for f in range(120) if f - gap >= 0 or f + gap < 120}
+
+
 def test_a_short_clip_pairs_its_ends():
     torch.manual_seed(0)
     assert {frame_pair(10) for _ in range(20)} == {(0, 9), (9, 0)}
     assert {tuple(sorted(frame_pair(2))) for _ in range(5)} == {(0, 1)}
+
+
+def test_the_epoch_order_is_a_function_of_seed_and_epoch():
+    """The trainer's data order: each epoch every clip once (padded to whole steps), dealt across processes, each draw
+    with its own item seed; the same seed and epoch always give the same batches, `skip` gives their tail."""
+    order = EpochOrder(clips=5, batch=2, seed=3, process=0, processes=2)
+    other = EpochOrder(clips=5, batch=2, seed=3, process=1, processes=2)
+    assert len(order) == 2
+    epoch = order.batches(4)
+    assert epoch == EpochOrder(5, 2, 3, 0, 2).batches(4) and order.batches(4, skip=1) == epoch[1:]
+    assert epoch != order.batches(5) and epoch != EpochOrder(5, 2, 4, 0, 2).batches(4)
+    dealt = [key for step in range(2) for key in epoch[step] + other.batches(4)[step]]
+    assert len(dealt) == 8 and {index for index, _ in dealt[:5]} == set(range(5))  # then padded from the start
+    assert [index for index, _ in dealt[5:]] == [index for index, _ in dealt[:3]]
+    assert len({seed for _, seed in dealt}) == 8
+
+
+def test_an_item_is_a_function_of_its_key(clips):
+    dataset = ConversationClips(clips, SIZE, stage=1)
+    torch.manual_seed(0)
+    first = dataset[(1, 12345)]
+    torch.manual_seed(99)
+    torch.rand(5)
+    again = dataset[(1, 12345)]
+    assert first["reference_frame"] == again["reference_frame"] and first["target_frame"] == again["target_frame"]
+    assert torch.equal(first["target"], again["target"])
+    assert {(dataset[(1, seed)]["reference_frame"]) for seed in range(6)} != {first["reference_frame"]}
 
 
 def test_stage2_items(clips, model):
@@ -351,12 +390,59 @@ def test_resume_continues_the_step_count(clips, model_folder, tmp_path, capsys, 
     saved = CovOGModel.load(out / "checkpoint-2").pose_guider.state_dict()
     assert all(torch.equal(started["pose_guider"][k], saved[k]) for k in saved)  # the state's weights, not --model
     assert sorted(p.name for p in out.iterdir()) == ["checkpoint-1", "checkpoint-2", "checkpoint-3", "state-3"]
-    assert json.loads((out / "state-3" / "training.json").read_text()) == {"stage": 1, "step": 3}
+    saved = json.loads((out / "state-3" / "training.json").read_text())
+    assert saved == {"stage": 1, "step": 3, "steps_per_epoch": 1}
 
     code, _, err = run(capsys, *common, "--steps", 4)
     assert code == 2 and "pass --resume" in err
     code, _, err = run(capsys, "--stage", 2, *common[2:], "--steps", 4, "--resume")
     assert code == 2 and "is stage-1 training; this run is stage 2" in err
+
+
+def training_state(folder):
+    """What accelerate saved: the trained weights, the optimizer's state and this process's random states."""
+    weights = load_file(folder / "model.safetensors")
+    optimizer = torch.load(folder / "optimizer.bin", weights_only=True)
+    rng = torch.load(folder / "random_states_0.pkl", weights_only=False)  # our own run's file
+    return weights, optimizer, rng
+
+
+def assert_same(a, b, where=""):
+    """Equal, bit for bit, through nested dicts, lists and tuples of tensors, arrays and plain values."""
+    if isinstance(a, dict):
+        assert a.keys() == b.keys(), where
+        for key in a:
+            assert_same(a[key], b[key], f"{where}/{key}")
+    elif isinstance(a, (list, tuple)):
+        assert len(a) == len(b), where
+        for i, (x, y) in enumerate(zip(a, b)):
+            assert_same(x, y, f"{where}/{i}")
+    elif isinstance(a, torch.Tensor):
+        assert a.dtype == b.dtype and torch.equal(a, b), where
+    elif isinstance(a, np.ndarray):
+        assert np.array_equal(a, b), where
+    else:
+        assert a == b, where
+
+
+@pytest.mark.parametrize("stage", [1, 2])
+def test_resume_is_exact(clips, model_folder, tmp_path, capsys, stage):
+    """4 steps straight, or 2 steps, --resume, 2 more: bit-identical weights, optimizer state, random states and
+    losses. Three clips (one twice) per epoch: the resume falls mid-epoch and step 4 starts the next epoch."""
+    data = [clips / "clip2", clips / "clip3", clips / "clip2"]
+    common = ["--stage", stage, "--data", *data, "--model", model_folder, "--clip-frames", 4, *FAST,
+              "--condition-dropout", 0.5]
+    straight, resumed = tmp_path / "straight", tmp_path / "resumed"
+    code, straight_log, err = run(capsys, *common, "--out", straight, "--steps", 4)
+    assert code == 0, err
+    assert run(capsys, *common, "--out", resumed, "--steps", 2)[0] == 0
+    code, resumed_log, err = run(capsys, *common, "--out", resumed, "--steps", 4, "--resume")
+    assert code == 0, err
+    assert losses(resumed_log) == losses(straight_log)[2:]
+    assert_same(training_state(resumed / "state-4"), training_state(straight / "state-4"))
+    a, b = CovOGModel.load(straight / "checkpoint-4"), CovOGModel.load(resumed / "checkpoint-4")
+    for name, module in a.modules.items():
+        assert_same(module.state_dict(), getattr(b, name).state_dict(), name)
 
 
 @pytest.fixture(scope="module")
