@@ -36,6 +36,7 @@ from torch import nn
 SCORE_DIVISOR = 3.0  # the training code divides the TalkNet-style speaking scores by 3 before the gate
 DOWN_FACTORS = (2, 4, 8)  # feature size of down blocks 0-2 outputs, as a division of the latent size
 UP_FACTORS = (4, 2)  # ... and of up blocks 0-1 outputs
+FACE_MASK_FACTORS = tuple(sorted(set(DOWN_FACTORS + UP_FACTORS)))  # the face masks the blocks read: 1/2, 1/4, 1/8
 
 
 @dataclass

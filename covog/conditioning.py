@@ -6,14 +6,13 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from covog.audio_driver import FACE_MASK_FACTORS
 from covog.encoders import audio_features
 from covog.model import CovOGModel
 from covog.sampler import PIXELS_PER_LATENT_CELL, Conditions
 from covog.skeleton import render_person
 from mit_annotator.assignment import SCORE_SCALE
 from mit_annotator.records import SpeakingActivity, VideoTracks
-
-UNET_FACTORS = (1, 2, 4, 8)  # latent resolution divided by these: the down/up blocks' feature sizes
 
 
 class PoseRenders:
@@ -52,8 +51,9 @@ class PoseRenders:
 
 
 def face_masks(tracks: VideoTracks, frames: range, size: tuple[int, int],
-               factors: tuple[int, ...] = UNET_FACTORS) -> dict[int, torch.Tensor]:
-    """Per UNet resolution, a (frames, people, h, w) float mask that is 1 inside each person's face box.
+               factors: tuple[int, ...] = FACE_MASK_FACTORS) -> dict[int, torch.Tensor]:
+    """Per resolution the audio driver reads (latent size / factor), a (frames, people, h, w) float mask that is 1
+    inside each person's face box.
 
     `size` is the generated video's (width, height); boxes are scaled from the tracks' frame size. A frame where a
     person's face is unknown (not seen, or NaN box) has an empty mask for them.

@@ -26,7 +26,6 @@ class ReferenceBank:
     def __init__(self):
         self.tokens: dict[str, torch.Tensor] = {}
         self.reading_rows: torch.Tensor | None = None  # (rows,) bool; None: every row reads the reference
-        self.enabled = True
 
     def clear(self):
         self.tokens.clear()
@@ -47,7 +46,7 @@ class _Reader:
         self.bank, self.name, self.plain = bank, name, AttnProcessor2_0()
 
     def __call__(self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None, temb=None, **kwargs):
-        reference = self.bank.tokens.get(self.name) if self.bank.enabled else None
+        reference = self.bank.tokens.get(self.name)
         if reference is None:
             return self.plain(attn, hidden_states, encoder_hidden_states, attention_mask, temb)
         rows = hidden_states.shape[0]
@@ -87,12 +86,35 @@ def attach(reference_unet: torch.nn.Module, denoising_unet: torch.nn.Module) -> 
     return bank
 
 
+class _AllWritten(Exception):
+    """Raised once every writer has stored its tokens: what the ReferenceNet would compute next is never read."""
+
+
 def write_reference(reference_unet: torch.nn.Module, latent: torch.Tensor, context: torch.Tensor,
                     pose_features: torch.Tensor) -> None:
     """Run the ReferenceNet at timestep 0 on the reference latent (batch, channels, h, w), the pose adaptor's
-    features added right after its conv_in: its writer processors fill the bank."""
-    hook = reference_unet.conv_in.register_forward_hook(lambda module, args, out: out + pose_features.to(out.dtype))
+    features added right after its conv_in: its writer processors fill the bank. It stops as soon as the last of them
+    has: the rest of its last transformer block, conv_norm_out and conv_out are never read, so never run."""
+    writers = [name.removesuffix(".processor") for name, processor in reference_unet.attn_processors.items()
+               if isinstance(processor, _Writer)]
+    written: set[str] = set()
+
+    def stop_when_all_written(name):
+        def hook(module, args, output):
+            written.add(name)
+            if len(written) == len(writers):
+                raise _AllWritten
+        return hook
+
+    modules = dict(reference_unet.named_modules())
+    # hooks of this call only: gradient checkpointing re-runs blocks during backward, when they are gone
+    hooks = [modules[name].register_forward_hook(stop_when_all_written(name)) for name in writers]
+    hooks.append(reference_unet.conv_in.register_forward_hook(
+        lambda module, args, out: out + pose_features.to(out.dtype)))
     try:
         reference_unet(latent, 0, encoder_hidden_states=context)
+    except _AllWritten:
+        pass
     finally:
-        hook.remove()
+        for hook in hooks:
+            hook.remove()

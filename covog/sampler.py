@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import torch
 
 from covog import reference_attention
-from covog.audio_driver import DOWN_FACTORS, UP_FACTORS, AudioConditioning
+from covog.audio_driver import FACE_MASK_FACTORS, AudioConditioning
 from covog.denoiser import denoise
 from covog.encoders import clip_image_embedding, encode_latents
 from covog.model import CovOGModel
@@ -99,7 +99,7 @@ class Conditions:
         if tuple(self.speaking_scores.shape) != (frames, people):
             raise ValueError(f"speaking scores must be (frames, people) = {(frames, people)}, got "
                              f"{tuple(self.speaking_scores.shape)}")
-        for factor in sorted(set(DOWN_FACTORS + UP_FACTORS)):
+        for factor in FACE_MASK_FACTORS:
             size = (height // PIXELS_PER_LATENT_CELL // factor, width // PIXELS_PER_LATENT_CELL // factor)
             mask = self.face_masks.get(factor)
             if mask is None or tuple(mask.shape) != (frames, people, *size):

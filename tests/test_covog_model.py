@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from conftest import SHARED_DATA
 
 from covog import reference_attention
-from covog.audio_driver import DOWN_FACTORS, UP_FACTORS, AudioConditioning, InteractiveAudioDriver
+from covog.audio_driver import DOWN_FACTORS, FACE_MASK_FACTORS, UP_FACTORS, AudioConditioning, InteractiveAudioDriver
 from covog.denoiser import denoise
 from covog.model import CovOGModel, ModelFolderError
 
@@ -39,7 +39,7 @@ def conditioning(model, rows=FRAMES, people=PEOPLE, seed=0, per_person=False):
     c = model.audio_driver.config
     shape = (rows, people, c.context_tokens, c.audio_dim) if per_person else (rows, c.context_tokens, c.audio_dim)
     masks = {}
-    for factor in sorted(set(DOWN_FACTORS + UP_FACTORS)):
+    for factor in FACE_MASK_FACTORS:
         h, w = LATENT[0] // factor, LATENT[1] // factor
         mask = torch.zeros(rows, people, h, w)
         for p in range(people):  # person p's face: a column band of their own
@@ -212,7 +212,7 @@ def test_reference_attention_reads_every_spatial_self_attention(model):
     x = latents()
     with torch.no_grad():
         with_reference = denoise(model.denoising_unet, None, x, 400, context)
-        bank.enabled = False
+        bank.reading_rows = torch.zeros(FRAMES, dtype=torch.bool)
         without = denoise(model.denoising_unet, None, x, 400, context)
     bank.clear()
     assert (with_reference - without).abs().mean() > 1e-4
@@ -228,12 +228,38 @@ def test_rows_can_skip_the_reference(model):
         both = denoise(model.denoising_unet, None, x, 400, contexts)
         bank.reading_rows = None
         conditional = denoise(model.denoising_unet, None, x[1:], 400, context)
-        bank.enabled = False
+        bank.reading_rows = torch.zeros(FRAMES, dtype=torch.bool)
         unconditional = denoise(model.denoising_unet, None, x[:1], 400, torch.zeros_like(context))
     bank.clear()
-    bank.enabled = True
     torch.testing.assert_close(both[1:], conditional, rtol=1e-4, atol=1e-5)
     torch.testing.assert_close(both[:1], unconditional, rtol=1e-4, atol=1e-5)
+
+
+def test_the_referencenet_stops_once_the_last_read_self_attention_has_its_tokens(model):
+    """The denoising UNet reads the ReferenceNet only at its self-attentions: what follows the last of them (the rest
+    of its last transformer block, conv_norm_out, conv_out) is not run; the tokens are those of a whole pass."""
+    bank = reference_attention.attach(model.reference_unet, model.denoising_unet)
+    unet = model.reference_unet
+    tail = unet.up_blocks[-1].attentions[-1].transformer_blocks[-1]
+    ran = []
+    hooks = [module.register_forward_hook(lambda *args, name=name: ran.append(name))
+             for name, module in (("attn2", tail.attn2), ("ff", tail.ff), ("conv_out", unet.conv_out))]
+    g = torch.Generator().manual_seed(5)
+    latent, pose = torch.randn(1, 4, *LATENT, generator=g), torch.randn(1, 32, *LATENT, generator=g)
+    context = torch.randn(1, 1, unet.config.cross_attention_dim, generator=g)
+    with torch.no_grad():
+        reference_attention.write_reference(unet, latent, context, pose)
+        stopped = dict(bank.tokens)
+        assert ran == [] and set(stopped) == set(reference_attention.spatial_self_attention_names(unet))
+        bank.clear()
+        adding = unet.conv_in.register_forward_hook(lambda module, args, out: out + pose)
+        unet(latent, 0, encoder_hidden_states=context)
+        adding.remove()
+    for hook in hooks:
+        hook.remove()
+    assert sorted(ran) == ["attn2", "conv_out", "ff"]
+    assert all(torch.equal(stopped[name], bank.tokens[name]) for name in stopped)
+    bank.clear()
 
 
 def test_model_folder_round_trip(model, tmp_path):

@@ -24,7 +24,7 @@ def make_conditions(model, frames=6, people=PEOPLE, seed=0, per_person=False):
     c = model.audio_driver.config
     features = torch.randn(*((people,) if per_person else ()), frames, c.feature_layers, c.feature_dim, generator=g)
     masks = {}
-    for factor in (1, 2, 4, 8):
+    for factor in (2, 4, 8):
         h, w = HEIGHT // 8 // factor, WIDTH // 8 // factor
         masks[factor] = torch.zeros(frames, people, h, w)
         for p in range(people):
@@ -150,9 +150,8 @@ def test_the_unconditional_pass_drops_clip_and_reference_attention_only(model, m
             assert not contexts[0].any() and contexts[1].any()  # no CLIP embedding in the unconditional row
             torch.testing.assert_close(pose[:frames], pose[frames:])  # pose, audio, masks, scores stay
             torch.testing.assert_close(audio.tokens[:frames], audio.tokens[frames:])
-            bank.enabled = False
+            bank.reading_rows = torch.zeros(frames, dtype=torch.bool)  # alone, without the reference
             alone = real_denoise(unet, driver, x[:1], t, contexts[:1], pose[:frames], half)
-            bank.enabled = True
             torch.testing.assert_close(out[:1], alone, rtol=1e-4, atol=1e-5)
             bank.reading_rows = None
             conditional = real_denoise(unet, driver, x[1:], t, contexts[1:], pose[frames:], half)
