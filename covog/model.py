@@ -5,6 +5,10 @@ config, written by `save_pretrained`), a `scheduler/scheduler_config.json`, and 
 
     vae/  image_encoder/  audio_encoder/  reference_unet/  denoising_unet/  pose_guider/  pose_adaptor/
     audio_driver/  scheduler/  model_index.json
+
+The denoising UNet is diffusers' UNetMotionModel with one change, made wherever one is built or loaded: its motion
+modules group-normalise each frame on its own, as the original AnimateDiff motion modules (Moore's, CovOG's) whose
+weights it runs; diffusers' AnimateDiffTransformer3D normalises over all the frames of a clip at once.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from pathlib import Path
 
 import torch
 from diffusers import AutoencoderKL, DDIMScheduler, MotionAdapter, UNet2DConditionModel, UNetMotionModel
+from diffusers.models.unets.unet_motion_model import AnimateDiffTransformer3D
 from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection, Wav2Vec2Config, Wav2Vec2Model
 
 from covog.audio_driver import InteractiveAudioDriver
@@ -44,6 +49,29 @@ def pick_dtype(name: str, device: torch.device) -> torch.dtype:
     return DTYPES[name]
 
 
+class PerFrameGroupNorm(torch.nn.GroupNorm):
+    """GroupNorm of each frame on its own, for (batch, channels, frames, h, w) inputs: the original motion module's
+    norm of (batch * frames, channels, h, w). Same parameters and keys as the GroupNorm it replaces."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.ndim != 5:
+            return super().forward(x)
+        batch, channels, frames, height, width = x.shape
+        per_frame = x.transpose(1, 2).reshape(batch * frames, channels, height, width)
+        return super().forward(per_frame).reshape(batch, frames, channels, height, width).transpose(1, 2)
+
+
+def normalise_motion_per_frame(unet: UNetMotionModel) -> UNetMotionModel:
+    """Give every motion module the original's per-frame GroupNorm, keeping its weights."""
+    for module in unet.modules():
+        if isinstance(module, AnimateDiffTransformer3D) and not isinstance(module.norm, PerFrameGroupNorm):
+            old = module.norm
+            norm = PerFrameGroupNorm(old.num_groups, old.num_channels, old.eps, old.affine, device="meta")
+            norm.weight, norm.bias = old.weight, old.bias
+            module.norm = norm
+    return unet
+
+
 def build_component(name: str, c: dict[str, dict]) -> torch.nn.Module:
     """One network, randomly initialised, from the component configs `c` (covog.configs.configs(size))."""
     if name == "vae":
@@ -55,7 +83,8 @@ def build_component(name: str, c: dict[str, dict]) -> torch.nn.Module:
     if name == "reference_unet":
         return UNet2DConditionModel(**c["unet"])
     if name == "denoising_unet":
-        return UNetMotionModel.from_unet2d(UNet2DConditionModel(**c["unet"]), MotionAdapter(**c["motion_adapter"]))
+        unet = UNetMotionModel.from_unet2d(UNet2DConditionModel(**c["unet"]), MotionAdapter(**c["motion_adapter"]))
+        return normalise_motion_per_frame(unet)
     if name in ("pose_guider", "pose_adaptor"):
         return MultiHumanPoseEncoder(**c[name])
     if name == "audio_driver":
@@ -150,5 +179,6 @@ class CovOGModel:
         networks = {name: kind.from_pretrained(folder / name, use_safetensors=True,
                                                torch_dtype=torch.float32 if name in KEPT_IN_FLOAT32 else dtype)
                     for name, kind in COMPONENT_CLASSES.items()}
+        normalise_motion_per_frame(networks["denoising_unet"])
         model = cls(**networks, scheduler=DDIMScheduler.from_pretrained(folder / "scheduler"))
         return model.to(device).eval()

@@ -262,6 +262,36 @@ def test_the_referencenet_stops_once_the_last_read_self_attention_has_its_tokens
     bank.clear()
 
 
+def original_motion_module(module, x, frames):
+    """AnimateDiff's TemporalTransformer3DModel (as Moore's and CovOG's motion modules), written out with the weights
+    of a diffusers motion module: (batch * frames, c, h, w) group-normalised frame by frame, attention over frames."""
+    rows, c, h, w = x.shape
+    batch = rows // frames
+    norm = module.norm
+    hidden = F.group_norm(x, norm.num_groups, norm.weight, norm.bias, norm.eps)  # "b c f h w -> (b f) c h w" first
+    hidden = hidden.reshape(batch, frames, c, h, w).permute(0, 3, 4, 1, 2).reshape(batch * h * w, frames, c)
+    hidden = module.proj_in(hidden)
+    for block in module.transformer_blocks:
+        hidden = block(hidden)
+    hidden = module.proj_out(hidden)
+    return hidden.reshape(batch, h, w, frames, c).permute(0, 3, 4, 1, 2).reshape(rows, c, h, w) + x
+
+
+def test_motion_modules_normalise_each_frame_as_the_original(model, tmp_path):
+    """diffusers' AnimateDiffTransformer3D normalises over all frames jointly; the original, whose weights these are,
+    frame by frame. Frames of different brightness must not share statistics, in built and in loaded models."""
+    g = torch.Generator().manual_seed(6)
+    scale = torch.tensor([0.5, 1.0, 3.0, 8.0]).repeat(2)[:, None, None, None]
+    loaded = CovOGModel.load(model.save(tmp_path / "covog"))
+    for unet in (model.denoising_unet, loaded.denoising_unet):
+        module = unet.down_blocks[1].motion_modules[0]
+        x = torch.randn(8, module.in_channels, 4, 8, generator=g) * scale + scale
+        with torch.no_grad():
+            ours, original = module(x, num_frames=4), original_motion_module(module, x, 4)
+        torch.testing.assert_close(ours, original, rtol=1e-5, atol=1e-5)
+        assert (ours - x).abs().mean() > 1e-3  # the motion module is not the identity here
+
+
 def test_model_folder_round_trip(model, tmp_path):
     folder = model.save(tmp_path / "covog")
     assert not (tmp_path / "covog.partial").exists()
