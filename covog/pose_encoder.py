@@ -41,7 +41,10 @@ class MultiHumanPoseEncoder(ModelMixin, ConfigMixin):
             raise ValueError("no person to encode: give at least one skeleton render")
         if height % 8 or width % 8:
             raise ValueError(f"render size must be a multiple of 8, got {height}x{width}")
-        pixels = renders.to(self.dtype) / 255.0 if renders.dtype == torch.uint8 else renders.to(self.dtype)
+        # one memory layout whatever the renders' (PoseRenders' are channels-last-like): the convolutions then
+        # compute the same bits for the same values
+        pixels = renders.to(dtype=self.dtype, memory_format=torch.contiguous_format)
+        pixels = pixels / 255.0 if renders.dtype == torch.uint8 else pixels
         features = self.guider(pixels.reshape(batch * people, channels, height, width))
         features = features.reshape(batch, people, *features.shape[1:])
         if person_mask is not None:

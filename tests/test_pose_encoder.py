@@ -92,3 +92,18 @@ def test_uint8_renders_read_as_0_to_1():
     pixels = (renders(2) * 255).round().to(torch.uint8)
     with torch.no_grad():
         torch.testing.assert_close(encoder(pixels), encoder(pixels.float() / 255.0))
+
+
+def test_the_renders_memory_layout_changes_no_bit():
+    """PoseRenders' renders are channels-last-like views, a batch from a loading worker is contiguous: the same values
+    give the same features and the same gradients either way (training resumes and loads with workers exactly)."""
+    encoder = perturbed_encoder().train()
+    drawn = (torch.rand(2, 2, 64, 64, 3, generator=torch.Generator().manual_seed(1)) * 255).to(torch.uint8)
+    results = []
+    for layout in (drawn.permute(0, 1, 4, 2, 3), drawn.permute(0, 1, 4, 2, 3).contiguous()):
+        encoder.zero_grad()
+        features = encoder(layout)
+        (features * torch.linspace(-1, 1, features.numel()).reshape(features.shape)).sum().backward()
+        results.append((features.detach(), [p.grad.clone() for p in encoder.parameters()]))
+    assert torch.equal(results[0][0], results[1][0])
+    assert all(torch.equal(a, b) for a, b in zip(results[0][1], results[1][1]))

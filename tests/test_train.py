@@ -464,6 +464,19 @@ def test_resume_is_exact(clips, model_folder, tmp_path, capsys, stage):
         assert_same(module.state_dict(), getattr(b, name).state_dict(), name)
 
 
+def test_loading_workers_read_what_the_main_process_reads(clips, model_folder, tmp_path, capsys):
+    """An item is a function of its key alone: the same training with 2 loading workers, bit for bit."""
+    common = ["--stage", 1, "--data", clips / "clip2", clips / "clip3", "--model", model_folder, "--steps", 2, *FAST]
+    outs = []
+    for workers in ("0", "2"):
+        outs.append(tmp_path / f"workers{workers}")
+        args = [*common, "--out", outs[-1]]
+        args[args.index("--workers") + 1] = workers
+        code, _, err = run(capsys, *args)
+        assert code == 0, err
+    assert_same(training_state(outs[0] / "state-2"), training_state(outs[1] / "state-2"))
+
+
 @pytest.fixture(scope="module")
 def short_clip(speech, tmp_path_factory):
     folder = tmp_path_factory.mktemp("short") / "short"
