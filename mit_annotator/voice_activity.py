@@ -6,6 +6,10 @@ as one batch (the ONNX model takes a batch, one state per row). Each stretch but
 earlier and drops those outputs, so its state has settled by the time its own chunks come; the first starts fresh at
 the recording's start, as silero-vad does. The probabilities then
 go through silero-vad's own `get_speech_timestamps_from_probs`, the same post-processing as `get_speech_timestamps`.
+
+silero-vad's probabilities depend on the level: a far-field recording at -40 dBFS loses a quarter of its speech
+(BENCHMARKS.md). The recording is first brought to one level: its loud chunks (the 90th percentile of chunk
+levels) to -20 dBFS, by at most +40 dB, so quiet speech is heard and noise or music stay what they are.
 """
 
 from __future__ import annotations
@@ -16,6 +20,9 @@ SAMPLE_RATE = 16000
 CHUNK = 512  # samples per model call at 16 kHz (silero-vad's fixed window)
 STRETCH_CHUNKS = 256  # chunks per stretch (8.2 s): a 60 s recording runs as 8 rows
 WARMUP_CHUNKS = 32  # about 1 s of the preceding audio lets a stretch's state settle
+TARGET_LEVEL_DB = -20.0  # where the loud chunks of a recording are brought before voice activity
+LOUD_PERCENTILE = 90
+MAX_GAIN_DB = 40.0
 
 
 def require_silero_vad() -> None:
@@ -37,6 +44,18 @@ def load_vad():
     finally:
         torch.set_num_threads(threads)
     return load_silero_vad(onnx=True)
+
+
+def level_normalised(samples: np.ndarray) -> np.ndarray:
+    """`samples` scaled so that the LOUD_PERCENTILE-th percentile of its chunk levels is TARGET_LEVEL_DB (the gain
+    at most MAX_GAIN_DB), clipped to -1..1."""
+    usable = len(samples) // CHUNK * CHUNK
+    if usable == 0:
+        return np.asarray(samples, np.float32)
+    levels = np.sqrt(np.mean(np.square(samples[:usable].reshape(-1, CHUNK), dtype=np.float64), axis=1))
+    loud = float(np.percentile(levels, LOUD_PERCENTILE))
+    gain_db = min(MAX_GAIN_DB, TARGET_LEVEL_DB - 20 * np.log10(max(loud, 1e-10)))
+    return np.clip(samples * np.float32(10 ** (gain_db / 20)), -1.0, 1.0).astype(np.float32)
 
 
 def speech_probabilities(vad, samples: np.ndarray) -> list[float]:
@@ -68,7 +87,7 @@ def speech_timestamps(vad, samples: np.ndarray, threshold: float, min_speech: fl
     from silero_vad.utils_vad import get_speech_timestamps_from_probs
 
     stamps = get_speech_timestamps_from_probs(
-        speech_probabilities(vad, samples), sampling_rate=SAMPLE_RATE, threshold=threshold,
+        speech_probabilities(vad, level_normalised(samples)), sampling_rate=SAMPLE_RATE, threshold=threshold,
         min_speech_duration_ms=int(min_speech * 1000), min_silence_duration_ms=int(min_silence * 1000),
         audio_length_samples=len(samples))
     return [(s["start"] / SAMPLE_RATE, s["end"] / SAMPLE_RATE) for s in stamps]

@@ -51,3 +51,57 @@ def test_the_same_speech_as_silero_vads_own_loop(vad, name):
 def test_short_and_silent_audio(vad):
     assert speech_timestamps(vad, np.zeros(100, np.float32), 0.5, 0.25, 0.3) == []
     assert len(speech_probabilities(vad, np.zeros(16000, np.float32))) == int(np.ceil(16000 / CHUNK))
+
+
+def far_field(samples, level_db, noise_db, seed=0):
+    """`samples` as a distant microphone hears them: a decaying room echo, brought to `level_db` dBFS, with
+    low-frequency room noise at `noise_db` dBFS."""
+    rng = np.random.default_rng(seed)
+    echo = np.exp(-np.arange(4000) / 800) * rng.normal(size=4000)  # 0.25 s tail, 50 ms decay constant
+    echo[0] = 1.0
+    heard = np.convolve(samples, echo)[:len(samples)]
+    noise = np.cumsum(rng.normal(size=len(samples)))
+    noise -= np.convolve(noise, np.ones(1600) / 1600, mode="same")  # brown noise without its drift
+    return (at_level(heard, level_db) + at_level(noise, noise_db)).astype(np.float32)
+
+
+def at_level(samples, level_db):
+    return samples * 10 ** ((level_db - 10 * np.log10(np.mean(np.square(samples)))) / 20)
+
+
+def seconds_of_speech(vad, samples):
+    return sum(end - start for start, end in speech_timestamps(vad, samples, 0.5, 0.25, 0.3))
+
+
+@pytest.mark.parametrize("name", ["pyannote_sample/sample.wav", "pyaudioanalysis/diarizationExample.wav",
+                                  "pyaudioanalysis/diarizationExample2.wav"])
+def test_quiet_and_far_field_speech_is_found_as_in_the_loud_recording(vad, name):
+    samples = media.read_audio(RECORDINGS / name, 16000)
+    loud = seconds_of_speech(vad, samples)
+    quiet = seconds_of_speech(vad, at_level(samples, -40.0).astype(np.float32))
+    far = seconds_of_speech(vad, far_field(samples, -40.0, -60.0))
+    print(f"{name}: {loud:.1f} s of speech loud, {quiet:.1f} s at -40 dBFS, {far:.1f} s far-field with noise")
+    assert loud > 15
+    assert abs(quiet - loud) <= 0.05 * loud and abs(far - loud) <= 0.05 * loud
+
+
+def test_noise_alone_is_no_speech_at_any_level(vad):
+    rng = np.random.default_rng(1)
+    white = rng.normal(size=10 * 16000)
+    for level in (-70.0, -40.0, -20.0):
+        assert seconds_of_speech(vad, at_level(white, level).astype(np.float32)) == 0.0
+        assert seconds_of_speech(vad, far_field(white, level, level - 10.0)) == 0.0  # echoed, with room hum
+
+
+def test_level_normalisation():
+    from mit_annotator.voice_activity import MAX_GAIN_DB, TARGET_LEVEL_DB, level_normalised
+
+    rng = np.random.default_rng(2)
+    quiet = at_level(rng.normal(size=16000), -45.0).astype(np.float32)
+    chunk_levels = 20 * np.log10(np.sqrt(np.mean(np.square(level_normalised(quiet)[:31 * CHUNK].reshape(31, -1)),
+                                                 axis=1)))
+    assert abs(np.percentile(chunk_levels, 90) - TARGET_LEVEL_DB) < 0.5
+    silent = np.full(16000, 1e-7, np.float32)
+    np.testing.assert_allclose(level_normalised(silent), silent * 10 ** (MAX_GAIN_DB / 20), rtol=1e-5)
+    assert np.abs(level_normalised(rng.normal(size=16000).astype(np.float32) * 5)).max() <= 1.0
+    assert len(level_normalised(np.zeros(10, np.float32))) == 10
