@@ -9,8 +9,60 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 PACK_ROOT = Path(__file__).resolve().parents[1]
 SHARED = PACK_ROOT.parent / "shared"
-SHARED_DATA = SHARED / "data"
+# The real files the tests use live beside the checkout, in ../shared/data; MIT_SHARED_DATA points elsewhere (or,
+# set to a folder that does not exist, hides them: how the rule below is checked).
+SHARED_DATA = Path(os.environ.get("MIT_SHARED_DATA") or SHARED / "data")
 LIBRISPEECH = SHARED_DATA / "speech" / "librispeech_test-other"
+
+# Under CI (CI=true, as CI services set it) a test that needs a real file fails instead of skipping: a run without
+# the data must not go green. Outside CI such tests skip and name the file they need.
+IN_CI = os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
+REQUIRED_IN_CI = [  # what the suite reads from SHARED_DATA; CI refuses to start when any is missing
+    LIBRISPEECH,
+    SHARED_DATA / "diarization" / "pyannote_sample" / "sample.wav",
+    SHARED_DATA / "diarization" / "pyannote_sample" / "sample.rttm",
+    SHARED_DATA / "diarization" / "pyaudioanalysis" / "diarizationExample.wav",
+    SHARED_DATA / "diarization" / "pyaudioanalysis" / "diarizationExample2.wav",
+    SHARED_DATA / "models" / "yolox_nano.onnx",
+    SHARED_DATA / "models" / "face_detection_yunet.onnx",
+    SHARED_DATA / "images" / "rtmlib_demo.jpg",
+    SHARED_DATA / "checkpoint-layouts",
+]
+
+
+def missing_data_message(what: str) -> str:
+    return (f"CI=true but shared test data is missing: {what}. The tests need ../shared/data beside the checkout "
+            f"({SHARED_DATA}; MIT_SHARED_DATA names another folder); without it they would skip, and CI would pass "
+            "without running anything that needs real files.")
+
+
+def pytest_configure(config):
+    if IN_CI:
+        if not SHARED_DATA.is_dir():
+            raise pytest.UsageError(missing_data_message(f"{SHARED_DATA} does not exist"))
+        missing = [str(p) for p in REQUIRED_IN_CI if not p.exists()]
+        if missing:
+            raise pytest.UsageError(missing_data_message(", ".join(missing)))
+
+
+def shared_path(*parts: str) -> Path:
+    """A file or folder under SHARED_DATA; when it is missing the calling test skips naming it (fails under CI)."""
+    path = SHARED_DATA.joinpath(*parts)
+    if not path.exists():
+        if IN_CI:
+            pytest.fail(missing_data_message(str(path)), pytrace=False)
+        pytest.skip(f"needs {path} (shared test data: ../shared/data beside the checkout)")
+    return path
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Under CI, a test that skipped because a file under SHARED_DATA is missing (its reason names the path) fails."""
+    report = yield
+    if IN_CI and report.skipped and isinstance(report.longrepr, tuple) and str(SHARED_DATA) in report.longrepr[2]:
+        report.outcome = "failed"
+        report.longrepr = missing_data_message(report.longrepr[2].removeprefix("Skipped: "))
+    return report
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -33,9 +85,7 @@ def speech():
     """The shared LibriSpeech sample (10 real speakers)."""
     from mit_annotator.synthetic import LibriSpeechSource
 
-    if not LIBRISPEECH.is_dir():
-        pytest.skip(f"shared speech data not found at {LIBRISPEECH}")
-    return LibriSpeechSource(LIBRISPEECH)
+    return LibriSpeechSource(shared_path("speech", "librispeech_test-other"))
 
 
 @pytest.fixture(scope="session")
@@ -69,10 +119,7 @@ MODELS = SHARED_DATA / "models"
 
 @pytest.fixture(scope="session")
 def yolox_nano():
-    path = MODELS / "yolox_nano.onnx"
-    if not path.is_file():
-        pytest.skip(f"{path} not found")
-    return path
+    return shared_path("models", "yolox_nano.onnx")
 
 
 @pytest.fixture(scope="session")
