@@ -463,8 +463,9 @@ class Exploit:
 def save_moore_release(model, folder):
     """A model's networks as Moore-AnimateAnyone's four release files."""
     moore = to_moore_unet3d(model.denoising_unet.state_dict())
+    reference = model.reference_unet.state_dict()
     files = {
-        "reference_unet": {k: v for k, v in model.reference_unet.state_dict().items() if k not in REFERENCE_OUTPUT_KEYS},
+        "reference_unet": {k: v for k, v in reference.items() if k not in REFERENCE_OUTPUT_KEYS},
         "denoising_unet": {k: v for k, v in moore.items() if ".motion_modules." not in k},
         "motion_module": {k: v for k, v in moore.items() if ".motion_modules." in k},
         "pose_guider": strip_guider(model.pose_guider.state_dict()),
