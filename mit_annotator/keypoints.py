@@ -74,18 +74,29 @@ def face_box_from_keypoints(
     keypoints: np.ndarray, scores: np.ndarray, min_score: float = 0.3, min_points: int = 5
 ) -> np.ndarray:
     """Face box (x1, y1, x2, y2) from one person's 133 keypoints by the paper's rule; NaNs when too few are seen."""
+    box = _extent(keypoints, scores, FACE_BOX_POINTS, min_score, min_points)
+    centre, half = (box[:2] + box[2:]) / 2, (box[2:] - box[:2]) / 2 * np.asarray(FACE_BOX_SCALE, dtype=np.float32)
+    return np.concatenate([centre - half, centre + half]).astype(np.float32)
+
+
+def face_extent(keypoints: np.ndarray, scores: np.ndarray, min_score: float = 0.3, min_points: int = 5) -> np.ndarray:
+    """The box of all 68 face points seen (brows to chin, ear to ear: about a face detector's box); NaNs when too
+    few are seen."""
+    return _extent(keypoints, scores, np.arange(FACE.start, FACE.stop), min_score, min_points)
+
+
+def _extent(keypoints: np.ndarray, scores: np.ndarray, indices: np.ndarray, min_score: float,
+            min_points: int) -> np.ndarray:
     keypoints = np.asarray(keypoints, dtype=np.float32)
     scores = np.asarray(scores, dtype=np.float32)
     if keypoints.shape != (NUM_KEYPOINTS, 2) or scores.shape != (NUM_KEYPOINTS,):
         raise ValueError(f"keypoints must be ({NUM_KEYPOINTS}, 2) and scores ({NUM_KEYPOINTS},), "
                          f"got {keypoints.shape} and {scores.shape}")
-    seen = FACE_BOX_POINTS[scores[FACE_BOX_POINTS] >= min_score]
+    seen = indices[scores[indices] >= min_score]
     if len(seen) < min_points:
         return np.full(4, np.nan, dtype=np.float32)
     points = keypoints[seen]
-    centre = (points.min(axis=0) + points.max(axis=0)) / 2
-    half = (points.max(axis=0) - points.min(axis=0)) / 2 * np.asarray(FACE_BOX_SCALE, dtype=np.float32)
-    return np.concatenate([centre - half, centre + half]).astype(np.float32)
+    return np.concatenate([points.min(axis=0), points.max(axis=0)]).astype(np.float32)
 
 
 def mouth_opening(keypoints: np.ndarray, scores: np.ndarray, min_score: float = 0.3) -> float:

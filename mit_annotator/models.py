@@ -1,7 +1,7 @@
 """Model files: the ones the annotator knows, and where a file is looked for.
 
-Resolution order for a model: an explicit path; ComfyUI's model folders (when running inside ComfyUI); a models
-directory (argument, else $MIT_MODELS_DIR, else ~/.cache/mit_annotator/models); then, only when asked, a download
+Resolution order for a model: an explicit path; ComfyUI's model folder for it (when running inside ComfyUI:
+`models/dwpose` for the pose models and detectors, `models/active_speaker` for LR-ASD); a models directory (argument, else $MIT_MODELS_DIR, else ~/.cache/mit_annotator/models); then, only when asked, a download
 with huggingface-hub into that directory. Offline or without permission to download, a missing file fails at once
 with its name and where to get it.
 """
@@ -15,6 +15,7 @@ from pathlib import Path
 
 MODELS_DIR_ENV = "MIT_MODELS_DIR"
 COMFY_FOLDER = "dwpose"  # ComfyUI/models/dwpose/: where ComfyUI users keep DWPose's files
+ACTIVE_SPEAKER_FOLDER = "active_speaker"  # ComfyUI/models/active_speaker/: LR-ASD's weights
 
 
 class ModelNotFoundError(FileNotFoundError):
@@ -31,6 +32,7 @@ class KnownModel:
     sha256: str | None = None  # checked after a download and when verifying; None: not pinned
     input_size: tuple[int, int] | None = None  # (width, height) for models with a fixed input
     colour_order: str = "RGB"  # channel order the network was trained on
+    comfy_folder: str = COMFY_FOLDER  # the folder under ComfyUI/models/ it is looked for in
 
 
 KNOWN_MODELS = {m.name: m for m in (
@@ -51,6 +53,16 @@ KNOWN_MODELS = {m.name: m for m in (
     KnownModel("yunet", "face_detection_yunet.onnx", None,
                "https://github.com/opencv/opencv_zoo/tree/main/models/face_detection_yunet", "MIT",
                sha256="ebafce4e3c118d6554634be5c27ab333b4c047a9a8c3faf1d7cf93101c22f0f0"),
+    # LR-ASD (Liao et al., IJCV 2025): the TalkSet fine-tuned weights suit video in the wild (Columbia F1 96.4);
+    # the AVA-trained ones score AVA-ActiveSpeaker mAP 94.45.
+    KnownModel("lr_asd", "finetuning_TalkSet.model", None,
+               "https://github.com/Junhua-Liao/LR-ASD/tree/main/weight", "MIT",
+               sha256="6b4ef53694e874e96cf630198dc479c78aebb3993bbf166aee3d926dfe7d9342",
+               comfy_folder=ACTIVE_SPEAKER_FOLDER),
+    KnownModel("lr_asd_ava", "pretrain_AVA.model", None,
+               "https://github.com/Junhua-Liao/LR-ASD/tree/main/weight", "MIT",
+               sha256="85e6c77fc981595234790d1e128ebb60352d37726b2445e0ef8891e2512fe9e3",
+               comfy_folder=ACTIVE_SPEAKER_FOLDER),
 )}
 
 
@@ -71,13 +83,14 @@ def resolve_model(name_or_path: str | os.PathLike, models_dir: str | os.PathLike
     known = KNOWN_MODELS.get(str(name_or_path))
     if known is None:
         if candidate.suffix:  # a bare file name: look for it where known models are looked for
-            for folder in _search_folders(models_dir):
+            for folder in _search_folders(models_dir, *{m.comfy_folder for m in KNOWN_MODELS.values()}):
                 if (folder / candidate).is_file():
                     return folder / candidate
         names = ", ".join(sorted(KNOWN_MODELS))
         raise ModelNotFoundError(f"{name_or_path!r} is neither an existing file nor a known model ({names}), and "
                                  f"no such file is in {', '.join(str(f) for f in _search_folders(models_dir))}")
-    for folder in _search_folders(models_dir):
+    folders = _search_folders(models_dir, known.comfy_folder)
+    for folder in folders:
         if (folder / known.filename).is_file():
             return folder / known.filename
     target = Path(models_dir) if models_dir else default_models_dir()
@@ -87,21 +100,22 @@ def resolve_model(name_or_path: str | os.PathLike, models_dir: str | os.PathLike
     how = (" or allow downloading (the node's download_missing, --download on the command line)"
            if known.repo_id else "")
     raise ModelNotFoundError(f"model {known.name} ({known.filename}) not found in "
-                             f"{', '.join(str(f) for f in _search_folders(models_dir))}: {where} into {target}{how}")
+                             f"{', '.join(str(f) for f in folders)}: {where} into {target}{how}")
 
 
-def _search_folders(models_dir: str | os.PathLike | None) -> list[Path]:
-    folders = _comfy_folders() + [Path(models_dir) if models_dir else default_models_dir()]
+def _search_folders(models_dir: str | os.PathLike | None, *comfy_folders: str) -> list[Path]:
+    folders = [path for name in (comfy_folders or (COMFY_FOLDER,)) for path in _comfy_folders(name)]
+    folders.append(Path(models_dir) if models_dir else default_models_dir())
     return list(dict.fromkeys(folders))  # each once, in order
 
 
-def _comfy_folders() -> list[Path]:
+def _comfy_folders(name: str) -> list[Path]:
     try:
         import folder_paths  # only inside ComfyUI
     except ImportError:
         return []
     try:
-        return [Path(p) for p in folder_paths.get_folder_paths(COMFY_FOLDER)]
+        return [Path(p) for p in folder_paths.get_folder_paths(name)]
     except (KeyError, AttributeError):
         return []
 

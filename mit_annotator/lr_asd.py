@@ -1,0 +1,177 @@
+"""LR-ASD, the light-weight audio-visual active speaker detector (Liao et al., CVPR 2023 / IJCV 2025; 0.84 M
+parameters), written from the paper and its published code so that the released state dicts load key for key.
+
+Inputs per face clip: T greyscale 112x112 face crops at 25 fps and the 4T matching 13-coefficient MFCC frames at
+100 Hz. Each encoder turns its input into T frames of 128 features; the two are joined (256), weighted by a learned
+sigmoid attention, read by a forward and a backward GRU (64 each), weighted again, and a linear layer gives two
+logits per frame. The speaking score is the second logit (as the authors' demo reads it): > 0 means speaking.
+
+The spatial (1 x k x k) and temporal (k x 1 x 1) 3-D convolutions of the published visual encoder run here as 2-D
+convolutions over frames and over time, which computes the same thing; the weights keep the published shapes.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+VISUAL_MEAN, VISUAL_STD = 0.4161, 0.1688  # the published normalisation of grey values in 0..1
+FEATURES = 128  # per encoder, per frame
+BN = dict(momentum=0.01, eps=0.001)  # every batch norm of the published network
+MFCC_PER_FRAME = 4  # 100 Hz MFCC frames per 25 fps video frame
+
+
+class VisualBlock(nn.Module):
+    """Two spatial convolutions (the first may halve the frame), then two temporal ones; batch norm (inference
+    statistics) and ReLU after each. `x` is (B*T, C, H, W): the frames of B clips of T frames."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_1: int, kernel_2: int, down: bool = False):
+        super().__init__()
+        half = out_channels // 2
+        self.s_1 = nn.Conv3d(in_channels, half, (1, kernel_1, kernel_1), stride=(1, 2, 2) if down else 1,
+                             padding=(0, kernel_1 // 2, kernel_1 // 2), bias=False)
+        self.s_norm_1 = nn.BatchNorm3d(half, **BN)
+        self.s_2 = nn.Conv3d(half, out_channels, (1, kernel_2, kernel_2), padding=(0, kernel_2 // 2, kernel_2 // 2),
+                             bias=False)
+        self.s_norm_2 = nn.BatchNorm3d(out_channels, **BN)
+        self.t_1 = nn.Conv3d(out_channels, out_channels, (kernel_1, 1, 1), padding=(kernel_1 // 2, 0, 0), bias=False)
+        self.t_norm_1 = nn.BatchNorm3d(out_channels, **BN)
+        self.t_2 = nn.Conv3d(out_channels, out_channels, (kernel_2, 1, 1), padding=(kernel_2 // 2, 0, 0), bias=False)
+        self.t_norm_2 = nn.BatchNorm3d(out_channels, **BN)
+
+    def forward(self, x: torch.Tensor, frames: int) -> torch.Tensor:
+        x = _conv_bn_relu(x, self.s_1, self.s_norm_1, lambda w: w[:, :, 0], self.s_1.stride[1:], self.s_1.padding[1:])
+        x = _conv_bn_relu(x, self.s_2, self.s_norm_2, lambda w: w[:, :, 0], 1, self.s_2.padding[1:])
+        clips_frames, channels, height, width = x.shape
+        x = x.view(clips_frames // frames, frames, channels, height * width).transpose(1, 2)  # (B, C, T, H*W)
+        x = _conv_bn_relu(x, self.t_1, self.t_norm_1, lambda w: w[..., 0], 1, (self.t_1.padding[0], 0))
+        x = _conv_bn_relu(x, self.t_2, self.t_norm_2, lambda w: w[..., 0], 1, (self.t_2.padding[0], 0))
+        return x.transpose(1, 2).reshape(clips_frames, channels, height, width)
+
+
+class AudioBlock(nn.Module):
+    """Two convolutions across the MFCC coefficients, then two over time. `x` is (B, C, coefficients, time)."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_1: int, kernel_2: int):
+        super().__init__()
+        half = out_channels // 2
+        self.m_1 = nn.Conv2d(in_channels, half, (kernel_1, 1), padding=(kernel_1 // 2, 0), bias=False)
+        self.m_norm_1 = nn.BatchNorm2d(half, **BN)
+        self.m_2 = nn.Conv2d(half, out_channels, (kernel_2, 1), padding=(kernel_2 // 2, 0), bias=False)
+        self.m_norm_2 = nn.BatchNorm2d(out_channels, **BN)
+        self.t_1 = nn.Conv2d(out_channels, out_channels, (1, kernel_1), padding=(0, kernel_1 // 2), bias=False)
+        self.t_norm_1 = nn.BatchNorm2d(out_channels, **BN)
+        self.t_2 = nn.Conv2d(out_channels, out_channels, (1, kernel_2), padding=(0, kernel_2 // 2), bias=False)
+        self.t_norm_2 = nn.BatchNorm2d(out_channels, **BN)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for conv, norm in ((self.m_1, self.m_norm_1), (self.m_2, self.m_norm_2), (self.t_1, self.t_norm_1),
+                           (self.t_2, self.t_norm_2)):
+            x = F.relu(norm(conv(x)))
+        return x
+
+
+class VisualEncoder(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.block1 = VisualBlock(1, 32, 5, 3, down=True)
+        self.block2 = VisualBlock(32, 64, 5, 3)
+        self.block3 = VisualBlock(64, 128, 5, 3)
+
+    def forward(self, faces: torch.Tensor) -> torch.Tensor:
+        """(B, T, 112, 112) grey values 0..255 -> (B, T, 128)."""
+        batch, frames = faces.shape[:2]
+        x = ((faces / 255 - VISUAL_MEAN) / VISUAL_STD).flatten(0, 1).unsqueeze(1)
+        x = F.max_pool2d(self.block1(x, frames), 3, 2, 1)
+        x = F.max_pool2d(self.block2(x, frames), 3, 2, 1)
+        return self.block3(x, frames).amax(dim=(2, 3)).view(batch, frames, FEATURES)
+
+
+class AudioEncoder(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.block1 = AudioBlock(1, 32, 5, 3)
+        self.block2 = AudioBlock(32, 64, 5, 3)
+        self.block3 = AudioBlock(64, 128, 5, 3)
+
+    def forward(self, mfcc: torch.Tensor) -> torch.Tensor:
+        """(B, 4T, 13) MFCC frames -> (B, T, 128): two poolings halve the 100 Hz rate to 25 Hz."""
+        x = mfcc.unsqueeze(1).transpose(2, 3)
+        x = F.max_pool2d(self.block1(x), (1, 3), (1, 2), (0, 1))
+        x = F.max_pool2d(self.block2(x), (1, 3), (1, 2), (0, 1))
+        return self.block3(x).mean(dim=2).transpose(1, 2)
+
+
+class Fusion(nn.Module):
+    """Joins two (B, T, C) streams and weights every feature by a sigmoid attention computed from all of them."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.attention = nn.Conv1d(channels, channels, kernel_size=1, bias=False)
+        self.bn = nn.BatchNorm1d(channels, **BN)
+
+    def forward(self, first: torch.Tensor, second: torch.Tensor) -> torch.Tensor:
+        joined = torch.cat((first, second), dim=2).transpose(1, 2)
+        return (joined * torch.sigmoid(self.bn(self.attention(joined)))).transpose(1, 2)
+
+
+class Detector(nn.Module):
+    """A forward and a backward GRU over the fused frames, their outputs fused again: (B, T, 256) -> (B, T, 128)."""
+
+    def __init__(self, channels: int = 2 * FEATURES):
+        super().__init__()
+        self.gru_forward = nn.GRU(channels, channels // 4, batch_first=True)
+        self.gru_backward = nn.GRU(channels, channels // 4, batch_first=True)
+        self.attention = Fusion(channels // 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        ahead, _ = self.gru_forward(x)
+        behind, _ = self.gru_backward(torch.flip(x, dims=[1]))
+        return self.attention(ahead, torch.flip(behind, dims=[1]))
+
+
+class ASDModel(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.visualEncoder = VisualEncoder()  # the published attribute names, so the state dicts load as they are
+        self.audioEncoder = AudioEncoder()
+        self.fusion = Fusion(2 * FEATURES)
+        self.detector = Detector(2 * FEATURES)
+
+
+class Head(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.FC = nn.Linear(FEATURES, 2)
+
+
+class LRASD(nn.Module):
+    """The released state dict's layout: `model.*` (encoders, fusion, detector), `lossAV.FC` (the audio-visual
+    head that scores) and `lossV.FC` (a visual-only head used in training, kept so the file loads strictly)."""
+
+    def __init__(self):
+        super().__init__()
+        self.model = ASDModel()
+        self.lossAV = Head()
+        self.lossV = Head()
+
+    def encode_faces(self, faces: torch.Tensor) -> torch.Tensor:
+        return self.model.visualEncoder(faces)
+
+    def encode_audio(self, mfcc: torch.Tensor) -> torch.Tensor:
+        return self.model.audioEncoder(mfcc)
+
+    def score(self, audio: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
+        """(B, T, 128) audio and face embeddings of the same frames -> (B, T) speaking scores (> 0: speaking)."""
+        fused = self.model.detector(self.model.fusion(audio, faces))
+        return self.lossAV.FC(fused)[..., 1]
+
+    def forward(self, mfcc: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
+        return self.score(self.encode_audio(mfcc), self.encode_faces(faces))
+
+
+def _conv_bn_relu(x, conv, norm, as_2d, stride, padding) -> torch.Tensor:
+    x = F.conv2d(x, as_2d(conv.weight), stride=stride, padding=padding)
+    return F.relu(F.batch_norm(x, norm.running_mean, norm.running_var, norm.weight, norm.bias, False, 0.0, norm.eps))
+

@@ -1,0 +1,249 @@
+"""LR-ASD: the network against the published arithmetic, the published preprocessing, scoring, and bad input."""
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from conftest import MODELS, SHARED_DATA
+
+from mit_annotator import media
+from mit_annotator.active_speaker import (ActiveSpeakerConfig, ActiveSpeakerError, ActiveSpeakerModel, FaceClip,
+                                          active_speaker_scores, clip_mfcc, crop_face, face_clips, load_lr_asd,
+                                          mfcc_features)
+from mit_annotator.lr_asd import LRASD
+from mit_annotator.records import PersonTrack, VideoTracks
+
+WEIGHTS = MODELS / "lr_asd" / "finetuning_TalkSet.model"
+INTERACT = SHARED_DATA / "video" / "interact_11.mp4"
+
+
+@pytest.fixture(scope="module")
+def weights():
+    if not WEIGHTS.is_file():
+        pytest.skip(f"needs the LR-ASD weights {WEIGHTS}")
+    return WEIGHTS
+
+
+@pytest.fixture(scope="module")
+def model(weights):
+    return ActiveSpeakerModel(weights, device="cpu")
+
+
+def published_visual_block(x, block):
+    """The published Visual_Block.forward with its 3-D convolutions, on (B, C, T, H, W)."""
+    for conv, norm in ((block.s_1, block.s_norm_1), (block.s_2, block.s_norm_2), (block.t_1, block.t_norm_1),
+                       (block.t_2, block.t_norm_2)):
+        x = F.relu(norm(conv(x)))
+    return x
+
+
+def published_visual_frontend(network, faces):
+    """forward_visual_frontend of the published ASD_Model, written out: (B, T, 112, 112) -> (B, T, 128)."""
+    encoder = network.model.visualEncoder
+    x = ((faces / 255 - 0.4161) / 0.1688).unsqueeze(1)
+    x = F.max_pool3d(published_visual_block(x, encoder.block1), (1, 3, 3), (1, 2, 2), (0, 1, 1))
+    x = F.max_pool3d(published_visual_block(x, encoder.block2), (1, 3, 3), (1, 2, 2), (0, 1, 1))
+    x = published_visual_block(x, encoder.block3).transpose(1, 2)
+    batch, frames, channels, height, width = x.shape
+    return F.adaptive_max_pool2d(x.reshape(batch * frames, channels, height, width), 1).view(batch, frames, channels)
+
+
+def test_the_released_weights_load_key_for_key(weights):
+    network = load_lr_asd(weights)
+    released = torch.load(weights, map_location="cpu", weights_only=True)
+    assert set(network.state_dict()) == set(released) and len(released) == 168
+    for key, value in released.items():
+        assert torch.equal(network.state_dict()[key], value), key
+    assert not network.training
+    assert sum(p.numel() for n, p in network.named_parameters() if not n.startswith("lossV")) == 836_898  # 0.84 M
+
+
+def test_frames_as_2d_convolutions_equal_the_published_3d_ones(weights):
+    network = load_lr_asd(weights)
+    faces = torch.from_numpy(np.random.default_rng(0).integers(0, 256, (2, 9, 112, 112))).float()
+    with torch.no_grad():
+        np.testing.assert_allclose(network.encode_faces(faces), published_visual_frontend(network, faces),
+                                   atol=1e-4, rtol=1e-4)
+
+
+def test_scores_of_the_released_weights_equal_the_published_implementations(weights):
+    """Values checked once against LR-ASD's own code (ASD_Model + lossAV, Columbia_test.py's loop) on these exact
+    inputs, outside this repository (BENCHMARKS.md); they pin the network and its head."""
+    rng = np.random.default_rng(7)
+    faces = torch.from_numpy(rng.integers(0, 256, (1, 30, 112, 112))).float()
+    mfcc = torch.from_numpy(rng.normal(0, 8, (1, 120, 13))).float()
+    with torch.no_grad():
+        scores = load_lr_asd(weights)(mfcc, faces)[0].numpy()
+    np.testing.assert_allclose(scores[[0, 7, 15, 29]], [-1.45087, -2.21723, -1.97734, -0.79001], atol=2e-4)
+
+
+def test_mfccs_are_python_speech_features_on_16_bit_values():
+    from python_speech_features import mfcc
+
+    samples = np.random.default_rng(1).normal(0, 0.1, 16000).astype(np.float32)
+    expected = mfcc(np.clip(np.round(samples * 32768.0), -32768, 32767), 16000, numcep=13, winlen=0.025,
+                    winstep=0.010)
+    np.testing.assert_allclose(mfcc_features(samples), expected, rtol=1e-5, atol=1e-4)
+    assert len(mfcc_features(samples)) == 99  # 1 s at 100 Hz (the last window does not fit)
+
+
+def test_each_frame_gets_its_four_mfcc_frames():
+    audio = np.random.default_rng(2).normal(0, 0.1, 16000 * 3).astype(np.float32)
+    whole = mfcc_features(audio)
+    clip = clip_mfcc(audio, start=10, frames=20)
+    assert clip.shape == (80, 13)
+    np.testing.assert_allclose(clip[1:], whole[41:120], rtol=1e-4, atol=1e-3)  # the same windows, 40 ms per frame
+    at_end = clip_mfcc(audio, start=70, frames=5)  # the last frame's windows reach past the recording: silence
+    assert at_end.shape == (20, 13) and np.isfinite(at_end).all()
+
+
+def published_crop(frame_grey, x, y, s, crop_scale=0.40):
+    """Columbia_test.py's crop_video for one frame, written out: pad the whole frame, cut, resize to 224, then
+    evaluate_network's centre 112x112."""
+    import cv2
+
+    bsi = int(s * (1 + 2 * crop_scale))
+    padded = np.pad(frame_grey, ((bsi, bsi), (bsi, bsi)), "constant", constant_values=(110, 110))
+    my, mx = y + bsi, x + bsi
+    face = padded[int(my - s):int(my + s * (1 + 2 * crop_scale)), int(mx - s * (1 + crop_scale)):
+                  int(mx + s * (1 + crop_scale))]
+    face = cv2.resize(face, (224, 224))
+    return face[56:168, 56:168]
+
+
+@pytest.mark.parametrize("x, y, s", [(160.3, 90.7, 30.2), (10.0, 5.0, 25.0), (310.0, 175.0, 40.0), (150.0, 100.0, 8.6)])
+def test_crops_are_the_published_crops(x, y, s):
+    grey = np.random.default_rng(3).integers(0, 256, (180, 320)).astype(np.uint8)
+    np.testing.assert_array_equal(crop_face(grey, np.array([x, y]), s), published_crop(grey, x, y, s))
+
+
+def tracks_with_faces(rows_by_track, num_frames=60, width=320, height=180):
+    tracks = []
+    for track_id, (frames, size) in rows_by_track.items():
+        frames = np.asarray(frames)
+        x = 60.0 + 120 * track_id + np.arange(len(frames))
+        boxes = np.stack([x, np.full(len(frames), 40.0), x + size, np.full(len(frames), 40.0 + size)], axis=1)
+        tracks.append(PersonTrack(track_id, frames, boxes, face_boxes=boxes))
+    return VideoTracks(width, height, 25.0, num_frames, tracks, [(0, num_frames)])
+
+
+def test_face_clips_bridge_short_gaps_split_long_ones_and_skip_tiny_faces():
+    frames = list(range(0, 20)) + list(range(30, 40)) + list(range(51, 60))  # gaps of 10 and 11 missing frames
+    clips = face_clips(tracks_with_faces({0: (frames, 30.0), 1: (range(5, 15), 12.0), 2: ([7], 40.0)}))
+    spans = sorted((c.track_id, c.start, c.end) for c in clips)
+    assert spans == [(0, 0, 40), (0, 51, 60), (2, 7, 8)]  # 10 missing frames bridged, 11 not; 12 px faces skipped
+    bridged = next(c for c in clips if c.track_id == 0 and c.start == 0)
+    assert np.allclose(bridged.sizes, 15.0)  # half the box side
+    np.testing.assert_allclose(bridged.centres[19:31, 0], 75 + 19 + np.arange(12) / 11)  # filled in linearly
+
+
+def test_the_encoders_run_in_chunks_as_one_pass(model):
+    faces = np.random.default_rng(4).integers(0, 256, (70, 112, 112)).astype(np.uint8)
+    chunked = ActiveSpeakerModel(model.path, device="cpu", config=ActiveSpeakerConfig(chunk_frames=25))
+    with torch.no_grad():
+        whole = model.network.encode_faces(torch.from_numpy(faces).float()[None])[0]
+        start = model.network.encode_faces(torch.from_numpy(faces[:30]).float()[None])[0]
+        pieces = chunked._encode_faces([faces, faces[:30]])
+    assert chunked.config.chunk_frames - 18 == 7  # 7 frames kept per chunk: 10 chunks for the first clip
+    np.testing.assert_allclose(pieces[0], whole, atol=1e-4, rtol=1e-4)
+    np.testing.assert_allclose(pieces[1], start, atol=1e-4, rtol=1e-4)
+
+
+def test_windows_of_each_duration_are_averaged(model):
+    rng = np.random.default_rng(5)
+    clip = (rng.integers(0, 256, (60, 112, 112)).astype(np.uint8), rng.normal(0, 8, (240, 13)).astype(np.float32))
+
+    def scores(durations, exact):
+        return ActiveSpeakerModel(model.path, device="cpu", config=ActiveSpeakerConfig(
+            durations=durations, exact_windows=exact)).score_clips([clip])[0]
+
+    np.testing.assert_allclose(scores((1, 2), True), (scores((1,), True) + scores((2,), True)) / 2, atol=1e-5)
+    by_hand = []
+    for lo in range(0, 60, 25):  # 1 s windows, the encoders run on each window alone
+        faces = torch.from_numpy(clip[0][lo:lo + 25]).float()[None]
+        with torch.no_grad():
+            by_hand.append(model.network(torch.from_numpy(clip[1][4 * lo:4 * lo + 100])[None], faces)[0].numpy())
+    np.testing.assert_allclose(scores((1,), True), np.concatenate(by_hand), atol=1e-5)
+    shared, exact = scores((1, 2, 3), False), scores((1, 2, 3), True)
+    assert not np.allclose(shared, exact, atol=1e-3)  # the shared encoders see past window edges
+    assert np.abs(shared - exact).mean() < 0.1 * np.abs(exact).mean()
+
+
+@pytest.fixture(scope="module")
+def interact_faces():
+    from mit_annotator.faces import YuNetFaceDetector
+    from mit_annotator.who_speaks import track_faces
+
+    return track_faces(INTERACT, YuNetFaceDetector(MODELS / "face_detection_yunet.onnx"))
+
+
+def test_the_speaker_scores_above_the_listener_on_real_footage(model, interact_faces):
+    scores = active_speaker_scores(INTERACT, interact_faces, model)
+    right, left = sorted(interact_faces.tracks, key=lambda t: -t.boxes[0, 0])
+    first, second = slice(5, 95), slice(125, 205)  # the right person talks, then the left (interact_11.turns.json)
+    assert np.nanmean(scores[right.track_id][first]) > np.nanmean(scores[left.track_id][first]) + 2
+    assert np.nanmean(scores[left.track_id][second]) > np.nanmean(scores[right.track_id][second]) + 1
+    assert np.nanmean(scores[right.track_id][first]) > 2 and np.nanmean(scores[left.track_id][first]) < 1
+
+
+def test_bad_input_is_named(model, interact_faces, tmp_path):
+    frames = media.read_frames(INTERACT, end=20, fps=25)
+    silent = media.write_video(tmp_path / "silent.mp4", frames, 25.0)
+    short = VideoTracks(interact_faces.width, interact_faces.height, 25.0, 20,
+                        [PersonTrack(t.track_id, t.frames[:20], t.boxes[:20], face_boxes=t.face_boxes[:20])
+                         for t in interact_faces.tracks], [(0, 20)])
+    with pytest.raises(media.MediaError, match="silent.mp4: no audio stream"):
+        active_speaker_scores(silent, short, model)
+    at_24 = VideoTracks(832, 448, 24.0, 20, [], [(0, 20)])
+    with pytest.raises(ActiveSpeakerError, match="at 24 fps; active-speaker scores need 25 fps"):
+        active_speaker_scores(INTERACT, at_24, model)
+    audio = media.read_audio(INTERACT, 16000)[:int(0.5 * 16000)]  # half a second for 20 frames
+    scores = active_speaker_scores(INTERACT, short, model, audio=audio)
+    for values in scores.values():
+        assert np.isfinite(values[:12]).all() and np.isnan(values[12:]).all()
+    one = VideoTracks(832, 448, 25.0, 20, [PersonTrack(0, [3], [[600, 70, 770, 280]], face_boxes=[[600, 70, 770,
+                                                                                              280]])], [(0, 20)])
+    assert np.isfinite(active_speaker_scores(INTERACT, one, model)[0][3])  # a single frame still gets a score
+    with pytest.raises(ActiveSpeakerError, match="a face clip of 3 frames needs 12 MFCC frames, got 11"):
+        model.score_clips([(np.zeros((3, 112, 112), np.uint8), np.zeros((11, 13), np.float32))])
+
+
+def test_weights_files_that_are_not_lr_asd_are_refused(weights, tmp_path):
+    truncated = tmp_path / "truncated.model"
+    truncated.write_bytes(weights.read_bytes()[:100_000])
+    with pytest.raises(ActiveSpeakerError, match="truncated.model: not a readable LR-ASD weights file"):
+        load_lr_asd(truncated)
+    other = tmp_path / "other.model"
+    torch.save({"conv.weight": torch.zeros(3, 3)}, other)
+    with pytest.raises(ActiveSpeakerError, match=r"other.model: not LR-ASD weights \(168 keys missing"):
+        load_lr_asd(other)
+    wrong_shape = tmp_path / "wrong_shape.safetensors"
+    from safetensors.torch import save_file
+
+    state = {k: v.clone() for k, v in LRASD().state_dict().items()}
+    state["lossAV.FC.weight"] = torch.zeros(3, 128)
+    save_file(state, wrong_shape)
+    with pytest.raises(ActiveSpeakerError, match=r"1 of the wrong shape, e.g. \['lossAV.FC.weight'\]"):
+        load_lr_asd(wrong_shape)
+
+    class Payload:
+        def __reduce__(self):
+            return (print, ("this must never run",))
+
+    pickled = tmp_path / "code.model"
+    torch.save({"x": Payload()}, pickled)
+    with pytest.raises(ActiveSpeakerError, match="code.model: not a readable LR-ASD weights file"):
+        load_lr_asd(pickled)
+    with pytest.raises(RuntimeError, match="no CUDA device") if not torch.cuda.is_available() else pytest.raises(
+            ValueError):
+        ActiveSpeakerModel(weights, device="cuda" if not torch.cuda.is_available() else "gpu")
+
+
+def test_the_model_resolves_by_name(weights, monkeypatch, tmp_path):
+    from mit_annotator.models import KNOWN_MODELS, ModelNotFoundError, resolve_model, sha256_of
+
+    assert sha256_of(weights) == KNOWN_MODELS["lr_asd"].sha256
+    assert resolve_model("lr_asd", weights.parent) == weights
+    monkeypatch.setenv("MIT_MODELS_DIR", str(tmp_path))
+    with pytest.raises(ModelNotFoundError, match="finetuning_TalkSet.model.*github.com/Junhua-Liao/LR-ASD"):
+        ActiveSpeakerModel("lr_asd")
