@@ -298,22 +298,23 @@ def crop_face(grey: np.ndarray, centre: np.ndarray, size: float) -> np.ndarray:
 # A whole video
 
 
-def active_speaker_scores(video: str | os.PathLike, tracks: VideoTracks, model: ActiveSpeakerModel,
+def active_speaker_scores(video: str | os.PathLike | None, tracks: VideoTracks, model: ActiveSpeakerModel,
                           audio: np.ndarray | None = None, frames: Iterable[np.ndarray] | None = None,
                           progress: Callable[[int, int], None] | None = None) -> dict[int, np.ndarray]:
     """Per track id, (num_frames,) float32 speaking scores; NaN where the face is not seen, too small, or past the
-    end of the audio. `audio`: 16 kHz mono (default: the video's); `frames`: RGB frames at the tracks' rate
-    (default: decoded from the video)."""
+    end of the audio. `audio`: 16 kHz mono, `frames`: RGB frames at the tracks' rate; each read from `video` when
+    not given (`video` may be None when both are)."""
     if abs(tracks.fps - SCORE_FPS) > 1e-3:
-        raise ActiveSpeakerError(f"tracks of {video} are at {tracks.fps:g} fps; active-speaker scores need "
-                                 f"{SCORE_FPS:g} fps tracks (run the vision pass with --fps 25)")
-    if audio is None:
-        audio = media.read_audio(video, SAMPLE_RATE)
-    if frames is None:
-        frames = media.iter_frames(video, fps=tracks.fps, end=tracks.num_frames)
+        raise ActiveSpeakerError(f"tracks of {video or 'the frames'} are at {tracks.fps:g} fps; active-speaker "
+                                 f"scores need {SCORE_FPS:g} fps tracks (run the vision pass with --fps 25)")
+    if audio is None or frames is None:
+        if video is None:
+            raise ValueError("active-speaker scores need the video, or its audio and frames")
+        audio = media.read_audio(video, SAMPLE_RATE) if audio is None else audio
+        frames = media.iter_frames(video, fps=tracks.fps, end=tracks.num_frames) if frames is None else frames
     clips = face_clips(tracks, model.config)
     scores = {t.track_id: np.full(tracks.num_frames, np.nan, np.float32) for t in tracks.tracks}
-    cut = _cut_to_audio(clips, audio, str(video))
+    cut = _cut_to_audio(clips, audio, str(video or "the audio"))
     pending: list[FaceClip] = []
     for index, frame in enumerate(_crops_by_frame(frames, cut, tracks.num_frames)):
         pending.extend(frame)

@@ -1,14 +1,26 @@
-"""Which voice belongs to which person on screen: each diarized speaker's activity against each person's lip
-activity, the best one-to-one match (Hungarian), and per-person speaking scores and speak/listen segments.
+"""Which voice belongs to which person on screen, and when each person speaks.
 
-A voice that matches no one well enough (an off-screen speaker, a narrator) stays unassigned; a person whom no
-voice matches is a listener throughout. When the diarizer split one person's voice in two, the second part joins
-them if it clearly follows their lips; the person's `voice` then names both, joined by "+".
+Two kinds of agreement between a diarized voice and a person, each a correlation over time:
+- activity: does the person look like speaking whenever the voice speaks? The evidence is an active-speaker score
+  (LR-ASD) where the model scored the face, else lip activity (how much the mouth moves);
+- synchrony: while the voice speaks, does the person's mouth follow its loudness, syllable by syllable? This is what
+  tells a speaker from a listener whose lips move too (nodding, smiling, mouthing along), whom activity alone
+  cannot tell apart.
+Their sum decides: the best one-to-one match of voices and people (Hungarian). A voice that matches no one well
+enough (an off-screen speaker, a narrator) stays unassigned; a person whom no voice matches is a listener. When the
+diarizer split one person's voice in two, the second part joins them if it clearly follows them; the person's
+`voice` then names both, joined by "+".
+
+Speaking scores: the assigned voice's activity (+SCORE_SCALE while it speaks, -SCORE_SCALE while it does not), plus
+the active-speaker score where there is one, weighted so that it never outweighs the voice: the released LR-ASD
+weights score a listener who moves their lips nearly as high as the speaker (measured on real footage, see
+BENCHMARKS.md), so the model refines where a turn starts and ends (frames the voice covers only partly) and tells
+how sure the face looks, but does not make a silent person speak.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
@@ -16,7 +28,10 @@ from scipy.optimize import linear_sum_assignment
 from .records import Diarization, PersonSpeaking, SpeakingActivity
 from .segments import MERGE_SHORTER_THAN_S, speak_listen_segments
 
-SCORE_SCALE = 2.0  # speaking score = SCORE_SCALE * (2 * share of the frame the assigned voice speaks - 1)
+SCORE_SCALE = 2.0  # voice part of a speaking score = SCORE_SCALE * (2 * share of the frame the voice speaks - 1)
+ACTIVE_SPEAKER, LIPS, OWN_AUDIO = "active_speaker", "lips", "own_audio"  # the evidence a person's scores rest on
+ACTIVE_SPEAKER_WEIGHT = 0.25  # x an active-speaker score clipped to +-ACTIVE_SPEAKER_LIMIT: at most 1.5 < SCORE_SCALE
+ACTIVE_SPEAKER_LIMIT = 6.0
 
 
 @dataclass
@@ -25,6 +40,20 @@ class AssignmentConfig:
     min_correlation: float = 0.15  # a voice needs at least this much agreement with a person's lips
     min_extra_correlation: float = 0.3  # a second voice of one person (the diarizer split them) needs this much
     min_overlap: float = 1.0  # seconds in which both the voice and the person must be observable
+
+
+@dataclass
+class Evidence:
+    """What the assignment reads, per person id: (num_frames,) arrays with NaN where unknown."""
+
+    lips: dict[int, np.ndarray] = field(default_factory=dict)  # lip activity: how much the mouth moves
+    active_speaker: dict[int, np.ndarray] = field(default_factory=dict)  # LR-ASD scores (> 0: speaking)
+    mouth: dict[int, np.ndarray] = field(default_factory=dict)  # mouth opening or motion, for synchrony
+    loudness: np.ndarray | None = None  # the audio's level per frame (dB), for synchrony
+
+    @property
+    def people(self) -> list[int]:
+        return sorted(set(self.lips) | set(self.active_speaker) | set(self.mouth))
 
 
 def correlate(voice_activity: np.ndarray, lip_activity: np.ndarray, max_lag_frames: int,
@@ -46,38 +75,90 @@ def correlate(voice_activity: np.ndarray, lip_activity: np.ndarray, max_lag_fram
     return best
 
 
-def assign_speakers(diarization: Diarization, lip_activity: dict[int, np.ndarray], fps: float, num_frames: int,
-                    config: AssignmentConfig | None = None) -> tuple[SpeakingActivity, np.ndarray]:
-    """Speaking activity per tracked person, and the voice x person correlation matrix it was decided on
-    (rows: `diarization.speakers`, columns: sorted track ids)."""
+def synchrony(voice_activity: np.ndarray, mouth: np.ndarray, loudness: np.ndarray, max_lag_frames: int,
+              min_frames: int) -> float:
+    """How closely a mouth follows the audio's loudness while the voice speaks: the best correlation over lags of
+    up to `max_lag_frames`, over the frames where the voice speaks and the mouth is seen; NaN when fewer than
+    `min_frames` such frames exist."""
+    speaking = (voice_activity > 0.5) & ~np.isnan(loudness)
+    return correlate(np.where(speaking, loudness, np.nan), mouth, max_lag_frames, min_frames)
+
+
+def assign_speakers(diarization: Diarization, evidence: Evidence | dict[int, np.ndarray], fps: float,
+                    num_frames: int, config: AssignmentConfig | None = None) -> tuple[SpeakingActivity, np.ndarray]:
+    """Speaking activity per person, and the voice x person agreement matrix it was decided on (rows:
+    `diarization.speakers`, columns: sorted person ids). `evidence` may be lip activity alone (a dict). A person's
+    active-speaker scores are used when they cover at least `min_overlap` seconds, else their lip activity."""
     config = config or AssignmentConfig()
-    voices = diarization.speakers
-    people = sorted(lip_activity)
-    for track_id in people:
-        if len(lip_activity[track_id]) != num_frames:
-            raise ValueError(f"lip activity of person {track_id} has {len(lip_activity[track_id])} frames, "
-                             f"expected {num_frames}")
-    activity = {v: diarization.activity(v, fps, num_frames) for v in voices}
+    if not isinstance(evidence, Evidence):
+        evidence = Evidence(lips=evidence)
     lag, needed = int(round(config.max_lag * fps)), int(round(config.min_overlap * fps))
-    corr = np.array([[correlate(activity[v], lip_activity[p], lag, needed) for p in people] for v in voices])
+    seen, kinds = _visual_activity(evidence, num_frames, needed)
+    voices, people = diarization.speakers, evidence.people
+    activity = {v: diarization.activity(v, fps, num_frames) for v in voices}
+    corr = np.array([[_agreement(activity[v], p, seen, evidence, lag, needed) for p in people] for v in voices])
     corr = corr.reshape(len(voices), len(people))
-    assigned: dict[int, str] = {}
-    if corr.size:
-        rows, cols = linear_sum_assignment(-np.nan_to_num(corr, nan=-1.0))
-        for r, c in zip(rows, cols):
-            if not np.isnan(corr[r, c]) and corr[r, c] >= config.min_correlation:
-                assigned[people[c]] = voices[r]
-    voices_of = {p: [v] for p, v in assigned.items()}
-    for r, voice in enumerate(voices):  # voices left over that clearly follow one person's lips are theirs too
-        if voice in assigned.values() or np.isnan(corr[r]).all():
-            continue
-        c = int(np.nanargmax(corr[r]))
-        if corr[r, c] >= config.min_extra_correlation and people[c] in voices_of:
-            voices_of[people[c]].append(voice)
-    speaking = [_person_speaking(p, voices_of.get(p, []), activity, fps, num_frames) for p in people]
+    voices_of = {people[c]: [voices[r] for r in rows] for c, rows in match_voices(corr, config).items()}
+    speaking = [_person_speaking(p, voices_of.get(p, []), activity, fps, num_frames, kinds[p],
+                                 seen[p] if kinds[p] == ACTIVE_SPEAKER else None) for p in people]
     taken = {v for own in voices_of.values() for v in own}
     unassigned = [v for v in voices if v not in taken]
     return SpeakingActivity(fps, num_frames, speaking, unassigned), corr
+
+
+def match_voices(agreement: np.ndarray, config: AssignmentConfig) -> dict[int, list[int]]:
+    """Column (person) -> rows (voices) from a voices x people agreement matrix: the one-to-one match with the most
+    agreement in total (Hungarian; NaN counts as -1), kept where it reaches `min_correlation`; then each voice left
+    over joins the person it agrees with most, if that reaches `min_extra_correlation` and the person has a voice."""
+    matched: dict[int, list[int]] = {}
+    if agreement.size:
+        rows, cols = linear_sum_assignment(-np.nan_to_num(agreement, nan=-1.0))
+        for r, c in zip(rows, cols):
+            if not np.isnan(agreement[r, c]) and agreement[r, c] >= config.min_correlation:
+                matched[int(c)] = [int(r)]
+    taken = {r for own in matched.values() for r in own}
+    for r in range(agreement.shape[0]):  # a voice the diarizer split off one person's joins them
+        if r in taken or np.isnan(agreement[r]).all():
+            continue
+        c = int(np.nanargmax(agreement[r]))
+        if agreement[r, c] >= config.min_extra_correlation and c in matched:
+            matched[c].append(r)
+    return matched
+
+
+def _agreement(voice: np.ndarray, person: int, seen: dict[int, np.ndarray], evidence: Evidence, lag: int,
+               needed: int) -> float:
+    """Activity correlation plus synchrony (each where it can be measured; NaN when neither can)."""
+    parts = [correlate(voice, seen[person], lag, needed)]
+    if evidence.loudness is not None and person in evidence.mouth:
+        parts.append(synchrony(voice, evidence.mouth[person], evidence.loudness, lag, needed))
+    parts = [p for p in parts if not np.isnan(p)]
+    return float(sum(parts)) if parts else float("nan")
+
+
+def _visual_activity(evidence: Evidence, num_frames: int,
+                     needed: int) -> tuple[dict[int, np.ndarray], dict[int, str | None]]:
+    """Per person the activity evidence to match voices with (active-speaker scores, else lip activity), and its
+    kind (None: neither covers enough frames)."""
+    chosen, kinds = {}, {}
+    for person in evidence.people:
+        chosen[person], kinds[person] = np.full(num_frames, np.nan, np.float32), None
+        for kind, values in ((ACTIVE_SPEAKER, evidence.active_speaker.get(person)),
+                             (LIPS, evidence.lips.get(person))):
+            if values is None:
+                continue
+            if len(values) != num_frames:
+                name = "lip activity" if kind == LIPS else "active-speaker scores"
+                raise ValueError(f"{name} of person {person} has {len(values)} frames, expected {num_frames}")
+            if kind == LIPS or np.count_nonzero(~np.isnan(values)) >= needed:
+                chosen[person], kinds[person] = np.asarray(values, np.float32), kind
+                break
+    for person, values in evidence.mouth.items():
+        if len(values) != num_frames:
+            raise ValueError(f"mouth measure of person {person} has {len(values)} frames, expected {num_frames}")
+    if evidence.loudness is not None and len(evidence.loudness) != num_frames:
+        raise ValueError(f"loudness has {len(evidence.loudness)} frames, expected {num_frames}")
+    return chosen, kinds
 
 
 def speaking_in_order(diarization: Diarization, voices: list[str], track_ids: list[int], fps: float,
@@ -87,15 +168,18 @@ def speaking_in_order(diarization: Diarization, voices: list[str], track_ids: li
     if len(voices) != len(track_ids):
         raise ValueError(f"{len(voices)} voices for {len(track_ids)} people: give one voice per person")
     activity = {v: diarization.activity(v, fps, num_frames) for v in voices}
-    speaking = [_person_speaking(track_id, [voice], activity, fps, num_frames)
+    speaking = [_person_speaking(track_id, [voice], activity, fps, num_frames, OWN_AUDIO)
                 for voice, track_id in zip(voices, track_ids)]
     return SpeakingActivity(fps, num_frames, speaking, [])
 
 
-def _person_speaking(track_id: int, own: list[str], activity: dict[str, np.ndarray], fps: float,
-                     num_frames: int) -> PersonSpeaking:
+def _person_speaking(track_id: int, own: list[str], activity: dict[str, np.ndarray], fps: float, num_frames: int,
+                     evidence: str | None, active_speaker: np.ndarray | None = None) -> PersonSpeaking:
     voice = "+".join(own) if own else None
     share = np.max([activity[v] for v in own], axis=0) if own else np.zeros(num_frames, np.float32)
     scores = SCORE_SCALE * (2 * share - 1)
+    if active_speaker is not None:
+        model = np.clip(np.nan_to_num(active_speaker, nan=0.0), -ACTIVE_SPEAKER_LIMIT, ACTIVE_SPEAKER_LIMIT)
+        scores = scores + ACTIVE_SPEAKER_WEIGHT * model
     speak, listen = speak_listen_segments(scores, fps, merge_shorter_than=MERGE_SHORTER_THAN_S)
-    return PersonSpeaking(track_id, scores, voice, speak, listen)
+    return PersonSpeaking(track_id, scores, voice, speak, listen, evidence)

@@ -16,6 +16,7 @@ def main(argv: list[str] | None = None) -> int:
     _add_score_tracks(commands)
     _add_diarize(commands)
     _add_assign(commands)
+    _add_active_speakers(commands)
     _add_score_speaking(commands)
     args = parser.parse_args(argv)
     try:
@@ -234,17 +235,43 @@ def _add_assign(commands) -> None:
     p.add_argument("--out", required=True, type=Path, help="speaking JSON to write")
     p.add_argument("--plot", type=Path, default=None, help="timeline PNG to write")
     p.add_argument("--max-speakers", type=int, default=None, help="for diarizing (default: people + 2)")
-    p.add_argument("--models", type=Path, default=None, help="models directory (for YuNet)")
+    _add_speaker_model_options(p)
     p.set_defaults(run=_assign)
 
 
+def _add_speaker_model_options(p, evidence_choice: bool = True) -> None:
+    if evidence_choice:
+        p.add_argument("--speakers", choices=["auto", "asd", "lips"], default="auto",
+                       help="the visual evidence: asd = the active-speaker model LR-ASD (its weights must be "
+                            "found), lips = lip activity; both with the mouth's synchrony with the audio (default "
+                            "auto: asd when its weights are found)")
+    p.add_argument("--asd-model", default="lr_asd", help="LR-ASD weights: a path or a known name (lr_asd: "
+                                                         "TalkSet fine-tuned, lr_asd_ava: AVA-trained)")
+    p.add_argument("--models", type=Path, default=None, help="models directory (YuNet, LR-ASD)")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+
+
+def _bar_progress(bar):
+    def progress(done, total):
+        bar.total = total
+        bar.update(done - bar.n)
+
+    return progress
+
+
 def _assign(args) -> int:
+    import logging
+
+    from tqdm import tqdm
+
     from .diarization import DiarizationConfig
     from .faces import YuNetFaceDetector
     from .records import Diarization, VideoTracks
     from .timeline import speaking_timeline
-    from .who_speaks import diarize_media, person_audio_diarization, track_faces, who_speaks
+    from .who_speaks import diarize_media, load_active_speaker, person_audio_diarization, track_faces, who_speaks
 
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    active_speaker = load_active_speaker(args.speakers, args.asd_model, args.models, args.device)
     tracks = VideoTracks.load(args.poses) if args.poses else track_faces(args.video, YuNetFaceDetector(
         models_dir=args.models))
     if args.diarization:
@@ -254,16 +281,74 @@ def _assign(args) -> int:
     else:
         most = args.max_speakers or len(tracks.tracks) + 2
         diarization = diarize_media(args.video, DiarizationConfig(max_speakers=max(most, 1)))
-    speaking, corr = who_speaks(args.video, tracks, diarization)
+    with tqdm(unit="frame", desc="who speaks") as bar:
+        speaking, _ = who_speaks(args.video, tracks, diarization, active_speaker=active_speaker,
+                                 progress=_bar_progress(bar))
     speaking.save(args.out)
     print(f"{len(tracks.tracks)} people, {len(diarization.speakers)} voices -> {args.out}")
     for person in speaking.people:
         seconds = sum(e - s for s, e in person.speak) / speaking.fps
-        print(f"  person {person.track_id}: {person.voice or 'listener'} ({seconds:.1f} s speaking)")
+        evidence = (person.evidence or "no visual evidence").replace("_", "-")
+        print(f"  person {person.track_id}: {person.voice or 'listener'} ({seconds:.1f} s speaking; {evidence})")
     if speaking.unassigned_voices:
         print(f"  unassigned (off screen): {', '.join(speaking.unassigned_voices)}")
     if args.plot:
         write_png(args.plot, speaking_timeline(speaking))
+    return 0
+
+
+def _add_active_speakers(commands) -> None:
+    p = commands.add_parser("active-speakers", help="per-person active-speaker scores (LR-ASD) for a video",
+                            description="Score every tracked face, frame by frame, with the LR-ASD active-speaker "
+                                        "model (> 0: this face is the one speaking); writes the scores as a "
+                                        "speaking JSON (per person: scores and speak/listen segments, no voices).")
+    p.add_argument("video", type=Path)
+    p.add_argument("--poses", type=Path, default=None, help="tracks JSON from `poses` (default: find and track "
+                                                             "faces here with YuNet)")
+    p.add_argument("--out", required=True, type=Path, help="speaking JSON to write")
+    p.add_argument("--plot", type=Path, default=None, help="timeline PNG to write")
+    p.add_argument("--exact-windows", action="store_true",
+                   help="run the encoders on every window as the published demo does (6x the work)")
+    p.add_argument("--download", action="store_true", help="download missing known models (huggingface-hub)")
+    _add_speaker_model_options(p, evidence_choice=False)
+    p.set_defaults(run=_active_speakers)
+
+
+def _active_speakers(args) -> int:
+    import logging
+
+    import numpy as np
+    from tqdm import tqdm
+
+    from .active_speaker import ActiveSpeakerConfig, ActiveSpeakerModel, active_speaker_scores
+    from .faces import YuNetFaceDetector
+    from .records import PersonSpeaking, SpeakingActivity, VideoTracks
+    from .segments import MERGE_SHORTER_THAN_S, speak_listen_segments
+    from .timeline import speaking_timeline
+    from .who_speaks import track_faces
+
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    model = ActiveSpeakerModel(args.asd_model, device=args.device, models_dir=args.models, download=args.download,
+                               config=ActiveSpeakerConfig(exact_windows=args.exact_windows))
+    tracks = VideoTracks.load(args.poses) if args.poses else track_faces(args.video, YuNetFaceDetector(
+        models_dir=args.models))
+    with tqdm(unit="frame", desc="active speakers") as bar:
+        scores = active_speaker_scores(args.video, tracks, model, progress=_bar_progress(bar))
+    people = []
+    for track in tracks.tracks:
+        values = scores[track.track_id]
+        speak, listen = speak_listen_segments(np.nan_to_num(values, nan=-1.0), tracks.fps,
+                                              merge_shorter_than=MERGE_SHORTER_THAN_S)
+        people.append(PersonSpeaking(track.track_id, values, None, speak, listen, "active_speaker"))
+    speaking = SpeakingActivity(tracks.fps, tracks.num_frames, people)
+    speaking.save(args.out)
+    for person in people:
+        seen = ~np.isnan(person.scores)
+        print(f"  person {person.track_id}: {seen.sum()} frames scored, "
+              f"{sum(e - s for s, e in person.speak) / tracks.fps:.1f} s speaking")
+    if args.plot:
+        write_png(args.plot, speaking_timeline(speaking))
+    print(f"-> {args.out}")
     return 0
 
 
@@ -283,7 +368,7 @@ def _add_score_speaking(commands) -> None:
 def _score_speaking(args) -> int:
     import numpy as np
 
-    from .metrics import diarization_error, speaking_f1, voice_mapping
+    from .metrics import diarization_error, frame_score, speaking_f1, speaking_frames, voice_mapping
     from .records import Diarization, SpeakingActivity, VideoTracks
     from .tracking import box_iou
 
@@ -299,13 +384,16 @@ def _score_speaking(args) -> int:
     to_truth = voice_mapping(hypothesis, reference)
     right = 0
     for person in speaking.people:
-        true_voice = truth.person(person_map[person.track_id]).voice
+        true_person = truth.person(person_map[person.track_id])
         voices = person.voice.split("+") if person.voice else []
-        ok = bool(voices) and all(to_truth.get(v) == true_voice for v in voices)
+        ok = bool(voices) and all(to_truth.get(v) == true_person.voice for v in voices)
         right += ok
+        frames = frame_score(speaking_frames(person, speaking.num_frames),
+                             speaking_frames(true_person, truth.num_frames)[:speaking.num_frames])
         print(f"  person {person.track_id} (true person {person_map[person.track_id]}): "
               f"{person.voice or 'listener'} = {', '.join(to_truth.get(v, '?') for v in voices) or '-'}; "
-              f"truth {true_voice} -> {'right' if ok else 'WRONG'}")
+              f"truth {true_person.voice} -> {'right' if ok else 'WRONG'}; speaking F1 {frames.f1:.3f}, "
+              f"frame accuracy {frames.accuracy:.3f}")
     print(f"{right} of {len(speaking.people)} people got their own voice; DER "
           f"{diarization_error(reference, hypothesis).der:.3f}; speaking F1 "
           f"{speaking_f1(speaking, truth, person_map):.3f}")

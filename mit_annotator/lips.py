@@ -1,8 +1,9 @@
-"""Lip activity per tracked person per frame: how much the mouth is moving, the visual side of "who speaks".
+"""The mouth per tracked person per frame, the visual side of "who speaks", and the audio's loudness to match it.
 
 With poses: the inner-lip opening (mean gap of the three facing inner-lip pairs over the mouth width), and
 activity as its local variation, since talking moves the lips while a held-open mouth does not. Without poses:
 motion (mean absolute frame difference) in a box around the mouth corners that a face detector gave.
+Loudness: the audio's level per video frame, which a speaker's mouth follows syllable by syllable.
 """
 
 from __future__ import annotations
@@ -44,22 +45,35 @@ def activity_from_motion(motion: np.ndarray, fps: float) -> np.ndarray:
 
 def mouth_motion(frames: Iterable[np.ndarray], tracks: list[PersonTrack], num_frames: int) -> dict[int, np.ndarray]:
     """Per track, (num_frames,) motion in the mouth region located by the face landmarks (mouth corners)."""
-    motion = {t.track_id: np.full(num_frames, np.nan, dtype=np.float32) for t in tracks}
-    previous = None
+    motion = MouthMotion(tracks, num_frames)
     for index, frame in enumerate(frames):
+        motion.add(index, frame)
+    return motion.values
+
+
+class MouthMotion:
+    """Mouth motion measured frame by frame, for a caller that decodes the frames for other work too: feed every
+    frame in order with `add`; `values` holds, per track, (num_frames,) motion (NaN where unmeasured)."""
+
+    def __init__(self, tracks: list[PersonTrack], num_frames: int):
+        self.tracks = tracks
+        self.values = {t.track_id: np.full(num_frames, np.nan, dtype=np.float32) for t in tracks}
+        self.previous = None
+
+    def add(self, index: int, frame: np.ndarray) -> None:
         grey = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY).astype(np.float32)
-        if previous is not None:
-            for track in tracks:
+        if self.previous is not None:
+            for track in self.tracks:
                 row = track.row_of(index)
                 if row is None or track.face_landmarks is None or np.isnan(track.face_landmarks[row]).any():
                     continue
                 box = _mouth_box(track.face_landmarks[row], grey.shape)
-                if box is None:
+                if box is None or index >= len(self.values[track.track_id]):
                     continue
                 x1, y1, x2, y2 = box
-                motion[track.track_id][index] = float(np.abs(grey[y1:y2, x1:x2] - previous[y1:y2, x1:x2]).mean())
-        previous = grey
-    return motion
+                self.values[track.track_id][index] = float(np.abs(grey[y1:y2, x1:x2] - self.previous[y1:y2, x1:x2]
+                                                                  ).mean())
+        self.previous = grey
 
 
 def _mouth_box(landmarks: np.ndarray, shape: tuple[int, int]) -> tuple[int, int, int, int] | None:
@@ -84,3 +98,13 @@ def _local_std(values: np.ndarray, width: int) -> np.ndarray:
     square = uniform_filter1d(filled ** 2, width, mode="nearest") / np.maximum(weight, 1e-9)
     out = np.sqrt(np.maximum(square - mean ** 2, 0.0))
     return np.where(seen, out, np.nan).astype(np.float32)
+
+
+def loudness(samples: np.ndarray, sample_rate: int, fps: float, num_frames: int) -> np.ndarray:
+    """(num_frames,) level of each frame's audio in dB (RMS); NaN for frames past the end of the audio."""
+    per_frame = sample_rate / fps
+    out = np.full(num_frames, np.nan, dtype=np.float32)
+    for frame in range(min(num_frames, int(len(samples) // per_frame))):
+        chunk = samples[int(round(frame * per_frame)):int(round((frame + 1) * per_frame))]
+        out[frame] = 10 * np.log10(np.mean(np.square(chunk, dtype=np.float64)) + 1e-10)
+    return out

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from .records import Diarization, PersonTrack, SpeakingActivity
+from .records import Diarization, PersonSpeaking, PersonTrack, SpeakingActivity
 from .tracking import box_iou
 
 
@@ -129,6 +129,31 @@ def speaking_f1(predicted: SpeakingActivity, truth: SpeakingActivity,
         fp += int((speaking[:n] & ~actual[:n]).sum())
         fn += int((~speaking[:n] & actual[:n]).sum())
     return 2 * tp / max(2 * tp + fp + fn, 1)
+
+
+def speaking_frames(person: PersonSpeaking, num_frames: int) -> np.ndarray:
+    """(num_frames,) bool: the frames inside the person's speak segments."""
+    frames = np.zeros(num_frames, dtype=bool)
+    for start, end in person.speak:
+        frames[start:end] = True
+    return frames
+
+
+@dataclass
+class FrameScore:
+    f1: float  # of "speaking" (1.0 when neither the truth nor the prediction has any)
+    accuracy: float  # share of frames where speaking / not speaking is right
+
+
+def frame_score(predicted: np.ndarray, actual: np.ndarray) -> FrameScore:
+    """Frame-level F1 and accuracy of two (frames,) bool arrays of "speaking"."""
+    predicted, actual = np.asarray(predicted, bool), np.asarray(actual, bool)
+    if predicted.shape != actual.shape:
+        raise ValueError(f"{predicted.shape[0]} predicted frames for {actual.shape[0]} true ones")
+    tp, fp = int((predicted & actual).sum()), int((predicted & ~actual).sum())
+    fn = int((~predicted & actual).sum())
+    f1 = 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 1.0
+    return FrameScore(f1, float((predicted == actual).mean()) if len(actual) else 1.0)
 
 
 def voice_mapping(hypothesis: Diarization, reference: Diarization) -> dict[str, str]:

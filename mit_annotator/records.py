@@ -274,6 +274,7 @@ class PersonSpeaking:
     voice: str | None = None  # the diarized speaker assigned to this person; None for a pure listener
     speak: list[tuple[int, int]] = field(default_factory=list)  # half-open frame ranges
     listen: list[tuple[int, int]] = field(default_factory=list)
+    evidence: str | None = None  # what the scores rest on: "active_speaker", "lips", "own_audio"; None: given
 
     def __post_init__(self):
         self.scores = np.asarray(self.scores, dtype=np.float32).reshape(-1)
@@ -308,7 +309,8 @@ class SpeakingActivity:
         return _envelope(self.FORMAT, {
             "fps": self.fps, "num_frames": self.num_frames, "unassigned_voices": list(self.unassigned_voices),
             "people": [{"track_id": p.track_id, "voice": p.voice, "scores": _rounded(p.scores, SCORE_DECIMALS),
-                        "speak": [list(s) for s in p.speak], "listen": [list(s) for s in p.listen]}
+                        "speak": [list(s) for s in p.speak], "listen": [list(s) for s in p.listen],
+                        **({"evidence": p.evidence} if p.evidence else {})}
                        for p in self.people]})
 
     @classmethod
@@ -316,7 +318,8 @@ class SpeakingActivity:
         body = _open_envelope(data, cls.FORMAT, origin)
         with _field_errors(origin):
             people = [PersonSpeaking(int(p["track_id"]), np.asarray(p["scores"], dtype=np.float32), p.get("voice"),
-                                     [tuple(s) for s in p.get("speak", [])], [tuple(s) for s in p.get("listen", [])])
+                                     [tuple(s) for s in p.get("speak", [])], [tuple(s) for s in p.get("listen", [])],
+                                     p.get("evidence"))
                       for p in body["people"]]
             return cls(float(body["fps"]), int(body["num_frames"]), people, list(body.get("unassigned_voices", [])))
 

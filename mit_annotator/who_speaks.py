@@ -6,6 +6,8 @@ and either a diarization (RTTM) or one audio file per speaker; without either, t
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 import os
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -13,28 +15,34 @@ from pathlib import Path
 import numpy as np
 
 from . import media
-from .assignment import AssignmentConfig, assign_speakers
+from .assignment import AssignmentConfig, Evidence, assign_speakers
 from .diarization import SAMPLE_RATE, DiarizationConfig, Diarizer
-from .lips import activity_from_motion, activity_from_openings, mouth_motion, mouth_openings
+from .lips import MouthMotion, activity_from_motion, activity_from_openings, loudness, mouth_motion, mouth_openings
 from .records import PROCESSING_FPS, Detection, Diarization, SpeakerTurn, SpeakingActivity, VideoTracks
 from .tracking import TrackerConfig, track_people
 
+log = logging.getLogger("mit_annotator")
 
 
-def lip_activity(tracks: VideoTracks, frames: Iterable[np.ndarray] | None = None) -> dict[int, np.ndarray]:
-    """Per track, per frame: lip activity from the inner-lip keypoints, else from motion around the mouth corners
-    (which needs the `frames`, RGB at the tracks' rate; they are only read when some track has no keypoints)."""
-    activity = {}
+def mouth_signals(tracks: VideoTracks, frames: Iterable[np.ndarray] | None = None) -> dict[int, np.ndarray]:
+    """Per track, (num_frames,) the mouth frame by frame: the inner-lip opening where the track has keypoints, else
+    motion around the mouth corners (which needs the `frames`, RGB at the tracks' rate; read only in that case)."""
+    mouths = {t.track_id: mouth_openings(t, tracks.num_frames) for t in tracks.tracks if t.keypoints is not None}
     need_motion = [t for t in tracks.tracks if t.keypoints is None]
     if need_motion:
         if frames is None:
             raise ValueError("tracks without keypoints need the video frames for their lip activity")
-        for track_id, values in mouth_motion(frames, need_motion, tracks.num_frames).items():
-            activity[track_id] = activity_from_motion(values, tracks.fps)
-    for track in tracks.tracks:
-        if track.keypoints is not None:
-            activity[track.track_id] = activity_from_openings(mouth_openings(track, tracks.num_frames), tracks.fps)
-    return activity
+        mouths.update(mouth_motion(frames, need_motion, tracks.num_frames))
+    return mouths
+
+
+def lip_activity(tracks: VideoTracks, frames: Iterable[np.ndarray] | None = None,
+                 mouths: dict[int, np.ndarray] | None = None) -> dict[int, np.ndarray]:
+    """Per track, per frame: lip activity from the inner-lip keypoints, else from motion around the mouth corners
+    (see `mouth_signals`; pass `mouths` when they are at hand)."""
+    mouths = mouths if mouths is not None else mouth_signals(tracks, frames)
+    return {t.track_id: (activity_from_openings if t.keypoints is not None else activity_from_motion)(
+        mouths[t.track_id], tracks.fps) for t in tracks.tracks}
 
 
 def track_faces(video: str | os.PathLike, face_detector, fps: float = PROCESSING_FPS,
@@ -87,7 +95,75 @@ def voice_tracks_diarization(voices: list[tuple[str, np.ndarray]], diarizer: Dia
 
 
 def who_speaks(video: str | os.PathLike, tracks: VideoTracks, diarization: Diarization,
-               config: AssignmentConfig | None = None) -> tuple[SpeakingActivity, np.ndarray]:
-    """Assign `diarization`'s voices to `tracks`' people by their lips; see `assign_speakers`."""
-    frames = media.iter_frames(video, fps=tracks.fps, end=tracks.num_frames)  # decoded only if needed
-    return assign_speakers(diarization, lip_activity(tracks, frames), tracks.fps, tracks.num_frames, config)
+               config: AssignmentConfig | None = None, active_speaker=None, audio: np.ndarray | None = None,
+               frames: Iterable[np.ndarray] | None = None,
+               progress: Callable[[int, int], None] | None = None) -> tuple[SpeakingActivity, np.ndarray]:
+    """Assign `diarization`'s voices to `tracks`' people (see `assign_speakers`), by their active-speaker scores
+    when `active_speaker` (an ActiveSpeakerModel) is given (lip activity for anyone it could not score), and by
+    the synchrony of their mouths with the audio. `audio`: 16 kHz mono (default: the video's); `frames`: RGB at the
+    tracks' rate (default: decoded from the video, once, only when needed)."""
+    if audio is None:
+        if video is None:
+            raise ValueError("who speaks needs the video, or its audio")
+        audio = media.read_audio(video, SAMPLE_RATE)
+    evidence = speaking_evidence(video, tracks, audio, active_speaker, frames, progress)
+    speaking, agreement = assign_speakers(diarization, evidence, tracks.fps, tracks.num_frames, config)
+    for person in speaking.people:
+        log.info("[mit_annotator] person %d: %s, from %s", person.track_id, person.voice or "listener",
+                 (person.evidence or "no visual evidence").replace("_", "-"))
+    return speaking, agreement
+
+
+SPEAKER_EVIDENCE = ("auto", "asd", "lips")
+
+
+def load_active_speaker(evidence: str = "auto", model: str | os.PathLike = "lr_asd",
+                        models_dir: str | os.PathLike | None = None, device: str = "auto", download: bool = False):
+    """The active-speaker model for `evidence` "asd" (its weights must resolve), "auto" (when they resolve; else
+    None, and a log line says so) or "lips" (None)."""
+    from .active_speaker import ActiveSpeakerModel
+    from .models import ModelNotFoundError
+
+    if evidence not in SPEAKER_EVIDENCE:
+        raise ValueError(f"speaker evidence must be one of {', '.join(SPEAKER_EVIDENCE)}, got {evidence!r}")
+    if evidence == "lips":
+        return None
+    try:
+        return ActiveSpeakerModel(model, device=device, models_dir=models_dir, download=download)
+    except ModelNotFoundError as error:
+        if evidence == "asd":
+            raise
+        log.warning("[mit_annotator] no active-speaker model, so lips and their synchrony with the audio decide "
+                    "who speaks (%s)", error)
+        return None
+
+
+def speaking_evidence(video: str | os.PathLike, tracks: VideoTracks, audio: np.ndarray, active_speaker=None,
+                      frames: Iterable[np.ndarray] | None = None,
+                      progress: Callable[[int, int], None] | None = None) -> Evidence:
+    """Everything `assign_speakers` reads, from one decode of the frames at most."""
+    need_motion = [t for t in tracks.tracks if t.keypoints is None]
+    if active_speaker is None and not need_motion:
+        frames = ()  # nothing here reads pixels
+    elif frames is None:
+        frames = media.iter_frames(video, fps=tracks.fps, end=tracks.num_frames)
+    motion = MouthMotion(need_motion, tracks.num_frames)
+    frames = _observed(frames, motion.add) if need_motion else frames
+    scores = {}
+    if active_speaker is not None:
+        from .active_speaker import active_speaker_scores
+
+        scores = active_speaker_scores(video, tracks, active_speaker, audio=audio, frames=frames, progress=progress)
+    else:
+        for _ in frames:  # the mouth motion still needs every frame
+            pass
+    mouths = {t.track_id: mouth_openings(t, tracks.num_frames) for t in tracks.tracks if t.keypoints is not None}
+    mouths.update(motion.values)
+    return Evidence(lips=lip_activity(tracks, mouths=mouths), active_speaker=scores, mouth=mouths,
+                    loudness=loudness(audio, SAMPLE_RATE, tracks.fps, tracks.num_frames))
+
+
+def _observed(frames: Iterable[np.ndarray], observe: Callable[[int, np.ndarray], None]):
+    for index, frame in enumerate(frames):
+        observe(index, frame)
+        yield frame
