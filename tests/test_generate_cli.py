@@ -10,7 +10,9 @@ from test_covog_model import perturb
 
 from covog import generate as cli
 from covog.conditioning import PoseRenders, build_conditions
+from covog.encoders import audio_features
 from covog.model import CovOGModel
+from covog.sampler import generate
 from mit_annotator import media
 from mit_annotator.synthetic import ConversationSpec, synthesize_conversation
 
@@ -37,23 +39,77 @@ def run(args):
     return cli.main([str(a) for a in args])
 
 
-def test_mixed_audio_with_the_assignment(model_folder, conversation, tmp_path):
+class Recorder:
+    """Wraps the sampler the CLI calls: keeps the conditions and the video it made."""
+
+    def __init__(self, monkeypatch):
+        monkeypatch.setattr(cli, "generate", self)
+
+    def __call__(self, model, conditions, settings, progress=None):
+        self.conditions = conditions
+        self.video = generate(model, conditions, settings, progress=progress)
+        return self.video
+
+
+def aligned(a, b, max_lag=800):
+    """The best normalised correlation of two signals over lags up to `max_lag` samples (AAC's priming delay)."""
+    n = min(len(a), len(b)) - max_lag
+    a = a - a.mean()
+    best = 0.0
+    for lag in range(-max_lag, max_lag + 1, 4):
+        x, y = (a[lag:lag + n], b[:n]) if lag >= 0 else (a[:n], b[-lag:-lag + n])
+        best = max(best, float(x @ y / (np.linalg.norm(x) * np.linalg.norm(y) + 1e-12)))
+    return best
+
+
+def check_video_and_audio(out, recorder, c, expected_audio):
+    """The mp4 holds the sampler's frames and `expected_audio` (16 kHz), as long as the video."""
+    info = media.probe(out)
+    assert (info.width, info.height, info.num_frames) == (128, 64, c.tracks.num_frames)
+    assert info.has_audio and abs(info.fps - 25) < 0.01
+    written = media.read_frames(out).astype(np.float32)
+    made = recorder.video.permute(0, 2, 3, 1).numpy() * 255
+    assert made.std() > 10  # the tiny model's frames are busy texture: H.264 keeps their gist, not every level
+    same = np.corrcoef(written.reshape(len(written), -1), made.reshape(len(made), -1))[:len(made), len(made):]
+    assert (np.diag(same) > 0.8).all(), np.diag(same)  # frame k of the file is the sampler's frame k
+    heard = media.read_audio(out, 16000)
+    assert abs(len(heard) - 16000 * c.tracks.num_frames / 25) < 16000 * 0.05  # cut to the video (1.2 s)
+    assert aligned(heard, expected_audio[:len(heard)]) > 0.95
+
+
+def test_mixed_audio_with_the_assignment(model_folder, conversation, tmp_path, monkeypatch):
     c, paths = conversation
+    recorder = Recorder(monkeypatch)
     out = tmp_path / "out.mp4"
     code = run(["--model", model_folder, "--reference", paths["reference"], "--poses", paths["tracks"],
                 "--audio", paths["video"], "--assignment", paths["speaking"], "--out", out, *FAST])
     assert code == 0
-    info = media.probe(out)
-    assert (info.width, info.height, info.num_frames) == (128, 64, c.tracks.num_frames)
-    assert info.has_audio and abs(info.fps - 25) < 0.01
+    check_video_and_audio(out, recorder, c, c.mix)
+    for p, track in enumerate(c.tracks.tracks):  # the assignment's scores, person by person
+        np.testing.assert_allclose(recorder.conditions.speaking_scores[:, p].numpy(),
+                                   c.speaking.person(track.track_id).scores, atol=1e-4)
 
 
-def test_one_audio_file_per_person(model_folder, conversation, tmp_path):
-    _, paths = conversation
+def test_one_audio_file_per_person(model_folder, conversation, tmp_path, monkeypatch):
+    """Each file is its person's voice (tracks' order): person p's audio features are file p's, their speaking
+    scores follow the speech in file p, and the mp4 carries the files summed."""
+    c, paths = conversation
+    recorder = Recorder(monkeypatch)
     out = tmp_path / "out.mp4"
     code = run(["--model", model_folder, "--reference", paths["reference"], "--poses", paths["tracks"],
                 "--person-audio", paths["person_0_audio"], paths["person_1_audio"], "--out", out, *FAST])
-    assert code == 0 and out.is_file()
+    assert code == 0
+    check_video_and_audio(out, recorder, c, c.person_audio[0] + c.person_audio[1])
+    got = recorder.conditions
+    model = CovOGModel.load(model_folder)
+    for p in range(2):
+        own = audio_features(model.audio_encoder, media.read_audio(paths[f"person_{p}_audio"]), c.tracks.num_frames,
+                             c.tracks.fps)
+        torch.testing.assert_close(got.audio_features[p], own)
+        truth = c.speaking.person(c.tracks.tracks[p].track_id).scores > 0
+        agree = float(((got.speaking_scores[:, p].numpy() > 0) == truth).mean())
+        assert agree > 0.8, (p, agree)
+    assert got.speaking_scores[:, 1].max() > 0 and got.speaking_scores[:, 0].max() < 0  # only person 1 speaks
 
 
 @pytest.mark.parametrize("change, message", [
