@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# Mutation testing with mutmut 3 of the modules that carry behaviours: do the tests notice when the code is changed
+# a little (a comparison flipped, a constant moved, a call dropped)?
+#
+#   bash scripts/mutation_check.sh [MODULE ...]      # e.g. mit_annotator/tracking.py; default: every module below
+#
+# Not part of CI: it is slow (minutes to an hour per module on 2 cores). Each module runs on its own, in
+# outputs/mutation/<module>/: a copy of the sources and tests whose [tool.mutmut] (pyproject.toml) is narrowed to
+# that module (only_mutate) and to the test files that cover it (the table below); mutmut then runs, for each mutant,
+# only the tests that reach the mutated function. It prints killed / survived per module and writes them, with the
+# surviving mutants' names, to outputs/mutation/summary.txt; `cd outputs/mutation/<module> && ../../../.venv/bin/mutmut
+# show NAME` shows a mutant's diff. MUTATION_JOBS sets the parallel workers (default 2).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+
+declare -A TESTS=(  # module -> the test files that cover it
+  [mit_annotator/tracking.py]="tests/test_tracking.py tests/test_people.py"
+  [mit_annotator/diarization.py]="tests/test_diarization.py"
+  [mit_annotator/assignment.py]="tests/test_assignment.py"
+  [mit_annotator/lips.py]="tests/test_assignment.py tests/test_active_speaker.py"
+  [covog/sampler.py]="tests/test_sampler.py"
+  [covog/audio_driver.py]="tests/test_covog_model.py tests/test_sampler.py"
+  [covog/train.py]="tests/test_train.py"
+  [covog/checkpoints.py]="tests/test_checkpoints.py"
+  [nodes]="tests/test_covog_nodes.py tests/test_pack_loading.py tests/test_workflows.py"
+)
+ORDER=(mit_annotator/tracking.py mit_annotator/diarization.py mit_annotator/assignment.py mit_annotator/lips.py
+       covog/sampler.py covog/audio_driver.py covog/train.py covog/checkpoints.py nodes)
+MODULES=("$@")
+[ ${#MODULES[@]} -gt 0 ] || MODULES=("${ORDER[@]}")
+for module in "${MODULES[@]}"; do
+  [ -n "${TESTS[$module]:-}" ] || { echo "unknown module $module; known: ${ORDER[*]}" >&2; exit 2; }
+done
+
+[ -x .venv/bin/python ] || bash scripts/setup.sh
+if ! .venv/bin/python -c "import mutmut" 2>/dev/null; then
+  .venv/bin/python -m pip --disable-pip-version-check -q install -c .venv/constraints.txt "mutmut>=3.8,<4"
+fi
+SHARED_DATA=${MIT_SHARED_DATA:-$ROOT/../shared/data}
+[ -d "$SHARED_DATA" ] && SHARED_DATA=$(cd "$SHARED_DATA" && pwd)
+export MIT_SHARED_DATA=$SHARED_DATA HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 CUDA_VISIBLE_DEVICES=""
+
+mkdir -p outputs/mutation
+SUMMARY=outputs/mutation/summary.txt
+for module in "${MODULES[@]}"; do
+  name=${module//\//.}
+  name=${name%.py}
+  work=outputs/mutation/$name
+  rm -rf "$work" && mkdir -p "$work"
+  tar --exclude=__pycache__ -cf - mit_annotator covog nodes __init__.py workflows tests pyproject.toml \
+    | tar -C "$work" -xf -
+  pattern=$module
+  [ -d "$module" ] && pattern="$module/*"
+  # narrow [tool.mutmut] in the copy: this module, and the tests that cover it
+  .venv/bin/python - "$work/pyproject.toml" "$pattern" ${TESTS[$module]} <<'PY'
+import json, re, sys
+path, pattern, tests = sys.argv[1], sys.argv[2], sys.argv[3:]
+text = open(path).read()
+head, section = text.split("[tool.mutmut]\n", 1)
+body, _, rest = section.partition("\n[")
+body = re.sub(r"(?m)^(only_mutate|pytest_add_cli_args_test_selection) *=.*\n?", "", body)
+body += f"\nonly_mutate = {json.dumps([pattern])}\npytest_add_cli_args_test_selection = {json.dumps(tests)}\n"
+open(path, "w").write(head + "[tool.mutmut]\n" + body + ("\n[" + rest if rest else ""))
+PY
+  echo "== $module: mutating with ${TESTS[$module]}"
+  start=$(date +%s)
+  (cd "$work" && "$ROOT/.venv/bin/mutmut" run --max-children "${MUTATION_JOBS:-2}" > mutmut-run.log 2>&1) || {
+    echo "mutmut failed for $module; the end of $work/mutmut-run.log:" >&2
+    tail -30 "$work/mutmut-run.log" >&2
+    exit 1
+  }
+  (cd "$work" && "$ROOT/.venv/bin/mutmut" results --all true > results.txt)
+  minutes=$(( ($(date +%s) - start + 59) / 60 ))
+  .venv/bin/python - "$module" "$work/results.txt" "$minutes" >> "$SUMMARY" <<'PY'
+import collections, sys
+module, results, minutes = sys.argv[1], sys.argv[2], sys.argv[3]
+status = {}
+for line in open(results):
+    if ":" in line:
+        key, value = line.strip().rsplit(": ", 1)
+        status[key] = value
+counts = collections.Counter(status.values())
+tested = counts["killed"] + counts["survived"] + counts["timeout"]
+ratio = (counts["killed"] + counts["timeout"]) / tested if tested else 0.0
+print(f"{module}: {len(status)} mutants, killed {counts['killed']}, timeout {counts['timeout']}, "
+      f"survived {counts['survived']}, no tests {counts['no tests']}, other "
+      f"{len(status) - tested - counts['no tests']}; kill ratio {ratio:.0%} ({minutes} min)")
+for key, value in sorted(status.items()):
+    if value in ("survived", "no tests", "suspicious"):
+        print(f"    {value}: {key}")
+PY
+  grep -A100000 "^$module: " "$SUMMARY" | tail -n +1 | awk -v m="$module" 'NR==1 || /^    /{print; next} {exit}'
+done
+echo "summary: $SUMMARY"
