@@ -1,0 +1,254 @@
+"""One video through the whole annotator: the per-video function that the batch (plain loop, process pool or Ray)
+runs.
+
+Stages, each a function on records (nothing is written here; `export` and `batch` write at the edges):
+1. probe: a video without an audio stream, or one that cannot be read, fails here with the reason;
+2. vision, in one decode at 25 fps: shots, people, poses, faces and tracks (`people.annotate_frames`), and the
+   background's motion (`motion`), from the same frames;
+3. clip selection by the paper's rules (`clips`); a video without an accepted clip stops here (no audio work);
+4. diarization of the whole recording (the voices keep one name across the video's clips);
+5. who speaks, per accepted clip: the clip's tracks, audio, frames and voices go to `who_speaks` (active-speaker
+   scores from LR-ASD where its weights are found, lip activity and the mouth's synchrony with the voice); people
+   are matched to voices inside each clip, where track ids are those of one shot.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from . import media
+from .clips import Candidate, SelectionConfig, select_clips
+from .motion import BackgroundFlow, background_motion
+from .records import PROCESSING_FPS, Diarization, SpeakerTurn, SpeakingActivity, VideoTracks
+
+log = logging.getLogger("mit_annotator")
+
+SAMPLE_RATE = 16000  # the audio the annotator reads, and the clips' audio (the MIT dataset's: 16 kHz mono)
+EXTRA_VOICES = 2  # diarization allows this many voices more than the most people in a clip (off-screen speakers)
+STAGES = ("probe", "vision", "select", "diarize", "who_speaks", "export")
+
+Report = Callable[[str, int, int], None]  # (stage, done, total)
+
+
+class VideoFailed(ValueError):
+    """A video that cannot become clips (no audio, no people, unreadable), with the reason."""
+
+
+@dataclass(frozen=True)
+class AnnotateSettings:
+    """Which models the annotator runs and how clips are chosen; picklable, so every worker builds its own models."""
+
+    models_dir: str | None = None
+    det_model: str = "yolox_l"
+    pose_model: str = "dwpose"  # "none": boxes and faces only
+    faces: str = "yunet"  # face detector for landmarks, and face boxes where keypoints give none: yunet, scrfd, none
+    speakers: str = "auto"  # who-speaks evidence: auto (LR-ASD when its weights are found), asd, lips
+    asd_model: str = "lr_asd"
+    device: str = "auto"
+    det_threshold: float = 0.5
+    selection: SelectionConfig = field(default_factory=SelectionConfig)
+
+    def to_dict(self) -> dict:
+        from dataclasses import asdict
+
+        out = asdict(self)
+        out["selection"]["people"] = list(self.selection.people)
+        return out
+
+
+class Annotator:
+    """The models of `settings`, loaded once (per worker process)."""
+
+    def __init__(self, settings: AnnotateSettings):
+        from .detection import PersonDetector
+        from .pose import WholeBodyPose
+        from .who_speaks import load_active_speaker
+
+        self.settings = settings
+        models = settings.models_dir
+        self.detector = PersonDetector(settings.det_model, score_threshold=settings.det_threshold,
+                                       device=settings.device, models_dir=models)
+        self.pose = None if settings.pose_model == "none" else WholeBodyPose(settings.pose_model, device=settings.device,
+                                                                           models_dir=models)
+        if settings.faces == "yunet":
+            from .faces import YuNetFaceDetector
+
+            self.faces = YuNetFaceDetector(models_dir=models)
+        elif settings.faces == "scrfd":
+            from .faces import ScrfdFaceDetector
+
+            self.faces = ScrfdFaceDetector(device=settings.device, models_dir=models)
+        elif settings.faces == "none":
+            self.faces = None
+        else:
+            raise ValueError(f"faces must be yunet, scrfd or none, got {settings.faces!r}")
+        self.active_speaker = load_active_speaker(settings.speakers, asd_model_path(settings.asd_model, models),
+                                                  models, "cpu" if settings.device == "cpu" else "auto")
+        self._diarizer = None
+
+    @property
+    def diarizer(self):
+        if self._diarizer is None:
+            from .diarization import Diarizer
+
+            self._diarizer = Diarizer()
+        return self._diarizer
+
+
+def asd_model_path(model: str, models_dir: str | os.PathLike | None) -> str:
+    """A known LR-ASD name is also looked for in an `lr_asd/` folder of the models directory (as the weights ship)."""
+    from .models import KNOWN_MODELS
+
+    known = KNOWN_MODELS.get(model)
+    if known is not None and models_dir is not None:
+        nested = Path(models_dir) / "lr_asd" / known.filename
+        if nested.is_file() and not (Path(models_dir) / known.filename).is_file():
+            return str(nested)
+    return model
+
+
+@dataclass(eq=False)
+class ClipAnnotation:
+    """An accepted clip with its records, all counted in clip-local frames from 0."""
+
+    candidate: Candidate
+    tracks: VideoTracks
+    speaking: SpeakingActivity
+    diarization: Diarization
+    audio: np.ndarray  # 16 kHz mono, the clip's stretch of the recording
+
+
+@dataclass(eq=False)
+class VideoAnnotation:
+    path: str
+    info: media.VideoInfo
+    tracks: VideoTracks
+    motion: np.ndarray  # (num_frames,) background motion, source pixels per frame
+    candidates: list[Candidate]
+    diarization: Diarization | None
+    clips: list[ClipAnnotation]
+    seconds: dict[str, float]  # per stage
+
+    @property
+    def duration(self) -> float:
+        return self.tracks.num_frames / self.tracks.fps
+
+
+def annotate_video(video: str | os.PathLike, annotator: Annotator, report: Report | None = None) -> VideoAnnotation:
+    """All stages but the export for one video (see the module's doc). Raises VideoFailed or media.MediaError for a
+    video that cannot become clips."""
+    report = report or (lambda stage, done, total: None)
+    seconds: dict[str, float] = {}
+    clock = time.perf_counter()
+
+    def lap(stage: str) -> None:
+        nonlocal clock
+        now = time.perf_counter()
+        seconds[stage] = seconds.get(stage, 0.0) + now - clock
+        clock = now
+
+    report("probe", 0, 1)
+    info = media.probe(video)
+    if not info.has_audio:
+        raise VideoFailed(f"{video}: no audio stream (the clips need the conversation's audio)")
+    lap("probe")
+
+    tracks, flow = vision(video, info, annotator, lambda done, total: report("vision", done, total))
+    motion = background_motion(flow.flows, flow.points, tracks) if flow.points is not None else np.zeros(0)
+    lap("vision")
+    if not tracks.tracks:
+        raise VideoFailed(f"{video}: no people found")
+
+    report("select", 0, 1)
+    candidates = select_clips(tracks, motion, annotator.settings.selection)
+    accepted = [c for c in candidates if c.accepted]
+    lap("select")
+    if not accepted:
+        return VideoAnnotation(str(video), info, tracks, motion, candidates, None, [], seconds)
+
+    report("diarize", 0, 1)
+    audio = media.read_audio(video, SAMPLE_RATE)
+    from .diarization import DiarizationConfig
+
+    most = max(len(c.track_ids) for c in accepted)
+    diarization = annotator.diarizer(audio, DiarizationConfig(max_speakers=most + EXTRA_VOICES), uri=Path(video).stem)
+    lap("diarize")
+
+    clips = []
+    for k, candidate in enumerate(accepted):
+        clips.append(who_speaks_in_clip(video, tracks, diarization, audio, candidate, annotator,
+                                        lambda done, total, k=k: report("who_speaks", k * total + done,
+                                                                        len(accepted) * total)))
+    lap("who_speaks")
+    return VideoAnnotation(str(video), info, tracks, motion, candidates, diarization, clips, seconds)
+
+
+def vision(video: str | os.PathLike, info: media.VideoInfo, annotator: Annotator,
+           progress: Callable[[int, int], None] | None = None) -> tuple[VideoTracks, BackgroundFlow]:
+    """Shots, people, poses, faces and tracks, and the background's flow, from one decode at the MIT rate."""
+    from .people import annotate_frames
+
+    flow = BackgroundFlow()
+    expected = int(round(info.duration * PROCESSING_FPS))
+    frames = _observed(media.iter_frames(video, fps=PROCESSING_FPS), flow.add)
+    tracks = annotate_frames(frames, PROCESSING_FPS, annotator.detector, annotator.pose, annotator.faces,
+                             progress=progress, total=expected)
+    tracks.source = str(video)
+    return tracks, flow
+
+
+def who_speaks_in_clip(video: str | os.PathLike, tracks: VideoTracks, diarization: Diarization, audio: np.ndarray,
+                       candidate: Candidate, annotator: Annotator,
+                       progress: Callable[[int, int], None] | None = None) -> ClipAnnotation:
+    """The clip's records (clip-local frames) and who speaks in it, from its own frames, audio and voices."""
+    from .who_speaks import who_speaks
+
+    local = clip_tracks(tracks, candidate.start, candidate.end, candidate.track_ids)
+    first, last = (int(round(f / tracks.fps * SAMPLE_RATE)) for f in (candidate.start, candidate.end))
+    clip_audio = audio[first:last]
+    if len(clip_audio) < last - first:  # the recording ends early: silence
+        clip_audio = np.concatenate([clip_audio, np.zeros(last - first - len(clip_audio), np.float32)])
+    voices = clip_diarization(diarization, candidate.start / tracks.fps, candidate.end / tracks.fps)
+    frames = media.iter_frames(video, candidate.start, candidate.end, fps=tracks.fps)
+    speaking, _ = who_speaks(video, local, voices, active_speaker=annotator.active_speaker, audio=clip_audio,
+                             frames=frames, progress=progress)
+    return ClipAnnotation(candidate, local, speaking, voices, clip_audio)
+
+
+def clip_tracks(tracks: VideoTracks, start: int, end: int, track_ids: Iterable[int]) -> VideoTracks:
+    """The tracks of `track_ids` over frames [start, end), counted from 0, in one shot."""
+    from .records import PersonTrack
+
+    kept = []
+    for track_id in track_ids:
+        track = tracks.track(track_id)
+        rows = (track.frames >= start) & (track.frames < end)
+
+        def cut(values):
+            return None if values is None else values[rows]
+
+        kept.append(PersonTrack(track.track_id, track.frames[rows] - start, track.boxes[rows], cut(track.keypoints),
+                                cut(track.keypoint_scores), cut(track.face_boxes), 0, cut(track.face_landmarks),
+                                track.identity))
+    return VideoTracks(tracks.width, tracks.height, tracks.fps, end - start, kept, [(0, end - start)],
+                       source=tracks.source)
+
+
+def clip_diarization(diarization: Diarization, start: float, end: float) -> Diarization:
+    """The turns inside [start, end) seconds, cut to it and counted from its start."""
+    turns = [SpeakerTurn(t.speaker, max(t.start, start) - start, min(t.end, end) - start)
+             for t in diarization.turns if t.end > start and t.start < end]
+    return Diarization([t for t in turns if t.end > t.start], uri=diarization.uri)
+
+
+def _observed(frames: Iterable[np.ndarray], observe: Callable[[np.ndarray], None]) -> Iterator[np.ndarray]:
+    for frame in frames:
+        observe(frame)
+        yield frame
