@@ -9,7 +9,8 @@
 # that module (only_mutate) and to the test files that cover it (the table below); mutmut then runs, for each mutant,
 # only the tests that reach the mutated function. It prints killed / survived per module and writes them, with the
 # surviving mutants' names, to outputs/mutation/summary.txt; `cd outputs/mutation/<module> && ../../../.venv/bin/mutmut
-# show NAME` shows a mutant's diff. MUTATION_JOBS sets the parallel workers (default 2).
+# show NAME` shows a mutant's diff. MUTATION_JOBS sets the parallel workers (default 2); MUTANTS, mutant-name globs
+# (e.g. "mit_annotator.diarization.x_cluster*"), limits a run to some functions of the module.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -65,7 +66,8 @@ open(path, "w").write(head + "[tool.mutmut]\n" + body + ("\n[" + rest if rest el
 PY
   echo "== $module: mutating with ${TESTS[$module]}"
   start=$(date +%s)
-  (cd "$work" && "$ROOT/.venv/bin/mutmut" run --max-children "${MUTATION_JOBS:-2}" > mutmut-run.log 2>&1) || {
+  # shellcheck disable=SC2086  # MUTANTS: globs, split on spaces
+  (cd "$work" && "$ROOT/.venv/bin/mutmut" run --max-children "${MUTATION_JOBS:-2}" ${MUTANTS:-} > mutmut-run.log 2>&1) || {
     echo "mutmut failed for $module; the end of $work/mutmut-run.log:" >&2
     tail -30 "$work/mutmut-run.log" >&2
     exit 1
