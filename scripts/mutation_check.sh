@@ -16,7 +16,7 @@ cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 
 declare -A TESTS=(  # module -> the test files that cover it
-  [mit_annotator/tracking.py]="tests/test_tracking.py tests/test_people.py"
+  [mit_annotator/tracking.py]="tests/test_tracking.py"
   [mit_annotator/diarization.py]="tests/test_diarization.py"
   [mit_annotator/assignment.py]="tests/test_assignment.py"
   [mit_annotator/lips.py]="tests/test_assignment.py tests/test_active_speaker.py"

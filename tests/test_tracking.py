@@ -199,3 +199,54 @@ def test_ids_follow_first_appearance_not_detection_order():
     assert {t.track_id: int(t.frames[0]) for t in tracks} == {0: 0, 1: 6, 2: 12}
     assert {t.track_id: float(t.boxes[0, 0]) for t in tracks} == {0: 50.0, 1: 300.0, 2: 550.0}
     assert [len(t) for t in tracks] == [30, 84, 78]
+
+
+def test_the_appearance_descriptor_reads_the_clothes_in_the_middle_of_the_box():
+    """The middle of the box (20-80% across, 25-75% down: the clothes) is red, the rest of the box green, the frame
+    blue: the descriptor is all red (hue bin 0, saturation bin 7), normalised to 1."""
+    frame = np.zeros((300, 320, 3), np.uint8)
+    frame[:] = (0, 0, 255)
+    frame[40:240, 100:200] = (0, 255, 0)
+    frame[90:190, 120:180] = (255, 0, 0)
+    descriptor = appearance_descriptor(frame, np.array([100, 40, 200, 240], np.float32))
+    assert descriptor.shape == (16 * 8,)
+    assert descriptor[7] == pytest.approx(1.0) and descriptor.sum() == pytest.approx(1.0)
+    edge = appearance_descriptor(frame, np.array([-50, -40, 60, 80], np.float32))  # partly outside the frame
+    assert edge.sum() == pytest.approx(1.0)
+
+
+def test_reidentification_revives_the_most_alike_recent_person_only():
+    """Two people who dress alike (histogram correlation about 0.9, both above reid_min_similarity) are hidden for
+    40 frames (longer than max_missing); A comes back elsewhere and gets A's id, not B's; someone who looks like no one
+    gets a new id; a person who looks like B (and A) but comes when both have been gone longer than reid_max_gap
+    frames gets a new id too."""
+    rng = np.random.default_rng(5)
+    looks = {"A": rng.dirichlet(np.ones(128)).astype(np.float32), "C": rng.dirichlet(np.ones(128)).astype(np.float32)}
+    looks["B"] = (0.7 * looks["A"] + 0.3 * rng.dirichlet(np.ones(128))).astype(np.float32)
+    looks["D"] = looks["B"]
+    layouts = {name: skeleton(20 + k) for k, name in enumerate("ABCD")}
+    seen = {"A": (0, 30, 0.0), "B": (0, 30, 400.0), "a": (70, 100, 200.0), "C": (70, 100, 600.0),
+            "D": (200, 230, 800.0)}
+    frames, appearances = [], []
+    for f in range(230):
+        found, seen_looks = [], []
+        for name, (start, end, x) in seen.items():
+            if start <= f < end:
+                who = name.upper()
+                found.append(person(f, x, 50, layouts[who]))
+                seen_looks.append(looks[who] * (1 + 0.05 * rng.random(128)).astype(np.float32))
+        frames.append(found)
+        appearances.append(seen_looks)
+    assert appearance_similarity(looks["A"], looks["B"]) > TrackerConfig().reid_min_similarity
+    tracks = track_people(frames, config=TrackerConfig(reid=True), appearances=appearances)
+    starts = {t.track_id: (int(t.frames[0]), float(t.boxes[0, 0])) for t in tracks}
+    assert starts == {0: (0, 0.0), 1: (0, 400.0), 2: (70, 600.0), 3: (200, 800.0)}
+    a = next(t for t in tracks if t.track_id == 0)
+    assert a.frames[-1] == 99 and 200.0 in a.boxes[:, 0]  # A came back at x = 200 under their own id
+    assert len(next(t for t in tracks if t.track_id == 1)) == 30  # B never came back
+
+
+def appearance_similarity(a, b):
+    import cv2
+
+    return cv2.compareHist(a, b, cv2.HISTCMP_CORREL)
