@@ -1,7 +1,6 @@
-"""CovOG's training data: clip folders as the annotator (or `synthesize_conversation(...).save`) writes them.
-
-A clip folder holds `video.mp4`, `tracks.json` (VideoTracks with keypoints and face boxes) and `speaking.json`
-(SpeakingActivity). Items, with frames counted at the tracks' frame rate:
+"""CovOG's training data: clip folders in the MIT dataset's layout (the released clips, and what `python -m
+mit_annotator annotate` exports), or our records (`synthesize_conversation(...).save`), read through
+`mit_annotator.reader` (see there for the files). Items, with frames counted at the clip's frame rate (25 fps):
 
 - stage 1: a reference frame and a target frame of the same clip, at least 30 frames apart (any farther gap within
   the clip; the gap shrinks to fit a shorter clip), with the target's and the reference's per-person skeleton renders;
@@ -10,7 +9,8 @@ A clip folder holds `video.mp4`, `tracks.json` (VideoTracks with keypoints and f
 
 Frames are float tensors in 0..1 at the training size; skeleton renders stay uint8 (0..255) as `PoseRenders` draws
 them, a quarter of the memory. The audio features of a whole clip are computed once with the model's wav2vec2 and
-cached beside the clip as `audio_features.safetensors`.
+cached beside the clip as `audio_features.safetensors` (from the clip's `audio_embeding.pt` when it has one of the
+encoder's shape, as the released clips do).
 
 `EpochOrder` is the trainer's data order: which clip, and which random draw of it, every step of every epoch reads,
 as a function of the seed and the epoch only, so that a resumed run reads exactly what the uninterrupted one would
@@ -36,10 +36,11 @@ from covog.encoders import AUDIO_RATE, audio_features
 from covog.sampler import SIZE_MULTIPLE
 from mit_annotator import media
 from mit_annotator.files import atomic_path
-from mit_annotator.records import SpeakingActivity, VideoTracks
+from mit_annotator.reader import LEGACY_FILES, SPEAKER_FILES, MitClip, RecordsClip, is_clip, open_clip
 
-CLIP_FILES = ("video.mp4", "tracks.json", "speaking.json")
+CLIP_FILES = LEGACY_FILES
 AUDIO_FEATURES_FILE = "audio_features.safetensors"
+RELEASED_AUDIO_FILE = "audio_embeding.pt"  # the released clips' wav2vec2 features (frames, 12, 768), sic
 AUDIO_FEATURES_KEY = "audio_features"
 # CovOG's stage-1 data: the target at least `sample_margin` frames from the reference, anywhere else in the clip (its
 # configs: 30, and 50 for the CovOG stage-1 fine-tune; the paper: "30-50 frames apart")
@@ -60,6 +61,7 @@ class ClipInfo:
     num_frames: int
     fps: float
     people: int
+    reader: MitClip | RecordsClip
 
 
 def find_clips(paths: list[str | os.PathLike] | str | os.PathLike) -> list[Path]:
@@ -76,17 +78,17 @@ def find_clips(paths: list[str | os.PathLike] | str | os.PathLike) -> list[Path]
             continue
         found = sorted(sub for sub in path.iterdir() if sub.is_dir() and _is_clip(sub))
         if not found:
-            raise ClipError(f"{path}: no clips found (a clip folder holds {', '.join(CLIP_FILES)})")
+            raise ClipError(f"{path}: no clips found (a clip folder holds {' or '.join(SPEAKER_FILES)} and pose/, "
+                            f"or {', '.join(CLIP_FILES)})")
         clips.extend(found)
     return clips
 
 
 def _is_clip(folder: Path) -> bool:
-    present = [name for name in CLIP_FILES if (folder / name).is_file()]
-    if present and len(present) < len(CLIP_FILES):
-        missing = [name for name in CLIP_FILES if name not in present]
-        raise ClipError(f"{folder}: incomplete clip folder, missing {', '.join(missing)}")
-    return bool(present)
+    try:
+        return is_clip(folder)
+    except ValueError as error:
+        raise ClipError(str(error)) from None
 
 
 def cache_audio_features(clip: ClipInfo, encoder: Wav2Vec2Model) -> Path:
@@ -96,10 +98,35 @@ def cache_audio_features(clip: ClipInfo, encoder: Wav2Vec2Model) -> Path:
     expected = (clip.num_frames, encoder.config.num_hidden_layers, encoder.config.hidden_size)
     if _cached_shape(path) == expected:
         return path
-    samples = media.read_audio(clip.folder / "video.mp4", AUDIO_RATE)
+    if _released_features(clip, expected) is not None:
+        return path
+    samples = media.read_audio(clip.reader.audio_media, AUDIO_RATE)
     features = audio_features(encoder, samples, clip.num_frames, clip.fps)
     with atomic_path(path) as tmp:
         save_file({AUDIO_FEATURES_KEY: features.cpu().contiguous()}, str(tmp), metadata={"fps": str(clip.fps)})
+    return path
+
+
+def _released_features(clip: ClipInfo, expected: tuple[int, int, int] | None) -> Path | None:
+    """The clip's `audio_embeding.pt` (the released layout's features), cached in our format when it has the expected
+    shape (any (frames >= the clip's, layers, dim) when `expected` is None); None when there is none that fits."""
+    released = clip.folder / RELEASED_AUDIO_FILE
+    if not released.is_file():
+        return None
+    try:
+        features = torch.load(released, map_location="cpu", weights_only=True)
+    except Exception as error:  # torch raises many types for unreadable files
+        raise ClipError(f"{clip.folder}: {RELEASED_AUDIO_FILE} is not readable ({str(error).splitlines()[0]})"
+                        ) from None
+    if not isinstance(features, torch.Tensor) or features.ndim != 3 or features.shape[0] < clip.num_frames:
+        raise ClipError(f"{clip.folder}: {RELEASED_AUDIO_FILE} must be a (frames >= {clip.num_frames}, layers, dim) "
+                        f"tensor, found {getattr(features, 'shape', type(features).__name__)}")
+    if expected is not None and tuple(features.shape[1:]) != expected[1:]:
+        return None
+    path = clip.folder / AUDIO_FEATURES_FILE
+    with atomic_path(path) as tmp:
+        save_file({AUDIO_FEATURES_KEY: features[:clip.num_frames].float().contiguous()}, str(tmp),
+                  metadata={"fps": str(clip.fps)})
     return path
 
 
@@ -144,25 +171,24 @@ class ConversationClips(Dataset):
         return {clip.people for clip in self.clips}
 
     def _check(self, folder: Path) -> ClipInfo:
-        tracks = VideoTracks.load(folder / "tracks.json")
-        speaking = SpeakingActivity.load(folder / "speaking.json")
-        if not tracks.tracks:
+        reader = open_clip(folder)
+        if not reader.people:
             raise ClipError(f"{folder}: tracks.json has no people")
-        missing = [t.track_id for t in tracks.tracks if t.keypoints is None]
-        if missing:
-            raise ClipError(f"{folder}: tracks {missing} have no keypoints (run the annotator's pose stage)")
-        if speaking.num_frames < tracks.num_frames:
-            raise ClipError(f"{folder}: speaking.json covers {speaking.num_frames} frames, the tracks "
-                            f"{tracks.num_frames}")
+        if reader.missing_keypoints:
+            raise ClipError(f"{folder}: tracks {reader.missing_keypoints} have no keypoints (run the annotator's "
+                            "pose stage)")
+        if reader.speaking_frames < reader.num_frames:
+            raise ClipError(f"{folder}: speaking.json covers {reader.speaking_frames} frames, the tracks "
+                            f"{reader.num_frames}")
         needed = 2 if self.stage == 1 else self.clip_length  # stage 2 can always fall back to stride 1
-        if tracks.num_frames < needed:
-            raise ClipError(f"{folder}: {tracks.num_frames} frames; stage {self.stage} needs at least {needed}")
-        return ClipInfo(folder, tracks.num_frames, tracks.fps, len(tracks.tracks))
+        if reader.num_frames < needed:
+            raise ClipError(f"{folder}: {reader.num_frames} frames; stage {self.stage} needs at least {needed}")
+        return ClipInfo(folder, reader.num_frames, reader.fps, reader.people, reader)
 
     def _prepare_audio(self, clip: ClipInfo, encoder: Wav2Vec2Model | None):
         if encoder is not None:
             cache_audio_features(clip, encoder)
-        elif _cached_shape(clip.folder / AUDIO_FEATURES_FILE) is None:
+        elif _cached_shape(clip.folder / AUDIO_FEATURES_FILE) is None and _released_features(clip, None) is None:
             raise ClipError(f"{clip.folder}: no {AUDIO_FEATURES_FILE}; give the dataset the model's audio encoder "
                             "to compute it")
 
@@ -175,15 +201,14 @@ class ConversationClips(Dataset):
         index, seed = key if isinstance(key, tuple) else (key, None)
         generator = None if seed is None else torch.Generator().manual_seed(seed)
         clip = self.clips[index]
-        tracks = VideoTracks.load(clip.folder / "tracks.json")
         if self.stage == 1:
-            return self._stage1_item(clip, tracks, generator)
-        return self._stage2_item(clip, tracks, generator)
+            return self._stage1_item(clip, generator)
+        return self._stage2_item(clip, generator)
 
-    def _stage1_item(self, clip: ClipInfo, tracks: VideoTracks, generator: torch.Generator | None) -> dict:
+    def _stage1_item(self, clip: ClipInfo, generator: torch.Generator | None) -> dict:
         """reference, target: (3, H, W) float 0..1; reference_poses, target_poses: (people, 3, H, W) uint8."""
         reference_frame, target_frame = frame_pair(clip.num_frames, self.min_frame_gap, generator)
-        renders = PoseRenders(tracks, self.size)
+        renders = PoseRenders(clip.reader.tracks([reference_frame, target_frame]), self.size)
         return {
             "reference": self._frames(clip, range(reference_frame, reference_frame + 1))[0],
             "reference_poses": renders[reference_frame],
@@ -192,7 +217,7 @@ class ConversationClips(Dataset):
             "reference_frame": reference_frame, "target_frame": target_frame,
         }
 
-    def _stage2_item(self, clip: ClipInfo, tracks: VideoTracks, generator: torch.Generator | None) -> dict:
+    def _stage2_item(self, clip: ClipInfo, generator: torch.Generator | None) -> dict:
         """frames: (F, 3, H, W) float 0..1; poses: (F, people, 3, H, W) uint8; face_masks: {factor: (F, people,
         H/8/factor, W/8/factor)}; speaking_scores: (F, people); audio_features: (F, layers, dim); reference and
         reference_poses as in stage 1; frame_indices: (F,) the clip frames used."""
@@ -202,7 +227,8 @@ class ConversationClips(Dataset):
         start = _randint(0, clip.num_frames - span, generator)
         frames = range(start, start + span, stride)
         reference_frame = _randint(0, clip.num_frames - 1, generator)
-        speaking = SpeakingActivity.load(clip.folder / "speaking.json")
+        speaking = clip.reader.speaking()
+        tracks = clip.reader.tracks([*frames, reference_frame])
         renders = PoseRenders(tracks, self.size)
         return {
             "frames": self._frames(clip, frames),
@@ -217,10 +243,9 @@ class ConversationClips(Dataset):
 
     def _frames(self, clip: ClipInfo, frames: range) -> torch.Tensor:
         """(len(frames), 3, H, W) float 0..1, frames counted at the tracks' rate."""
-        pixels = media.read_frames(clip.folder / "video.mp4", frames.start, frames.stop, size=self.size,
-                                   fps=clip.fps)
+        pixels = clip.reader.read_frames(frames.start, frames.stop, self.size)
         if len(pixels) < frames.stop - frames.start:
-            raise ClipError(f"{clip.folder}: video.mp4 ends at frame {frames.start + len(pixels)}; the tracks have "
+            raise ClipError(f"{clip.folder}: the video ends at frame {frames.start + len(pixels)}; the clip has "
                             f"{clip.num_frames} frames")
         return torch.from_numpy(pixels[::frames.step].copy()).permute(0, 3, 1, 2).float() / 255.0
 
