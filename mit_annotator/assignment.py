@@ -37,8 +37,10 @@ ACTIVE_SPEAKER_LIMIT = 6.0
 @dataclass
 class AssignmentConfig:
     max_lag: float = 0.2  # seconds of audio/video offset tolerated
-    min_correlation: float = 0.15  # a voice needs at least this much agreement with a person's lips
-    min_extra_correlation: float = 0.3  # a second voice of one person (the diarizer split them) needs this much
+    # agreement (activity correlation + synchrony) a voice needs with a person, and a second voice of one person
+    # (the diarizer split them); set on real footage and synthetic conversations (BENCHMARKS.md)
+    min_correlation: float = 0.2
+    min_extra_correlation: float = 0.35
     min_overlap: float = 1.0  # seconds in which both the voice and the person must be observable
 
 
@@ -62,11 +64,7 @@ def correlate(voice_activity: np.ndarray, lip_activity: np.ndarray, max_lag_fram
     frames where the lips are seen; NaN when fewer than `min_frames` such frames exist."""
     best = np.nan
     for lag in range(-max_lag_frames, max_lag_frames + 1):
-        voice = np.roll(voice_activity, lag).astype(np.float64)
-        if lag > 0:
-            voice[:lag] = np.nan
-        elif lag < 0:
-            voice[lag:] = np.nan
+        voice = _shifted(voice_activity, lag)
         seen = ~np.isnan(voice) & ~np.isnan(lip_activity)
         if seen.sum() < min_frames or np.std(voice[seen]) == 0 or np.std(lip_activity[seen]) == 0:
             continue
@@ -77,30 +75,56 @@ def correlate(voice_activity: np.ndarray, lip_activity: np.ndarray, max_lag_fram
 
 def synchrony(voice_activity: np.ndarray, mouth: np.ndarray, loudness: np.ndarray, max_lag_frames: int,
               min_frames: int) -> float:
-    """How closely a mouth follows the audio's loudness while the voice speaks: the best correlation over lags of
-    up to `max_lag_frames`, over the frames where the voice speaks and the mouth is seen; NaN when fewer than
-    `min_frames` such frames exist."""
+    """How closely a mouth follows the audio's loudness while the voice speaks: the mean product of the loudness
+    (standardised over the voice's frames) and the mouth (standardised over every frame the person is seen), at the
+    best lag of up to `max_lag_frames`. A mouth that moves with the voice scores like a correlation; one that is
+    still while the voice speaks scores near 0 however its few moves fall. NaN when fewer than `min_frames` frames
+    have both."""
+    seen = ~np.isnan(mouth)
+    if seen.sum() < min_frames or np.std(mouth[seen]) == 0:
+        return float("nan")
+    standard = (mouth - np.mean(mouth[seen])) / np.std(mouth[seen])
     speaking = (voice_activity > 0.5) & ~np.isnan(loudness)
-    return correlate(np.where(speaking, loudness, np.nan), mouth, max_lag_frames, min_frames)
+    best = float("nan")
+    for lag in range(-max_lag_frames, max_lag_frames + 1):
+        shifted = _shifted(standard, lag)
+        both = speaking & ~np.isnan(shifted)
+        if both.sum() < min_frames or np.std(loudness[both]) == 0:
+            continue
+        level = (loudness[both] - loudness[both].mean()) / loudness[both].std()
+        value = float(np.mean(level * shifted[both]))
+        best = value if np.isnan(best) else max(best, value)
+    return best
+
+
+def _shifted(values: np.ndarray, lag: int) -> np.ndarray:
+    """`values` delayed by `lag` frames (advanced when negative), NaN where nothing moved in."""
+    out = np.roll(values.astype(np.float64), lag)
+    if lag > 0:
+        out[:lag] = np.nan
+    elif lag < 0:
+        out[lag:] = np.nan
+    return out
 
 
 def assign_speakers(diarization: Diarization, evidence: Evidence | dict[int, np.ndarray], fps: float,
                     num_frames: int, config: AssignmentConfig | None = None) -> tuple[SpeakingActivity, np.ndarray]:
     """Speaking activity per person, and the voice x person agreement matrix it was decided on (rows:
     `diarization.speakers`, columns: sorted person ids). `evidence` may be lip activity alone (a dict). A person's
-    active-speaker scores are used when they cover at least `min_overlap` seconds, else their lip activity."""
+    active-speaker scores count when they cover at least `min_overlap` seconds."""
     config = config or AssignmentConfig()
     if not isinstance(evidence, Evidence):
         evidence = Evidence(lips=evidence)
+    _check(evidence, num_frames)
     lag, needed = int(round(config.max_lag * fps)), int(round(config.min_overlap * fps))
-    seen, kinds = _visual_activity(evidence, num_frames, needed)
     voices, people = diarization.speakers, evidence.people
+    kinds = {p: _kind(evidence, p, needed) for p in people}
     activity = {v: diarization.activity(v, fps, num_frames) for v in voices}
-    corr = np.array([[_agreement(activity[v], p, seen, evidence, lag, needed) for p in people] for v in voices])
+    corr = np.array([[_agreement(activity[v], p, evidence, lag, needed) for p in people] for v in voices])
     corr = corr.reshape(len(voices), len(people))
     voices_of = {people[c]: [voices[r] for r in rows] for c, rows in match_voices(corr, config).items()}
     speaking = [_person_speaking(p, voices_of.get(p, []), activity, fps, num_frames, kinds[p],
-                                 seen[p] if kinds[p] == ACTIVE_SPEAKER else None) for p in people]
+                                 evidence.active_speaker[p] if kinds[p] == ACTIVE_SPEAKER else None) for p in people]
     taken = {v for own in voices_of.values() for v in own}
     unassigned = [v for v in voices if v not in taken]
     return SpeakingActivity(fps, num_frames, speaking, unassigned), corr
@@ -126,39 +150,36 @@ def match_voices(agreement: np.ndarray, config: AssignmentConfig) -> dict[int, l
     return matched
 
 
-def _agreement(voice: np.ndarray, person: int, seen: dict[int, np.ndarray], evidence: Evidence, lag: int,
-               needed: int) -> float:
-    """Activity correlation plus synchrony (each where it can be measured; NaN when neither can)."""
-    parts = [correlate(voice, seen[person], lag, needed)]
+def _agreement(voice: np.ndarray, person: int, evidence: Evidence, lag: int, needed: int) -> float:
+    """Activity (the mean of the active-speaker and the lip-activity correlations, those measurable) plus synchrony
+    (where measurable); NaN when nothing is."""
+    activity = [correlate(voice, values[person], lag, needed)
+                for values in (evidence.active_speaker, evidence.lips) if person in values]
+    activity = [a for a in activity if not np.isnan(a)]
+    parts = [float(np.mean(activity))] if activity else []
     if evidence.loudness is not None and person in evidence.mouth:
         parts.append(synchrony(voice, evidence.mouth[person], evidence.loudness, lag, needed))
     parts = [p for p in parts if not np.isnan(p)]
     return float(sum(parts)) if parts else float("nan")
 
 
-def _visual_activity(evidence: Evidence, num_frames: int,
-                     needed: int) -> tuple[dict[int, np.ndarray], dict[int, str | None]]:
-    """Per person the activity evidence to match voices with (active-speaker scores, else lip activity), and its
-    kind (None: neither covers enough frames)."""
-    chosen, kinds = {}, {}
-    for person in evidence.people:
-        chosen[person], kinds[person] = np.full(num_frames, np.nan, np.float32), None
-        for kind, values in ((ACTIVE_SPEAKER, evidence.active_speaker.get(person)),
-                             (LIPS, evidence.lips.get(person))):
-            if values is None:
-                continue
-            if len(values) != num_frames:
-                name = "lip activity" if kind == LIPS else "active-speaker scores"
-                raise ValueError(f"{name} of person {person} has {len(values)} frames, expected {num_frames}")
-            if kind == LIPS or np.count_nonzero(~np.isnan(values)) >= needed:
-                chosen[person], kinds[person] = np.asarray(values, np.float32), kind
-                break
-    for person, values in evidence.mouth.items():
-        if len(values) != num_frames:
-            raise ValueError(f"mouth measure of person {person} has {len(values)} frames, expected {num_frames}")
+def _check(evidence: Evidence, num_frames: int) -> None:
+    named = {"lip activity": evidence.lips, "active-speaker scores": evidence.active_speaker,
+             "mouth measure": evidence.mouth}
+    for name, values in named.items():
+        for person, row in values.items():
+            if len(row) != num_frames:
+                raise ValueError(f"{name} of person {person} has {len(row)} frames, expected {num_frames}")
     if evidence.loudness is not None and len(evidence.loudness) != num_frames:
         raise ValueError(f"loudness has {len(evidence.loudness)} frames, expected {num_frames}")
-    return chosen, kinds
+
+
+def _kind(evidence: Evidence, person: int, needed: int) -> str | None:
+    """What a person's match rests on: active-speaker scores where they cover `needed` frames, else the lips."""
+    scores = evidence.active_speaker.get(person)
+    if scores is not None and np.count_nonzero(~np.isnan(scores)) >= needed:
+        return ACTIVE_SPEAKER
+    return LIPS if person in evidence.lips or person in evidence.mouth else None
 
 
 def speaking_in_order(diarization: Diarization, voices: list[str], track_ids: list[int], fps: float,

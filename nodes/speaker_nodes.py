@@ -20,7 +20,7 @@ _active_speakers: dict = {}
 
 
 def active_speaker_choices() -> list[str]:
-    known = [KNOWN_MODELS["lr_asd"].filename, KNOWN_MODELS["lr_asd_ava"].filename]
+    known = [KNOWN_MODELS["lr_asd"].filename, KNOWN_MODELS["lr_asd_talkset"].filename]
     return known + sorted(f for f in model_folder_files(ACTIVE_SPEAKER_FOLDER) if f not in known)
 
 
@@ -57,8 +57,9 @@ class AssignSpeakers:
                     "asd when its weights are found and images are given. Both add the mouth's synchrony with the "
                     "audio.")}),
                 "asd_model": (active_speaker_choices(), {"tooltip": (
-                    "LR-ASD weights in ComfyUI/models/active_speaker/: finetuning_TalkSet.model (video in the "
-                    "wild) or pretrain_AVA.model, from github.com/Junhua-Liao/LR-ASD (weight/).")}),
+                    "LR-ASD weights in ComfyUI/models/active_speaker/: pretrain_AVA.model (the default: tells a "
+                    "speaker from a listener who moves their lips best) or finetuning_TalkSet.model, from "
+                    "github.com/Junhua-Liao/LR-ASD (weight/).")}),
             },
         }
 

@@ -242,8 +242,10 @@ def test_weights_files_that_are_not_lr_asd_are_refused(weights, tmp_path):
 def test_the_model_resolves_by_name(weights, monkeypatch, tmp_path):
     from mit_annotator.models import KNOWN_MODELS, ModelNotFoundError, resolve_model, sha256_of
 
-    assert sha256_of(weights) == KNOWN_MODELS["lr_asd"].sha256
-    assert resolve_model("lr_asd", weights.parent) == weights
+    for name in ("lr_asd", "lr_asd_talkset"):
+        path = resolve_model(name, weights.parent)
+        assert path.parent == weights.parent and sha256_of(path) == KNOWN_MODELS[name].sha256
+    assert resolve_model("lr_asd", weights.parent).name == "pretrain_AVA.model"  # the default
     monkeypatch.setenv("MIT_MODELS_DIR", str(tmp_path))
-    with pytest.raises(ModelNotFoundError, match="finetuning_TalkSet.model.*github.com/Junhua-Liao/LR-ASD"):
+    with pytest.raises(ModelNotFoundError, match="pretrain_AVA.model.*github.com/Junhua-Liao/LR-ASD"):
         ActiveSpeakerModel("lr_asd")

@@ -1,0 +1,98 @@
+"""Who speaks on real footage: interact_11.mp4 as it is and remixed so that the listener's lips move (their voice
+muted), faces found by the pack (YuNet), the audio diarized, the released LR-ASD weights."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from conftest import MODELS, PACK_ROOT, SHARED_DATA
+
+from mit_annotator import media
+from mit_annotator.active_speaker import ActiveSpeakerModel
+from mit_annotator.diarization import DiarizationConfig, Diarizer
+from mit_annotator.faces import YuNetFaceDetector
+from mit_annotator.metrics import frame_score, speaking_frames
+from mit_annotator.records import SpeakingActivity
+from mit_annotator.synthetic.remix import side_by_side
+from mit_annotator.who_speaks import track_faces, who_speaks
+
+INTERACT = SHARED_DATA / "video" / "interact_11.mp4"
+LEFT_TALKS, RIGHT_TALKS = slice(118, 208), slice(5, 95)  # 25 fps frames where only that person speaks
+AVA_WEIGHTS = MODELS / "lr_asd" / "pretrain_AVA.model"
+
+
+@pytest.fixture(scope="module")
+def asd():
+    if not AVA_WEIGHTS.is_file():
+        pytest.skip(f"needs the LR-ASD weights {AVA_WEIGHTS}")
+    return ActiveSpeakerModel(AVA_WEIGHTS, device="cpu")
+
+
+@pytest.fixture(scope="module")
+def diarizer():
+    return Diarizer()
+
+
+def interact_truth(num_frames, stretch):
+    turns = json.loads(INTERACT.with_suffix(".turns.json").read_text())["speaking_seconds"]
+    truth = {side: np.zeros(num_frames, bool) for side in turns}
+    for side, spans in turns.items():
+        for start, end in spans:
+            truth[side][int(round(start * stretch * 25)):int(round(end * stretch * 25))] = True
+    return truth
+
+
+def accuracy_by_side(video, truths, diarizer, asd):
+    """Per truth, per side: the frame scores of who speaks, as the pack finds it."""
+    tracks = track_faces(video, YuNetFaceDetector(MODELS / "face_detection_yunet.onnx"))
+    assert len(tracks.tracks) == 2
+    audio = media.read_audio(video, 16000)
+    speaking, _ = who_speaks(video, tracks, diarizer(audio, DiarizationConfig(max_speakers=4)), active_speaker=asd,
+                             audio=audio)
+    scores = [{} for _ in truths]
+    for track in tracks.tracks:
+        side = "left" if np.mean(track.boxes[:, 0] + track.boxes[:, 2]) / 2 < tracks.width / 2 else "right"
+        person = speaking.person(track.track_id)
+        assert person.evidence == "active_speaker"
+        for truth, score in zip(truths, scores):
+            score[side] = frame_score(speaking_frames(person, tracks.num_frames), truth[side][:tracks.num_frames])
+    print([{side: round(s.accuracy, 3) for side, s in score.items()} for score in scores])
+    return scores
+
+
+def test_interact_11(diarizer, asd):
+    """The turns file's times fit the video's audio when stretched by 25/24 (the durations were counted at 25 fps,
+    the video runs at 24): speech goes on to 8.5 s, not 8.18 s (see BENCHMARKS.md)."""
+    frames = int(round(media.probe(INTERACT).duration * 25)) + 1
+    scores, literal = accuracy_by_side(INTERACT, [interact_truth(frames, 25 / 24), interact_truth(frames, 1.0)],
+                                       diarizer, asd)
+    assert scores["left"].accuracy >= 0.95 and scores["right"].accuracy >= 0.95
+    assert literal["left"].accuracy >= 0.9 and literal["right"].accuracy >= 0.94
+
+
+@pytest.mark.parametrize("parts", ["RL", "LR"])
+def test_a_listener_whose_lips_move_is_not_speaking(diarizer, asd, tmp_path, parts):
+    """Both people talk on screen throughout; only one voice plays at a time (the same pictures in both halves)."""
+    frames, audio = media.read_frames(INTERACT, fps=25), media.read_audio(INTERACT, 16000)
+    remix = side_by_side(frames, audio, 25.0, 16000, LEFT_TALKS, RIGHT_TALKS, parts)
+    video = media.write_video(tmp_path / f"remix_{parts}.mp4", remix.frames, 25.0, remix.audio, 16000)
+    scores, = accuracy_by_side(video, [remix.speaking], diarizer, asd)
+    assert scores["left"].accuracy >= 0.95 and scores["right"].accuracy >= 0.95
+
+
+def test_the_assign_command_uses_the_model_and_says_so(tmp_path):
+    out = tmp_path / "speaking.json"
+    done = subprocess.run([sys.executable, "-m", "mit_annotator", "assign", str(INTERACT), "--out", str(out),
+                           "--speakers", "asd", "--asd-model", str(AVA_WEIGHTS), "--models", str(MODELS)],
+                          capture_output=True, text=True, cwd=PACK_ROOT, timeout=600)
+    assert done.returncode == 0, done.stderr
+    assert "active-speaker" in done.stdout and "pretrain_AVA.model (LR-ASD) runs on cpu" in done.stderr
+    speaking = SpeakingActivity.load(out)
+    right = max(speaking.people, key=lambda p: sum(e - s for s, e in p.speak if s < 100))
+    assert right.evidence == "active_speaker" and right.speak[0][0] <= 5 and 100 <= right.speak[0][1] <= 120
+    done = subprocess.run([sys.executable, "-m", "mit_annotator", "assign", str(INTERACT), "--out", str(out),
+                           "--speakers", "asd", "--models", str(tmp_path)], capture_output=True, text=True,
+                          cwd=PACK_ROOT, timeout=600)
+    assert done.returncode == 2 and "pretrain_AVA.model" in done.stderr and "LR-ASD" in done.stderr
