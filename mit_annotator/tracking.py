@@ -80,7 +80,7 @@ def track_people(detections: list[list[Detection]], shots: list[tuple[int, int]]
         for frame in range(start, min(end, len(detections))):
             found = detections[frame]
             looks = appearances[frame] if appearances is not None else [None] * len(found)
-            for track in [t for t in open_tracks if frame - t.frames[-1] > _patience(t, config)]:
+            for track in [t for t in open_tracks if frame - t.frames[-1] - 1 > _patience(t, config)]:  # unseen frames
                 open_tracks.remove(track)
                 if len(track.frames) >= config.min_length:
                     lost.append(track)

@@ -4,7 +4,7 @@ import pytest
 from mit_annotator import keypoints as kp
 from mit_annotator.metrics import score_tracking
 from mit_annotator.records import Detection
-from mit_annotator.tracking import TrackerConfig, appearance_descriptor, box_iou, track_people
+from mit_annotator.tracking import TrackerConfig, appearance_descriptor, box_iou, keypoint_similarity, track_people
 
 
 def detections_from_truth(conversation, rng, box_noise=0.0, point_noise=0.0, drop=0.0, gaps=(), clutter=0):
@@ -250,3 +250,70 @@ def appearance_similarity(a, b):
     import cv2
 
     return cv2.compareHist(a, b, cv2.HISTCMP_CORREL)
+
+
+def test_box_overlap_by_hand():
+    a = np.array([0, 0, 10, 10], np.float32)
+    assert box_iou(a, a) == 1.0
+    assert box_iou(a, np.array([5, 0, 15, 10], np.float32)) == pytest.approx(50 / 150)
+    assert box_iou(np.array([2, 2, 8, 8], np.float32), a) == pytest.approx(36 / 100)
+    assert box_iou(a, np.array([10, 0, 20, 10], np.float32)) == 0.0  # touching edges
+    assert box_iou(a, np.array([0, 10, 10, 20], np.float32)) == 0.0
+    assert box_iou(a, np.array([30, 30, 40, 40], np.float32)) == 0.0
+    assert box_iou(np.array([3, 3, 3, 3], np.float32), np.array([3, 3, 3, 3], np.float32)) == 0.0  # no area
+
+
+def test_keypoint_similarity_by_hand():
+    def pose(x, box, seen):
+        points = np.zeros((kp.NUM_KEYPOINTS, 2), np.float32)
+        points[:, 0] = x
+        scores = np.zeros(kp.NUM_KEYPOINTS, np.float32)
+        scores[list(seen)] = 0.9
+        return Detection(0, box, 0.9, points, scores)
+
+    box = [50, 0, 150, 200]  # 100 x 200: scale 20000; sigma 0.1: exp(-d^2 / 400)
+    a = pose(60.0, box, range(10))
+    assert keypoint_similarity(a, pose(60.0, [0, 0, 10, 10], range(10)), 0.1) == pytest.approx(1.0)
+    assert keypoint_similarity(a, pose(80.0, [0, 0, 10, 10], range(10)), 0.1) == pytest.approx(np.exp(-1))
+    # only the points both see count (here 5-9), and the scale is the first pose's box
+    b = pose(80.0, [0, 0, 10, 10], range(5, 20))
+    b.keypoints[15:] += 500
+    assert keypoint_similarity(a, b, 0.1) == pytest.approx(np.exp(-1))
+    assert keypoint_similarity(a, pose(80.0, box, range(8, 20)), 0.1) is None  # 2 points in common
+    assert keypoint_similarity(a, Detection(0, box, 0.9), 0.1) is None
+    assert keypoint_similarity(Detection(0, box, 0.9), a, 0.1) is None
+
+
+def test_a_weak_match_is_not_taken():
+    """Boxes overlapping by IoU 0.15 (above min_iou) and poses alike by OKS 0.3 make a similarity of 0.225, under
+    min_similarity 0.25: a new person, not the same one."""
+    layout = skeleton(30)
+    first = person(0, 0.0, 0, layout)
+    overlap = 200 * 0.15 / 1.15  # 26.1 px of the 100 px wide boxes: IoU 0.15
+    second = person(1, 100 - overlap, 0, layout)
+    second.keypoints = first.keypoints + np.array([np.sqrt(-400 * np.log(0.3)), 0], np.float32)  # OKS 0.3
+    assert box_iou(first.box, second.box) == pytest.approx(0.15, abs=1e-3)
+    assert keypoint_similarity(first, second, 0.1) == pytest.approx(0.3, abs=1e-3)
+    assert len(track_people([[first], [second]], config=TrackerConfig(min_length=1))) == 2
+
+
+def test_a_track_is_confirmed_by_its_fifth_sighting():
+    """Seen 5 times (min_length), then missing for 10 frames: confirmed, so bridged; seen 4 times: dropped."""
+    layout = skeleton(31)
+    for sightings, expected in ((5, [21]), (4, [6])):
+        frames = [[person(f, 100.0, 0, layout)] if f < sightings or f >= sightings + 10 else []
+                  for f in range(sightings + 10 + 6)]
+        assert [len(t) for t in track_people(frames)] == expected
+
+
+def test_gaps_are_filled_up_to_max_missing_frames_exactly():
+    layout = skeleton(32)
+    seen = set(range(0, 5)) | set(range(8, 13)) | set(range(38, 43)) | set(range(44, 49))  # gaps of 3, 25 and 1
+    frames = [[person(f, 100.0 + f, 0, layout)] if f in seen else [] for f in range(49)]
+    track = track_people(frames)[0]
+    np.testing.assert_array_equal(track.frames, np.arange(49))
+    np.testing.assert_allclose(track.boxes[:, 0], 100.0 + np.arange(49), atol=1e-4)  # on the line between sightings
+    longer = [[person(f, 100.0, 0, layout)] if f < 5 or f >= 31 else [] for f in range(36)]  # a gap of 26
+    assert [len(t) for t in track_people(longer, config=TrackerConfig(max_missing=25))] == [5, 5]
+    raw = track_people(frames, config=TrackerConfig(fill_gaps=False))[0]
+    assert len(raw) == len(seen)  # not even the 1-frame gap is filled
