@@ -100,6 +100,9 @@ def cache_audio_features(clip: ClipInfo, encoder: Wav2Vec2Model) -> Path:
         return path
     if _released_features(clip, expected) is not None:
         return path
+    if not clip.reader.audio_media.is_file():
+        raise ClipError(f"{clip.folder}: no audio to compute its features from: neither video.mp4 nor a "
+                        f"{RELEASED_AUDIO_FILE} of shape (frames, {expected[1]}, {expected[2]})")
     samples = media.read_audio(clip.reader.audio_media, AUDIO_RATE)
     features = audio_features(encoder, samples, clip.num_frames, clip.fps)
     with atomic_path(path) as tmp:
