@@ -202,31 +202,36 @@ def test_ids_follow_first_appearance_not_detection_order():
 
 
 def test_the_appearance_descriptor_reads_the_clothes_in_the_middle_of_the_box():
-    """The middle of the box (20-80% across, 25-75% down: the clothes) is red, the rest of the box green, the frame
-    blue: the descriptor is all red (hue bin 0, saturation bin 7), normalised to 1."""
+    """The middle of the box (20-80% across, 25-75% down: the clothes) holds four colours in equal parts, the rest of
+    the box is green, the frame blue: the descriptor is a quarter in each of the four colours' bins."""
     frame = np.zeros((300, 320, 3), np.uint8)
     frame[:] = (0, 0, 255)
     frame[40:240, 100:200] = (0, 255, 0)
-    frame[90:190, 120:180] = (255, 0, 0)
+    # the clothes in four dark, saturated colours (saturation 255, value 128): red, yellow, cyan, magenta
+    frame[90:140, 120:150], frame[90:140, 150:180] = (128, 0, 0), (128, 128, 0)
+    frame[140:190, 120:150], frame[140:190, 150:180] = (0, 128, 128), (128, 0, 128)
     descriptor = appearance_descriptor(frame, np.array([100, 40, 200, 240], np.float32))
     assert descriptor.shape == (16 * 8,)
-    assert descriptor[7] == pytest.approx(1.0) and descriptor.sum() == pytest.approx(1.0)
+    hue_bins = [0, 2, 8, 13]  # OpenCV hues 0, 30, 90, 150 of 180 in 16 bins; saturation bin 7 of 8
+    np.testing.assert_allclose(descriptor[[8 * h + 7 for h in hue_bins]], 0.25, atol=1e-6)
+    assert descriptor.sum() == pytest.approx(1.0)
     edge = appearance_descriptor(frame, np.array([-50, -40, 60, 80], np.float32))  # partly outside the frame
     assert edge.sum() == pytest.approx(1.0)
 
 
 def test_reidentification_revives_the_most_alike_recent_person_only():
     """Two people who dress alike (histogram correlation about 0.9, both above reid_min_similarity) are hidden for
-    40 frames (longer than max_missing); A comes back elsewhere and gets A's id, not B's; someone who looks like no one
+    60 frames (longer than max_missing; a third, X, was lost before them and too long ago to come back); A comes back
+    elsewhere and gets A's id, not B's; someone who looks like no one
     gets a new id; a person who looks like B (and A) but comes when both have been gone longer than reid_max_gap
     frames gets a new id too."""
     rng = np.random.default_rng(5)
-    looks = {"A": rng.dirichlet(np.ones(128)).astype(np.float32), "C": rng.dirichlet(np.ones(128)).astype(np.float32)}
+    looks = {name: rng.dirichlet(np.ones(128)).astype(np.float32) for name in "ACX"}
     looks["B"] = (0.7 * looks["A"] + 0.3 * rng.dirichlet(np.ones(128))).astype(np.float32)
     looks["D"] = looks["B"]
-    layouts = {name: skeleton(20 + k) for k, name in enumerate("ABCD")}
-    seen = {"A": (0, 30, 0.0), "B": (0, 30, 400.0), "a": (70, 100, 200.0), "C": (70, 100, 600.0),
-            "D": (200, 230, 800.0)}
+    layouts = {name: skeleton(20 + k) for k, name in enumerate("ABCDX")}
+    seen = {"A": (0, 30, 0.0), "B": (0, 30, 400.0), "X": (0, 6, 1000.0), "a": (90, 120, 200.0),
+            "C": (90, 120, 600.0), "D": (200, 230, 800.0)}
     frames, appearances = [], []
     for f in range(230):
         found, seen_looks = [], []
@@ -240,9 +245,9 @@ def test_reidentification_revives_the_most_alike_recent_person_only():
     assert appearance_similarity(looks["A"], looks["B"]) > TrackerConfig().reid_min_similarity
     tracks = track_people(frames, config=TrackerConfig(reid=True), appearances=appearances)
     starts = {t.track_id: (int(t.frames[0]), float(t.boxes[0, 0])) for t in tracks}
-    assert starts == {0: (0, 0.0), 1: (0, 400.0), 2: (70, 600.0), 3: (200, 800.0)}
+    assert starts == {0: (0, 0.0), 1: (0, 400.0), 2: (0, 1000.0), 3: (90, 600.0), 4: (200, 800.0)}
     a = next(t for t in tracks if t.track_id == 0)
-    assert a.frames[-1] == 99 and 200.0 in a.boxes[:, 0]  # A came back at x = 200 under their own id
+    assert a.frames[-1] == 119 and 200.0 in a.boxes[:, 0]  # A came back at x = 200 under their own id
     assert len(next(t for t in tracks if t.track_id == 1)) == 30  # B never came back
 
 
@@ -261,6 +266,10 @@ def test_box_overlap_by_hand():
     assert box_iou(a, np.array([0, 10, 10, 20], np.float32)) == 0.0
     assert box_iou(a, np.array([30, 30, 40, 40], np.float32)) == 0.0
     assert box_iou(np.array([3, 3, 3, 3], np.float32), np.array([3, 3, 3, 3], np.float32)) == 0.0  # no area
+    c, d = np.array([10, 20, 30, 60], np.float32), np.array([20, 30, 40, 50], np.float32)  # 200 of 800 + 400 - 200
+    assert box_iou(c, d) == pytest.approx(200 / 1000) and box_iou(d, c) == pytest.approx(200 / 1000)
+    tiny = np.array([1.0, 1.0, 1.5, 1.5], np.float32)  # a quarter of a pixel
+    assert box_iou(tiny, tiny) == 1.0
 
 
 def test_keypoint_similarity_by_hand():
@@ -271,7 +280,7 @@ def test_keypoint_similarity_by_hand():
         scores[list(seen)] = 0.9
         return Detection(0, box, 0.9, points, scores)
 
-    box = [50, 0, 150, 200]  # 100 x 200: scale 20000; sigma 0.1: exp(-d^2 / 400)
+    box = [50, 20, 150, 220]  # 100 x 200: scale 20000; sigma 0.1: exp(-d^2 / 400)
     a = pose(60.0, box, range(10))
     assert keypoint_similarity(a, pose(60.0, [0, 0, 10, 10], range(10)), 0.1) == pytest.approx(1.0)
     assert keypoint_similarity(a, pose(80.0, [0, 0, 10, 10], range(10)), 0.1) == pytest.approx(np.exp(-1))
@@ -280,6 +289,7 @@ def test_keypoint_similarity_by_hand():
     b.keypoints[15:] += 500
     assert keypoint_similarity(a, b, 0.1) == pytest.approx(np.exp(-1))
     assert keypoint_similarity(a, pose(80.0, box, range(8, 20)), 0.1) is None  # 2 points in common
+    assert keypoint_similarity(a, pose(80.0, box, range(7, 20)), 0.1) == pytest.approx(np.exp(-1))  # 3 are enough
     assert keypoint_similarity(a, Detection(0, box, 0.9), 0.1) is None
     assert keypoint_similarity(Detection(0, box, 0.9), a, 0.1) is None
 
