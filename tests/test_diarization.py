@@ -279,3 +279,59 @@ def test_pyannote_backend_missing(monkeypatch):
     monkeypatch.setitem(sys.modules, "pyannote.audio", None)
     with pytest.raises(RuntimeError, match="needs pyannote.audio"):
         PyannoteDiarizer()
+
+
+def test_pyannote_backend_across_versions_and_failures(monkeypatch):
+    """pyannote.audio 3 (use_auth_token, a bare annotation) and 4 (token, the annotation wrapped in the output);
+    the pipeline moved to the asked device; load failures name the model and the cause."""
+    import types
+
+    from mit_annotator.diarization import PyannoteDiarizer
+
+    calls = []
+
+    class Wrapped:  # pyannote 4's output
+        speaker_diarization = FakeAnnotation()
+
+    class Pipeline3:
+        @staticmethod
+        def from_pretrained(model, use_auth_token=None):
+            calls.append(("load", use_auth_token))
+            return None if use_auth_token == "refused" else Pipeline3()
+
+        def to(self, device):
+            calls.append(("to", device))
+
+        def __call__(self, audio, **bounds):
+            return Wrapped()
+
+    module = types.ModuleType("pyannote.audio")
+    module.Pipeline = Pipeline3
+    monkeypatch.setitem(sys.modules, "pyannote.audio", module)
+    monkeypatch.setenv("HF_TOKEN", "secret-token")
+    diarizer = PyannoteDiarizer(device="cuda:1")
+    assert calls == [("load", "secret-token"), ("to", torch_device("cuda:1"))]
+    result = diarizer(np.zeros(16000, np.float32))
+    assert result.uri == "recording" and diarizer(np.zeros(16000, np.float32), uri="x").uri == "x"
+    assert result.turns == [SpeakerTurn("SPEAKER_00", 0.5, 1.5), SpeakerTurn("SPEAKER_01", 1.2, 3.0)]
+    monkeypatch.setenv("HF_TOKEN", "refused")
+    with pytest.raises(RuntimeError, match=r"could not load pyannote/speaker-diarization-3.1: is the access token"):
+        PyannoteDiarizer()
+
+    def broken(model, token=None):
+        raise OSError("401 Client Error")
+
+    module.Pipeline = types.SimpleNamespace(from_pretrained=broken)
+    with pytest.raises(RuntimeError, match=r"could not load pyannote/speaker-diarization-3.1 from Hugging Face: "
+                                           r"401 Client Error"):
+        PyannoteDiarizer()
+    monkeypatch.setitem(sys.modules, "pyannote.audio", None)
+    with pytest.raises(RuntimeError, match=r"needs pyannote.audio .*: pip install pyannote.audio, or use the offline "
+                                           r"diarizer"):
+        PyannoteDiarizer()
+
+
+def torch_device(name):
+    import torch
+
+    return torch.device(name)
