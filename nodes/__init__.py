@@ -15,6 +15,7 @@ _NODE_MODULES = {
     "pose_nodes": "pose conversion",
     "vision_nodes": "people tracking (YOLOX + DWPose)",
     "speaker_nodes": "speaker assignment (diarization)",
+    "binding_nodes": "speaker binding (masks and voices)",
     "covog_nodes": "CovOG video generation",
 }
 

@@ -130,3 +130,44 @@ def free_memory() -> None:
             torch.cuda.empty_cache()
         return
     model_management.soft_empty_cache()
+
+
+AUDIO_SLACK_FRAMES = 2  # a decoded audio track may end this many frames before the video and still cover it
+
+
+def check_audio_covers(seconds: float, num_frames: int, fps: float) -> None:
+    """A clear error when the audio ends before the video does (more than a couple of frames early)."""
+    video = num_frames / fps
+    if seconds < video - AUDIO_SLACK_FRAMES / fps:
+        raise ValueError(f"the audio lasts {seconds:.2f} s but the video {video:.2f} s ({num_frames} frames at "
+                         f"{fps:g} fps): give the video's own audio, or cut the frames to the audio")
+
+
+def check_people(tracks) -> None:
+    """A clear error for tracks with nobody in them."""
+    if not tracks.tracks:
+        raise ValueError(f"no people in the tracks ({tracks.num_frames} frames of {tracks.width}x{tracks.height}): "
+                         "nobody was found, so there is no one to annotate or animate. Check the detector's "
+                         "threshold and that people are in view")
+
+
+def processing_interrupted() -> bool:
+    """True once the user pressed Cancel in ComfyUI (never outside ComfyUI)."""
+    try:
+        import comfy.model_management as model_management
+    except ImportError:
+        return False
+    return bool(model_management.processing_interrupted())
+
+
+def make_room(modules, device: torch.device) -> None:
+    """Ask ComfyUI to offload its own models until `modules` fit on `device` (a no-op outside ComfyUI or on the
+    CPU); models ComfyUI manages give way, as they do for one of its own."""
+    if device.type == "cpu":
+        return
+    try:
+        import comfy.model_management as model_management
+    except ImportError:
+        return
+    size = sum(p.numel() * p.element_size() for m in modules for p in m.parameters())
+    model_management.free_memory(int(size * 1.2) + (512 << 20), device)

@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+import logging
+
+import numpy as np
+from mit_annotator.assignment import assign_speakers
+from mit_annotator.binding import ORDERS, diarization_timeline, person_thumbnail, speaker_order
+from mit_annotator.binding import speaking_timeline_with_faces
 from mit_annotator.diarization import DiarizationConfig, Diarizer, PyannoteDiarizer
 from mit_annotator.models import ACTIVE_SPEAKER_FOLDER, KNOWN_MODELS
 from mit_annotator.timeline import speaking_timeline
 from mit_annotator.voice_activity import require_silero_vad
-from mit_annotator.who_speaks import SPEAKER_EVIDENCE, load_active_speaker, who_speaks
+from mit_annotator.who_speaks import SPEAKER_EVIDENCE, load_active_speaker, speaking_evidence
 
-from .comfy_bridge import (audio_to_mono_16k, frames_to_image, image_to_frames, model_folder_files,
-                           progress_callback)
+from .comfy_bridge import (AUDIO_RATE, audio_to_mono_16k, check_audio_covers, check_people, frames_to_image,
+                           image_to_frames, model_folder_files, progress_callback)
+from .retime import RATE, frames_at, speaking_at, tracks_at
+
+log = logging.getLogger("MIT-CovOG")
 
 # a missing silero-vad leaves these nodes out at load; checked without importing it (its import would set torch's CPU
 # threads to 1 for all of ComfyUI)
@@ -60,21 +69,178 @@ class AssignSpeakers:
                     "LR-ASD weights in ComfyUI/models/active_speaker/: pretrain_AVA.model (the default: tells a "
                     "speaker from a listener who moves their lips best) or finetuning_TalkSet.model, from "
                     "github.com/Junhua-Liao/LR-ASD (weight/).")}),
+                "diarization": ("MIT_DIARIZATION", {"tooltip": "Who speaks when, from Diarize: used instead of "
+                                                               "diarizing the audio here."}),
+                "active_speakers": ("MIT_ASD_SCORES", {"tooltip": "Per-person active-speaker scores, from Active "
+                                                                  "Speakers: used instead of running the model "
+                                                                  "here."}),
             },
         }
 
     def assign(self, tracks, audio, max_speakers, diarizer="offline", images=None, speaker_evidence="auto",
-               asd_model=KNOWN_MODELS["lr_asd"].filename):
+               asd_model=KNOWN_MODELS["lr_asd"].filename, diarization=None, active_speakers=None):
+        check_people(tracks)
         samples = audio_to_mono_16k(audio)
-        if images is None and speaker_evidence == "asd":
+        check_audio_covers(len(samples) / AUDIO_RATE, tracks.num_frames, tracks.fps)
+        if images is not None:
+            check_images(images, tracks)
+        if images is None and speaker_evidence == "asd" and active_speakers is None:
             raise ValueError("speaker_evidence 'asd' needs the images the tracks came from")
-        most = max_speakers or len(tracks.tracks) + 2
-        diarization = get_diarizer(diarizer)(samples, DiarizationConfig(max_speakers=max(most, 1)))
-        model = get_active_speaker(speaker_evidence if images is not None else "lips", asd_model)
-        frames = image_to_frames(images) if images is not None else None
-        speaking, _ = who_speaks(None, tracks, diarization, active_speaker=model, audio=samples, frames=frames,
-                                 progress=progress_callback(tracks.num_frames))
+        if diarization is None:
+            most = max_speakers or len(tracks.tracks) + 2
+            diarization = get_diarizer(diarizer)(samples, DiarizationConfig(max_speakers=max(most, 1)))
+        # the assignment counts frames at 25 fps, LR-ASD's rate; the speaking comes back at the tracks' rate
+        at_rate = tracks_at(tracks)
+        frames = frames_at(image_to_frames(images), tracks.num_frames, tracks.fps) if images is not None else None
+        progress = progress_callback(at_rate.num_frames)
+        model = None
+        if active_speakers is None:
+            model = get_active_speaker(speaker_evidence if images is not None else "lips", asd_model)
+        evidence = speaking_evidence(None, at_rate, samples, model, frames, progress)
+        if active_speakers is not None:
+            evidence.active_speaker = scores_for(active_speakers, at_rate)
+        found, _ = assign_speakers(diarization, evidence, at_rate.fps, at_rate.num_frames)
+        for person in found.people:
+            log.info("[MIT-CovOG] person %d: %s, from %s", person.track_id, person.voice or "listener",
+                     (person.evidence or "no visual evidence").replace("_", "-"))
+        speaking = speaking_at(found, tracks.fps, tracks.num_frames)
         return speaking, frames_to_image(speaking_timeline(speaking)[None])
+
+
+class Diarize:
+    DESCRIPTION = ("Who speaks when in the audio, voice by voice (offline: silero-vad + resemblyzer, nothing to "
+                   "download; or pyannote.audio's pipeline), with a timeline picture: one row per voice. Assign "
+                   "Speakers then says which person on screen each voice belongs to.")
+    CATEGORY = "MIT-CovOG/annotate"
+    FUNCTION = "diarize"
+    RETURN_TYPES = ("MIT_DIARIZATION", "IMAGE")
+    RETURN_NAMES = ("diarization", "timeline")
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {
+            "audio": ("AUDIO",),
+            "num_speakers": ("INT", {"default": 0, "min": 0, "max": 16, "tooltip": (
+                "Exactly this many voices, when you know; 0: find out, between min and max.")}),
+            "min_speakers": ("INT", {"default": 1, "min": 1, "max": 16}),
+            "max_speakers": ("INT", {"default": 6, "min": 1, "max": 16}),
+            "diarizer": (["offline", "pyannote"], {"default": "offline", "tooltip": (
+                "offline: silero-vad + resemblyzer. pyannote: needs pyannote.audio and a Hugging Face token in "
+                "HF_TOKEN (never stored in the workflow).")}),
+        }}
+
+    def diarize(self, audio, num_speakers, min_speakers, max_speakers, diarizer):
+        samples = audio_to_mono_16k(audio)
+        if min_speakers > max_speakers:
+            raise ValueError(f"min_speakers ({min_speakers}) is more than max_speakers ({max_speakers})")
+        config = DiarizationConfig(num_speakers=num_speakers or None, min_speakers=min_speakers,
+                                   max_speakers=max_speakers)
+        progress = progress_callback(1)
+        progress(0, 1)
+        diarization = get_diarizer(diarizer)(samples, config)
+        progress(1, 1)
+        picture = diarization_timeline(diarization, len(samples) / AUDIO_RATE)
+        return diarization, frames_to_image(picture[None])
+
+
+class ActiveSpeakers:
+    DESCRIPTION = ("Per person and frame, whether that face is the one speaking (> 0: speaking), from LR-ASD "
+                   "(weights in ComfyUI/models/active_speaker/) reading each tracked face and the audio. The scores "
+                   "are evidence for Assign Speakers; frames where a face is unseen have none.")
+    CATEGORY = "MIT-CovOG/annotate"
+    FUNCTION = "score"
+    RETURN_TYPES = ("MIT_ASD_SCORES",)
+    RETURN_NAMES = ("active_speakers",)
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {
+            "tracks": ("MIT_TRACKS", {"tooltip": "The people, with face boxes (Detect Faces, or pose keypoints)."}),
+            "images": ("IMAGE", {"tooltip": "The frames the tracks came from."}),
+            "audio": ("AUDIO",),
+            "asd_model": (active_speaker_choices(), {"tooltip": (
+                "LR-ASD weights in ComfyUI/models/active_speaker/ (pretrain_AVA.model or finetuning_TalkSet.model, "
+                "github.com/Junhua-Liao/LR-ASD, weight/).")}),
+        }}
+
+    def score(self, tracks, images, audio, asd_model):
+        from mit_annotator.active_speaker import active_speaker_scores
+
+        check_people(tracks)
+        check_images(images, tracks)
+        samples = audio_to_mono_16k(audio)
+        check_audio_covers(len(samples) / AUDIO_RATE, tracks.num_frames, tracks.fps)
+        model = get_active_speaker("asd", asd_model)
+        at_rate = tracks_at(tracks)
+        frames = frames_at(image_to_frames(images), tracks.num_frames, tracks.fps)
+        scores = active_speaker_scores(None, at_rate, model, audio=samples, frames=frames,
+                                       progress=progress_callback(at_rate.num_frames))
+        return ({"fps": at_rate.fps, "num_frames": at_rate.num_frames, "scores": scores},)
+
+
+class SpeakingTimeline:
+    DESCRIPTION = ("Who speaks when, as a picture you can check at a glance: one row per person, starting with "
+                   "that person's face from the video (so you see who 'person 0' is), their slot number in the "
+                   "speaker order the binding nodes use, their voice, and their speaking time.")
+    CATEGORY = "MIT-CovOG/annotate"
+    FUNCTION = "draw"
+    RETURN_TYPES = ("IMAGE",)
+    RETURN_NAMES = ("timeline",)
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {
+            "speaking": ("MIT_SPEAKING", {"tooltip": "From Assign Speakers."}),
+            "tracks": ("MIT_TRACKS",),
+            "images": ("IMAGE", {"tooltip": "The frames the tracks came from (for the faces)."}),
+            "order": (list(ORDERS), {"default": "first_to_speak", "tooltip": (
+                "Row order: the speaker order of Speaker Masks and Split Voices (first_to_speak: the assignment's "
+                "order in time), track ids, or left to right on screen.")}),
+            "width": ("INT", {"default": 1000, "min": 400, "max": 4096, "step": 8}),
+        }}
+
+    def draw(self, speaking, tracks, images, order, width):
+        check_people(tracks)
+        check_images(images, tracks)
+        slots = speaker_order(speaking, tracks, order)
+        frames = FrameReader(images)
+        faces = {t: person_thumbnail(frames, tracks, t) for t in slots if t in [x.track_id for x in tracks.tracks]}
+        picture = speaking_timeline_with_faces(speaking, faces, slots, width=width)
+        return (frames_to_image(picture[None]),)
+
+
+class FrameReader:
+    """Frames of a ComfyUI IMAGE as RGB uint8, converted only when read."""
+
+    def __init__(self, images):
+        self.images = images
+
+    def __len__(self) -> int:
+        return int(self.images.shape[0])
+
+    def __getitem__(self, index: int) -> np.ndarray:
+        return (self.images[index].clamp(0, 1) * 255).round().byte().cpu().numpy()
+
+
+def check_images(images, tracks) -> None:
+    if images.ndim != 4 or images.shape[-1] != 3:
+        raise ValueError(f"images must be a batch of RGB frames (F, H, W, 3), got shape {tuple(images.shape)}")
+    if images.shape[0] != tracks.num_frames or (images.shape[2], images.shape[1]) != (tracks.width, tracks.height):
+        raise ValueError(f"the tracks were made for {tracks.num_frames} frames of {tracks.width}x{tracks.height}; "
+                         f"the images are {images.shape[0]} frames of {images.shape[2]}x{images.shape[1]}: give "
+                         "the frames the tracks came from")
+
+
+def scores_for(active_speakers: dict, tracks) -> dict[int, np.ndarray]:
+    """Active Speakers' scores for the tracks (at the same rate), by track id."""
+    if active_speakers["num_frames"] != tracks.num_frames or abs(active_speakers["fps"] - tracks.fps) > 1e-6:
+        raise ValueError(f"the active-speaker scores cover {active_speakers['num_frames']} frames at "
+                         f"{active_speakers['fps']:g} fps, the tracks {tracks.num_frames} at {tracks.fps:g}: score "
+                         "the same tracks")
+    unknown = [t.track_id for t in tracks.tracks if t.track_id not in active_speakers["scores"]]
+    if unknown:
+        raise ValueError(f"the active-speaker scores have no person {unknown}: score the same tracks")
+    return {t.track_id: active_speakers["scores"][t.track_id] for t in tracks.tracks}
 
 
 def get_active_speaker(evidence: str, model: str):
@@ -90,5 +256,15 @@ def get_diarizer(kind: str = "offline"):
     return _diarizers[kind]
 
 
-NODE_CLASS_MAPPINGS = {"MITCovOG_AssignSpeakers": AssignSpeakers}
-NODE_DISPLAY_NAME_MAPPINGS = {"MITCovOG_AssignSpeakers": "Assign Speakers to People (MIT-CovOG)"}
+NODE_CLASS_MAPPINGS = {
+    "MITCovOG_AssignSpeakers": AssignSpeakers,
+    "MITCovOG_Diarize": Diarize,
+    "MITCovOG_ActiveSpeakers": ActiveSpeakers,
+    "MITCovOG_SpeakingTimeline": SpeakingTimeline,
+}
+NODE_DISPLAY_NAME_MAPPINGS = {
+    "MITCovOG_AssignSpeakers": "Assign Speakers to People (MIT-CovOG)",
+    "MITCovOG_Diarize": "Diarize (MIT-CovOG)",
+    "MITCovOG_ActiveSpeakers": "Active Speakers, LR-ASD (MIT-CovOG)",
+    "MITCovOG_SpeakingTimeline": "Speaking Timeline (MIT-CovOG)",
+}

@@ -2,15 +2,37 @@
 
 from __future__ import annotations
 
+import copy
+from dataclasses import dataclass, field
+
 import numpy as np
 import onnxruntime  # noqa: F401  (imported here so that a missing onnxruntime leaves these nodes out at load)
 from mit_annotator.detection import PersonDetector
+from mit_annotator.faces import YuNetFaceDetector, face_boxes_from_keypoints
 from mit_annotator.models import COMFY_FOLDER, KNOWN_MODELS
-from mit_annotator.people import annotate_frames
+from mit_annotator.people import _attach_detected_faces, annotate_frames
 from mit_annotator.pose import WholeBodyPose
+from mit_annotator.pose_formats import VISIBLE_SCORE, keypoint_box, person_from_openpose, person_to_openpose
+from mit_annotator.records import Detection, VideoTracks
 from mit_annotator.render import draw_people
+from mit_annotator.shots import ShotDetector
+from mit_annotator.tracking import TrackerConfig, track_people
 
 from .comfy_bridge import frames_to_image, image_to_frames, model_folder_files, progress_callback
+
+DEVICES = ["auto", "cpu", "cuda", "tensorrt"]
+
+
+@dataclass
+class FrameDetections:
+    """MIT_DETECTIONS: the people found in each frame (boxes, and keypoints once a pose model ran), before
+    tracking gives them identities; with the video's size, rate and shots."""
+
+    width: int
+    height: int
+    fps: float
+    frames: list[list[Detection]] = field(default_factory=list)
+    shots: list[tuple[int, int]] = field(default_factory=list)
 
 
 def _choices(default: str) -> list[str]:
@@ -39,7 +61,7 @@ class TrackPeople:
                 "pose_model": (_choices(KNOWN_MODELS["dwpose"].filename), {
                     "tooltip": "133-keypoint whole-body model (DWPose's dw-ll_ucoco_384.onnx)."}),
                 "detection_threshold": ("FLOAT", {"default": 0.5, "min": 0.05, "max": 0.99, "step": 0.05}),
-                "device": (["auto", "cpu", "cuda", "tensorrt"], {"default": "auto"}),
+                "device": (DEVICES, {"default": "auto"}),
                 "download_missing": ("BOOLEAN", {"default": False, "tooltip": (
                     "Download DWPose's files from Hugging Face into ComfyUI/models/dwpose when missing.")}),
             },
@@ -77,6 +99,218 @@ class DrawTracks:
         return (frames_to_image(drawn),)
 
 
+class DetectPeople:
+    DESCRIPTION = ("Finds the people in each frame with a YOLOX person detector (DWPose's yolox_l.onnx, or YOLOX-Nano "
+                   "on a small CPU) and the shot cuts between frames: boxes, no identities yet. Models are looked for "
+                   "in ComfyUI/models/dwpose/.")
+    CATEGORY = "MIT-CovOG/annotate"
+    FUNCTION = "detect"
+    RETURN_TYPES = ("MIT_DETECTIONS",)
+    RETURN_NAMES = ("detections",)
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {
+            "images": ("IMAGE", {"tooltip": "The video's frames."}),
+            "fps": ("FLOAT", {"default": 25.0, "min": 1.0, "max": 120.0, "tooltip": "Frame rate of the images."}),
+            "detector": (_choices(KNOWN_MODELS["yolox_l"].filename), {
+                "tooltip": "YOLOX person detector (DWPose's yolox_l.onnx, yolox_nano.onnx, or another export)."}),
+            "detection_threshold": ("FLOAT", {"default": 0.5, "min": 0.05, "max": 0.99, "step": 0.05}),
+            "device": (DEVICES, {"default": "auto"}),
+            "download_missing": ("BOOLEAN", {"default": False, "tooltip": (
+                "Download DWPose's detector from Hugging Face into ComfyUI/models/dwpose when missing.")}),
+        }}
+
+    def detect(self, images, fps, detector, detection_threshold, device, download_missing):
+        model = PersonDetector(_model_name(detector), score_threshold=detection_threshold, device=device,
+                               models_dir=_models_dir(), download=download_missing)
+        total = _frame_count(images)
+        progress = progress_callback(total)
+        shots = ShotDetector(fps)
+        found = []
+        for index, frame in enumerate(image_to_frames(images)):
+            shots.add(frame)
+            boxes, scores = model(frame)
+            found.append([Detection(index, b, s) for b, s in zip(boxes, scores)])
+            progress(index + 1, total)
+        return (FrameDetections(int(images.shape[2]), int(images.shape[1]), float(fps), found, shots.shots()),)
+
+
+class WholeBodyPoseNode:
+    DESCRIPTION = ("Estimates 133 whole-body keypoints (DWPose: body, feet, face, hands) for every detected person, "
+                   "with the model's real confidences. Also gives them as POSE_KEYPOINT (the DWPose Estimator "
+                   "node's format) for ControlNet and other packs. Models are looked for in ComfyUI/models/dwpose/.")
+    CATEGORY = "MIT-CovOG/annotate"
+    FUNCTION = "estimate"
+    RETURN_TYPES = ("MIT_DETECTIONS", "POSE_KEYPOINT")
+    RETURN_NAMES = ("detections", "pose_keypoint")
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {
+            "images": ("IMAGE", {"tooltip": "The frames the detections were made on."}),
+            "detections": ("MIT_DETECTIONS", {"tooltip": "People per frame, from Detect People."}),
+            "pose_model": (_choices(KNOWN_MODELS["dwpose"].filename), {
+                "tooltip": "133-keypoint whole-body model (DWPose's dw-ll_ucoco_384.onnx)."}),
+            "device": (DEVICES, {"default": "auto"}),
+            "download_missing": ("BOOLEAN", {"default": False, "tooltip": (
+                "Download DWPose's pose model from Hugging Face into ComfyUI/models/dwpose when missing.")}),
+        }}
+
+    def estimate(self, images, detections, pose_model, device, download_missing):
+        _check_frames(images, detections)
+        model = WholeBodyPose(_model_name(pose_model), device=device, models_dir=_models_dir(),
+                              download=download_missing)
+        total = _frame_count(images)
+        progress = progress_callback(total)
+        frames, poses = [], []
+        for index, (frame, found) in enumerate(zip(image_to_frames(images), detections.frames)):
+            boxes = np.stack([d.box for d in found]) if found else np.zeros((0, 4), np.float32)
+            points, scores = model(frame, boxes)
+            frames.append([Detection(d.frame, d.box, d.score, p, s) for d, p, s in zip(found, points, scores)])
+            poses.append({"people": [person_to_openpose(p, s) for p, s in zip(points, scores)],
+                          "canvas_width": detections.width, "canvas_height": detections.height})
+            progress(index + 1, total)
+        out = FrameDetections(detections.width, detections.height, detections.fps, frames, list(detections.shots))
+        return out, poses
+
+
+class TrackDetections:
+    DESCRIPTION = ("Follows each detected person through the video with a stable id (ids in order of first "
+                   "appearance, never across a shot cut): box overlap with the predicted box and keypoint "
+                   "similarity, gaps of up to 1 s bridged. Takes Detect People / Whole-Body Pose detections, or the "
+                   "POSE_KEYPOINT of another pack's DWPose node (which carries no identity). Face boxes come from the "
+                   "face keypoints (the paper's rule); Detect Faces adds them where there are none.")
+    CATEGORY = "MIT-CovOG/annotate"
+    FUNCTION = "track"
+    RETURN_TYPES = ("MIT_TRACKS",)
+    RETURN_NAMES = ("tracks",)
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        defaults = TrackerConfig()
+        return {
+            "required": {
+                "max_missing": ("INT", {"default": defaults.max_missing, "min": 0, "max": 250, "tooltip": (
+                    "Frames a person may be unseen and keep their id.")}),
+                "min_length": ("INT", {"default": defaults.min_length, "min": 1, "max": 100, "tooltip": (
+                    "Sightings before a new person counts (shorter tracks are dropped as noise).")}),
+            },
+            "optional": {
+                "detections": ("MIT_DETECTIONS", {"tooltip": "From Detect People or Whole-Body Pose."}),
+                "pose_keypoint": ("POSE_KEYPOINT", {"tooltip": "Instead of detections: per-frame poses from "
+                                                               "another pack's DWPose node."}),
+                "fps": ("FLOAT", {"default": 25.0, "min": 1.0, "max": 120.0, "tooltip": (
+                    "Frame rate, for POSE_KEYPOINT input (it carries none).")}),
+            },
+        }
+
+    def track(self, max_missing, min_length, detections=None, pose_keypoint=None, fps=25.0):
+        if (detections is None) == (pose_keypoint is None):
+            raise ValueError("Track People needs either detections (Detect People / Whole-Body Pose) or a "
+                             "POSE_KEYPOINT input, not both and not neither")
+        if detections is None:
+            detections = detections_from_pose_keypoint(pose_keypoint, fps)
+        config = TrackerConfig(max_missing=max_missing, min_length=min_length)
+        tracks = track_people(detections.frames, detections.shots or None, config)
+        for track in tracks:
+            track.face_boxes = face_boxes_from_keypoints(track)
+        return (VideoTracks(detections.width, detections.height, detections.fps, len(detections.frames), tracks,
+                            detections.shots or [(0, len(detections.frames))]),)
+
+
+def detections_from_pose_keypoint(pose_keypoint, fps: float) -> FrameDetections:
+    """POSE_KEYPOINT frames (DWPose node) as detections: each person's box is the extent of their seen points."""
+    from mit_annotator.pose_formats import _canvas_size
+
+    if not isinstance(pose_keypoint, list) or not pose_keypoint:
+        raise ValueError("POSE_KEYPOINT must be a non-empty list with one dict per frame")
+    width, height = _canvas_size(pose_keypoint[0], "POSE_KEYPOINT frame 0")
+    frames = []
+    for index, entry in enumerate(pose_keypoint):
+        found = []
+        for k, person in enumerate(entry.get("people") or []):
+            points, scores = person_from_openpose(person, where=f"POSE_KEYPOINT frame {index}, person {k}")
+            box = keypoint_box(points, scores, VISIBLE_SCORE)
+            if not np.isnan(box).any():
+                found.append(Detection(index, box, 1.0, points, scores))
+        frames.append(found)
+    return FrameDetections(width, height, float(fps), frames, [(0, len(frames))])
+
+
+class DetectFaces:
+    DESCRIPTION = ("Finds faces with YuNet (5 landmarks: eyes, nose, mouth corners; ComfyUI/models/dwpose/ or the "
+                   "models folder). With tracks: each person gets their face's landmarks, and a face box in frames "
+                   "where their keypoints gave none. Without tracks: the faces themselves are tracked as the people "
+                   "(enough for who speaks and speaker masks when no pose model is at hand).")
+    CATEGORY = "MIT-CovOG/annotate"
+    FUNCTION = "detect"
+    RETURN_TYPES = ("MIT_TRACKS",)
+    RETURN_NAMES = ("tracks",)
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {
+            "required": {
+                "images": ("IMAGE", {"tooltip": "The video's frames."}),
+                "fps": ("FLOAT", {"default": 25.0, "min": 1.0, "max": 120.0, "tooltip": "Frame rate of the images."}),
+                "face_model": (_choices(KNOWN_MODELS["yunet"].filename), {
+                    "tooltip": "YuNet face detector (face_detection_yunet.onnx, opencv_zoo)."}),
+                "score_threshold": ("FLOAT", {"default": 0.6, "min": 0.05, "max": 0.99, "step": 0.05}),
+            },
+            "optional": {"tracks": ("MIT_TRACKS", {"tooltip": "People tracked from the same frames."})},
+        }
+
+    def detect(self, images, fps, face_model, score_threshold, tracks=None):
+        if tracks is not None:
+            _check_frames(images, tracks)
+        detector = YuNetFaceDetector(_model_name(face_model), score_threshold=score_threshold,
+                                     models_dir=_models_dir())
+        total = _frame_count(images)
+        progress = progress_callback(total)
+        faces = []
+        for index, frame in enumerate(image_to_frames(images)):
+            faces.append(detector(frame))
+            progress(index + 1, total)
+        width, height = int(images.shape[2]), int(images.shape[1])
+        if tracks is None:
+            return (faces_as_tracks(faces, width, height, float(fps)),)
+        tracks = copy.deepcopy(tracks)  # the input is cached by ComfyUI: never changed in place
+        _attach_detected_faces(tracks.tracks, faces)
+        return (tracks,)
+
+
+def faces_as_tracks(faces, width: int, height: int, fps: float) -> VideoTracks:
+    """Tracks of faces alone (box = face box, with the detector's landmarks), as who_speaks.track_faces makes
+    them from a video file."""
+    detections, landmarks = [], {}
+    for index, found in enumerate(faces):
+        detections.append([Detection(index, face.box, face.score) for face in found])
+        for face in found:
+            landmarks[(index, tuple(np.round(face.box, 2)))] = face.landmarks
+    tracks = track_people(detections, None, TrackerConfig(fill_gaps=False))
+    for track in tracks:
+        track.face_boxes = track.boxes.copy()
+        track.face_landmarks = np.stack([landmarks.get((int(f), tuple(np.round(b, 2))),
+                                                       np.full((5, 2), np.nan, np.float32))
+                                         for f, b in zip(track.frames, track.boxes)])
+    return VideoTracks(width, height, fps, len(faces), tracks, [(0, len(faces))])
+
+
+def _frame_count(images) -> int:
+    if images.ndim != 4 or images.shape[-1] != 3 or images.shape[0] == 0:
+        raise ValueError(f"images must be a non-empty batch of RGB frames (F, H, W, 3), got shape "
+                         f"{tuple(images.shape)}")
+    return int(images.shape[0])
+
+
+def _check_frames(images, made) -> None:
+    count = len(made.frames) if isinstance(made, FrameDetections) else made.num_frames
+    if _frame_count(images) != count or (images.shape[2], images.shape[1]) != (made.width, made.height):
+        raise ValueError(f"these were made for {count} frames of {made.width}x{made.height}; the images are "
+                         f"{images.shape[0]} frames of {images.shape[2]}x{images.shape[1]}: give the same frames")
+
+
 def _model_name(choice: str) -> str:
     """A file name of a known model becomes its name, so that every place it may be is searched."""
     for name, known in KNOWN_MODELS.items():
@@ -94,6 +328,19 @@ def _models_dir():
         return None
 
 
-NODE_CLASS_MAPPINGS = {"MITCovOG_TrackPeople": TrackPeople, "MITCovOG_DrawTracks": DrawTracks}
-NODE_DISPLAY_NAME_MAPPINGS = {"MITCovOG_TrackPeople": "Track People + DWPose (MIT-CovOG)",
-                              "MITCovOG_DrawTracks": "Draw Tracks (MIT-CovOG)"}
+NODE_CLASS_MAPPINGS = {
+    "MITCovOG_TrackPeople": TrackPeople,
+    "MITCovOG_DrawTracks": DrawTracks,
+    "MITCovOG_DetectPeople": DetectPeople,
+    "MITCovOG_WholeBodyPose": WholeBodyPoseNode,
+    "MITCovOG_TrackDetections": TrackDetections,
+    "MITCovOG_DetectFaces": DetectFaces,
+}
+NODE_DISPLAY_NAME_MAPPINGS = {
+    "MITCovOG_TrackPeople": "Track People + DWPose (MIT-CovOG)",
+    "MITCovOG_DrawTracks": "Draw Tracks (MIT-CovOG)",
+    "MITCovOG_DetectPeople": "Detect People (MIT-CovOG)",
+    "MITCovOG_WholeBodyPose": "Whole-Body Pose, DWPose (MIT-CovOG)",
+    "MITCovOG_TrackDetections": "Track People (MIT-CovOG)",
+    "MITCovOG_DetectFaces": "Detect Faces (MIT-CovOG)",
+}

@@ -1,0 +1,154 @@
+"""Speaker binding for the multi-speaker talking-video nodes creators already run: speaker k's mask and voice, in the
+order of who speaks first, from the annotator's tracks and who-speaks assignment (no hand-painted masks, no stems cut
+by hand). ComfyUI core's WanInfiniteTalkToVideo (two_speakers): mask_1 / mask_2, and voice 1 / voice 2 through
+AudioEncoderEncode; WanVideoWrapper's MultiTalk: audio_1..4 and `masks` as ref_target_masks."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import torch
+from mit_annotator.binding import (FADE_SECONDS, ORDERS, REGIONS, masks_preview, nearest_seen_frame, speaker_masks,
+                                   speaker_order, split_voices)
+
+from .comfy_bridge import check_audio_covers, check_people, frames_to_image
+
+MAX_SLOTS = 4  # the most speakers the models above take (MultiTalk: audio_1..4)
+log = logging.getLogger("MIT-CovOG")
+
+
+class SpeakerMasks:
+    DESCRIPTION = ("One MASK per person for multi-speaker models (InfiniteTalk's mask_1/mask_2, MultiTalk's "
+                   "ref_target_masks), numbered in the speaker order of Split Voices: by default the first person to "
+                   "speak is 1, whatever their place on screen. Face, head or body region; one static mask over the "
+                   "reference frame (what InfiniteTalk and MultiTalk read) or one per frame; grown and feathered in "
+                   "pixels. `masks` holds every person's static mask as one batch; the preview shows them numbered.")
+    CATEGORY = "MIT-CovOG/binding"
+    FUNCTION = "make"
+    RETURN_TYPES = ("MASK", "MASK", "MASK", "MASK", "MASK", "IMAGE", "INT")
+    RETURN_NAMES = ("mask_1", "mask_2", "mask_3", "mask_4", "masks", "preview", "people")
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {
+            "required": {
+                "tracks": ("MIT_TRACKS", {"tooltip": "The people (with face boxes for the face and head regions)."}),
+                "speaking": ("MIT_SPEAKING", {"tooltip": "Who speaks when, from Assign Speakers."}),
+                "region": (list(REGIONS), {"default": "face", "tooltip": (
+                    "face: the face box; head: the face box widened to the hair; body: the person's box.")}),
+                "mode": (["static", "per_frame"], {"default": "static", "tooltip": (
+                    "static: one mask per person over the reference frame (InfiniteTalk, MultiTalk); per_frame: "
+                    "one per video frame, following the person.")}),
+                "reference_frame": ("INT", {"default": 0, "min": 0, "max": 100000, "tooltip": (
+                    "The frame the static masks (and the preview) are drawn over; a person not seen there gets "
+                    "their nearest frame's region.")}),
+                "order": (list(ORDERS), {"default": "first_to_speak", "tooltip": (
+                    "Slot order: first_to_speak (the assignment's order in time; people who never speak last), "
+                    "track_id, or left_to_right. Use the same order in Split Voices.")}),
+                "grow": ("INT", {"default": 0, "min": 0, "max": 512, "tooltip": "Pixels added on every side."}),
+                "feather": ("INT", {"default": 0, "min": 0, "max": 512, "tooltip": (
+                    "Pixels over which the mask fades to 0 outside its (grown) region.")}),
+            },
+            "optional": {"images": ("IMAGE", {"tooltip": "The frames, for the preview (black without them)."})},
+        }
+
+    def make(self, tracks, speaking, region, mode, reference_frame, order, grow, feather, images=None):
+        check_people(tracks)
+        if not speaking.people:
+            raise ValueError("the assignment has no people: run Assign Speakers on these tracks")
+        if not 0 <= reference_frame < tracks.num_frames:
+            raise ValueError(f"reference_frame {reference_frame} is outside the video's {tracks.num_frames} frames")
+        slots = speaker_order(speaking, tracks, order)
+        if len(slots) > MAX_SLOTS:
+            log.warning("[MIT-CovOG] %d people: masks 1-%d go to %s; `masks` holds all of them", len(slots),
+                        MAX_SLOTS, slots[:MAX_SLOTS])
+        static = np.concatenate([
+            speaker_masks(tracks, [t], region, [nearest_seen_frame(tracks, t, reference_frame, region)], grow,
+                          feather)[:, 0] for t in slots])  # (people, H, W)
+        if mode == "per_frame":
+            moving = speaker_masks(tracks, slots[:MAX_SLOTS], region, None, grow, feather)  # (people, F, H, W)
+            outputs = [torch.from_numpy(m) for m in moving]
+            empty = torch.zeros(tracks.num_frames, tracks.height, tracks.width)
+        else:
+            outputs = [torch.from_numpy(m[None]) for m in static[:MAX_SLOTS]]
+            empty = torch.zeros(1, tracks.height, tracks.width)
+        outputs += [empty.clone() for _ in range(MAX_SLOTS - len(outputs))]
+        frame = (np.zeros((tracks.height, tracks.width, 3), np.uint8) if images is None
+                 else _frame(images, reference_frame, tracks))
+        preview = masks_preview(frame, static, [f"{k + 1}: person {t}" for k, t in enumerate(slots)])
+        return (*outputs, torch.from_numpy(static), frames_to_image(preview[None]), len(slots))
+
+
+class SplitVoices:
+    DESCRIPTION = ("One AUDIO per person from the mixed track, in the speaker order of Speaker Masks: the mix while "
+                   "that person speaks (their segments from Assign Speakers, short fades at the edges), silence "
+                   "elsewhere; each as long as the input, at its rate and channels. A per-person recording given as "
+                   "voice_k passes through unchanged. Feed AudioEncoderEncode (InfiniteTalk) or MultiTalk's "
+                   "audio_1..4 ('para': the voices play in parallel, as in the conversation).")
+    CATEGORY = "MIT-CovOG/binding"
+    FUNCTION = "split"
+    RETURN_TYPES = ("AUDIO", "AUDIO", "AUDIO", "AUDIO", "INT")
+    RETURN_NAMES = ("voice_1", "voice_2", "voice_3", "voice_4", "people")
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {
+            "required": {
+                "audio": ("AUDIO", {"tooltip": "The conversation's mixed audio (the video's own)."}),
+                "speaking": ("MIT_SPEAKING", {"tooltip": "Who speaks when, from Assign Speakers."}),
+                "order": (list(ORDERS), {"default": "first_to_speak", "tooltip": (
+                    "Slot order; the same as in Speaker Masks (left_to_right needs the tracks).")}),
+                "fade_ms": ("INT", {"default": int(FADE_SECONDS * 1000), "min": 0, "max": 500, "tooltip": (
+                    "Each speaking segment fades in and out over this long, inside the segment.")}),
+            },
+            "optional": {
+                "tracks": ("MIT_TRACKS", {"tooltip": "Needed for the left_to_right order."}),
+                **{f"voice_{k}": ("AUDIO", {"tooltip": f"Speaker {k}'s own recording: passed through as it is."})
+                   for k in range(1, MAX_SLOTS + 1)},
+            },
+        }
+
+    def split(self, audio, speaking, order, fade_ms, tracks=None, **given):
+        try:
+            waveform, rate = audio["waveform"], int(audio["sample_rate"])
+        except (KeyError, TypeError):
+            raise ValueError("audio must be ComfyUI AUDIO: {'waveform': (batch, channels, samples), "
+                             "'sample_rate'}") from None
+        if not speaking.people:
+            raise ValueError("the assignment has no people: run Assign Speakers first")
+        if tracks is not None:
+            check_people(tracks)
+        slots = speaker_order(speaking, tracks, order)
+        extra = sorted(int(name.split("_")[1]) for name, value in given.items()
+                       if value is not None and int(name.split("_")[1]) > len(slots))
+        if extra:
+            raise ValueError(f"voice_{extra[0]} is given but the assignment has {len(slots)} people: more voices "
+                             "than people (connect per-person recordings to the first slots only)")
+        check_audio_covers(waveform.shape[-1] / rate, speaking.num_frames, speaking.fps)
+        mix = waveform[0].float().cpu().numpy()  # (channels, samples)
+        split = split_voices(mix, rate, speaking, slots[:MAX_SLOTS], fade_ms / 1000)
+        voices = []
+        for k in range(MAX_SLOTS):
+            own = given.get(f"voice_{k + 1}")
+            if own is not None:
+                voices.append(own)
+            elif k < len(split):
+                voices.append({"waveform": torch.from_numpy(split[k])[None], "sample_rate": rate})
+            else:
+                voices.append({"waveform": torch.zeros_like(waveform[:1]), "sample_rate": rate})
+        return (*voices, len(slots))
+
+
+def _frame(images, index: int, tracks) -> np.ndarray:
+    if images.ndim != 4 or images.shape[-1] != 3 or (images.shape[2], images.shape[1]) != (tracks.width,
+                                                                                              tracks.height):
+        raise ValueError(f"images of shape {tuple(images.shape)} are not the {tracks.width}x{tracks.height} frames "
+                         "the tracks came from")
+    frame = images[min(index, images.shape[0] - 1)]
+    return (frame.clamp(0, 1) * 255).round().byte().cpu().numpy()
+
+
+NODE_CLASS_MAPPINGS = {"MITCovOG_SpeakerMasks": SpeakerMasks, "MITCovOG_SplitVoices": SplitVoices}
+NODE_DISPLAY_NAME_MAPPINGS = {"MITCovOG_SpeakerMasks": "Speaker Masks (MIT-CovOG)",
+                              "MITCovOG_SplitVoices": "Split Voices (MIT-CovOG)"}

@@ -1,0 +1,265 @@
+"""Speaker binding (Speaker Masks, Split Voices, mit_annotator.binding): which person becomes speaker 1, 2, ...,
+the masks' pixels, the voices' samples, the errors a user sees; and the whole chain on real footage
+(interact_11.mp4 as ComfyUI's Load Video gives it: 24 fps frames, 48 kHz stereo audio)."""
+
+import json
+import sys
+
+import numpy as np
+import pytest
+import torch
+from conftest import MODELS, PACK_ROOT, SHARED_DATA, shared_path
+
+from mit_annotator import binding
+from mit_annotator.records import PersonSpeaking, PersonTrack, SpeakingActivity, VideoTracks
+
+sys.path.insert(0, str(PACK_ROOT))
+from nodes.binding_nodes import SpeakerMasks, SplitVoices  # noqa: E402
+
+FPS, FRAMES, W, H = 25.0, 50, 96, 64
+
+
+def person_track(track_id, x, frames=range(FRAMES), face=True):
+    frames = np.asarray(list(frames))
+    boxes = np.tile([x, 10, x + 30, 60], (len(frames), 1)).astype(np.float32)
+    faces = np.tile([x + 8, 12, x + 22, 28], (len(frames), 1)).astype(np.float32) if face else None
+    return PersonTrack(track_id, frames, boxes, face_boxes=faces)
+
+
+def scene(speak=((0, [(30, 50)]), (1, [(5, 25)])), xs=(5, 60), **kwargs):
+    """Person 0 on the left, person 1 on the right; by default person 1 speaks first."""
+    tracks = VideoTracks(W, H, FPS, FRAMES, [person_track(t, x, **kwargs) for t, x in enumerate(xs)],
+                         [(0, FRAMES)])
+    people = []
+    for track_id, segments in speak:
+        scores = np.full(FRAMES, -2.0, np.float32)
+        for a, b in segments:
+            scores[a:b] = 2.0
+        people.append(PersonSpeaking(track_id, scores, f"V{track_id}" if segments else None, list(segments), []))
+    return tracks, SpeakingActivity(FPS, FRAMES, people)
+
+
+def comfy_audio(samples, rate=16000):
+    samples = np.asarray(samples, np.float32)
+    return {"waveform": torch.from_numpy(samples if samples.ndim == 2 else samples[None])[None], "sample_rate": rate}
+
+
+MASK_ARGS = dict(region="face", mode="static", reference_frame=0, order="first_to_speak", grow=0, feather=0)
+
+
+def test_speaker_one_is_the_first_to_speak_not_the_leftmost():
+    tracks, speaking = scene()
+    assert binding.speaker_order(speaking, tracks) == [1, 0]
+    assert binding.speaker_order(speaking, tracks, "left_to_right") == [0, 1]
+    assert binding.speaker_order(speaking, tracks, "track_id") == [0, 1]
+    # a listener comes after the speakers, whatever their id
+    tracks3 = VideoTracks(W, H, FPS, FRAMES, [person_track(t, x) for t, x in enumerate((0, 30, 60))])
+    _, speaking3 = scene(((0, []), (1, [(20, 30)]), (2, [(5, 10)])), xs=(0, 30, 60))
+    assert binding.speaker_order(speaking3, tracks3) == [2, 1, 0]
+
+    mask_1, mask_2, mask_3, mask_4, masks, preview, people = SpeakerMasks().make(tracks, speaking, **MASK_ARGS)
+    assert people == 2 and mask_1.shape == (1, H, W) and masks.shape == (2, H, W) and preview.shape == (1, H, W, 3)
+    right_face, left_face = (slice(12, 28), slice(68, 82)), (slice(12, 28), slice(13, 27))
+    assert (mask_1[0][right_face] == 1).all() and mask_1.sum() == 16 * 14  # the right person's face, nothing else
+    assert (mask_2[0][left_face] == 1).all() and mask_2.sum() == 16 * 14
+    assert not mask_3.any() and not mask_4.any() and mask_3.shape == (1, H, W)
+    torch.testing.assert_close(masks, torch.cat([mask_1, mask_2]))
+
+
+def test_voices_follow_the_same_order_and_gate_the_mix():
+    tracks, speaking = scene()
+    rate = 16000
+    stereo = np.stack([np.sin(np.arange(2 * rate) / 7.0), 0.5 * np.cos(np.arange(2 * rate) / 5.0)]).astype(np.float32)
+    voice_1, voice_2, voice_3, voice_4, people = SplitVoices().split(comfy_audio(stereo), speaking, "first_to_speak",
+                                                                     20)
+    assert people == 2
+    for voice in (voice_1, voice_2, voice_3, voice_4):
+        assert voice["sample_rate"] == rate and voice["waveform"].shape == (1, 2, 2 * rate)  # same length, channels
+    one, two = voice_1["waveform"][0].numpy(), voice_2["waveform"][0].numpy()
+    first, second = (slice(5 * 640, 25 * 640), slice(30 * 640, 50 * 640))  # frames -> samples at 25 fps, 16 kHz
+    fade = 320  # 20 ms
+    inner = slice(first.start + fade, first.stop - fade)
+    np.testing.assert_array_equal(one[:, inner], stereo[:, inner])  # person 1's turn: the mix as it is
+    assert not one[:, :first.start].any() and not one[:, first.stop:].any()  # silence elsewhere
+    np.testing.assert_array_equal(two[:, second.start + fade:second.stop - fade],
+                                  stereo[:, second.start + fade:second.stop - fade])
+    assert not two[:, :second.start].any() and not two[:, second.stop:].any()
+    ramp = one[0, first.start:first.start + fade] / stereo[0, first.start:first.start + fade]
+    assert np.all(np.diff(ramp[np.isfinite(ramp)]) > 0) and 0 < ramp[1] < 0.02  # a fade in, not a click
+    assert not voice_3["waveform"].any() and not voice_4["waveform"].any()
+    # per-person recordings pass straight through
+    own = comfy_audio(np.ones(2 * rate))
+    passed = SplitVoices().split(comfy_audio(stereo), speaking, "first_to_speak", 20, voice_2=own)
+    assert passed[1] is own and passed[0]["waveform"].equal(voice_1["waveform"])
+
+
+def test_masks_per_frame_grow_feather_and_region():
+    tracks = VideoTracks(W, H, FPS, FRAMES, [person_track(0, 5, frames=range(10, 40)), person_track(1, 60)])
+    _, speaking = scene()
+    masks = binding.speaker_masks(tracks, [0], "face", None)
+    assert masks.shape == (1, FRAMES, H, W)
+    assert not masks[0, :10].any() and not masks[0, 40:].any()  # not there: empty
+    assert (masks[0, 10:40].sum(axis=(1, 2)) == 16 * 14).all()
+    body = binding.speaker_masks(tracks, [1], "body", [0])[0, 0]
+    assert body.sum() == 30 * 50 and body[10:60, 60:90].all()
+    head = binding.speaker_masks(tracks, [1], "head", [0])[0, 0]
+    rows, cols = np.nonzero(head)
+    assert rows.min() < 12 and cols.min() < 68 and cols.max() >= 82 and head.sum() > 16 * 14 * 2  # hair included
+    grown = binding.speaker_masks(tracks, [1], "face", [0], grow=3)[0, 0]
+    assert grown.sum() == 22 * 20 and grown[9:31, 65:85].all()
+    soft = binding.speaker_masks(tracks, [1], "face", [0], grow=3, feather=4)[0, 0]
+    assert (soft[grown == 1] == 1).all() and soft[9:31, 85:89].max() < 1 and soft[20, 85] > 0.5
+    assert soft[20, 89] == 0 and 0 < soft[20, 87] < soft[20, 86] < 1  # linear fall-off over 4 px
+    # the node's per-frame masks: one per frame, in slot order (person 1 speaks first)
+    out = SpeakerMasks().make(tracks, speaking, **{**MASK_ARGS, "mode": "per_frame"})
+    assert out[0].shape == (FRAMES, H, W) and out[0][0].sum() == 16 * 14 and out[0][0, 20, 75] == 1
+    assert not out[1][:10].any() and out[1][10, 20, 20] == 1
+    # static: a person not seen in the reference frame gets the region of their nearest frame
+    static = SpeakerMasks().make(tracks, speaking, **MASK_ARGS)
+    assert static[1][0, 20, 20] == 1 and static[1].sum() == 16 * 14
+
+
+def test_up_to_four_slots_and_everyone_in_masks():
+    xs = (0, 15, 30, 45, 60, 75)
+    tracks = VideoTracks(W, H, FPS, FRAMES, [person_track(t, x) for t, x in enumerate(xs)])
+    _, speaking = scene([(t, [(40 - 5 * t, 45 - 5 * t)]) for t in range(6)], xs=xs)  # person 5 speaks first
+    out = SpeakerMasks().make(tracks, speaking, **MASK_ARGS)
+    assert out[6] == 6 and out[4].shape == (6, H, W)
+    for slot in range(4):  # slot k: person 5 - k
+        cols = np.nonzero(out[slot][0].numpy().any(axis=0))[0]
+        assert cols.min() == xs[5 - slot] + 8, slot
+    voices = SplitVoices().split(comfy_audio(np.ones(FRAMES * 640)), speaking, "first_to_speak", 0)
+    assert voices[4] == 6
+    for slot in range(4):
+        active = np.flatnonzero(voices[slot]["waveform"][0, 0].numpy())
+        assert active.min() == (15 + 5 * slot) * 640 and active.max() == (20 + 5 * slot) * 640 - 1
+
+
+def test_bad_input_gives_a_clear_message():
+    tracks, speaking = scene()
+    nobody = VideoTracks(W, H, FPS, FRAMES, [], [(0, FRAMES)])
+    with pytest.raises(ValueError, match="no people in the tracks"):
+        SpeakerMasks().make(nobody, speaking, **MASK_ARGS)
+    stranger = SpeakingActivity(FPS, FRAMES, [*speaking.people, PersonSpeaking(7, np.zeros(FRAMES), "V7")])
+    with pytest.raises(ValueError, match="names person 7, whom the tracks do not hold"):
+        SpeakerMasks().make(tracks, stranger, **MASK_ARGS)
+    with pytest.raises(ValueError, match=r"the audio lasts 1\.00 s but the video 2\.00 s"):
+        SplitVoices().split(comfy_audio(np.ones(16000)), speaking, "first_to_speak", 20)
+    audio = comfy_audio(np.ones(FRAMES * 640))
+    with pytest.raises(ValueError, match="voice_3 is given but the assignment has 2 people: more voices than people"):
+        SplitVoices().split(audio, speaking, "first_to_speak", 20, voice_3=audio)
+    with pytest.raises(ValueError, match="left_to_right order needs the tracks"):
+        SplitVoices().split(audio, speaking, "left_to_right", 20)
+    faceless = VideoTracks(W, H, FPS, FRAMES, [person_track(0, 5, face=False), person_track(1, 60, face=False)])
+    with pytest.raises(ValueError, match="person 1 has no face box in any frame: detect their faces"):
+        SpeakerMasks().make(faceless, speaking, **MASK_ARGS)
+    with pytest.raises(ValueError, match="reference_frame 99 is outside the video's 50 frames"):
+        SpeakerMasks().make(tracks, speaking, **{**MASK_ARGS, "reference_frame": 99})
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Real footage: the nodes as a workflow chains them
+
+
+INTERACT = SHARED_DATA / "video" / "interact_11.mp4"
+
+
+@pytest.fixture(scope="module")
+def interact():
+    """interact_11 through Detect Faces -> Assign Speakers -> Speaker Masks + Split Voices, as the binding
+    workflows run it: frames at the video's 24 fps and its 48 kHz stereo audio, as Load Video gives them."""
+    import av
+
+    from mit_annotator import media
+    from nodes.comfy_bridge import frames_to_image
+    from nodes.speaker_nodes import AssignSpeakers
+    from nodes.vision_nodes import DetectFaces
+
+    shared_path("video", "interact_11.mp4")
+    weights = shared_path("models", "lr_asd", "pretrain_AVA.model")
+    frames = media.read_frames(INTERACT)
+    with av.open(str(INTERACT)) as container:
+        stream = container.streams.audio[0]
+        wave = np.concatenate([f.to_ndarray() for f in container.decode(stream)], axis=1).astype(np.float32)
+        rate = stream.rate
+    images, audio = frames_to_image(frames), {"waveform": torch.from_numpy(wave)[None], "sample_rate": rate}
+    tracks, = DetectFaces().detect(images, 24.0, str(MODELS / "face_detection_yunet.onnx"), 0.6)
+    speaking, _ = AssignSpeakers().assign(tracks, audio, 0, "offline", images, "auto", str(weights))
+    masks = SpeakerMasks().make(tracks, speaking, **{**MASK_ARGS, "mode": "per_frame"})
+    static = SpeakerMasks().make(tracks, speaking, **{**MASK_ARGS, "region": "head", "grow": 16, "feather": 8},
+                                 images=images)
+    voices = SplitVoices().split(audio, speaking, "first_to_speak", 20)
+    return dict(frames=frames, wave=wave, rate=rate, tracks=tracks, speaking=speaking, masks=masks, static=static,
+                voices=voices)
+
+
+def detected_faces(frames, every=3):
+    """YuNet's own face boxes every few frames, split by side of the picture (the right person, the left one)."""
+    from mit_annotator.faces import YuNetFaceDetector
+
+    detector = YuNetFaceDetector(MODELS / "face_detection_yunet.onnx")
+    sides = {"right": {}, "left": {}}
+    for index in range(0, len(frames), every):
+        for face in detector(frames[index]):
+            side = "right" if (face.box[0] + face.box[2]) / 2 > frames.shape[2] / 2 else "left"
+            sides[side].setdefault(index, face.box)
+    return sides
+
+
+def covered(mask, box, share=0.9) -> bool:
+    x1, y1, x2, y2 = (int(round(v)) for v in box)
+    region = mask[max(y1, 0):y2, max(x1, 0):x2]
+    return region.size > 0 and float((region > 0.5).mean()) >= share
+
+
+def test_interact_11_binding(interact):
+    """Mask 1 and voice 1 go to the person who speaks first (on the right), mask 2 / voice 2 to the left one;
+    the masks cover each detected face in >= 95% of frames; each voice holds its person's speech and silence in
+    the other's turn (energy < 1% of its own turn's)."""
+    frames, tracks, speaking = interact["frames"], interact["tracks"], interact["speaking"]
+    assert len(tracks.tracks) == 2 and tracks.fps == 24.0 and tracks.num_frames == len(frames) == 205
+    slots = binding.speaker_order(speaking, tracks)
+    centres = {t: float(np.mean(tracks.track(t).boxes[:, 0::2])) for t in slots}
+    assert centres[slots[0]] > frames.shape[2] / 2 > centres[slots[1]]  # speaker 1 is on the right
+    first = speaking.person(slots[0]).speak
+    assert first[0][0] <= 3 and 100 <= first[0][1] <= 115  # the right person's turn: 0 to about 4.4 s (24 fps)
+
+    faces = detected_faces(frames)
+    per_frame = interact["masks"]
+    static_1, static_2 = interact["static"][0][0].numpy(), interact["static"][1][0].numpy()
+    for slot, side in ((0, "right"), (1, "left")):
+        seen = faces[side]
+        assert len(seen) >= 0.9 * len(range(0, len(frames), 3))
+        moving = np.mean([covered(per_frame[slot][k].numpy(), box) for k, box in seen.items()])
+        still = np.mean([covered((static_1, static_2)[slot], box) for box in seen.values()])
+        print(side, "per-frame mask covers the face in", moving, "static head mask in", still)
+        assert moving >= 0.95 and still >= 0.95
+        other = (per_frame[1 - slot][k].numpy() for k in seen)
+        assert not any(covered(m, box, 0.1) for m, box in zip(other, seen.values()))  # never the other's face
+
+    rate, wave = interact["rate"], interact["wave"]
+    truth = json.loads(INTERACT.with_suffix(".turns.json").read_text())["speaking_seconds"]
+    stretch = 25 / 24  # the turns file counts 25 fps frames (see test_who_speaks_real)
+    turn = {side: [(a * stretch, b * stretch) for a, b in spans] for side, spans in truth.items()}
+    for slot, (side, other) in enumerate((("right", "left"), ("left", "right"))):
+        voice = interact["voices"][slot]
+        assert voice["sample_rate"] == rate and voice["waveform"].shape == (1, *wave.shape)
+        energy = voice["waveform"][0].numpy().astype(np.float64) ** 2
+        own, theirs = np.zeros(wave.shape[1], bool), np.zeros(wave.shape[1], bool)
+        for a, b in turn[side]:
+            own[int(a * rate):int(b * rate)] = True
+        for a, b in turn[other]:  # the other's turn, less the pause at the turn change (0.3 s after it starts)
+            theirs[int((a + 0.3) * rate):int(b * rate)] = True
+        inside, leaked = energy[:, own].sum(), energy[:, theirs].sum()
+        outside = energy[:, ~own].sum()
+        print(side, "voice energy: other's turn / own turn", leaked / inside, "all outside / own", outside / inside)
+        assert leaked < 0.01 * inside
+        assert outside < 0.02 * inside  # the pause between turns is room tone, not speech
+        mix = wave.astype(np.float64) ** 2
+        assert inside > 0.9 * mix[:, own].sum()  # the person's speech is all there
+    # by construction: outside the person's own segments the voice is exactly silent
+    for slot, person in enumerate(slots):
+        gate = np.zeros(wave.shape[1], bool)
+        for a, b in speaking.person(person).speak:
+            gate[int(round(a / 24 * rate)):int(round(b / 24 * rate))] = True
+        assert not interact["voices"][slot]["waveform"][0].numpy()[:, ~gate].any()
