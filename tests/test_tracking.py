@@ -243,6 +243,7 @@ def test_reidentification_revives_the_most_alike_recent_person_only():
         frames.append(found)
         appearances.append(seen_looks)
     assert appearance_similarity(looks["A"], looks["B"]) > TrackerConfig().reid_min_similarity
+    assert len(track_people(frames, appearances=appearances)) == 6  # re-identification is off by default
     tracks = track_people(frames, config=TrackerConfig(reid=True), appearances=appearances)
     starts = {t.track_id: (int(t.frames[0]), float(t.boxes[0, 0])) for t in tracks}
     assert starts == {0: (0, 0.0), 1: (0, 400.0), 2: (0, 1000.0), 3: (90, 600.0), 4: (200, 800.0)}
@@ -318,11 +319,13 @@ def test_a_track_is_confirmed_by_its_fifth_sighting():
 
 def test_gaps_are_filled_up_to_max_missing_frames_exactly():
     layout = skeleton(32)
-    seen = set(range(0, 5)) | set(range(8, 13)) | set(range(38, 43)) | set(range(44, 49))  # gaps of 3, 25 and 1
-    frames = [[person(f, 100.0 + f, 0, layout)] if f in seen else [] for f in range(49)]
+    seen = set(range(0, 5)) | set(range(8, 13)) | set(range(38, 43)) | set(range(44, 49)) | {51}  # gaps 3, 25, 1, 2
+    x = 100.0 + 0.01 * np.arange(52) ** 2  # accelerating: each gap is filled on the line between its own two ends
+    frames = [[person(f, x[f], 0, layout)] if f in seen else [] for f in range(52)]
     track = track_people(frames)[0]
-    np.testing.assert_array_equal(track.frames, np.arange(49))
-    np.testing.assert_allclose(track.boxes[:, 0], 100.0 + np.arange(49), atol=1e-4)  # on the line between sightings
+    np.testing.assert_array_equal(track.frames, np.arange(52))
+    sightings = np.array(sorted(seen))
+    np.testing.assert_allclose(track.boxes[:, 0], np.interp(np.arange(52), sightings, x[sightings]), atol=1e-3)
     longer = [[person(f, 100.0, 0, layout)] if f < 5 or f >= 31 else [] for f in range(36)]  # a gap of 26
     assert [len(t) for t in track_people(longer, config=TrackerConfig(max_missing=25))] == [5, 5]
     raw = track_people(frames, config=TrackerConfig(fill_gaps=False))[0]
