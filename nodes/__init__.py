@@ -16,7 +16,9 @@ _NODE_MODULES = {
     "vision_nodes": "people tracking (YOLOX + DWPose)",
     "speaker_nodes": "speaker assignment (diarization)",
     "binding_nodes": "speaker binding (masks and voices)",
+    "export_nodes": "MIT-layout export",
     "covog_nodes": "CovOG video generation",
+    "covog_stage_nodes": "CovOG generation stages",
 }
 
 NODE_CLASS_MAPPINGS: dict = {}

@@ -151,13 +151,19 @@ def check_people(tracks) -> None:
                          "threshold and that people are in view")
 
 
-def processing_interrupted() -> bool:
-    """True once the user pressed Cancel in ComfyUI (never outside ComfyUI)."""
+def interrupt_check() -> Callable[[], bool]:
+    """A `cancelled()` for covog's sampler: raises ComfyUI's own interrupt once the user pressed Cancel (so ComfyUI
+    reports an interruption, not an error), before the next step; never cancels outside ComfyUI."""
     try:
         import comfy.model_management as model_management
     except ImportError:
+        return lambda: False
+
+    def check() -> bool:
+        model_management.throw_exception_if_processing_interrupted()
         return False
-    return bool(model_management.processing_interrupted())
+
+    return check
 
 
 def make_room(modules, device: torch.device) -> None:

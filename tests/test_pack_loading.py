@@ -12,7 +12,7 @@ from conftest import LIBRISPEECH, PACK_ROOT, shared_path
 def test_the_pack_loads_by_path_beside_comfyuis_modules(tmp_path):
     result = load_pack(tmp_path)
     assert result["left_out"] == {} and result["messages"] == []
-    assert CONVERSATION | POSE | VISION | SPEAKERS | COVOG == set(result["ids"])
+    assert CONVERSATION | POSE | VISION | SPEAKERS | BINDING | EXPORT | COVOG | COVOG_STAGES == set(result["ids"])
     assert all(node_id.startswith("MITCovOG_") for node_id in result["ids"])
     assert set(result["display"]) == set(result["ids"])
     assert all(ok for _, ok in result["nodes_valid"]), result["nodes_valid"]
@@ -22,22 +22,28 @@ def test_the_pack_loads_by_path_beside_comfyuis_modules(tmp_path):
     assert os.path.realpath(result["library_file"]) == str(PACK_ROOT / "mit_annotator" / "__init__.py")
 
 
-VISION = {"MITCovOG_TrackPeople", "MITCovOG_DrawTracks"}
-SPEAKERS = {"MITCovOG_AssignSpeakers"}
+VISION = {"MITCovOG_TrackPeople", "MITCovOG_DrawTracks", "MITCovOG_DetectPeople", "MITCovOG_WholeBodyPose",
+          "MITCovOG_TrackDetections", "MITCovOG_DetectFaces"}
+SPEAKERS = {"MITCovOG_AssignSpeakers", "MITCovOG_Diarize", "MITCovOG_ActiveSpeakers", "MITCovOG_SpeakingTimeline"}
+BINDING = {"MITCovOG_SpeakerMasks", "MITCovOG_SplitVoices"}
+EXPORT = {"MITCovOG_ExportClip", "MITCovOG_ExportDataset"}
+COVOG_STAGES = {"MITCovOG_EncodeReference", "MITCovOG_EncodeAudio", "MITCovOG_RenderPoses", "MITCovOG_Sampler",
+                "MITCovOG_Decode"}
 CONVERSATION = {"MITCovOG_SyntheticConversation"}
 POSE = {"MITCovOG_TracksToPoseKeypoint", "MITCovOG_PoseKeypointToTracks"}
 COVOG = {"MITCovOG_LoadCovOG", "MITCovOG_GenerateConversation"}
 
 
 @pytest.mark.parametrize("missing, left_out, gone", [
-    ("av", ["conversation_nodes", "vision_nodes", "speaker_nodes"], CONVERSATION | VISION | SPEAKERS),
-    ("cv2", ["conversation_nodes", "vision_nodes", "speaker_nodes", "covog_nodes"],
-     CONVERSATION | VISION | SPEAKERS | COVOG),
+    ("av", ["conversation_nodes", "vision_nodes", "speaker_nodes", "export_nodes"],
+     CONVERSATION | VISION | SPEAKERS | EXPORT),
+    ("cv2", ["conversation_nodes", "vision_nodes", "speaker_nodes", "binding_nodes", "export_nodes", "covog_nodes",
+             "covog_stage_nodes"], CONVERSATION | VISION | SPEAKERS | BINDING | EXPORT | COVOG | COVOG_STAGES),
     ("silero_vad", ["speaker_nodes"], SPEAKERS),
     ("onnxruntime", ["vision_nodes"], VISION),
     ("rtmlib", ["vision_nodes"], VISION),
-    ("diffusers", ["covog_nodes"], COVOG),
-    ("transformers", ["covog_nodes"], COVOG),
+    ("diffusers", ["covog_nodes", "covog_stage_nodes"], COVOG | COVOG_STAGES),
+    ("transformers", ["covog_nodes", "covog_stage_nodes"], COVOG | COVOG_STAGES),
 ])
 def test_a_missing_optional_dependency_leaves_out_only_its_nodes(tmp_path, missing, left_out, gone):
     result = load_pack(tmp_path, blocked=[missing])

@@ -1,0 +1,316 @@
+"""CovOG one stage per node: Encode Reference (CLIP + VAE), Encode Audio (wav2vec2, or ComfyUI's own
+AUDIO_ENCODER_OUTPUT), Render Poses (the Multi-Human Pose Encoder's skeletons), CovOG Sampler (windows, LATENT out)
+and Decode. Chained, they make the frames the one-click Generate Conversation Video node makes.
+
+The sampler runs covog.sampler's own steps (reference attention, one window after another, the overlap re-encoded)
+and keeps each window's latents, so that Decode blends the windows exactly as covog.sampler.generate does.
+"""
+
+from __future__ import annotations
+
+import diffusers  # noqa: F401  (imported here so that a missing diffusers leaves these nodes out at load)
+import torch
+import torch.nn.functional as F
+from covog import reference_attention
+from covog.conditioning import PoseRenders, face_masks, speaking_scores
+from covog.encoders import AUDIO_RATE, audio_features, clip_image_embedding, encode_latents
+from covog.sampler import (SIZE_MULTIPLE, Conditions, SamplerSettings, _audio_tokens, _blend, _decode,
+                           _encode_frames, _sample_window, _StepCounter, window_starts)
+
+from .comfy_bridge import (audio_to_mono_16k, check_audio_covers, check_people, free_memory, make_room,
+                           interrupt_check, progress_callback, torch_devices)
+from .covog_nodes import MAX_PEOPLE, reference_image
+
+REFERENCE_FRAME = 0  # the frame of the tracks whose poses the reference image shows (as Generate Conversation)
+
+
+class on_compute:
+    """The model on ComfyUI's compute device for the length of a node (room made first), back on the offload
+    device after it, whatever happens."""
+
+    def __init__(self, model):
+        self.model = model
+
+    def __enter__(self):
+        compute, self.offload = torch_devices()
+        make_room(self.model.modules.values(), compute)
+        self.model.to(compute)
+        return self.model
+
+    def __exit__(self, *exc):
+        self.model.to(self.offload)
+        free_memory()
+
+
+class EncodeReference:
+    DESCRIPTION = ("The reference photo (showing every person) at the video size, with its CLIP image embedding "
+                   "(global appearance) and VAE latent. The ReferenceNet reads the latent at the start of sampling.")
+    CATEGORY = "MIT-CovOG/generate"
+    FUNCTION = "encode"
+    RETURN_TYPES = ("COVOG_REFERENCE",)
+    RETURN_NAMES = ("reference",)
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        size = {"min": SIZE_MULTIPLE, "max": 2048, "step": SIZE_MULTIPLE}
+        return {"required": {
+            "model": ("COVOG_MODEL",),
+            "image": ("IMAGE", {"tooltip": "One frame showing every person (the first image is used)."}),
+            "width": ("INT", {"default": 640, **size}),
+            "height": ("INT", {"default": 384, **size}),
+        }}
+
+    def encode(self, model, image, width, height):
+        picture = torch.from_numpy(reference_image(image, (width, height))).permute(2, 0, 1).float() / 255.0
+        with torch.no_grad(), on_compute(model):
+            device = model.device
+            clip = clip_image_embedding(model.image_encoder, picture[None].to(device)).to(model.dtype)
+            latent = encode_latents(model.vae, picture[None, None], sample=False).float()[:, :, 0]
+        return ({"image": picture, "size": (width, height), "clip": clip.cpu(), "latent": latent.cpu()},)
+
+
+class EncodeAudio:
+    DESCRIPTION = ("The audio as wav2vec2 features per video frame (the audio driver's input): from AUDIO with the "
+                   "model's own wav2vec2, or from ComfyUI's Audio Encoder Encode output where it carries wav2vec2 "
+                   "hidden states of the model's size. Optional per-person audio gives each face its own voice.")
+    CATEGORY = "MIT-CovOG/generate"
+    FUNCTION = "encode"
+    RETURN_TYPES = ("COVOG_AUDIO",)
+    RETURN_NAMES = ("audio_features",)
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {
+            "required": {
+                "model": ("COVOG_MODEL",),
+                "tracks": ("MIT_TRACKS", {"tooltip": "The video's people: its frame count and rate."}),
+            },
+            "optional": {
+                "audio": ("AUDIO", {"tooltip": "The conversation's audio."}),
+                "audio_encoder_output": ("AUDIO_ENCODER_OUTPUT", {"tooltip": (
+                    "Instead of audio: Audio Encoder Encode's output with a wav2vec2 encoder (all layers).")}),
+                **{f"person_{k}_audio": ("AUDIO", {"tooltip": (
+                    f"Person {k}'s own voice (in the tracks' order); give all people's or none.")})
+                   for k in range(1, MAX_PEOPLE + 1)},
+            },
+        }
+
+    def encode(self, model, tracks, audio=None, audio_encoder_output=None, **person_audio):
+        check_people(tracks)
+        frames, fps = tracks.num_frames, tracks.fps
+        own = [person_audio.get(f"person_{k}_audio") for k in range(1, MAX_PEOPLE + 1)]
+        given = [k + 1 for k, a in enumerate(own) if a is not None]
+        if given and given != list(range(1, len(tracks.tracks) + 1)):
+            raise ValueError(f"per-person audio given for people {given}; the tracks hold {len(tracks.tracks)} "
+                             "people: give every person's own audio, in the tracks' order, or none")
+        if given:
+            voices = [audio_to_mono_16k(a) for a in own[:len(tracks.tracks)]]
+        elif audio is not None:
+            voices = [audio_to_mono_16k(audio)]
+        elif audio_encoder_output is not None:
+            return ({"features": encoder_output_features(audio_encoder_output, model, frames, fps)},)
+        else:
+            raise ValueError("Encode Audio needs audio, an audio encoder output, or every person's own audio")
+        for samples in voices:
+            check_audio_covers(len(samples) / AUDIO_RATE, frames, fps)
+        progress = progress_callback(len(voices))
+        features = []
+        with on_compute(model):
+            for k, samples in enumerate(voices):
+                features.append(audio_features(model.audio_encoder, samples, frames, fps).cpu())
+                progress(k + 1, len(voices))
+        return ({"features": torch.stack(features) if given else features[0]},)
+
+
+def encoder_output_features(output: dict, model, num_frames: int, fps: float) -> torch.Tensor:
+    """ComfyUI's AUDIO_ENCODER_OUTPUT (wav2vec2: `encoded_audio_all_layers`, the input of layer 1 and the output of
+    every layer, each (1, steps, width)) as (num_frames, layers, width) features, as covog.encoders.audio_features
+    makes them: layers 1..N, the steps covering the video, linearly resampled to its frames."""
+    try:
+        layers, samples = output["encoded_audio_all_layers"], int(output["audio_samples"])
+    except (KeyError, TypeError):
+        raise ValueError("audio_encoder_output must be Audio Encoder Encode's output (with "
+                         "'encoded_audio_all_layers')") from None
+    config = model.audio_encoder.config
+    hidden = torch.stack([layer[0] for layer in layers[1:]]).float()  # (layers, steps, width)
+    if hidden.shape[0] != config.num_hidden_layers or hidden.shape[2] != config.hidden_size:
+        raise ValueError(f"the audio encoder output holds {hidden.shape[0]} layers of width {hidden.shape[2]}; this "
+                         f"CovOG model reads wav2vec2's {config.num_hidden_layers} layers of {config.hidden_size} "
+                         "(load the wav2vec2 model it was trained with; whisper encoders do not fit)")
+    wanted = int(round(num_frames / fps * AUDIO_RATE))
+    check_audio_covers(samples / AUDIO_RATE, num_frames, fps)
+    keep = min(hidden.shape[1], int(round(min(wanted, samples) * hidden.shape[1] / samples)))
+    frames = F.interpolate(hidden[:, :keep].transpose(1, 2), size=num_frames, mode="linear", align_corners=True)
+    return frames.permute(2, 0, 1).contiguous().cpu()
+
+
+class RenderPoses:
+    DESCRIPTION = ("Each person's skeleton per frame, drawn as DWPose draws them for the pose guider (the "
+                   "Multi-Human Pose Encoder's input), at the reference's video size. The preview shows the people "
+                   "side by side, one panel each, in the tracks' order.")
+    CATEGORY = "MIT-CovOG/generate"
+    FUNCTION = "render"
+    RETURN_TYPES = ("COVOG_POSES", "IMAGE")
+    RETURN_NAMES = ("poses", "preview")
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {
+            "tracks": ("MIT_TRACKS", {"tooltip": "The people's poses (with keypoints), from Track People."}),
+            "reference": ("COVOG_REFERENCE", {"tooltip": "From Encode Reference: the video size."}),
+            "preview_width": ("INT", {"default": 256, "min": 64, "max": 2048, "step": 8, "tooltip": (
+                "Width of each person's panel in the preview.")}),
+        }}
+
+    def render(self, tracks, reference, preview_width):
+        check_people(tracks)
+        poses = PoseRenders(tracks, reference["size"])
+        width, height = reference["size"]
+        panel = (preview_width, max(8, int(round(height * preview_width / width))))
+        progress = progress_callback(len(poses))
+        preview = torch.empty(len(poses), panel[1], panel[0] * len(tracks.tracks), 3)
+        for frame in range(len(poses)):
+            drawn = poses[frame].float() / 255.0  # (people, 3, H, W)
+            small = F.interpolate(drawn, size=(panel[1], panel[0]), mode="area")
+            preview[frame] = torch.cat(list(small), dim=2).permute(1, 2, 0)
+            progress(frame + 1, len(poses))
+        return {"renders": poses, "reference_frame": REFERENCE_FRAME}, preview
+
+
+class CovOGSampler:
+    DESCRIPTION = ("Samples the video's latents: DDIM with appearance-only guidance, in windows whose last frames "
+                   "are imposed on the next (long videos), each person's face driven by their audio and speaking "
+                   "scores. Progress per step; Cancel stops it within a step. The model moves to the GPU only "
+                   "while sampling (ComfyUI offloads its own models to make room).")
+    CATEGORY = "MIT-CovOG/generate"
+    FUNCTION = "sample"
+    RETURN_TYPES = ("LATENT",)
+    RETURN_NAMES = ("latent",)
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {
+            "model": ("COVOG_MODEL",),
+            "reference": ("COVOG_REFERENCE",),
+            "poses": ("COVOG_POSES",),
+            "audio_features": ("COVOG_AUDIO",),
+            "speaking": ("MIT_SPEAKING", {"tooltip": "Who speaks when, from Assign Speakers."}),
+            "steps": ("INT", {"default": 30, "min": 1, "max": 200}),
+            "cfg": ("FLOAT", {"default": 3.5, "min": 1.0, "max": 20.0, "step": 0.1,
+                              "tooltip": "Guidance on appearance (reference and CLIP); 1 turns it off."}),
+            "seed": ("INT", {"default": 0, "min": 0, "max": 2 ** 63 - 1, "control_after_generate": True}),
+            "window": ("INT", {"default": 25, "min": 1, "max": 32, "tooltip": "Frames per window."}),
+            "overlap": ("INT", {"default": 10, "min": 0, "max": 31,
+                                "tooltip": "Frames each window shares with the previous one."}),
+        }}
+
+    def sample(self, model, reference, poses, audio_features, speaking, steps, cfg, seed, window, overlap):
+        settings = SamplerSettings(steps=steps, guidance=cfg, window=window, overlap=overlap, seed=seed)
+        settings.check()
+        renders = poses["renders"]
+        tracks, frames = renders.tracks, range(renders.tracks.num_frames)
+        if tuple(renders.size) != tuple(reference["size"]):
+            raise ValueError(f"the poses were drawn at {renders.size}, the reference is {reference['size']}: render "
+                             "them from the same Encode Reference")
+        conditions = Conditions(
+            reference=reference["image"], reference_poses=renders[poses["reference_frame"]].float() / 255.0,
+            poses=renders, audio_features=audio_features["features"],
+            speaking_scores=speaking_scores(speaking, tracks, frames), face_masks=face_masks(tracks, frames,
+                                                                                          renders.size))
+        conditions.check()
+        longest = model.denoising_unet.config.motion_max_seq_length
+        if min(window, conditions.frames) > longest:
+            raise ValueError(f"window {window}: the motion modules encode at most {longest} frames at once")
+        starts = window_starts(conditions.frames, window, overlap)
+        progress = progress_callback(len(starts) * steps)
+        with torch.no_grad(), on_compute(model):
+            bank = reference_attention.attach(model.reference_unet, model.denoising_unet)
+            try:
+                windows = self._windows(model, conditions, reference, settings, bank, starts, progress)
+            finally:
+                bank.clear()
+        scale = model.vae.config.scaling_factor
+        samples = torch.cat([w[0].permute(1, 0, 2, 3)[max(0, _end_of(windows, k) - start):]
+                             for k, (start, w) in enumerate(windows)]) / scale
+        return ({"samples": samples, "covog_windows": windows},)
+
+    @staticmethod
+    def _windows(model, conditions, reference, settings, bank, starts, progress):
+        """covog.sampler.generate's loop, keeping each window's latents (the reference's CLIP embedding and latent
+        come from Encode Reference)."""
+        device, dtype = model.device, model.dtype
+        context = reference["clip"].to(device, dtype)
+        bank.clear()
+        pose = model.pose_adaptor(conditions.reference_poses[None].to(device))
+        reference_attention.write_reference(model.reference_unet, reference["latent"].to(device, dtype), context,
+                                            pose)
+        tokens = _audio_tokens(model, conditions.audio_features)
+        generator = torch.Generator("cpu").manual_seed(settings.seed)
+        video, windows = None, []
+        for index, start in enumerate(starts):
+            stop = min(start + settings.window, conditions.frames)
+            known = _encode_frames(model, video[start:]) if video is not None and start < video.shape[0] else None
+            step = _StepCounter(progress, interrupt_check(), index * settings.steps,
+                                len(starts) * settings.steps)
+            latents = _sample_window(model, conditions, range(start, stop), context, tokens, bank, known, settings,
+                                     generator, step)
+            windows.append((start, latents.float().cpu()))
+            if index + 1 < len(starts):  # the next window re-encodes these frames
+                frames = _decode(model, latents, settings.decode_chunk)
+                video = frames if video is None else _blend(video, frames, start)
+        return windows
+
+
+def _end_of(windows, k: int) -> int:
+    """The frame after the last frame made before window k (its frames from there on are new)."""
+    return 0 if k == 0 else windows[k - 1][0] + windows[k - 1][1].shape[2]
+
+
+class CovOGDecode:
+    DESCRIPTION = ("The sampler's latents as frames: each window decoded by the VAE and blended into the previous "
+                   "one over their overlap, as the one-click node does. A LATENT without CovOG's windows (frames "
+                   "latents, as ComfyUI's VAE Encode gives them) is decoded frame by frame.")
+    CATEGORY = "MIT-CovOG/generate"
+    FUNCTION = "decode"
+    RETURN_TYPES = ("IMAGE",)
+    RETURN_NAMES = ("frames",)
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {
+            "model": ("COVOG_MODEL",),
+            "latent": ("LATENT", {"tooltip": "From CovOG Sampler."}),
+            "decode_chunk": ("INT", {"default": 8, "min": 1, "max": 64, "tooltip": "Frames per VAE call (memory)."}),
+        }}
+
+    def decode(self, model, latent, decode_chunk):
+        windows = latent.get("covog_windows")
+        if windows is None:
+            samples = latent["samples"]
+            if samples.ndim != 4:
+                raise ValueError(f"latent samples must be (frames, channels, h, w), got {tuple(samples.shape)}")
+            windows = [(0, (samples * model.vae.config.scaling_factor).permute(1, 0, 2, 3)[None])]
+        progress = progress_callback(len(windows))
+        video = None
+        with torch.no_grad(), on_compute(model):
+            for k, (start, latents) in enumerate(windows):
+                frames = _decode(model, latents.to(model.device), decode_chunk)
+                video = frames if video is None else _blend(video, frames, start)
+                progress(k + 1, len(windows))
+        return (video.permute(0, 2, 3, 1).contiguous(),)
+
+
+NODE_CLASS_MAPPINGS = {
+    "MITCovOG_EncodeReference": EncodeReference,
+    "MITCovOG_EncodeAudio": EncodeAudio,
+    "MITCovOG_RenderPoses": RenderPoses,
+    "MITCovOG_Sampler": CovOGSampler,
+    "MITCovOG_Decode": CovOGDecode,
+}
+NODE_DISPLAY_NAME_MAPPINGS = {
+    "MITCovOG_EncodeReference": "Encode Reference, CLIP + VAE (MIT-CovOG)",
+    "MITCovOG_EncodeAudio": "Encode Audio, wav2vec2 (MIT-CovOG)",
+    "MITCovOG_RenderPoses": "Render Poses (MIT-CovOG)",
+    "MITCovOG_Sampler": "CovOG Sampler (MIT-CovOG)",
+    "MITCovOG_Decode": "CovOG Decode (MIT-CovOG)",
+}

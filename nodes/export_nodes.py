@@ -1,0 +1,151 @@
+"""Export in the MIT dataset's layout (mit_annotator.export, mit_annotator.batch): one clip from the graph's frames,
+audio and annotations, or a folder of videos annotated into a dataset. Files go under ComfyUI/output/."""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from mit_annotator import media
+from mit_annotator.annotate import SAMPLE_RATE, ClipAnnotation
+from mit_annotator.clips import Candidate
+from mit_annotator.export import clip_folder_name, write_clip
+from mit_annotator.records import Diarization
+
+from .comfy_bridge import audio_to_mono_16k, check_audio_covers, check_people, image_to_frames, progress_callback
+from .retime import RATE, frames_at, speaking_at, tracks_at
+
+log = logging.getLogger("MIT-CovOG")
+
+
+def output_folder(prefix: str) -> Path:
+    """ComfyUI/output/<prefix> (./output/<prefix> outside ComfyUI); the prefix may not leave the output folder."""
+    try:
+        import folder_paths
+
+        root = Path(folder_paths.get_output_directory())
+    except (ImportError, AttributeError):
+        root = Path.cwd() / "output"
+    folder = (root / prefix.strip().strip("/\\")).resolve()
+    if root.resolve() not in (folder, *folder.parents):
+        raise ValueError(f"the folder {prefix!r} would leave ComfyUI's output folder")
+    return folder
+
+
+class ExportClip:
+    DESCRIPTION = ("Writes the frames, audio and annotations as one clip folder in the MIT dataset's layout "
+                   "(video.mp4 at 25 fps with 16 kHz audio, speaker_info*.json, meta.json, pose/*.json, "
+                   "pose_frame/*.png, and our tracks.json, speaking.json, diarization.rttm, clip.json) under "
+                   "ComfyUI/output/<folder>/; a video at another rate is re-counted at 25 fps, the MIT rate.")
+    CATEGORY = "MIT-CovOG/annotate"
+    FUNCTION = "export"
+    OUTPUT_NODE = True
+    RETURN_TYPES = ("STRING",)
+    RETURN_NAMES = ("clip_folder",)
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {
+            "required": {
+                "images": ("IMAGE", {"tooltip": "The frames the tracks came from."}),
+                "audio": ("AUDIO", {"tooltip": "The video's audio."}),
+                "tracks": ("MIT_TRACKS",),
+                "speaking": ("MIT_SPEAKING", {"tooltip": "From Assign Speakers."}),
+                "folder": ("STRING", {"default": "mit-covog/dataset", "tooltip": "Under ComfyUI/output/."}),
+                "source": ("STRING", {"default": "comfyui", "tooltip": (
+                    "The source's name in the clip folder's name (letters, digits, '-').")}),
+                "video_name": ("STRING", {"default": "video", "tooltip": "The video's name in the folder's name."}),
+                "write_frames": ("BOOLEAN", {"default": False, "tooltip": "Also write frames/*.png."}),
+            },
+            "optional": {"diarization": ("MIT_DIARIZATION", {"tooltip": "From Diarize (written as RTTM)."})},
+        }
+
+    def export(self, images, audio, tracks, speaking, folder, source, video_name, write_frames, diarization=None):
+        check_people(tracks)
+        if images.shape[0] != tracks.num_frames:
+            raise ValueError(f"the tracks cover {tracks.num_frames} frames, the images are {images.shape[0]}")
+        for name, value in (("source", source), ("video_name", video_name)):
+            if not value or any(not (c.isalnum() or c == "-") for c in value):
+                raise ValueError(f"{name} {value!r}: use letters, digits and '-' (it names the clip folder)")
+        samples = audio_to_mono_16k(audio)
+        check_audio_covers(len(samples) / SAMPLE_RATE, tracks.num_frames, tracks.fps)
+        local = tracks_at(tracks, RATE)
+        count = local.num_frames
+        clip_audio = np.pad(samples, (0, max(0, int(round(count / RATE * SAMPLE_RATE)) - len(samples))))
+        clip_audio = clip_audio[:int(round(count / RATE * SAMPLE_RATE))]
+        candidate = Candidate(0, count, tuple(t.track_id for t in local.tracks), 0)
+        clip = ClipAnnotation(candidate, local, speaking_at(speaking, RATE, count), diarization or Diarization([]),
+                              clip_audio)
+        progress = progress_callback(count)
+        out = output_folder(folder) / clip_folder_name(source, video_name, 0, count)
+        with tempfile.TemporaryDirectory() as work:
+            frames = frames_at(image_to_frames(images), tracks.num_frames, tracks.fps, RATE)
+            counted = (progress(k + 1, count) or frame for k, frame in enumerate(frames))
+            source_video = media.write_video(Path(work) / "source.mp4", counted, RATE, clip_audio, SAMPLE_RATE)
+            write_clip(out, source_video, clip, source, video_name, frames=write_frames,
+                       provenance={"input": "ComfyUI graph"})
+        log.info("[MIT-CovOG] clip written to %s", out)
+        return {"ui": {"text": [str(out)]}, "result": (str(out),)}
+
+
+class ExportDataset:
+    DESCRIPTION = ("Annotates a video, a folder of videos or a text file listing them into a dataset in the MIT "
+                   "layout under ComfyUI/output/<folder>/: shots, people, faces, tracks, diarization, who speaks, "
+                   "clip selection by the paper's rules (2-4 people, at least 5 s, faces large enough), a clip "
+                   "folder per accepted clip and manifest.json. A rerun skips videos already done.")
+    CATEGORY = "MIT-CovOG/annotate"
+    FUNCTION = "export"
+    OUTPUT_NODE = True
+    RETURN_TYPES = ("STRING",)
+    RETURN_NAMES = ("summary",)
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {
+            "videos": ("STRING", {"default": "", "tooltip": "A video, a folder of videos, or a text file of paths."}),
+            "folder": ("STRING", {"default": "mit-covog/dataset", "tooltip": "Under ComfyUI/output/."}),
+            "detector": ("STRING", {"default": "yolox_l", "tooltip": "Person detector: a known name or a path."}),
+            "pose_model": ("STRING", {"default": "dwpose", "tooltip": "A known name, a path, or none."}),
+            "speakers": (["auto", "asd", "lips"], {"default": "auto"}),
+            "min_seconds": ("FLOAT", {"default": 5.0, "min": 0.5, "max": 60.0, "step": 0.5,
+                                      "tooltip": "Shortest clip (the paper: 5 s)."}),
+        }}
+
+    def export(self, videos, folder, detector, pose_model, speakers, min_seconds):
+        from mit_annotator.annotate import AnnotateSettings
+        from mit_annotator.batch import BatchOptions, find_videos, run_batch, summary_lines
+        from mit_annotator.clips import SelectionConfig
+
+        if not videos.strip():
+            raise ValueError("give a video, a folder of videos or a text file listing them")
+        jobs = find_videos(os.path.expanduser(videos.strip()))
+        models = _models_dir()
+        settings = AnnotateSettings(models_dir=models, det_model=detector, pose_model=pose_model, speakers=speakers,
+                                    selection=SelectionConfig(min_seconds=min_seconds,
+                                                              max_seconds=max(15.0, 2 * min_seconds)))
+        out = output_folder(folder)
+        progress = progress_callback(len(jobs))
+        lines = []
+        for k, job in enumerate(jobs):  # one video at a time: progress and Cancel between videos
+            summary = run_batch([job], out, BatchOptions(settings=settings, progress=False))
+            lines = list(summary_lines(summary, out))
+            progress(k + 1, len(jobs))
+        text = "\n".join(lines)
+        return {"ui": {"text": [text]}, "result": (text,)}
+
+
+def _models_dir() -> str | None:
+    try:
+        import folder_paths
+
+        return folder_paths.get_folder_paths("dwpose")[0]
+    except (ImportError, AttributeError, KeyError, IndexError):
+        return None
+
+
+NODE_CLASS_MAPPINGS = {"MITCovOG_ExportClip": ExportClip, "MITCovOG_ExportDataset": ExportDataset}
+NODE_DISPLAY_NAME_MAPPINGS = {"MITCovOG_ExportClip": "Export Clip, MIT layout (MIT-CovOG)",
+                              "MITCovOG_ExportDataset": "Export Dataset, MIT layout (MIT-CovOG)"}
