@@ -11,7 +11,7 @@ PYTHON=${PYTHON:-python3}
 PIP=(.venv/bin/python -m pip --disable-pip-version-check -q)
 "${PIP[@]}" install "$TORCH_SPEC"
 echo "$TORCH_SPEC" > .venv/constraints.txt
-"${PIP[@]}" install -c .venv/constraints.txt -e ".[dev,faces]"
+"${PIP[@]}" install -c .venv/constraints.txt -e ".[dev,faces,cluster]"
 # These declare opencv-python (and insightface onnxruntime), which would clash with the headless OpenCV: their real
 # needs are in the extras above.
 "${PIP[@]}" install -c .venv/constraints.txt --no-deps "rtmlib==0.0.16" "scenedetect>=0.6.4,<0.8" \

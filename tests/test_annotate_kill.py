@@ -1,0 +1,103 @@
+"""The annotate batch killed (SIGKILL) at random moments, again and again, then run to the end: the dataset is the one
+an uninterrupted run writes, file for file and byte for byte; after every kill no file under a final name is partial
+and every committed video has all its clips."""
+
+import json
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import cv2
+import pytest
+from annotate_inputs import conversation, save_video, without_audio
+from conftest import MODELS, PACK_ROOT, shared_path
+
+from mit_annotator import media
+from mit_annotator.batch import TEMPORARY
+from mit_annotator.records import Diarization
+
+KILLS = 10
+CLIP_FILES = {"video.mp4", "speaker_info.json", "speaker_info_merged.json", "speaker_info_with_instance_bbox.json",
+              "meta.json", "tracks.json", "speaking.json", "diarization.rttm", "clip.json", "pose", "pose_frame"}
+
+
+@pytest.fixture(scope="module")
+def videos(speech, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("videos")
+    for seed in (41, 42):  # 2.4 s of two people each: two clips of 1.2 s with the settings below
+        talk = conversation(speech, 2, 2.4, seed, size=(256, 144))
+        save_video(folder / f"talk{seed}.mp4", talk.frames(), talk.mix)
+    without_audio(speech, folder / "silent.mp4")
+    return folder
+
+
+def command(videos, out):
+    return [sys.executable, "-m", "mit_annotator", "annotate", str(videos), "--out", str(out), "--source", "kill",
+            "--det-model", str(shared_path("models", "yolox_nano.onnx")), "--pose-model", "none", "--models",
+            str(MODELS), "--speakers", "lips", "--min-seconds", "1", "--max-seconds", "2"]
+
+
+def files(out):
+    """Every file of the dataset by relative path (the timings log left out: it says how long each run took)."""
+    return {p.relative_to(out).as_posix(): p for p in sorted(out.rglob("*"))
+            if p.is_file() and "timings" not in p.relative_to(out).parts}
+
+
+def assert_nothing_partial(out):
+    for name, path in files(out).items():
+        if TEMPORARY.match(path.name):
+            continue  # a temporary file: the next run removes it
+        if path.suffix == ".json":
+            json.loads(path.read_text())
+        elif path.suffix == ".mp4":
+            info = media.probe(path)
+            assert info.has_audio and len(media.read_frames(path)) == info.num_frames, name
+        elif path.suffix == ".png":
+            assert cv2.imread(str(path)) is not None, name
+        elif path.suffix == ".rttm":
+            Diarization.load_rttm(path)
+    for record in (out / ".annotate" / "videos").glob("*.json") if (out / ".annotate" / "videos").is_dir() else []:
+        for row in json.loads(record.read_text())["clips"]:  # a committed video has every clip, whole
+            folder = out / row["folder"]
+            assert {p.name for p in folder.iterdir()} >= CLIP_FILES, folder
+            assert len(list((folder / "pose").glob("*.json"))) == row["frames"]
+
+
+def test_killed_at_random_moments_the_dataset_ends_as_an_uninterrupted_run_makes_it(videos, tmp_path):
+    reference = tmp_path / "reference"
+    started = time.monotonic()
+    done = subprocess.run(command(videos, reference), capture_output=True, text=True, cwd=PACK_ROOT, timeout=600)
+    whole = time.monotonic() - started
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "2 videos annotated, 1 failed" in done.stdout and "4 clips" in done.stdout
+
+    out, rng, kills, moments = tmp_path / "killed", random.Random(7), 0, []
+    for _ in range(40):
+        if kills == KILLS:
+            break
+        moment = rng.uniform(0.1, 0.8) * whole
+        process = subprocess.Popen(command(videos, out), cwd=PACK_ROOT, stdout=subprocess.DEVNULL,
+                                   stderr=subprocess.DEVNULL)
+        try:
+            process.wait(timeout=moment)
+            shutil.rmtree(out)  # it finished first: start again from nothing, so the next kill interrupts work
+        except subprocess.TimeoutExpired:
+            os.kill(process.pid, signal.SIGKILL)
+            process.wait()
+            kills += 1
+            moments.append(round(moment, 2))
+            if out.exists():
+                assert_nothing_partial(out)
+    assert kills == KILLS, moments
+
+    finished = subprocess.run(command(videos, out), capture_output=True, text=True, cwd=PACK_ROOT, timeout=600)
+    assert finished.returncode == 0, finished.stderr[-2000:]
+    expected, found = files(reference), files(out)
+    assert sorted(found) == sorted(expected), moments  # same clips, same files, nothing left over or twice
+    for name, path in expected.items():
+        assert found[name].read_bytes() == path.read_bytes(), name
+    assert not [p for p in out.rglob("*") if TEMPORARY.match(p.name)]
