@@ -70,7 +70,6 @@ class VideoJob:
 @dataclass
 class BatchOptions:
     settings: AnnotateSettings = field(default_factory=AnnotateSettings)
-    source: str | None = None  # default: the input's name
     workers: int = 1
     shard: tuple[int, int] = (0, 1)  # (i, n): this run takes the videos whose name hashes to i modulo n
     retry_failed: bool = False

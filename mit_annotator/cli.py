@@ -465,7 +465,7 @@ def _annotate(args) -> int:
                                 asd_model=args.asd_model, device=args.device, det_threshold=args.det_threshold,
                                 selection=selection)
     jobs = find_videos(args.input, args.source)
-    options = BatchOptions(settings=settings, source=args.source, workers=args.workers, shard=parse_shard(args.shard),
+    options = BatchOptions(settings=settings, workers=args.workers, shard=parse_shard(args.shard),
                            retry_failed=args.retry_failed, frames=args.frames, backend=args.backend,
                            ray_address=args.ray_address)
     summary = run_batch(jobs, args.out, options)

@@ -1,0 +1,130 @@
+"""Throughput of `annotate` (video-seconds per wall-second), the share of each stage, 1 worker against 2, and Ray's
+overhead against the plain loop on the same inputs.
+
+    python benchmarks/bench_annotate.py [--videos 4] [--seconds 12] [--size 640x360] [--speakers lips auto]
+                                        [--json results.json]
+
+Inputs: synthetic conversations (2, 3, 4, 3 ... people, LibriSpeech voices from ../shared/data) at --size, written
+as h264 + AAC mp4 once. Models: the bundled YOLOX-Nano detector and YuNet faces from ../shared/data/models, pose
+model none; who speaks with each --speakers evidence (auto: LR-ASD from ../shared/data/models/lr_asd). Runs, each
+into a fresh dataset folder, timed around `run_batch` (model loading and worker start included):
+- the plain loop (1 worker, this process), per --speakers: wall time, and the stages' shares from the timings files;
+- 2 worker processes (the first --speakers);
+- Ray tasks on a local cluster started here, with 1 CPU (against the plain loop) and 2 CPUs (against 2 workers);
+  ray.init's own time is given apart.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+SHARED = ROOT.parent / "shared" / "data"
+MODELS = SHARED / "models"
+
+from mit_annotator import media  # noqa: E402
+from mit_annotator.annotate import STAGES, AnnotateSettings  # noqa: E402
+from mit_annotator.batch import BatchOptions, find_videos, run_batch  # noqa: E402
+from mit_annotator.synthetic import ConversationSpec, LibriSpeechSource, synthesize_conversation  # noqa: E402
+
+
+def make_inputs(folder: Path, count: int, seconds: float, size: tuple[int, int]) -> float:
+    speech = LibriSpeechSource(SHARED / "speech" / "librispeech_test-other")
+    total = 0.0
+    for k in range(count):
+        people = (2, 3, 4)[k % 3]
+        talk = synthesize_conversation(ConversationSpec(num_people=people, seconds=seconds, width=size[0],
+                                                        height=size[1], seed=100 + k), speech)
+        media.write_video(folder / f"talk{k}.mp4", talk.frames(), 25.0, talk.mix, 16000)
+        total += talk.spec.num_frames / 25.0
+    return total
+
+
+def timed_run(videos: Path, out: Path, settings: AnnotateSettings, **options) -> tuple[float, object]:
+    shutil.rmtree(out, ignore_errors=True)
+    started = time.perf_counter()
+    summary = run_batch(find_videos(videos, "bench"), out, BatchOptions(settings=settings, progress=False, **options))
+    return time.perf_counter() - started, summary
+
+
+def stage_seconds(out: Path) -> dict[str, float]:
+    totals = dict.fromkeys(STAGES, 0.0)
+    for path in (out / ".annotate" / "timings").glob("*.json"):
+        for stage, seconds in json.loads(path.read_text())["seconds"].items():
+            totals[stage] += seconds
+    return totals
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--videos", type=int, default=4)
+    parser.add_argument("--seconds", type=float, default=12.0)
+    parser.add_argument("--size", default="640x360")
+    parser.add_argument("--speakers", nargs="+", default=["lips", "auto"], choices=["lips", "auto", "asd"])
+    parser.add_argument("--no-ray", action="store_true")
+    parser.add_argument("--json", type=Path, default=None)
+    args = parser.parse_args()
+    size = tuple(int(v) for v in args.size.split("x"))
+    work = Path(tempfile.mkdtemp(prefix="bench_annotate_"))
+    videos = work / "videos"
+    videos.mkdir()
+    video_seconds = make_inputs(videos, args.videos, args.seconds, size)
+    print(f"{args.videos} videos, {video_seconds:.1f} s at {size[0]}x{size[1]}; {os.cpu_count()} CPUs; "
+          f"work folder {work}")
+    results = {"videos": args.videos, "video_seconds": video_seconds, "size": list(size), "runs": []}
+
+    def record(name: str, wall: float, summary, out: Path, **extra):
+        stages = stage_seconds(out)
+        staged = sum(stages.values())
+        row = {"run": name, "wall_s": round(wall, 2), "video_s_per_s": round(video_seconds / wall, 3),
+               "clips": summary.clips, "stage_s": {k: round(v, 2) for k, v in stages.items()},
+               "stage_share": {k: round(v / staged, 3) for k, v in stages.items()} if staged else {},
+               "outside_stages_s": round(wall - staged, 2), **extra}
+        results["runs"].append(row)
+        shares = ", ".join(f"{k} {v:.0%}" for k, v in row["stage_share"].items())
+        print(f"{name}: {wall:.1f} s, {row['video_s_per_s']:.2f} video-s/s, {summary.clips} clips; stages: {shares}",
+              flush=True)
+        return row
+
+    base = dict(models_dir=str(MODELS), det_model=str(MODELS / "yolox_nano.onnx"), pose_model="none")
+    plain = {}
+    for speakers in args.speakers:
+        settings = AnnotateSettings(**base, speakers=speakers)
+        wall, summary = timed_run(videos, work / f"plain_{speakers}", settings)
+        plain[speakers] = record(f"plain loop, 1 worker, speakers {speakers}", wall, summary,
+                                 work / f"plain_{speakers}")
+    speakers = args.speakers[0]
+    settings = AnnotateSettings(**base, speakers=speakers)
+    wall, summary = timed_run(videos, work / "pool2", settings, workers=2)
+    pool = record(f"2 worker processes, speakers {speakers}", wall, summary, work / "pool2",
+                  speedup_vs_1=round(plain[speakers]["wall_s"] / wall, 3))
+    if not args.no_ray:
+        import ray
+
+        for cpus, against in ((1, plain[speakers]), (2, pool)):
+            started = time.perf_counter()
+            ray.init(num_cpus=cpus, include_dashboard=False, log_to_driver=False)
+            init = time.perf_counter() - started
+            wall, summary = timed_run(videos, work / f"ray{cpus}", settings, backend="ray", workers=cpus)
+            ray.shutdown()
+            record(f"Ray, {cpus} CPU{'s' if cpus > 1 else ''}, speakers {speakers}", wall, summary,
+                   work / f"ray{cpus}", ray_init_s=round(init, 2),
+                   overhead_vs=f"{against['run']}: {wall / against['wall_s'] - 1:+.1%} "
+                               f"({(wall + init) / against['wall_s'] - 1:+.1%} with ray.init)")
+            print(f"  ray.init {init:.1f} s; against {against['run']}: {results['runs'][-1]['overhead_vs']}")
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2))
+    shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
