@@ -16,6 +16,26 @@ from .comfy_bridge import (audio_to_mono_16k, free_memory, model_folders, progre
 
 COMFY_FOLDER = "covog"  # ComfyUI/models/covog/<model folder>/ (python -m covog.convert writes one)
 MAX_PEOPLE = 4
+MAX_WINDOW = 32  # frames: the motion modules' position encodings of AnimateDiff v2 reach 32
+
+
+def window_inputs() -> dict:
+    return {"window": ("INT", {"default": 25, "min": 1, "max": MAX_WINDOW, "tooltip": "Frames per window."}),
+            "overlap": ("INT", {"default": 10, "min": 0, "max": MAX_WINDOW - 1,
+                                "tooltip": "Frames each window shares with the previous one."})}
+
+
+def validate_window(window, overlap):
+    """ComfyUI's VALIDATE_INPUTS for window and overlap (it then leaves their ranges to us): overlap < window, both
+    in range. A value fed by a link is not known yet (None) and is checked when the node runs."""
+    if window is None or overlap is None:
+        return True
+    if not 1 <= window <= MAX_WINDOW:
+        return f"window {window} must be between 1 and {MAX_WINDOW} frames"
+    if not 0 <= overlap < window:
+        return (f"overlap {overlap} must be at least 0 and less than the window ({window}): each window shares its "
+                "first `overlap` frames with the previous one")
+    return True
 
 
 class LoadCovOG:
@@ -62,9 +82,7 @@ class GenerateConversation:
                 "cfg": ("FLOAT", {"default": 3.5, "min": 1.0, "max": 20.0, "step": 0.1,
                                   "tooltip": "Guidance on appearance (reference and CLIP); 1 turns it off."}),
                 "seed": ("INT", {"default": 0, "min": 0, "max": 2 ** 63 - 1, "control_after_generate": True}),
-                "window": ("INT", {"default": 25, "min": 1, "max": 32, "tooltip": "Frames per window."}),
-                "overlap": ("INT", {"default": 10, "min": 0, "max": 31,
-                                    "tooltip": "Frames each window shares with the previous one."}),
+                **window_inputs(),
                 "width": ("INT", {"default": 640, **size}),
                 "height": ("INT", {"default": 384, **size}),
             },
@@ -72,6 +90,10 @@ class GenerateConversation:
                 f"Person {k}'s own voice (in the tracks' order); give all people's or none.")})
                 for k in range(1, MAX_PEOPLE + 1)},
         }
+
+    @classmethod
+    def VALIDATE_INPUTS(cls, window=None, overlap=None):
+        return validate_window(window, overlap)
 
     def make(self, model, reference, tracks, audio, speaking, steps, cfg, seed, window, overlap, width, height,
              **person_audio):

@@ -19,7 +19,7 @@ from covog.sampler import (SIZE_MULTIPLE, Conditions, SamplerSettings, _audio_to
 
 from .comfy_bridge import (audio_to_mono_16k, check_audio_covers, check_people, free_memory, make_room,
                            interrupt_check, progress_callback, torch_devices)
-from .covog_nodes import MAX_PEOPLE, reference_image
+from .covog_nodes import MAX_PEOPLE, reference_image, validate_window, window_inputs
 
 REFERENCE_FRAME = 0  # the frame of the tracks whose poses the reference image shows (as Generate Conversation)
 
@@ -199,10 +199,12 @@ class CovOGSampler:
             "cfg": ("FLOAT", {"default": 3.5, "min": 1.0, "max": 20.0, "step": 0.1,
                               "tooltip": "Guidance on appearance (reference and CLIP); 1 turns it off."}),
             "seed": ("INT", {"default": 0, "min": 0, "max": 2 ** 63 - 1, "control_after_generate": True}),
-            "window": ("INT", {"default": 25, "min": 1, "max": 32, "tooltip": "Frames per window."}),
-            "overlap": ("INT", {"default": 10, "min": 0, "max": 31,
-                                "tooltip": "Frames each window shares with the previous one."}),
+            **window_inputs(),
         }}
+
+    @classmethod
+    def VALIDATE_INPUTS(cls, window=None, overlap=None):
+        return validate_window(window, overlap)
 
     def sample(self, model, reference, poses, audio_features, speaking, steps, cfg, seed, window, overlap):
         settings = SamplerSettings(steps=steps, guidance=cfg, window=window, overlap=overlap, seed=seed)

@@ -1,65 +1,238 @@
-"""Every workflow in workflows/ is a well-formed UI-format graph whose nodes, links and widget values match the
-nodes' definitions (ours as the loaded pack reports them; ComfyUI's built-ins as its source defines them)."""
+"""Every workflow in workflows/ as ComfyUI's editor and executor read it: the editor's schema rules, the API-format
+prompt by widget position with the nodes' real INPUT_TYPES (ours as the pack defines them, ComfyUI's and other
+packs' as tests/comfyui_nodes.json records them), every value's type, range and list, links typed alike at both ends,
+required inputs connected, the nodes' own VALIDATE_INPUTS; that the binding workflows hand speaker k's mask and voice
+to the model's k-th inputs; and, when a real ComfyUI is at hand (COMFYUI_PATH and COMFYUI_PYTHON), its own
+validate_prompt."""
 
+import copy
 import json
+import os
+import subprocess
 from pathlib import Path
 
 import pytest
-from comfy_host import load_pack
+from comfy_host import WorkflowError, builtin_specs, pack_specs, to_api
 from conftest import PACK_ROOT
 
 WORKFLOWS = sorted((PACK_ROOT / "workflows").glob("*.json"))
-
-# ComfyUI built-ins used by the workflows: widget names in order, socket input types, output types
-# (nodes.py and comfy_extras/nodes_video.py, ComfyUI 0.8; the editor saves an upload button's value too).
-BUILTINS = {
-    "LoadImage": {"widgets": ["image", "upload"], "inputs": {"image": "COMBO"}, "return_types": ["IMAGE", "MASK"]},
-    "LoadVideo": {"widgets": ["file", "upload"], "inputs": {"file": "COMBO"}, "return_types": ["VIDEO"]},
-    "GetVideoComponents": {"widgets": [], "inputs": {"video": "VIDEO"}, "return_types": ["IMAGE", "AUDIO", "FLOAT"]},
-    "CreateVideo": {"widgets": ["fps"], "inputs": {"images": "IMAGE", "fps": "FLOAT", "audio": "AUDIO"},
-                    "return_types": ["VIDEO"]},
-    "PreviewImage": {"widgets": [], "inputs": {"images": "IMAGE"}, "return_types": []},
-    "SaveVideo": {"widgets": ["filename_prefix", "format", "codec"],
-                  "inputs": {"video": "VIDEO", "filename_prefix": "STRING", "format": "COMBO", "codec": "COMBO"},
-                  "return_types": []},
-}
+NAMES = {"synthetic_conversation", "annotate_people", "annotate_conversation", "generate_conversation",
+         "generate_conversation_stages", "bind_speakers_infinitetalk", "bind_speakers_multitalk"}
+# the folders under ComfyUI/models/ the workflows' model files go to
+MODEL_FOLDERS = {"dwpose", "active_speaker", "covog", "diffusion_models", "model_patches", "text_encoders", "vae",
+                 "clip_vision", "audio_encoders", "wav2vec2"}
+NOT_IN_COMFYUI_0_8 = {"WanInfiniteTalkToVideo", "MultiTalkWav2VecEmbeds", "Wav2VecModelLoader"}
 
 
 @pytest.fixture(scope="module")
-def specs(tmp_path_factory):
-    return {**BUILTINS, **load_pack(tmp_path_factory.mktemp("host"))["specs"]}
+def specs():
+    return {**builtin_specs(), **pack_specs()}
 
 
-def test_there_are_workflows():
-    assert WORKFLOWS, "workflows/ holds no workflow"
+def load(name: str) -> dict:
+    return json.loads((PACK_ROOT / "workflows" / f"{name}.json").read_text())
 
 
-@pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
-def test_workflow_matches_the_nodes(path: Path, specs):
+def node_of(graph: dict, type_: str, nth: int = 0) -> dict:
+    return [n for n in graph["nodes"] if n["type"] == type_][nth]
+
+
+def test_the_workflows_are_there():
+    assert {p.stem for p in WORKFLOWS} == NAMES
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.stem)
+def test_workflow_is_a_valid_prompt(path: Path, specs):
     graph = json.loads(path.read_text())
-    assert graph["version"] == 0.4
-    nodes = {node["id"]: node for node in graph["nodes"]}
-    assert graph["last_node_id"] >= max(nodes)
-    assert graph["last_link_id"] >= max(link[0] for link in graph["links"])
-    for node in nodes.values():
-        spec = specs.get(node["type"])
-        assert spec is not None, f"{path.name}: node {node['id']} has unknown type {node['type']}"
-        assert len(node.get("widgets_values", [])) == len(spec["widgets"]), (
-            f"{path.name}: node {node['id']} ({node['type']}) has {len(node.get('widgets_values', []))} widget "
-            f"values for widgets {spec['widgets']}")
-        for slot, output in enumerate(node["outputs"]):
-            assert output["type"] == spec["return_types"][slot]
-        for entry in node["inputs"]:
-            assert entry["name"] in spec["inputs"], f"{node['type']} has no input {entry['name']}"
-    for link_id, source, source_slot, target, target_slot, kind in graph["links"]:
-        out = nodes[source]["outputs"][source_slot]
-        into = nodes[target]["inputs"][target_slot]
-        assert link_id in (out["links"] or []) and into["link"] == link_id
-        assert out["type"] == kind == specs[nodes[target]["type"]]["inputs"][into["name"]], (link_id, kind)
-    # every socket input of our nodes that is required is connected
-    for node in nodes.values():
-        if node["type"].startswith("MITCovOG_"):
-            widgets = set(specs[node["type"]]["widgets"])
-            wired = {entry["name"] for entry in node["inputs"] if entry["link"] is not None}
-            needed = {name for name in specs[node["type"]]["required"] if name not in widgets}
-            assert needed <= wired, f"{node['type']} misses inputs {needed - wired}"
+    prompt = to_api(graph, specs, path.name)
+    assert len(prompt) == len(graph["nodes"])
+    # each names the model files it needs and where they go, and every model file a widget names is listed
+    listed = {m["name"]: m["directory"] for m in graph["models"]}
+    assert set(listed.values()) <= MODEL_FOLDERS
+    named = {value for node in graph["nodes"] for value in node.get("widgets_values", [])
+             if isinstance(value, str) and value.endswith((".onnx", ".model", ".safetensors"))}
+    assert named == set(listed), (named, listed)
+
+
+def test_the_binding_workflows_hand_speaker_k_its_own_mask_and_voice(specs):
+    """InfiniteTalk: mask_1 / voice 1 (speaker 1 = the first to speak) go to mask_1 / audio_encoder_output_1, the
+    second pair to the second inputs; MultiTalk: voice k -> audio_k, everyone's masks -> ref_target_masks. Speaker
+    Masks and Split Voices number the people alike."""
+    graph = load("bind_speakers_infinitetalk")
+    prompt = to_api(graph, specs, "infinitetalk")
+    ids = {node["type"]: str(node["id"]) for node in graph["nodes"]}
+    masks, voices, wan = ids["MITCovOG_SpeakerMasks"], ids["MITCovOG_SplitVoices"], prompt[ids["WanInfiniteTalkToVideo"]]
+    assert wan["inputs"]["mode"] == "two_speakers"
+    assert wan["inputs"]["mode.mask_1"] == [masks, 0] and wan["inputs"]["mode.mask_2"] == [masks, 1]
+    for name, voice in (("audio_encoder_output_1", 0), ("mode.audio_encoder_output_2", 1)):
+        encoder = prompt[wan["inputs"][name][0]]
+        assert encoder["class_type"] == "AudioEncoderEncode" and encoder["inputs"]["audio"] == [voices, voice]
+    assert prompt[masks]["inputs"]["mode"] == "static"  # InfiniteTalk reads one mask per speaker
+    assert prompt[masks]["inputs"]["order"] == prompt[voices]["inputs"]["order"] == "first_to_speak"
+
+    graph = load("bind_speakers_multitalk")
+    prompt = to_api(graph, specs, "multitalk")
+    ids = {node["type"]: str(node["id"]) for node in graph["nodes"]}
+    talk = prompt[ids["MultiTalkWav2VecEmbeds"]]["inputs"]
+    for k in range(1, 5):
+        assert talk[f"audio_{k}"] == [ids["MITCovOG_SplitVoices"], k - 1]
+    assert talk["ref_target_masks"] == [ids["MITCovOG_SpeakerMasks"], 4]  # `masks`: one per person, in slot order
+    assert talk["multi_audio_type"] == "para"  # the voices keep the conversation's timeline
+
+
+def mutated(name: str, change) -> dict:
+    graph = copy.deepcopy(load(name))
+    change(graph)
+    return graph
+
+
+def set_widget(type_: str, index: int, value):
+    def change(graph):
+        node_of(graph, type_)["widgets_values"][index] = value
+    return change
+
+
+def swap_widgets(type_: str, a: int, b: int):
+    def change(graph):
+        values = node_of(graph, type_)["widgets_values"]
+        values[a], values[b] = values[b], values[a]
+    return change
+
+
+def drop_link_at_input(type_: str, input_name: str):
+    def change(graph):
+        node = node_of(graph, type_)
+        entry = [i for i in node["inputs"] if i["name"] == input_name][0]
+        link_id, entry["link"] = entry["link"], None
+        graph["links"] = [link for link in graph["links"] if link[0] != link_id]
+        for other in graph["nodes"]:
+            for output in other["outputs"]:
+                if output["links"] and link_id in output["links"]:
+                    output["links"].remove(link_id)
+    return change
+
+
+def retype_link(graph):
+    graph["links"][0][5] = "IMAGE"
+
+
+def forget_link_at_output(graph):
+    link_id = graph["links"][0][0]
+    for node in graph["nodes"]:
+        for output in node["outputs"]:
+            if output["links"] and link_id in output["links"]:
+                output["links"].remove(link_id)
+
+
+def null_slot_index(graph):
+    node_of(graph, "LoadImage")["outputs"][1]["slot_index"] = None
+
+
+GENERATE = "MITCovOG_GenerateConversation"  # widgets: steps, cfg, seed, control, window, overlap, width, height
+
+
+@pytest.mark.parametrize("name, change, message", [
+    ("generate_conversation", set_widget(GENERATE, 4, 40), "'window' = 40 is bigger than its max 32"),
+    ("generate_conversation", swap_widgets(GENERATE, 4, 5), "overlap 25 must be at least 0 and less than the window"),
+    ("generate_conversation", set_widget("MITCovOG_LoadCovOG", 1, "fp64"), "'dtype' = 'fp64' is not in its list"),
+    ("generate_conversation", set_widget(GENERATE, 1, "3.5"), "'cfg' = '3.5' is not a valid FLOAT"),
+    ("generate_conversation", set_widget(GENERATE, 0, 30.0), "'steps' = 30.0 is not a valid INT"),
+    ("generate_conversation", null_slot_index, "Expected number, received null at nodes[5].outputs[1].slot_index"),
+    ("generate_conversation_stages", swap_widgets("MITCovOG_Sampler", 4, 5), "less than the window"),
+    ("generate_conversation_stages", set_widget("MITCovOG_Sampler", 4, 33), "bigger than its max 32"),
+    ("bind_speakers_infinitetalk", swap_widgets("MITCovOG_SpeakerMasks", 0, 1), "'region' = 'static' is not in"),
+    ("bind_speakers_infinitetalk", set_widget("MITCovOG_SpeakerMasks", 4, -1), "'grow' = -1 is smaller than its min"),
+    ("bind_speakers_infinitetalk", set_widget("WanInfiniteTalkToVideo", 0, "three_speakers"), "not in its list"),
+    ("bind_speakers_infinitetalk", drop_link_at_input("WanInfiniteTalkToVideo", "model"),
+     "required input 'model' is not connected"),
+    ("bind_speakers_multitalk", swap_widgets("MultiTalkWav2VecEmbeds", 4, 5),
+     "'audio_cfg_scale' = 'para' is not a valid FLOAT"),
+    ("annotate_conversation", drop_link_at_input("CreateVideo", "images"), "required input 'images' is not connected"),
+    ("annotate_conversation", drop_link_at_input("MITCovOG_AssignSpeakers", "tracks"), "required input 'tracks'"),
+    ("annotate_conversation", retype_link, "link 1 carries IMAGE"),
+    ("annotate_conversation", forget_link_at_output, "link 1 is not recorded at both ends"),
+    ("synthetic_conversation", set_widget("MITCovOG_SyntheticConversation", 0, 5), "'num_people' = 5 is bigger"),
+])
+def test_a_broken_workflow_fails(name, change, message, specs):
+    to_api(load(name), specs, name)  # as it is, it passes
+    with pytest.raises(WorkflowError, match=message.replace("[", r"\[").replace("]", r"\]").replace("(", r"\(")
+                       .replace(")", r"\)").replace(".", r"\.")):
+        to_api(mutated(name, change), specs, name)
+
+
+def test_an_unknown_node_type_fails(specs):
+    graph = mutated("synthetic_conversation", lambda g: g["nodes"][0].update(type="MITCovOG_Nope"))
+    with pytest.raises(WorkflowError, match="unknown node type"):
+        to_api(graph, specs, "x")
+
+
+VALIDATE = r'''
+import asyncio, json, os, sys
+comfy, inputs, prompts = sys.argv[1], sys.argv[2], json.loads(sys.stdin.read())
+sys.argv = [sys.argv[0], "--cpu", "--input-directory", inputs]
+os.chdir(comfy)
+sys.path.insert(0, comfy)
+import utils.install_util  # ComfyUI's own utils package, before a module's sys.path shadows it (main.py does so)
+import comfy.options
+comfy.options.enable_args_parsing()
+import folder_paths, nodes, execution
+folder_paths.set_input_directory(inputs)
+asyncio.run(nodes.init_extra_nodes(init_custom_nodes=True))
+results = {}
+for name, prompt in prompts.items():
+    missing = {k for k, v in prompt.items() if v["class_type"] not in nodes.NODE_CLASS_MAPPINGS}
+    changed = True
+    while changed:  # what hangs on a node this ComfyUI lacks cannot run here either
+        changed = False
+        for k, v in prompt.items():
+            if k not in missing and any(isinstance(x, list) and x[0] in missing for x in v["inputs"].values()):
+                missing.add(k)
+                changed = True
+    kept = {k: v for k, v in prompt.items() if k not in missing}
+    valid, error, outputs, node_errors = asyncio.run(execution.validate_prompt("check", kept, None))
+    results[name] = {"valid": valid, "error": error, "node_errors": node_errors, "outputs": outputs,
+                     "left_out": sorted({prompt[k]["class_type"] for k in missing})}
+print("RESULT " + json.dumps(results, default=str))
+'''
+
+
+def test_comfyuis_own_prompt_validation(specs, tmp_path):
+    """Run where a real ComfyUI is set up (scripts/check_workflows_in_comfyui.sh sets COMFYUI_PATH and
+    COMFYUI_PYTHON; its custom_nodes/ must hold this pack): its validate_prompt on every workflow's prompt, the
+    videos and images the workflows load in its input folder. Nodes this ComfyUI lacks (newer than it, or from
+    other packs) and what hangs on them are left out, by name; model files are the user's."""
+    import numpy as np
+
+    from mit_annotator import media
+
+    comfy, python = os.environ.get("COMFYUI_PATH"), os.environ.get("COMFYUI_PYTHON")
+    if not (comfy and python):
+        pytest.skip("no real ComfyUI here (set COMFYUI_PATH and COMFYUI_PYTHON)")
+    frames = np.zeros((10, 64, 96, 3), np.uint8)
+    for name in ("conversation.mp4", "driving_video.mp4"):
+        media.write_video(tmp_path / name, frames, 25.0, np.zeros(6400, np.float32), 16000)
+    import cv2
+
+    cv2.imwrite(str(tmp_path / "reference.png"), frames[0])
+    prompts = {p.stem: to_api(json.loads(p.read_text()), specs, p.name) for p in WORKFLOWS}
+    done = subprocess.run([python, "-c", VALIDATE, comfy, str(tmp_path)], input=json.dumps(prompts),
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    results = json.loads(done.stdout.split("RESULT ", 1)[1])
+    for name, result in results.items():
+        # files a workflow names (videos, images, models) are the user's: only their absence may fail here
+        errors = [e for errors in result["node_errors"].values() for e in errors["errors"]
+                  if not (e["type"] in ("value_not_in_list", "custom_validation_failed")
+                          and e["extra_info"]["input_name"] in FILE_INPUTS)]
+        assert not errors, (name, errors)
+        assert set(result["left_out"]) <= NOT_IN_COMFYUI_0_8 | LEFT_OUT_WITH_THEM, (name, result["left_out"])
+        assert result["outputs"] or result["node_errors"], name
+    assert results["synthetic_conversation"]["valid"] and results["annotate_people"]["valid"]
+    assert not results["bind_speakers_infinitetalk"]["node_errors"]  # all of it but the Wan model's part is valid
+    assert results["bind_speakers_infinitetalk"]["left_out"] == ["CreateVideo", "KSampler", "SaveVideo", "VAEDecode",
+                                                                 "WanInfiniteTalkToVideo"]
+
+
+FILE_INPUTS = {"model", "audio_encoder_name", "unet_name", "name", "clip_name", "vae_name",
+               "detector", "pose_model", "face_model", "asd_model"}
+LEFT_OUT_WITH_THEM = {"KSampler", "VAEDecode", "CreateVideo", "SaveVideo", "PreviewAudio"}
