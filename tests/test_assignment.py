@@ -145,6 +145,10 @@ def test_diarize_and_assign_commands(saved_conversation, tmp_path):
                    "--truth-diarization", str(paths["diarization"]))
     assert done.returncode == 0, done.stderr
     assert "3 of 3 people got their own voice" in done.stdout and "speaking F1" in done.stdout
+    per_person = [line for line in done.stdout.splitlines() if line.strip().startswith("person ")]
+    assert len(per_person) == 3 and all("-> right" in line for line in per_person)
+    accuracies = [float(line.rsplit("frame accuracy ", 1)[1]) for line in per_person]
+    assert all(0.85 <= a <= 1.0 for a in accuracies), per_person
     done = run_cli("assign", str(paths["video"]), "--poses", str(paths["tracks"]), "--out", str(out),
                    "--person-audio", str(paths["person_0_audio"]), str(tmp_path / "missing.wav"))
     assert done.returncode == 2 and "missing.wav: no such file" in done.stderr
