@@ -27,6 +27,10 @@ REQUIRED_IN_CI = [  # what the suite reads from SHARED_DATA; CI refuses to start
     SHARED_DATA / "models" / "face_detection_yunet.onnx",
     SHARED_DATA / "images" / "rtmlib_demo.jpg",
     SHARED_DATA / "checkpoint-layouts",
+    SHARED_DATA / "models" / "lr_asd" / "pretrain_AVA.model",
+    SHARED_DATA / "models" / "lr_asd" / "finetuning_TalkSet.model",
+    SHARED_DATA / "video" / "interact_11.mp4",
+    SHARED_DATA / "video" / "interact_11.turns.json",
 ]
 
 

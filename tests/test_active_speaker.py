@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import MODELS, SHARED_DATA
+from conftest import MODELS, SHARED_DATA, shared_path
 
 from mit_annotator import media
 from mit_annotator.active_speaker import (ActiveSpeakerConfig, ActiveSpeakerError, ActiveSpeakerModel, FaceClip,
@@ -19,9 +19,7 @@ INTERACT = SHARED_DATA / "video" / "interact_11.mp4"
 
 @pytest.fixture(scope="module")
 def weights():
-    if not WEIGHTS.is_file():
-        pytest.skip(f"needs the LR-ASD weights {WEIGHTS}")
-    return WEIGHTS
+    return shared_path("models", "lr_asd", WEIGHTS.name)
 
 
 @pytest.fixture(scope="module")
@@ -174,7 +172,8 @@ def interact_faces():
     from mit_annotator.faces import YuNetFaceDetector
     from mit_annotator.who_speaks import track_faces
 
-    return track_faces(INTERACT, YuNetFaceDetector(MODELS / "face_detection_yunet.onnx"))
+    return track_faces(shared_path("video", INTERACT.name),
+                       YuNetFaceDetector(shared_path("models", "face_detection_yunet.onnx")))
 
 
 def test_the_speaker_scores_above_the_listener_on_real_footage(model, interact_faces):

@@ -7,7 +7,7 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import MODELS, PACK_ROOT, SHARED_DATA
+from conftest import MODELS, PACK_ROOT, SHARED_DATA, shared_path
 
 from mit_annotator import media
 from mit_annotator.active_speaker import ActiveSpeakerModel
@@ -25,9 +25,8 @@ AVA_WEIGHTS = MODELS / "lr_asd" / "pretrain_AVA.model"
 
 @pytest.fixture(scope="module")
 def asd():
-    if not AVA_WEIGHTS.is_file():
-        pytest.skip(f"needs the LR-ASD weights {AVA_WEIGHTS}")
-    return ActiveSpeakerModel(AVA_WEIGHTS, device="cpu")
+    shared_path("video", INTERACT.name)
+    return ActiveSpeakerModel(shared_path("models", "lr_asd", AVA_WEIGHTS.name), device="cpu")
 
 
 @pytest.fixture(scope="module")
