@@ -32,6 +32,7 @@ SCORE_SCALE = 2.0  # voice part of a speaking score = SCORE_SCALE * (2 * share o
 ACTIVE_SPEAKER, LIPS, OWN_AUDIO = "active_speaker", "lips", "own_audio"  # the evidence a person's scores rest on
 ACTIVE_SPEAKER_WEIGHT = 0.25  # x an active-speaker score clipped to +-ACTIVE_SPEAKER_LIMIT: at most 1.5 < SCORE_SCALE
 ACTIVE_SPEAKER_LIMIT = 6.0
+STILL = 1e-9  # a standard deviation below this: the signal does not vary (rounding aside), nothing to correlate
 
 
 @dataclass
@@ -66,7 +67,7 @@ def correlate(voice_activity: np.ndarray, lip_activity: np.ndarray, max_lag_fram
     for lag in range(-max_lag_frames, max_lag_frames + 1):
         voice = _shifted(voice_activity, lag)
         seen = ~np.isnan(voice) & ~np.isnan(lip_activity)
-        if seen.sum() < min_frames or np.std(voice[seen]) == 0 or np.std(lip_activity[seen]) == 0:
+        if seen.sum() < min_frames or np.std(voice[seen]) < STILL or np.std(lip_activity[seen]) < STILL:
             continue
         r = float(np.corrcoef(voice[seen], lip_activity[seen])[0, 1])
         best = r if np.isnan(best) else max(best, r)
@@ -81,7 +82,7 @@ def synchrony(voice_activity: np.ndarray, mouth: np.ndarray, loudness: np.ndarra
     still while the voice speaks scores near 0 however its few moves fall. NaN when fewer than `min_frames` frames
     have both."""
     seen = ~np.isnan(mouth)
-    if seen.sum() < min_frames or np.std(mouth[seen]) == 0:
+    if seen.sum() < min_frames or np.std(mouth[seen]) < STILL:
         return float("nan")
     standard = (mouth - np.mean(mouth[seen])) / np.std(mouth[seen])
     speaking = (voice_activity > 0.5) & ~np.isnan(loudness)
@@ -89,7 +90,7 @@ def synchrony(voice_activity: np.ndarray, mouth: np.ndarray, loudness: np.ndarra
     for lag in range(-max_lag_frames, max_lag_frames + 1):
         shifted = _shifted(standard, lag)
         both = speaking & ~np.isnan(shifted)
-        if both.sum() < min_frames or np.std(loudness[both]) == 0:
+        if both.sum() < min_frames or np.std(loudness[both]) < STILL:
             continue
         level = (loudness[both] - loudness[both].mean()) / loudness[both].std()
         value = float(np.mean(level * shifted[both]))

@@ -6,7 +6,7 @@ import pytest
 from conftest import MODELS, PACK_ROOT
 
 from mit_annotator import media
-from mit_annotator.assignment import assign_speakers, correlate
+from mit_annotator.assignment import assign_speakers
 from mit_annotator.diarization import DiarizationConfig, Diarizer
 from mit_annotator.faces import YuNetFaceDetector
 from mit_annotator.lips import activity_from_openings, mouth_openings
@@ -101,16 +101,6 @@ def test_tracks_without_keypoints_need_frames(small_conversation):
         lip_activity(tracks)
 
 
-def test_lips_may_lag_the_audio():
-    rng = np.random.default_rng(0)
-    voice = (rng.random(300) > 0.5).astype(np.float32)
-    voice = np.repeat(voice[::10], 10)[:300]
-    lips = np.roll(voice, 4) + rng.normal(0, 0.1, 300)
-    assert correlate(voice, lips, max_lag_frames=5, min_frames=25) > 0.9
-    assert correlate(voice, lips, max_lag_frames=0, min_frames=25) < 0.8
-    assert np.isnan(correlate(voice, np.full(300, np.nan), 5, 25))
-
-
 def test_a_silent_room_and_audio_longer_than_the_video(small_conversation):
     c = small_conversation
     silent, _ = assign_speakers(Diarization([]), lips_from_poses(c), c.spec.fps, c.spec.num_frames)
@@ -162,119 +152,3 @@ def test_audio_shorter_than_the_video(diarizer, saved_conversation, tmp_path):
     speaking, _ = who_speaks(half, c.tracks, hypothesis)
     assert len(speaking.people) == c.spec.num_people
     assert all(len(p.scores) == c.spec.num_frames for p in speaking.people)
-
-
-def test_speaking_in_order_gives_each_person_their_own_voice():
-    from mit_annotator.assignment import speaking_in_order
-
-    diarization = Diarization([SpeakerTurn("a", 0.0, 1.0), SpeakerTurn("b", 1.0, 2.0)])
-    speaking = speaking_in_order(diarization, ["b", "a", "silent"], [7, 3, 5], 25.0, 50)
-    assert (speaking.person(7).scores[25:] > 0).all() and (speaking.person(7).scores[:25] < 0).all()
-    assert (speaking.person(3).scores[:25] > 0).all() and (speaking.person(3).scores[25:] < 0).all()
-    assert (speaking.person(5).scores < 0).all() and speaking.person(7).voice == "b"
-    with pytest.raises(ValueError, match="2 voices for 3 people"):
-        speaking_in_order(diarization, ["a", "b"], [7, 3, 5], 25.0, 50)
-
-
-# ---------------------------------------------------------------------------------------------------------------------
-# Adversarial assignments, built frame by frame (25 fps)
-
-FPS, FRAMES = 25.0, 500
-
-
-def turns(speaker, spans):
-    return [SpeakerTurn(speaker, a / FPS, b / FPS) for a, b in spans]
-
-
-def bursts(start, end, on=6, off=6):
-    """Frame spans of syllable-like bursts: `on` frames of speech, `off` of pause."""
-    return [(s, min(s + on, end)) for s in range(start, end, on + off)]
-
-
-def activity_of(spans, lag=0, noise=0.05, seed=0):
-    values = np.zeros(FRAMES)
-    for a, b in spans:
-        values[a:b] = 1.0
-    return np.roll(values, lag) + np.random.default_rng(seed).normal(0, noise, FRAMES)
-
-
-def test_one_to_one_beats_greedy():
-    from mit_annotator.assignment import AssignmentConfig, match_voices
-
-    agreement = np.array([[0.9, 0.8], [0.85, 0.1]])  # greedy: voice 0 -> person 0, then voice 1 has only 0.1 left
-    assert match_voices(agreement, AssignmentConfig()) == {1: [0], 0: [1]}
-    assert match_voices(np.array([[0.9, np.nan], [0.1, 0.15]]), AssignmentConfig()) == {0: [0]}
-    split = np.array([[0.8, 0.0], [0.5, 0.05], [0.0, 0.7]])  # voice 1: the diarizer split person 0's voice
-    assert match_voices(split, AssignmentConfig()) == {0: [0, 1], 1: [2]}
-
-
-def test_an_off_screen_voice_is_not_given_to_the_listener():
-    speaker = bursts(0, 200) + bursts(300, 400)
-    narrator = bursts(200, 300) + bursts(400, 500)  # speaks between, on no one's lips
-    diarization = Diarization(turns("A", speaker) + turns("X", narrator))
-    lips = {0: activity_of(speaker, seed=1), 1: np.random.default_rng(2).normal(0, 1, FRAMES)}  # 1: a listener
-    speaking, agreement = assign_speakers(diarization, lips, FPS, FRAMES)
-    assert speaking.person(0).voice == "A" and speaking.person(1).voice is None
-    assert speaking.unassigned_voices == ["X"] and abs(agreement[1, 1]) < 0.2
-
-
-def test_lips_lagging_four_frames_still_match():
-    from mit_annotator.assignment import AssignmentConfig
-
-    speaker = bursts(0, 500)
-    lips = {0: activity_of(speaker, lag=4, seed=3), 1: activity_of(bursts(3, 500, on=3, off=9), seed=4)}
-    speaking, agreement = assign_speakers(Diarization(turns("A", speaker)), lips, FPS, FRAMES)
-    assert speaking.person(0).voice == "A" and agreement[0, 0] > 0.9
-    in_step, _ = assign_speakers(Diarization(turns("A", speaker)), lips, FPS, FRAMES, AssignmentConfig(max_lag=0))
-    assert in_step.person(0).voice is None  # at lag 0 the bursts are out of phase
-
-
-def test_the_mouth_that_follows_the_voice_is_the_speakers_when_both_move():
-    from mit_annotator.assignment import Evidence
-
-    rng = np.random.default_rng(5)
-    loudness = rng.normal(-30, 6, FRAMES)  # syllable by syllable
-    first, second = [(0, 250)], [(250, 500)]
-    own, other = loudness + rng.normal(0, 3, FRAMES), rng.normal(-30, 6, FRAMES)  # mouths: following / not
-    mouths = {0: np.where(np.arange(FRAMES) < 250, own, other), 1: np.where(np.arange(FRAMES) < 250, other, own)}
-    moving = np.ones(FRAMES)  # both mouths move all the time: lip activity cannot tell them apart
-    evidence = Evidence(lips={0: moving + rng.normal(0, 0.01, FRAMES), 1: moving + rng.normal(0, 0.01, FRAMES)},
-                        mouth=mouths, loudness=loudness)
-    diarization = Diarization(turns("A", first) + turns("B", second))
-    speaking, agreement = assign_speakers(diarization, evidence, FPS, FRAMES)
-    assert speaking.person(0).voice == "A" and speaking.person(1).voice == "B"
-    assert agreement[0, 0] > 0.7 and abs(agreement[0, 1]) < 0.2
-    without, _ = assign_speakers(diarization, Evidence(lips=evidence.lips), FPS, FRAMES)
-    assert without.person(0).voice is None and without.person(1).voice is None
-
-
-def test_a_still_mouth_does_not_follow_a_voice_by_a_few_frames():
-    from mit_annotator.assignment import synchrony
-
-    rng = np.random.default_rng(6)
-    loudness = rng.normal(-30, 6, FRAMES)
-    voice = np.zeros(FRAMES)
-    voice[:250] = 1
-    mouth = np.zeros(FRAMES)
-    mouth[250:] = rng.normal(0.5, 0.2, 250)  # the person talks after the voice ...
-    loud = np.argsort(loudness[:250])[-5:]
-    mouth[loud] = 0.8  # ... and their mouth opens in the voice's five loudest frames
-    assert abs(synchrony(voice, mouth, loudness, 0, 25)) < 0.15
-    follows = np.where(voice > 0, 0.5 + 0.02 * (loudness + 30), 0.5)  # opens with the voice, still after it
-    assert synchrony(voice, follows, loudness, 0, 25) > 0.9
-
-
-def test_the_model_refines_turn_edges_but_never_makes_a_silent_person_speak():
-    from mit_annotator.assignment import ACTIVE_SPEAKER, Evidence
-
-    a, b = [(0, 250)], [(250, 500)]
-    evidence = Evidence(lips={0: activity_of(a, seed=7), 1: activity_of(b, seed=8)},
-                        active_speaker={0: np.full(FRAMES, 5.0), 1: np.full(FRAMES, -5.0)})  # 0 always "talks"
-    diarization = Diarization(turns("A", a) + [SpeakerTurn("B", 250 / FPS, 500 / FPS), SpeakerTurn("A", 19.98, 20.0)])
-    speaking, _ = assign_speakers(diarization, evidence, FPS, FRAMES)
-    zero, one = speaking.person(0), speaking.person(1)
-    assert zero.evidence == one.evidence == ACTIVE_SPEAKER
-    assert zero.speak == [(0, 250)] and one.speak == [(250, 500)]  # the model's opinion does not override a voice
-    np.testing.assert_allclose(zero.scores[:250], 2.0 + 0.25 * 5.0)
-    np.testing.assert_allclose(zero.scores[250:499], -2.0 + 0.25 * 5.0)
-    assert zero.scores[499] == pytest.approx(0.25 * 5.0)  # A speaks half of the last frame: the model decides
