@@ -76,7 +76,7 @@ def evaluate(video: Path, truths: dict[str, dict[str, np.ndarray]], models: dict
 
 def accuracy(args) -> None:
     diarizer = Diarizer()
-    models = {"lips only": None, **{f"LR-ASD {k}": ActiveSpeakerModel(v) for k, v in WEIGHTS.items()}}
+    models = {"lips + synchrony": None, **{f"LR-ASD {k}": ActiveSpeakerModel(v) for k, v in WEIGHTS.items()}}
     if args.part != "real":
         synthetic(models, diarizer, args.seeds)
     if args.part == "synthetic":
