@@ -124,6 +124,10 @@ def test_covog_training_items_from_a_released_clip(conversation, model, tmp_path
     for factor, mask in face_masks(truth, range(frames[0], frames[-1] + 1, int(frames[1] - frames[0])),
                                    SIZE).items():
         assert torch.equal(item["face_masks"][factor], mask)
+    # given the model's encoder too, the released features of its shape are used, not computed again
+    (folder / AUDIO_FEATURES_FILE).unlink()
+    ConversationClips(tmp_path, SIZE, stage=2, clip_length=8, audio_encoder=covog_model.audio_encoder)
+    assert torch.equal(load_file(folder / AUDIO_FEATURES_FILE)["audio_features"], released)
 
 
 def test_a_released_clip_with_video_mp4_instead_of_frames(conversation, model, tmp_path):
