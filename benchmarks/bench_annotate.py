@@ -71,6 +71,7 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=12.0)
     parser.add_argument("--size", default="640x360")
     parser.add_argument("--speakers", nargs="+", default=["lips", "auto"], choices=["lips", "auto", "asd"])
+    parser.add_argument("--rounds", type=int, default=1, help="repeat the runs, interleaved; keep each one's fastest")
     parser.add_argument("--no-ray", action="store_true")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
