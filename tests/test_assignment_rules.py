@@ -221,3 +221,60 @@ def test_no_voices_or_no_people():
     assert agreement.shape == (0, 1) and speaking.person(0).voice is None and speaking.person(0).speak == []
     speaking, agreement = assign_speakers(Diarization(turns("A", [(0, 50)])), {}, FPS, FRAMES)
     assert agreement.shape == (1, 0) and speaking.people == [] and speaking.unassigned_voices == ["A"]
+
+
+def test_matching_at_its_limits():
+    config = AssignmentConfig()
+    exact = np.array([[config.min_correlation, -0.5]])
+    assert match_voices(exact, config) == {0: [0]}  # the threshold itself is enough
+    extra = np.array([[0.0, 0.8], [0.0, config.min_extra_correlation], [0.7, 0.0]])
+    assert match_voices(extra, config) == {1: [0, 1], 0: [2]}  # joins the person at column 1 at exactly the limit
+    # an unmeasurable pair counts as -1: here it steers voice 1 to person 0 (counted as 0 it would take person 1)
+    assert match_voices(np.array([[np.nan, -0.5], [0.6, 0.5]]), config) == {0: [1]}
+
+
+def test_lag_search_and_frame_counts_at_their_limits():
+    from mit_annotator.assignment import _shifted
+
+    np.testing.assert_array_equal(_shifted(np.arange(5.0), 1), [np.nan, 0, 1, 2, 3])
+    np.testing.assert_array_equal(_shifted(np.arange(5.0), -1), [1, 2, 3, 4, np.nan])
+    voice = np.tile([1.0, 1, 1, 0, 0, 0], 10)
+    lips = voice + np.random.default_rng(13).normal(0, 0.1, 60)
+    assert correlate(voice, lips, 2, 60) > 0.9  # lags +-1, +-2 see too few frames; lag 0 sees all 60
+    rng = np.random.default_rng(14)
+    loudness = rng.normal(-30, 5, 200)
+    late = np.zeros(200)
+    late[100:] = 1  # the voice speaks in the last 100 frames
+    mouth = np.where(late > 0, loudness, rng.normal(-30, 5, 200))
+    assert synchrony(late, mouth, loudness, 1, 100) > 0.5  # lag -1 loses the last frame: 99 < 100; lag 0 has 100
+    assert np.isnan(synchrony(late, mouth, loudness, 0, 101))
+    assert synchrony(late, np.roll(mouth, 4), loudness, 3, 25) < 0.5 < synchrony(late, np.roll(mouth, 4), loudness,
+                                                                                4, 25)
+    half_seen = np.where(np.arange(200) < 100, np.nan, mouth)
+    assert np.isfinite(synchrony(late, half_seen, loudness, 0, 100))  # seen in exactly min_frames frames
+
+
+def test_what_the_speaking_records_carry():
+    spans = [(0, 200)]
+    model = np.full(FRAMES, -10.0)
+    model[100:120] = np.nan  # the face not scored there
+    evidence = Evidence(lips={0: activity_of(spans)}, active_speaker={0: model})
+    diarization = Diarization(turns("A", spans) + turns("A", [(300, 310)]))  # a 0.4 s burst: merged into listening
+    speaking, _ = assign_speakers(diarization, evidence, FPS, FRAMES)
+    person = speaking.person(0)
+    assert speaking.fps == FPS and speaking.num_frames == FRAMES
+    np.testing.assert_allclose(person.scores[:100], SCORE_SCALE - 1.5)  # -10 counts as the limit, -6
+    np.testing.assert_allclose(person.scores[100:120], SCORE_SCALE)  # no score: the voice alone
+    assert person.speak == [(0, 200)] and person.listen == [(200, 500)]
+    ordered = speaking_in_order(Diarization(turns("b", [(0, 25)])), ["b"], [4], FPS, 50)
+    assert ordered.fps == FPS and ordered.unassigned_voices == [] and ordered.person(4).evidence == "own_audio"
+
+
+def test_a_second_of_model_scores_is_enough_and_audio_without_mouths_is_fine():
+    spans = bursts(0, 500)
+    second = np.full(FRAMES, np.nan)
+    second[:25] = np.linspace(-1, 1, 25)  # exactly min_overlap (1 s) of scores
+    evidence = Evidence(lips={0: activity_of(spans)}, active_speaker={0: second},
+                        loudness=np.random.default_rng(15).normal(-30, 5, FRAMES))  # no mouth measured for anyone
+    speaking, agreement = assign_speakers(Diarization(turns("A", spans)), evidence, FPS, FRAMES)
+    assert speaking.person(0).evidence == ACTIVE_SPEAKER and np.isfinite(agreement[0, 0])
