@@ -67,13 +67,52 @@ def assert_nothing_partial(out):
             assert len(list((folder / "pose").glob("*.json"))) == row["frames"]
 
 
-def test_killed_at_random_moments_the_dataset_ends_as_an_uninterrupted_run_makes_it(videos, tmp_path):
-    reference = tmp_path / "reference"
+@pytest.fixture(scope="module")
+def reference(videos, tmp_path_factory):
+    """The uninterrupted run, and how long it took."""
+    out = tmp_path_factory.mktemp("reference") / "dataset"
     started = time.monotonic()
-    done = subprocess.run(command(videos, reference), capture_output=True, text=True, cwd=PACK_ROOT, timeout=600)
+    done = subprocess.run(command(videos, out), capture_output=True, text=True, cwd=PACK_ROOT, timeout=600)
     whole = time.monotonic() - started
     assert done.returncode == 0, done.stderr[-2000:]
     assert "2 videos annotated, 1 failed" in done.stdout and "4 clips" in done.stdout
+    return out, whole
+
+
+def assert_same_dataset(found_in, expected_in, note=None):
+    expected, found = files(expected_in), files(found_in)
+    assert sorted(found) == sorted(expected), note  # same clips, same files, nothing left over or twice
+    for name, path in expected.items():
+        assert found[name].read_bytes() == path.read_bytes(), name
+
+
+def test_what_a_killed_run_leaves_is_cleaned_up_and_redone(videos, reference, tmp_path):
+    """The states a kill can leave, made on purpose: a commit cut short (clips moved, no record), a video half
+    written in staging, temporary files beside the manifest and the records."""
+    expected, _ = reference
+    out = shutil.copytree(expected, tmp_path / "dataset", symlinks=True)
+    record = out / ".annotate" / "videos" / "kill_talk42.json"
+    clips = [row["folder"] for row in json.loads(record.read_text())["clips"]]
+    record.unlink()  # killed between moving the clips into place and writing the record
+    (out / "manifest.json").unlink()
+    staging = out / ".annotate" / "staging" / "kill_talk41"
+    shutil.copytree(out / clips[0], staging / clips[0])  # killed while writing another video's clips
+    (staging / clips[0] / "meta.json").write_text('{"source": "ki')
+    for folder in (out, out / ".annotate" / "videos"):
+        (folder / ".manifest.x1y2.partial.json").write_text("{")  # atomic_path's names, cut short
+    (out / clips[1] / "video.mp4").write_bytes(b"")  # a clip folder of the uncommitted video is not trusted
+    old = time.time() - 60
+    for path in out.rglob("*"):
+        os.utime(path, (old, old), follow_symlinks=False)  # all of it from before the next run
+    done = subprocess.run(command(videos, out), capture_output=True, text=True, cwd=PACK_ROOT, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "1 videos annotated, 0 failed, 2 already done" in done.stdout
+    assert_same_dataset(out, expected)
+    assert not [p for p in out.rglob("*") if TEMPORARY.match(p.name)]
+
+
+def test_killed_at_random_moments_the_dataset_ends_as_an_uninterrupted_run_makes_it(videos, reference, tmp_path):
+    expected, whole = reference
 
     out, rng, kills, moments = tmp_path / "killed", random.Random(7), 0, []
     for _ in range(40):
@@ -96,8 +135,5 @@ def test_killed_at_random_moments_the_dataset_ends_as_an_uninterrupted_run_makes
 
     finished = subprocess.run(command(videos, out), capture_output=True, text=True, cwd=PACK_ROOT, timeout=600)
     assert finished.returncode == 0, finished.stderr[-2000:]
-    expected, found = files(reference), files(out)
-    assert sorted(found) == sorted(expected), moments  # same clips, same files, nothing left over or twice
-    for name, path in expected.items():
-        assert found[name].read_bytes() == path.read_bytes(), name
-    assert not [p for p in out.rglob("*") if TEMPORARY.match(p.name)]
+    assert_same_dataset(out, expected, moments)
+    assert not [p for p in out.rglob("*") if TEMPORARY.match(p.name)], moments
