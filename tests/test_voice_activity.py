@@ -105,3 +105,34 @@ def test_level_normalisation():
     np.testing.assert_allclose(level_normalised(silent), silent * 10 ** (MAX_GAIN_DB / 20), rtol=1e-5)
     assert np.abs(level_normalised(rng.normal(size=16000).astype(np.float32) * 5)).max() <= 1.0
     assert len(level_normalised(np.zeros(10, np.float32))) == 10
+
+
+def music(seconds=10, seed=3):
+    """A melody of plucked notes (six harmonics, decaying) over chords and a drum kit: pitched, rhythmic, with onsets
+    much as speech has."""
+    rng, rate = np.random.default_rng(seed), 16000
+
+    def note(frequency, length, harmonics, decay):
+        t = np.arange(int(length * rate)) / rate
+        return sum(np.sin(2 * np.pi * frequency * k * t) / k for k in range(1, harmonics + 1)) * np.exp(-decay * t)
+
+    melody = np.concatenate([note(220 * 2 ** (rng.integers(0, 24) / 12), rng.choice([0.25, 0.5, 1.0]), 6, 3.0)
+                             for _ in range(8 * seconds)])[:seconds * rate]
+    chords = np.concatenate([sum(note(110 * 2 ** (rng.integers(0, 12) / 12) * ratio, 0.5, 8, 1.0)
+                                 for ratio in (1, 1.26, 1.5, 2)) for _ in range(2 * seconds)])
+    drums, hit = np.zeros(seconds * rate), np.arange(1600)
+    for beat in range(4 * seconds):
+        drums[beat * 4000:beat * 4000 + 1600] += rng.normal(size=1600) * np.exp(-hit / 400)
+        if beat % 4 == 0:
+            drums[beat * 4000:beat * 4000 + 1600] += 3 * np.sin(2 * np.pi * 60 * hit / rate) * np.exp(-hit / 1500)
+    return {"melody": melody, "chords": chords, "drums": drums, "band": melody + 0.5 * chords + 0.5 * drums}
+
+
+def test_music_alone_is_no_speech_and_no_speaker_at_any_level(vad):
+    from mit_annotator.diarization import Diarizer
+
+    for name, samples in music().items():
+        for level in (-40.0, -20.0):
+            assert seconds_of_speech(vad, at_level(samples, level).astype(np.float32)) == 0.0, (name, level)
+    band = at_level(music()["band"], -40.0).astype(np.float32)
+    assert Diarizer()(band).turns == []  # the whole path: level normalised, voice activity, no voice

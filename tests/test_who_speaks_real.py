@@ -95,3 +95,44 @@ def test_the_assign_command_uses_the_model_and_says_so(tmp_path):
                            "--speakers", "asd", "--models", str(tmp_path)], capture_output=True, text=True,
                           cwd=PACK_ROOT, timeout=600)
     assert done.returncode == 2 and "pretrain_AVA.model" in done.stderr and "LR-ASD" in done.stderr
+
+
+def test_the_active_speakers_command_writes_each_faces_scores(tmp_path):
+    out = tmp_path / "scores.json"
+    done = subprocess.run([sys.executable, "-m", "mit_annotator", "active-speakers", str(INTERACT), "--out", str(out),
+                           "--asd-model", str(AVA_WEIGHTS), "--models", str(MODELS)],
+                          capture_output=True, text=True, cwd=PACK_ROOT, timeout=600)
+    assert done.returncode == 0, done.stderr
+    scores = SpeakingActivity.load(out)
+    assert len(scores.people) == 2 and all(p.voice is None and p.evidence == "active_speaker" for p in scores.people)
+    first, second = slice(5, 95), slice(125, 205)  # the right person talks, then the left
+    right, left = sorted(scores.people, key=lambda p: -np.nanmean(p.scores[first]))
+    assert np.nanmean(right.scores[first]) > np.nanmean(left.scores[first]) + 1
+    assert np.nanmean(left.scores[second]) > np.nanmean(right.scores[second])
+    assert "213 frames scored" in done.stdout
+
+
+def test_the_assign_speakers_node_uses_the_model_on_the_images(monkeypatch, asd):
+    sys.path.insert(0, str(PACK_ROOT))
+    from nodes import speaker_nodes
+    from nodes.comfy_bridge import audio_to_comfy, frames_to_image
+
+    monkeypatch.setenv("MIT_MODELS_DIR", str(AVA_WEIGHTS.parent))  # where the node looks outside ComfyUI
+    frames, audio = media.read_frames(INTERACT, fps=25), media.read_audio(INTERACT, 16000)
+    tracks = track_faces(INTERACT, YuNetFaceDetector(MODELS / "face_detection_yunet.onnx"))
+    node = speaker_nodes.AssignSpeakers()
+    speaking, timeline = node.assign(tracks, audio_to_comfy(audio, 16000), 4, "offline", frames_to_image(frames),
+                                     "asd", AVA_WEIGHTS.name)
+    assert [p.evidence for p in speaking.people] == ["active_speaker"] * 2
+    truth = interact_truth(tracks.num_frames, 25 / 24)
+    for track in tracks.tracks:
+        side = "left" if track.boxes[0, 0] < tracks.width / 2 else "right"
+        assert frame_score(speaking_frames(speaking.person(track.track_id), tracks.num_frames),
+                           truth[side]).accuracy >= 0.95
+    assert timeline.shape[0] == 1 and timeline.shape[-1] == 3
+    lips, _ = node.assign(tracks, audio_to_comfy(audio, 16000), 4, "offline", frames_to_image(frames), "lips")
+    assert {p.evidence for p in lips.people} == {"lips"}
+    with pytest.raises(ValueError, match="no keypoints .* connect the images"):  # face tracks: nothing to read
+        node.assign(tracks, audio_to_comfy(audio, 16000), 4, "offline", None, "auto")
+    with pytest.raises(ValueError, match="'asd' needs the images"):
+        node.assign(tracks, audio_to_comfy(audio, 16000), 4, "offline", None, "asd")
