@@ -57,9 +57,14 @@ class Recipe:
     condition_dropout: float = CONDITION_DROPOUT
 
 
-def is_trained(stage: int, component: str, name: str, model: CovOGModel) -> bool:
+def trained_components(stage: int, audio_driver: bool = True) -> tuple[str, ...]:
+    """The components `stage` trains; without the audio driver (stage 2's ablation) the motion modules alone."""
+    return tuple(c for c in TRAINED[stage] if audio_driver or c != "audio_driver")
+
+
+def is_trained(stage: int, component: str, name: str, model: CovOGModel, audio_driver: bool = True) -> bool:
     """Whether parameter `name` of `component` trains in `stage`."""
-    if component not in TRAINED[stage]:
+    if component not in trained_components(stage, audio_driver):
         return False
     if component == "denoising_unet":
         return ("motion_modules" in name) == (stage == 2)
@@ -70,17 +75,18 @@ def is_trained(stage: int, component: str, name: str, model: CovOGModel) -> bool
     return True
 
 
-def set_trainable(model: CovOGModel, stage: int) -> list[torch.nn.Parameter]:
+def set_trainable(model: CovOGModel, stage: int, audio_driver: bool = True) -> list[torch.nn.Parameter]:
     """Freeze everything, then unfreeze (and put in train mode) the stage's parameters; returns them. Stage 2 marks
-    the audio driver trained: it runs from the first step, and every checkpoint it writes records it."""
+    the audio driver trained: it runs from the first step, and every checkpoint it writes records it (not so without
+    the audio driver: it stays as it was, and an untrained one is skipped)."""
     model.eval()
-    if stage == 2:
+    if stage == 2 and audio_driver:
         model.audio_driver.mark_trained()
     trained = []
-    for component in TRAINED[stage]:
+    for component in trained_components(stage, audio_driver):
         module = getattr(model, component).train()
         for name, parameter in module.named_parameters():
-            if is_trained(stage, component, name, model):
+            if is_trained(stage, component, name, model, audio_driver):
                 parameter.requires_grad_(True)
                 trained.append(parameter)
     return trained
@@ -90,10 +96,12 @@ class TrainingNet(torch.nn.Module):
     """One training step's forward, as one module: accelerate/DDP wrap it, and its registered modules (those with
     trained parameters) are what the training state saves. The frozen networks are reached through `self.model`."""
 
-    def __init__(self, model: CovOGModel, stage: int, recipe: Recipe | None = None):
+    def __init__(self, model: CovOGModel, stage: int, recipe: Recipe | None = None, audio_driver: bool = True):
         super().__init__()
         self.model, self.stage, self.recipe = model, stage, recipe or Recipe()
-        self.trained = torch.nn.ModuleDict({name: getattr(model, name) for name in TRAINED[stage]})
+        self.audio_driver = stage == 2 and audio_driver  # whether the audio driver runs (and trains)
+        self.trained = torch.nn.ModuleDict({name: getattr(model, name)
+                                            for name in trained_components(stage, audio_driver)})
         self.bank = reference_attention.attach(model.reference_unet, model.denoising_unet)
 
     def forward(self, batch: dict) -> torch.Tensor:
@@ -111,7 +119,7 @@ class TrainingNet(torch.nn.Module):
         with torch.set_grad_enabled(stage == 1):  # the ReferenceNet and pose encoders train in stage 1 only
             self.fill_reference_bank(reference_latent, batch["reference_poses"], context, keep, num_frames)
             pose_features = model.pose_guider(poses.flatten(0, 1))
-        audio = audio_conditioning(model, batch) if stage == 2 else None
+        audio = audio_conditioning(model, batch) if self.audio_driver else None
 
         noise = torch.randn_like(latents)
         noise += self.recipe.noise_offset * torch.randn(*latents.shape[:2], 1, 1, 1, device=latents.device)
@@ -120,8 +128,8 @@ class TrainingNet(torch.nn.Module):
         target = model.scheduler.get_velocity(latents, noise, timesteps)
         bypass = motion_modules_bypassed(model.denoising_unet) if stage == 1 else nullcontext()
         with bypass:
-            prediction = denoise(model.denoising_unet, model.audio_driver if stage == 2 else None, noisy, timesteps,
-                                 context, pose_features, audio)
+            prediction = denoise(model.denoising_unet, model.audio_driver if self.audio_driver else None, noisy,
+                                 timesteps, context, pose_features, audio)
         weights = min_snr_weights(model.scheduler, timesteps, self.recipe.snr_gamma)
         per_sample = (prediction.float() - target.float()).pow(2).mean(dim=(1, 2, 3, 4))
         return (per_sample * weights).mean()
@@ -203,6 +211,11 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help=f"share of samples without appearance conditions (the paper: {CONDITION_DROPOUT})")
     parser.add_argument("--noise-offset", type=float, default=NOISE_OFFSET, help=f"the paper: {NOISE_OFFSET}")
     parser.add_argument("--snr-gamma", type=float, default=SNR_GAMMA, help=f"Min-SNR gamma (the paper: {SNR_GAMMA})")
+    parser.add_argument("--no-audio-driver", action="store_true",
+                        help="stage 2 without the audio driver (an ablation): the motion modules alone train, and the "
+                             "driver stays as it was (an untrained one is skipped)")
+    parser.add_argument("--fused-optimizer", action="store_true",
+                        help="torch's fused AdamW (one kernel for all parameters: several times faster on the CPU)")
     return parser.parse_args(argv)
 
 
@@ -263,14 +276,16 @@ def prepare(args: argparse.Namespace) -> Run:
                          "needs one count; use --batch 1 (the paper's: 1 per GPU)")
     order = EpochOrder(len(dataset), args.batch, args.seed, accelerator.process_index, accelerator.num_processes)
 
-    parameters = set_trainable(model, args.stage)
+    audio_driver = not args.no_audio_driver
+    parameters = set_trainable(model, args.stage, audio_driver)
     if args.gradient_checkpointing:
-        for name in TRAINED[args.stage]:
+        for name in trained_components(args.stage, audio_driver):
             module = getattr(model, name)
             if getattr(module, "_supports_gradient_checkpointing", False):
                 module.enable_gradient_checkpointing()
-    net = TrainingNet(model, args.stage, Recipe(args.noise_offset, args.snr_gamma, args.condition_dropout))
-    optimizer = make_optimizer(parameters, args.lr, args.stage, accelerator)
+    net = TrainingNet(model, args.stage, Recipe(args.noise_offset, args.snr_gamma, args.condition_dropout),
+                      audio_driver)
+    optimizer = make_optimizer(parameters, args.lr, args.stage, accelerator, args.fused_optimizer)
     net, optimizer = accelerator.prepare(net, optimizer)
     start_step = 0
     if args.resume:
@@ -306,10 +321,14 @@ def check_args(args: argparse.Namespace):
         raise ValueError(f"--workers must be at least 0, got {args.workers}")
     if args.min_frame_gap < 1:
         raise ValueError(f"--min-frame-gap must be at least 1, got {args.min_frame_gap}")
+    if args.no_audio_driver and args.stage != 2:
+        raise ValueError("--no-audio-driver is a stage-2 ablation; stage 1 never runs the audio driver")
 
 
-def make_optimizer(parameters, lr: float, stage: int, accelerator: Accelerator) -> torch.optim.Optimizer:
-    """AdamW; in stage 2 bitsandbytes' 8-bit AdamW (the paper's) when it is installed and a GPU is used."""
+def make_optimizer(parameters, lr: float, stage: int, accelerator: Accelerator,
+                   fused: bool = False) -> torch.optim.Optimizer:
+    """AdamW; in stage 2 bitsandbytes' 8-bit AdamW (the paper's) when it is installed and a GPU is used; torch's
+    fused AdamW when `fused`."""
     if stage == 2:
         try:
             import bitsandbytes
@@ -319,7 +338,7 @@ def make_optimizer(parameters, lr: float, stage: int, accelerator: Accelerator) 
             if accelerator.device.type == "cuda":
                 return bitsandbytes.optim.AdamW8bit(parameters, lr=lr, weight_decay=WEIGHT_DECAY)
             accelerator.print("8-bit AdamW needs a GPU: plain AdamW")
-    return torch.optim.AdamW(parameters, lr=lr, weight_decay=WEIGHT_DECAY)
+    return torch.optim.AdamW(parameters, lr=lr, weight_decay=WEIGHT_DECAY, **({"fused": True} if fused else {}))
 
 
 def train(run: Run) -> Path:
