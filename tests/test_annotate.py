@@ -23,6 +23,7 @@ from mit_annotator.clips import RULES, clip_camera_motion
 from mit_annotator.motion import BackgroundFlow, background_motion
 from mit_annotator.reader import open_clip
 from mit_annotator.records import SpeakingActivity, VideoTracks
+from mit_annotator.segments import MERGE_SHORTER_THAN_S, speak_listen_segments
 from mit_annotator.tracking import box_iou
 
 TALKS = {"talk4": (4, 13)}  # name: (people, seed), 10 s; cut.mp4 is 10 s of 2 people (seed 11) then 10 s of 3 (12)
@@ -129,9 +130,11 @@ def test_every_clip_follows_the_selection_rules_in_its_files(dataset, inputs):
             areas.append(np.mean((boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])))
             assert sum(b is None for b in entry["face_track"]) <= 0.2 * frames
         assert min(areas) >= (FACE_1080P * height / 1080) ** 2 and min(areas) / max(areas) > 0.5
-        # one shot
+        # one shot: within one of the shots found, and on one side of the cut the test video was made with
         shots = found[f"test_{row['video']}"]["media"]["shots"]
         assert any(a <= start and end <= b for a, b in shots), (folder.name, shots)
+        if row["video"] == "cut":
+            assert end <= inputs[1]["cut"][2] or start >= inputs[1]["cut"][2], folder.name
         # the background stays still, measured again on the clip's own video
         tracks = VideoTracks.load(folder / "tracks.json")
         flow = BackgroundFlow()
@@ -163,26 +166,48 @@ def truth_for(inputs, row):
     return None, None
 
 
+def segment_frames(segments, frames):
+    inside = np.zeros(frames, bool)
+    for start, end in segments:
+        inside[start:end] = True
+    return inside
+
+
 def test_who_speaks_matches_the_ground_truth(dataset, inputs):
-    """Frame-level F1 of 'speaking' (speaking_score > 0) over every person of every synthetic clip; people are
-    matched to the truth by their boxes."""
+    """Frame-level F1 of 'speaking' over every person of every synthetic clip, as the scores say (speaking_score > 0)
+    and as the written speak segments say: speaker_info.json's against the truth, the merged file's against the truth
+    merged the same way (pieces under 1 s folded into their neighbours); people are matched to the truth by their
+    boxes. Speak and listen segments cover every frame once."""
     out, _ = dataset
-    tp = fp = fn = 0
+    counts = {"scores": [0, 0, 0], "speak": [0, 0, 0], "merged speak": [0, 0, 0]}
     for folder, row in clip_folders(out):
         talk, offset = truth_for(inputs, row)
         if talk is None:
             continue
         tracks = VideoTracks.load(folder / "tracks.json")
         info = json.loads((folder / "speaker_info.json").read_text())
-        for entry, track in zip(info, tracks.tracks):
+        merged = json.loads((folder / "speaker_info_merged.json").read_text())
+        for entry, folded, track in zip(info, merged, tracks.tracks):
             overlap = [np.mean([box_iou(track.boxes[r], t.boxes[offset + f]) for r, f in enumerate(track.frames)])
                        for t in talk.tracks.tracks]
             assert max(overlap) > 0.6
-            truth = talk.speaking.people[int(np.argmax(overlap))].scores[offset:offset + row["frames"]] > 0
-            said = np.asarray(entry["speaking_score"]) > 0
-            tp, fp, fn = tp + (said & truth).sum(), fp + (said & ~truth).sum(), fn + (~said & truth).sum()
-    f1 = 2 * tp / (2 * tp + fp + fn)
-    assert f1 >= 0.9, f1
+            scores = talk.speaking.people[int(np.argmax(overlap))].scores[offset:offset + row["frames"]]
+            truth = scores > 0
+            folded_truth = segment_frames(speak_listen_segments(scores, 25.0, MERGE_SHORTER_THAN_S)[0], row["frames"])
+            for written in (entry, folded):
+                covered = segment_frames(written["speak"], row["frames"]).astype(int) + segment_frames(
+                    written["listen"], row["frames"])
+                assert (covered == 1).all(), folder.name
+            for name, said, expected in (("scores", np.asarray(entry["speaking_score"]) > 0, truth),
+                                         ("speak", segment_frames(entry["speak"], row["frames"]), truth),
+                                         ("merged speak", segment_frames(folded["speak"], row["frames"]),
+                                          folded_truth)):
+                tally = counts[name]
+                tally[0] += (said & expected).sum()
+                tally[1] += (said & ~expected).sum()
+                tally[2] += (~said & expected).sum()
+    f1 = {name: 2 * tp / (2 * tp + fp + fn) for name, (tp, fp, fn) in counts.items()}
+    assert min(f1.values()) >= 0.9, f1
 
 
 def test_our_records_beside_the_mit_files_say_the_same(dataset):

@@ -177,6 +177,30 @@ def test_a_malformed_speaker_info_names_the_clip(conversation, model, tmp_path, 
     assert f"{folder}: {message}" in err, err
 
 
+@pytest.mark.parametrize("breakage, message", [
+    (lambda text: text[:-20], "speaker_info.json is not valid JSON"),
+    (lambda text: json.dumps([{**e, "listen": [[0, 1000]]} for e in json.loads(text)]),
+     "speaker_info.json, person 0: listen must be a list of [start, end] frame ranges within 0..40"),
+    (lambda text: json.dumps([json.loads(text)[0], json.loads(text)[1]["speaking_score"]]),
+     "speaker_info.json, person 1: expected an object, got list"),
+])
+def test_a_malformed_speaker_info_names_the_clip_when_it_is_the_only_speaker_file(conversation, model, tmp_path,
+                                                                                   capsys, breakage, message):
+    """Without speaker_info_with_instance_bbox.json the reader takes speaker_info.json (people found in pose/ by
+    their face_track, whatever order pose/ lists them in): whole, it reads as the conversation it was made from;
+    broken, the error names the clip."""
+    folder = released_clip(tmp_path, conversation)
+    (folder / "speaker_info_with_instance_bbox.json").unlink()
+    clip = open_clip(folder)
+    assert clip.info_file.name == "speaker_info.json" and clip.people == 2
+    for person, truth in zip(clip.tracks([0, 21]).tracks, conversation.tracks.tracks):
+        np.testing.assert_allclose(person.boxes, truth.boxes[[0, 21]], atol=1e-4)
+    path = folder / "speaker_info.json"
+    path.write_text(breakage(path.read_text()))
+    err = one_clear_error(tmp_path, capsys, model[0])
+    assert f"{folder}: {message}" in err, err
+
+
 def test_a_clip_shorter_than_the_training_window_names_the_clip(speech, model, tmp_path, capsys):
     short = synthesize_conversation(ConversationSpec(num_people=2, seconds=1.0, width=256, height=128, seed=4), speech)
     folder = released_clip(tmp_path, short)
