@@ -74,7 +74,7 @@ PY
   }
   (cd "$work" && "$ROOT/.venv/bin/mutmut" results --all true > results.txt)
   minutes=$(( ($(date +%s) - start + 59) / 60 ))
-  .venv/bin/python - "$module" "$work/results.txt" "$minutes" >> "$SUMMARY" <<'PY'
+  .venv/bin/python - "$module" "$work/results.txt" "$minutes" > "$work/summary.txt" <<'PY'
 import collections, sys
 module, results, minutes = sys.argv[1], sys.argv[2], sys.argv[3]
 status = {}
@@ -92,6 +92,7 @@ for key, value in sorted(status.items()):
     if value in ("survived", "no tests", "suspicious"):
         print(f"    {value}: {key}")
 PY
-  grep -A100000 "^$module: " "$SUMMARY" | tail -n +1 | awk -v m="$module" 'NR==1 || /^    /{print; next} {exit}'
+  cat "$work/summary.txt" >> "$SUMMARY"
+  cat "$work/summary.txt"
 done
 echo "summary: $SUMMARY"
