@@ -215,7 +215,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="stage 2 without the audio driver (an ablation): the motion modules alone train, and the "
                              "driver stays as it was (an untrained one is skipped)")
     parser.add_argument("--fused-optimizer", action="store_true",
-                        help="torch's fused AdamW (one kernel for all parameters: several times faster on the CPU)")
+                        help="torch's fused AdamW (the same steps as the default, to float rounding)")
     return parser.parse_args(argv)
 
 
