@@ -151,6 +151,15 @@ def check_people(tracks) -> None:
                          "threshold and that people are in view")
 
 
+def check_speaking(speaking, tracks) -> None:
+    """A clear error when the assignment names people the tracks do not hold (made from other tracks)."""
+    known = [t.track_id for t in tracks.tracks]
+    missing = [p.track_id for p in speaking.people if p.track_id not in known]
+    if missing:
+        raise ValueError(f"the assignment names person {', '.join(map(str, missing))}, whom the tracks do not hold "
+                         f"(their people: {known or 'none'}); give the tracks the assignment was made from")
+
+
 def interrupt_check() -> Callable[[], bool]:
     """A `cancelled()` for covog's sampler: raises ComfyUI's own interrupt once the user pressed Cancel (so ComfyUI
     reports an interruption, not an error), before the next step; never cancels outside ComfyUI."""

@@ -11,8 +11,8 @@ from covog.conditioning import build_conditions
 from covog.model import DTYPES, CovOGModel, pick_dtype
 from covog.sampler import SIZE_MULTIPLE, SamplerSettings, generate, window_starts
 
-from .comfy_bridge import (audio_to_mono_16k, free_memory, model_folders, progress_callback, resolve_model_folder,
-                           torch_devices)
+from .comfy_bridge import (AUDIO_RATE, audio_to_mono_16k, check_audio_covers, check_people, check_speaking, free_memory,
+                           model_folders, progress_callback, resolve_model_folder, torch_devices)
 
 COMFY_FOLDER = "covog"  # ComfyUI/models/covog/<model folder>/ (python -m covog.convert writes one)
 MAX_PEOPLE = 4
@@ -99,10 +99,16 @@ class GenerateConversation:
              **person_audio):
         settings = SamplerSettings(steps=steps, guidance=cfg, window=window, overlap=overlap, seed=seed)
         settings.check()
-        own = [person_audio.get(f"person_{k}_audio") for k in range(1, len(tracks.tracks) + 1)]
-        if any(a is not None for a in own) and not all(a is not None for a in own):
-            raise ValueError(f"give every person's own audio ({len(tracks.tracks)} people) or none")
-        voices = [audio_to_mono_16k(a) for a in own] if own and own[0] is not None else audio_to_mono_16k(audio)
+        check_people(tracks)
+        check_speaking(speaking, tracks)
+        own = [person_audio.get(f"person_{k}_audio") for k in range(1, MAX_PEOPLE + 1)]
+        given = [k + 1 for k, a in enumerate(own) if a is not None]
+        if given and given != list(range(1, len(tracks.tracks) + 1)):
+            raise ValueError(f"per-person audio given for people {given}; the tracks hold {len(tracks.tracks)} "
+                             "people: give every person's own audio, in the tracks' order, or none")
+        voices = [audio_to_mono_16k(a) for a in own[:len(tracks.tracks)]] if given else audio_to_mono_16k(audio)
+        for samples in voices if given else [voices]:
+            check_audio_covers(len(samples) / AUDIO_RATE, tracks.num_frames, tracks.fps)
         image = reference_image(reference, (width, height))
         compute, offload = torch_devices()
         try:

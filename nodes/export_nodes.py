@@ -15,7 +15,8 @@ from mit_annotator.clips import Candidate
 from mit_annotator.export import clip_folder_name, write_clip
 from mit_annotator.records import Diarization
 
-from .comfy_bridge import audio_to_mono_16k, check_audio_covers, check_people, image_to_frames, progress_callback
+from .comfy_bridge import (audio_to_mono_16k, check_audio_covers, check_people, check_speaking, image_to_frames,
+                           progress_callback)
 from .retime import RATE, frames_at, speaking_at, tracks_at
 
 log = logging.getLogger("MIT-CovOG")
@@ -65,6 +66,7 @@ class ExportClip:
 
     def export(self, images, audio, tracks, speaking, folder, source, video_name, write_frames, diarization=None):
         check_people(tracks)
+        check_speaking(speaking, tracks)
         if images.shape[0] != tracks.num_frames:
             raise ValueError(f"the tracks cover {tracks.num_frames} frames, the images are {images.shape[0]}")
         for name, value in (("source", source), ("video_name", video_name)):

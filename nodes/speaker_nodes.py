@@ -86,20 +86,27 @@ class AssignSpeakers:
             check_images(images, tracks)
         if images is None and speaker_evidence == "asd" and active_speakers is None:
             raise ValueError("speaker_evidence 'asd' needs the images the tracks came from")
+        if images is None and any(track.keypoints is None for track in tracks.tracks):
+            raise ValueError("these tracks have no keypoints (faces only, e.g. from Detect Faces): connect the images "
+                             "they came from, whose faces the lips and the active-speaker model are read from")
+        # the assignment counts frames at 25 fps, LR-ASD's rate; the speaking comes back at the tracks' rate
+        at_rate = tracks_at(tracks)
+        bar = progress_callback(at_rate.num_frames + 2)  # diarization, each frame's evidence, the assignment
+        bar(0, at_rate.num_frames + 2)
         if diarization is None:
             most = max_speakers or len(tracks.tracks) + 2
             diarization = get_diarizer(diarizer)(samples, DiarizationConfig(max_speakers=max(most, 1)))
-        # the assignment counts frames at 25 fps, LR-ASD's rate; the speaking comes back at the tracks' rate
-        at_rate = tracks_at(tracks)
+        bar(1, at_rate.num_frames + 2)
         frames = frames_at(image_to_frames(images), tracks.num_frames, tracks.fps) if images is not None else None
-        progress = progress_callback(at_rate.num_frames)
         model = None
         if active_speakers is None:
             model = get_active_speaker(speaker_evidence if images is not None else "lips", asd_model)
-        evidence = speaking_evidence(None, at_rate, samples, model, frames, progress)
+        evidence = speaking_evidence(None, at_rate, samples, model, frames,
+                                     lambda done, total: bar(1 + done, total + 2))
         if active_speakers is not None:
             evidence.active_speaker = scores_for(active_speakers, at_rate)
         found, _ = assign_speakers(diarization, evidence, at_rate.fps, at_rate.num_frames)
+        bar(at_rate.num_frames + 2, at_rate.num_frames + 2)
         for person in found.people:
             log.info("[MIT-CovOG] person %d: %s, from %s", person.track_id, person.voice or "listener",
                      (person.evidence or "no visual evidence").replace("_", "-"))
