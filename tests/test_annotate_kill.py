@@ -1,6 +1,6 @@
 """The annotate batch killed (SIGKILL) at random moments, again and again, then run to the end: the dataset is the one
 an uninterrupted run writes, file for file and byte for byte; after every kill no file under a final name is partial
-and every committed video has all its clips."""
+and every committed video has all its clips. Two worker processes write that same dataset too."""
 
 import json
 import os
@@ -84,6 +84,16 @@ def assert_same_dataset(found_in, expected_in, note=None):
     assert sorted(found) == sorted(expected), note  # same clips, same files, nothing left over or twice
     for name, path in expected.items():
         assert found[name].read_bytes() == path.read_bytes(), name
+
+
+def test_two_worker_processes_write_the_dataset_one_writes(videos, reference, tmp_path):
+    expected, _ = reference
+    out = tmp_path / "pool"
+    done = subprocess.run([*command(videos, out), "--workers", "2"], capture_output=True, text=True, cwd=PACK_ROOT,
+                          timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "2 videos annotated, 1 failed" in done.stdout and "4 clips" in done.stdout
+    assert_same_dataset(out, expected)
 
 
 def test_what_a_killed_run_leaves_is_cleaned_up_and_redone(videos, reference, tmp_path):
