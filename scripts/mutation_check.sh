@@ -21,7 +21,19 @@ declare -A TESTS=(  # module -> the test files that cover it
   [mit_annotator/assignment.py]="tests/test_assignment_rules.py"
   [mit_annotator/lips.py]="tests/test_lips.py"
   [covog/sampler.py]="tests/test_sampler.py"
-  [covog/audio_driver.py]="tests/test_covog_model.py tests/test_sampler.py"
+  # the audio driver: its own tests (the sampler's run every network for minutes per mutant)
+  [covog/audio_driver.py]="tests/test_covog_model.py::test_the_audio_driver_has_covogs_checkpoint_layout \
+    tests/test_covog_model.py::test_audio_projection_shapes \
+    tests/test_covog_model.py::test_one_persons_score_changes_each_block_only_inside_their_face \
+    tests/test_covog_model.py::test_one_persons_own_audio_changes_each_block_only_inside_their_face \
+    tests/test_covog_model.py::test_the_mixed_track_behaves_as_the_paper \
+    tests/test_covog_model.py::test_a_fresh_audio_block_is_exactly_the_identity \
+    tests/test_covog_model.py::test_an_untrained_audio_driver_is_skipped \
+    tests/test_covog_model.py::test_the_trained_flag_is_saved_with_the_model \
+    tests/test_covog_model.py::test_face_masks_of_the_wrong_size_are_refused \
+    tests/test_covog_model.py::test_one_persons_audio_changes_the_final_output \
+    tests/test_covog_model.py::test_audio_rows_must_match_the_frames \
+    tests/test_covog_model.py::test_each_audio_block_computes_the_published_arithmetic_biases_included"
   [covog/train.py]="tests/test_train.py"
   [covog/checkpoints.py]="tests/test_checkpoints.py"
   [nodes]="tests/test_covog_nodes.py tests/test_pack_loading.py tests/test_workflows.py"
