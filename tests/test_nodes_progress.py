@@ -73,24 +73,26 @@ def small(speech):
 
 def calls(small, tiny_models, model, name):
     """(name, the node call, the progress total it announces): each long node on a 30-frame, two-person input."""
-    from nodes.binding_nodes import SplitVoices  # noqa: F401
     from nodes.conversation_nodes import SyntheticConversation
     from nodes.covog_nodes import GenerateConversation
-    from nodes.covog_stage_nodes import CovOGSampler, EncodeReference, RenderPoses
+    from nodes.covog_stage_nodes import CovOGDecode, CovOGSampler, EncodeAudio, EncodeReference, RenderPoses
     from nodes.export_nodes import ExportClip
     from nodes.speaker_nodes import ActiveSpeakers, AssignSpeakers
-    from nodes.vision_nodes import DetectFaces, DetectPeople, TrackPeople
+    from nodes.vision_nodes import DetectFaces, DetectPeople, TrackPeople, WholeBodyPoseNode
 
     c, images = small
     audio = audio_to_comfy(c.mix, 16000)
     yunet, asd = MODELS / "face_detection_yunet.onnx", MODELS / "lr_asd" / "pretrain_AVA.model"
 
-    if name == "covog sampler":  # its inputs are made before ComfyUI's stand-ins are in place
-        from nodes.covog_stage_nodes import EncodeAudio
-
+    if name in ("covog sampler", "covog decode"):  # their inputs are made before ComfyUI's stand-ins are in place
         reference, = EncodeReference().encode(model, inputs(c)["reference"], width=128, height=64)
         poses, _ = RenderPoses().render(c.tracks, reference, 64)
         features, = EncodeAudio().encode(model, c.tracks, audio=audio)
+    if name == "covog decode":
+        latent, = CovOGSampler().sample(model, reference, poses, features, c.speaking, steps=1, cfg=2.0, seed=0,
+                                        window=16, overlap=4)
+    if name == "whole-body pose":
+        detections, = DetectPeople().detect(images, 25.0, str(tiny_models["detector"]), 0.5, "cpu", False)
 
     def sampler():
         return CovOGSampler().sample(model, reference, poses, features, c.speaking, steps=3, cfg=2.0, seed=0,
@@ -100,6 +102,8 @@ def calls(small, tiny_models, model, name):
         ("synthetic conversation", lambda: SyntheticConversation().build(2, 1.2, 4, 256, 128, 25.0, 0.0, False), 30),
         ("detect people", lambda: DetectPeople().detect(images, 25.0, str(tiny_models["detector"]), 0.5, "cpu",
                                                         False), 30),
+        ("whole-body pose", lambda: WholeBodyPoseNode().estimate(images, detections, str(tiny_models["pose"]), "cpu",
+                                                                 False), 30),
         ("track people + DWPose", lambda: TrackPeople().track(images, 25.0, str(tiny_models["detector"]),
                                                               str(tiny_models["pose"]), 0.5, "cpu", False), 30),
         ("detect faces", lambda: DetectFaces().detect(images, 25.0, str(yunet), 0.6), 30),
@@ -107,15 +111,19 @@ def calls(small, tiny_models, model, name):
         ("active speakers", lambda: ActiveSpeakers().score(c.tracks, images, audio, str(asd)), 30),
         ("render poses", lambda: RenderPoses().render(c.tracks, EncodeReference().encode(
             model, inputs(c)["reference"], width=128, height=64)[0], 64), 30),
+        ("encode audio, per person", lambda: EncodeAudio().encode(model, c.tracks, person_1_audio=audio,
+                                                                  person_2_audio=audio), 2),
         ("covog sampler", sampler, 9),  # 3 windows x 3 steps
+        ("covog decode", lambda: CovOGDecode().decode(model, latent, 8), 3),  # a step per window
         ("generate", lambda: GenerateConversation().make(model, **inputs(c), **{**SETTINGS, "steps": 3}), 9),
         ("export clip", lambda: ExportClip().export(images, audio, c.tracks, c.speaking, "progress-test", "test",
                                                     "clip", False), 30),
     ]
 
 
-NAMES = ["synthetic conversation", "detect people", "track people + DWPose", "detect faces", "assign speakers",
-         "active speakers", "render poses", "covog sampler", "generate", "export clip"]
+NAMES = ["synthetic conversation", "detect people", "whole-body pose", "track people + DWPose", "detect faces",
+         "assign speakers", "active speakers", "render poses", "encode audio, per person", "covog sampler",
+         "covog decode", "generate", "export clip"]
 
 
 @pytest.mark.parametrize("name", NAMES)
