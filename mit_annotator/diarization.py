@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import inspect
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -54,6 +55,9 @@ class DiarizationConfig:
                              f"{self.max_speakers}")
 
 
+STAGES = 4  # the steps a diarizer reports: voice activity, embeddings, clustering, turns
+
+
 class Diarizer:
     """Loads the two models once; call it on 16 kHz mono float32 samples."""
 
@@ -64,17 +68,21 @@ class Diarizer:
         self.encoder = VoiceEncoder(device=device, verbose=False)
 
     def __call__(self, samples: np.ndarray, config: DiarizationConfig | None = None,
-                 uri: str = "recording") -> Diarization:
+                 uri: str = "recording", progress: Callable[[int, int], None] | None = None) -> Diarization:
+        """`progress(done, STAGES)` after each stage (voice activity, embeddings, clustering, turns); it may raise to
+        stop between stages (ComfyUI's Cancel)."""
+        progress = progress or (lambda done, total: None)
         config = config or DiarizationConfig()
         samples = _checked_samples(samples)
         speech = self.speech_regions(samples, config)
-        if not speech:
-            return Diarization([], uri=uri)
-        times, embeddings = self.embed(samples, speech, config)
-        if len(embeddings) == 0:
-            return Diarization([], uri=uri)
-        labels = cluster(embeddings, config)
-        return Diarization(_turns(speech, times, embeddings, labels, config), uri=uri)
+        progress(1, STAGES)
+        times, embeddings = self.embed(samples, speech, config) if speech else (np.zeros(0), np.zeros((0, 256)))
+        progress(2, STAGES)
+        labels = cluster(embeddings, config) if len(embeddings) else np.zeros(0, int)
+        progress(3, STAGES)
+        turns = _turns(speech, times, embeddings, labels, config) if len(embeddings) else []
+        progress(STAGES, STAGES)
+        return Diarization(turns, uri=uri)
 
     def speech_regions(self, samples: np.ndarray, config: DiarizationConfig) -> list[tuple[float, float]]:
         return speech_timestamps(self.vad, samples, config.vad_threshold, config.min_speech, config.min_silence)
@@ -266,14 +274,17 @@ class PyannoteDiarizer:
             self.pipeline.to(torch.device(device))
 
     def __call__(self, samples: np.ndarray, config: DiarizationConfig | None = None,
-                 uri: str = "recording") -> Diarization:
+                 uri: str = "recording", progress: Callable[[int, int], None] | None = None) -> Diarization:
         import torch
 
+        progress = progress or (lambda done, total: None)
+        progress(0, STAGES)
         config = config or DiarizationConfig()
         samples = _checked_samples(samples)
         bounds = ({"num_speakers": config.num_speakers} if config.num_speakers else
                   {"min_speakers": config.min_speakers, "max_speakers": config.max_speakers})
         output = self.pipeline({"waveform": torch.from_numpy(samples)[None], "sample_rate": SAMPLE_RATE}, **bounds)
         annotation = getattr(output, "speaker_diarization", output)  # pyannote 4 wraps the annotation
+        progress(STAGES, STAGES)
         return Diarization([SpeakerTurn(str(label), float(segment.start), float(segment.end))
                             for segment, _, label in annotation.itertracks(yield_label=True)], uri=uri)

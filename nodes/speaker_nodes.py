@@ -8,7 +8,7 @@ import numpy as np
 from mit_annotator.assignment import assign_speakers
 from mit_annotator.binding import ORDERS, diarization_timeline, person_thumbnail, speaker_order
 from mit_annotator.binding import speaking_timeline_with_faces
-from mit_annotator.diarization import DiarizationConfig, Diarizer, PyannoteDiarizer
+from mit_annotator.diarization import STAGES, DiarizationConfig, Diarizer, PyannoteDiarizer
 from mit_annotator.models import ACTIVE_SPEAKER_FOLDER, KNOWN_MODELS
 from mit_annotator.timeline import speaking_timeline
 from mit_annotator.voice_activity import require_silero_vad
@@ -91,22 +91,23 @@ class AssignSpeakers:
                              "they came from, whose faces the lips and the active-speaker model are read from")
         # the assignment counts frames at 25 fps, LR-ASD's rate; the speaking comes back at the tracks' rate
         at_rate = tracks_at(tracks)
-        bar = progress_callback(at_rate.num_frames + 2)  # diarization, each frame's evidence, the assignment
-        bar(0, at_rate.num_frames + 2)
+        total = STAGES + at_rate.num_frames + 1  # diarization's stages, each frame's evidence, the assignment
+        bar = progress_callback(total)
+        bar(0, total)
         if diarization is None:
             most = max_speakers or len(tracks.tracks) + 2
-            diarization = get_diarizer(diarizer)(samples, DiarizationConfig(max_speakers=max(most, 1)))
-        bar(1, at_rate.num_frames + 2)
+            diarization = get_diarizer(diarizer)(samples, DiarizationConfig(max_speakers=max(most, 1)),
+                                                 progress=lambda done, _: bar(done, total))
+        bar(STAGES, total)
         frames = frames_at(image_to_frames(images), tracks.num_frames, tracks.fps) if images is not None else None
         model = None
         if active_speakers is None:
             model = get_active_speaker(speaker_evidence if images is not None else "lips", asd_model)
-        evidence = speaking_evidence(None, at_rate, samples, model, frames,
-                                     lambda done, total: bar(1 + done, total + 2))
+        evidence = speaking_evidence(None, at_rate, samples, model, frames, lambda done, _: bar(STAGES + done, total))
         if active_speakers is not None:
             evidence.active_speaker = scores_for(active_speakers, at_rate)
         found, _ = assign_speakers(diarization, evidence, at_rate.fps, at_rate.num_frames)
-        bar(at_rate.num_frames + 2, at_rate.num_frames + 2)
+        bar(total, total)
         for person in found.people:
             log.info("[MIT-CovOG] person %d: %s, from %s", person.track_id, person.voice or "listener",
                      (person.evidence or "no visual evidence").replace("_", "-"))
@@ -142,10 +143,9 @@ class Diarize:
             raise ValueError(f"min_speakers ({min_speakers}) is more than max_speakers ({max_speakers})")
         config = DiarizationConfig(num_speakers=num_speakers or None, min_speakers=min_speakers,
                                    max_speakers=max_speakers)
-        progress = progress_callback(1)
-        progress(0, 1)
-        diarization = get_diarizer(diarizer)(samples, config)
-        progress(1, 1)
+        progress = progress_callback(STAGES)  # voice activity, embeddings, clustering, turns
+        progress(0, STAGES)
+        diarization = get_diarizer(diarizer)(samples, config, progress=progress)
         picture = diarization_timeline(diarization, len(samples) / AUDIO_RATE)
         return diarization, frames_to_image(picture[None])
 

@@ -77,7 +77,7 @@ def calls(small, tiny_models, model, name):
     from nodes.covog_nodes import GenerateConversation
     from nodes.covog_stage_nodes import CovOGDecode, CovOGSampler, EncodeAudio, EncodeReference, RenderPoses
     from nodes.export_nodes import ExportClip
-    from nodes.speaker_nodes import ActiveSpeakers, AssignSpeakers
+    from nodes.speaker_nodes import ActiveSpeakers, AssignSpeakers, Diarize
     from nodes.vision_nodes import DetectFaces, DetectPeople, TrackPeople, WholeBodyPoseNode
 
     c, images = small
@@ -107,7 +107,8 @@ def calls(small, tiny_models, model, name):
         ("track people + DWPose", lambda: TrackPeople().track(images, 25.0, str(tiny_models["detector"]),
                                                               str(tiny_models["pose"]), 0.5, "cpu", False), 30),
         ("detect faces", lambda: DetectFaces().detect(images, 25.0, str(yunet), 0.6), 30),
-        ("assign speakers", lambda: AssignSpeakers().assign(c.tracks, audio, 0, "offline", images, "lips"), 32),
+        ("diarize", lambda: Diarize().diarize(audio, 0, 1, 4, "offline"), 4),  # voice activity, embeddings, ...
+        ("assign speakers", lambda: AssignSpeakers().assign(c.tracks, audio, 0, "offline", images, "lips"), 35),
         ("active speakers", lambda: ActiveSpeakers().score(c.tracks, images, audio, str(asd)), 30),
         ("render poses", lambda: RenderPoses().render(c.tracks, EncodeReference().encode(
             model, inputs(c)["reference"], width=128, height=64)[0], 64), 30),
@@ -122,7 +123,7 @@ def calls(small, tiny_models, model, name):
 
 
 NAMES = ["synthetic conversation", "detect people", "whole-body pose", "track people + DWPose", "detect faces",
-         "assign speakers", "active speakers", "render poses", "encode audio, per person", "covog sampler",
+         "diarize", "assign speakers", "active speakers", "render poses", "encode audio, per person", "covog sampler",
          "covog decode", "generate", "export clip"]
 
 
