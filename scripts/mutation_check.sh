@@ -53,6 +53,9 @@ fi
 SHARED_DATA=${MIT_SHARED_DATA:-$ROOT/../shared/data}
 [ -d "$SHARED_DATA" ] && SHARED_DATA=$(cd "$SHARED_DATA" && pwd)
 export MIT_SHARED_DATA=$SHARED_DATA HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 CUDA_VISIBLE_DEVICES=""
+# one thread per test process: mutmut forks each mutant's run from a process that has run torch, and OpenMP's
+# thread pool does not survive a fork (the children hang until their timeout)
+export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
 
 mkdir -p outputs/mutation
 SUMMARY=outputs/mutation/summary.txt
