@@ -2,7 +2,7 @@
 # The pack in a real ComfyUI, as a user meets it: the import check, ComfyUI's own prompt validation of every
 # workflow, every workflow loaded in the real editor (headless Chromium), and every workflow run through POST /prompt
 # on the CPU with tiny or bundled models (plus one interrupted run). Not run in CI: it needs a ComfyUI checkout and
-# two virtualenvs outside the repository, and takes about ten minutes on 2 cores.
+# two virtualenvs outside the repository, and takes 6-9 minutes on 2 shared cores (BENCHMARKS.md).
 #
 # Layout (COMFY_DIR, default /work/comfy), set up once:
 #   $COMFY_DIR/ComfyUI   ComfyUI's source (0.8.0: the pollockjj/ComfyUI fork; `git checkout HEAD -- .` restores
