@@ -5,6 +5,8 @@ training and against a stage-2 ablation without the audio driver.
     .venv/bin/python benchmarks/learning_proof.py all            # every step below, in order (resumes: done steps
                                                                  # are skipped; --force STEP redoes one)
     .venv/bin/python benchmarks/learning_proof.py data|vae|init|stage1|stage2|ablation|generate|measure|figures
+    .venv/bin/python benchmarks/learning_proof.py stage1_long   # then stage2_long, ablation_long, generate,
+                                                                # measure, figures: the longer run
 
 Everything is written under OUT (outputs/learning_proof/); the settings are the constants below.
 
@@ -20,7 +22,10 @@ Everything is written under OUT (outputs/learning_proof/); the settings are the 
   trained as an autoencoder on the training frames (the frozen part of CovOG that SD-1.5 would bring).
 - init: the model before training: the trained VAE with every other network at random (published zero inits).
 - stage1, stage2: `python -m covog.train` as documented; ablation: stage 2 from the same stage-1 checkpoint with
-  --no-audio-driver (motion modules only).
+  --no-audio-driver (motion modules only). stage1_long continues stage 1 (--resume from its last state) to
+  LONG_STAGE1_STEPS; stage2_long and ablation_long start from there. (For the figures in BENCHMARKS.md the
+  continuation ran by hand with --steps 2000 --save-every 500 and was stopped after step 1500; the learning rate is
+  constant, so its first 1500 steps are the ones stage1_long takes.)
 - generate: the held-out conversations (new seeds: new people, poses and voices) from their first frame, their poses
   and their audio, with the pack's speaking annotation, by each model. At this size the pose renders hold no lip
   points (a DWPose-style face point is under a pixel: `lip_pixels_in_renders`), so only the audio driver can open
@@ -29,8 +34,9 @@ Everything is written under OUT (outputs/learning_proof/); the settings are the 
   identity (the colour there against each person's colours in the reference), fidelity to the real held-out video
   (PSNR, SSIM), and speaker attribution with `covog.evaluate` (against the true schedule); the same on the real
   held-out videos at the generated size (what the measures can see at all), and a probe of the audio driver: the
-  stage-2 loss on held-out clips with each person's speaking scores right against swapped.
-- figures: loss curves and sample frames (PNG) in OUT and docs/, and OUT/table.md.
+  stage-2 loss on held-out clips with each person's speaking scores right against swapped; and how many pixels the
+  lip points make in the pose renders at a few sizes.
+- figures: loss curves and sample frames (PNG) in OUT and docs/, and OUT/table.md (the figures in BENCHMARKS.md).
 """
 
 from __future__ import annotations
