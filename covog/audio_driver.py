@@ -56,8 +56,7 @@ class AudioConditioning:
 class AudioProjection(nn.Module):
     """Per frame, flatten (blocks, channels) wav2vec2 features and project to `context_tokens` tokens."""
 
-    def __init__(self, blocks: int = 12, channels: int = 768, intermediate_dim: int = 512,
-                 context_tokens: int = 32, output_dim: int = 1024):
+    def __init__(self, blocks: int, channels: int, intermediate_dim: int, context_tokens: int, output_dim: int):
         super().__init__()
         self.context_tokens, self.output_dim = context_tokens, output_dim
         self.proj1 = nn.Linear(blocks * channels, intermediate_dim)
