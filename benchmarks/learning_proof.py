@@ -416,7 +416,6 @@ def step_generate():
     from PIL import Image
 
     from mit_annotator import media
-    from mit_annotator.records import VideoTracks
 
     (OUT / "generated").mkdir(parents=True, exist_ok=True)
     for conversation in held_out():
