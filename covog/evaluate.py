@@ -57,6 +57,7 @@ FPS = 25.0  # LR-ASD reads video at 25 fps (and the MIT clips are at 25 fps)
 SAMPLE_RATE = 16000
 SYNC_MAX_OFFSET = 8  # frames (0.32 s) each way
 MATCH_DISTANCE = 1.0  # a detected face is a person's when its centre is within one (intended) face size of theirs
+MIN_MARGIN = 0.3  # a voice whose best agreement is less than this above the next person's: undecided
 MIN_SYNC_FRAMES = 25  # a second of scheduled speech with a scored face, at least, for a sync curve
 FVD_DETECTOR = "i3d_torchscript.pt"
 FVD_CLIP = 16  # frames per FVD sample (the usual setting)
@@ -456,12 +457,12 @@ def score_video(annotation: VideoAnnotation, schedule: SpeakingActivity, referen
                      "identity": identity_report(annotation.frames, annotation.observed)},
         "reference": None if reference_video is None else reference_report(annotation.frames, reference_video,
                                                                             settings),
-        "notes": list(annotation.notes),
         "series": {"intended": {str(p): intended[p].astype(int).tolist() for p in ids},
                    "annotated": {str(p): annotated[p].astype(int).tolist() for p in ids},
                    "active_speaker": {str(p): [None if np.isnan(v) else round(float(v), 3) for v in scores[p]]
                                       for p in ids}},
     }
+    report["notes"] = list(annotation.notes) + undecided_voices(report["attribution"])
     return report
 
 
@@ -479,6 +480,7 @@ def attribution_report(annotated, intended, by_asd, speaking, diarization, agree
         given = [p.track_id for p in speaking.people if p.voice and voice in p.voice.split("+")]
         voices.append({"voice": voice, "seconds": round(float(activity.sum()) / FPS, 2),
                        "schedule_owner": owner, "annotated_owner": given[0] if given else None,
+                       "margin": agreement_margin(agreement[r]),
                        "agreement": {str(p): (None if np.isnan(v) else round(float(v), 4))
                                      for p, v in zip(people, agreement[r])}})
 
@@ -496,6 +498,21 @@ def attribution_report(annotated, intended, by_asd, speaking, diarization, agree
                                 "kappa": mean(asd_scores, "kappa"),
                                 "per_person": [{"track_id": p, **asd_scores[p].to_dict()} for p in ids]},
     }
+
+
+def agreement_margin(agreements: np.ndarray) -> float | None:
+    """How far the voice's best-agreeing person stands above the next (None with fewer than two measured): near 0,
+    the annotator could not tell whose voice it is, and where it went is a guess."""
+    measured = np.sort(np.asarray(agreements, np.float64)[~np.isnan(agreements)])
+    return round(float(measured[-1] - measured[-2]), 4) if len(measured) >= 2 else None
+
+
+def undecided_voices(attribution: dict) -> list[str]:
+    """Notes for the voices whose owner the annotator could not tell apart (margin below MIN_MARGIN)."""
+    return [f"voice {v['voice']} ({v['seconds']} s): every person agrees with it about as well (margin "
+            f"{v['margin']:.2f} < {MIN_MARGIN}): whom it went to is a guess, and the attribution scores carry it; "
+            "lips too small or too still to tell, or active-speaker scores that follow the audio alone"
+            for v in attribution["voices"] if v["margin"] is not None and v["margin"] < MIN_MARGIN]
 
 
 def sync_report(by_offset, intended, ids) -> dict:
