@@ -19,6 +19,7 @@ _NODE_MODULES = {
     "export_nodes": "MIT-layout export",
     "covog_nodes": "CovOG video generation",
     "covog_stage_nodes": "CovOG generation stages",
+    "evaluate_nodes": "generated-video evaluation",
 }
 
 NODE_CLASS_MAPPINGS: dict = {}

@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from conftest import MODELS, SHARED_DATA
+from conftest import MODELS, PACK_ROOT, SHARED_DATA
 
 from covog import evaluate as ev
 from covog import video_metrics as vm
@@ -493,3 +493,41 @@ def test_bad_input_is_one_clear_line(tmp_path, capsys, case, message):
     err = capsys.readouterr().err
     assert err.startswith("error: ") and message.format(tmp=tmp_path) in err, err
     assert len(err.strip().splitlines()) == 1
+
+
+def test_the_evaluate_node_scores_the_images_against_the_schedule(small_video, monkeypatch, tmp_path):
+    """The node on the conversation's frames and audio: covog.evaluate's report (as JSON) of those frames, that audio,
+    schedule and poses, with the node's settings, and its figure; bad input named."""
+    import sys
+
+    sys.path.insert(0, str(PACK_ROOT))
+    from nodes.comfy_bridge import audio_to_comfy, frames_to_image
+    from nodes.evaluate_nodes import EvaluateConversation
+
+    for path in (YUNET, AVA_WEIGHTS):
+        if not path.is_file():
+            pytest.skip(f"needs {path}")
+    monkeypatch.setenv("MIT_MODELS_DIR", str(YUNET.parent))  # where the node looks outside ComfyUI
+    frames, audio = media.read_frames(small_video["video"], fps=25), media.read_audio(small_video["video"], 16000)
+    schedule, tracks = SpeakingActivity.load(small_video["speaking"]), VideoTracks.load(small_video["tracks"])
+    node, images, sound = EvaluateConversation(), frames_to_image(frames), audio_to_comfy(audio, 16000)
+    result = node.evaluate(images, sound, schedule, 25.0, str(AVA_WEIGHTS), 2, tracks)
+    text, figure = result["result"]
+    report = json.loads(text)
+    assert report["frames"] == 75 and report["sync"]["max_offset_frames"] == 2
+    assert figure.shape[0] == 1 and figure.shape[2] == ev.WIDTH and figure.shape[3] == 3
+    assert result["ui"]["text"][0].startswith("speaker attribution: frame accuracy")
+    # what the library gives on the same frames and audio written the same way, with the same settings
+    written = media.write_video(tmp_path / "same.mp4", frames, 25.0, audio, 16000)
+    expected = ev.evaluate(written, schedule, tracks, settings=ev.EvaluationSettings(
+        models_dir=str(YUNET.parent), asd_model=str(AVA_WEIGHTS), sync_max_offset=2))
+    for part in ("attribution", "sync", "people"):
+        assert report[part] == json.loads(json.dumps(expected[part])), part
+    assert report["series"]["intended"] == expected["series"]["intended"]
+    with pytest.raises(ValueError, match="the audio lasts 1.00 s but the video 3.00 s"):
+        node.evaluate(images, audio_to_comfy(audio[:16000], 16000), schedule, 25.0, str(AVA_WEIGHTS), 2)
+    with pytest.raises(ValueError, match=r"the tracks have no people \[5\]"):
+        node.evaluate(images, sound, SpeakingActivity(schedule.fps, schedule.num_frames, [
+            PersonSpeaking(5, schedule.people[0].scores)]), 25.0, str(AVA_WEIGHTS), 2, tracks)
+    with pytest.raises(ValueError, match="the schedule has no people"):
+        node.evaluate(images, sound, SpeakingActivity(25.0, 75, []), 25.0, str(AVA_WEIGHTS), 2)

@@ -12,7 +12,8 @@ from conftest import LIBRISPEECH, PACK_ROOT, shared_path
 def test_the_pack_loads_by_path_beside_comfyuis_modules(tmp_path):
     result = load_pack(tmp_path)
     assert result["left_out"] == {} and result["messages"] == []
-    assert CONVERSATION | POSE | VISION | SPEAKERS | BINDING | EXPORT | COVOG | COVOG_STAGES == set(result["ids"])
+    assert CONVERSATION | POSE | VISION | SPEAKERS | BINDING | EXPORT | COVOG | COVOG_STAGES | EVALUATE == set(
+        result["ids"])
     assert all(node_id.startswith("MITCovOG_") for node_id in result["ids"])
     assert set(result["display"]) == set(result["ids"])
     assert all(ok for _, ok in result["nodes_valid"]), result["nodes_valid"]
@@ -32,13 +33,15 @@ COVOG_STAGES = {"MITCovOG_EncodeReference", "MITCovOG_EncodeAudio", "MITCovOG_Re
 CONVERSATION = {"MITCovOG_SyntheticConversation"}
 POSE = {"MITCovOG_TracksToPoseKeypoint", "MITCovOG_PoseKeypointToTracks"}
 COVOG = {"MITCovOG_LoadCovOG", "MITCovOG_GenerateConversation"}
+EVALUATE = {"MITCovOG_EvaluateConversation"}
 
 
 @pytest.mark.parametrize("missing, left_out, gone", [
-    ("av", ["conversation_nodes", "vision_nodes", "speaker_nodes", "export_nodes"],
-     CONVERSATION | VISION | SPEAKERS | EXPORT),
+    ("av", ["conversation_nodes", "vision_nodes", "speaker_nodes", "export_nodes", "evaluate_nodes"],
+     CONVERSATION | VISION | SPEAKERS | EXPORT | EVALUATE),
     ("cv2", ["conversation_nodes", "vision_nodes", "speaker_nodes", "binding_nodes", "export_nodes", "covog_nodes",
-             "covog_stage_nodes"], CONVERSATION | VISION | SPEAKERS | BINDING | EXPORT | COVOG | COVOG_STAGES),
+             "covog_stage_nodes", "evaluate_nodes"],
+     CONVERSATION | VISION | SPEAKERS | BINDING | EXPORT | COVOG | COVOG_STAGES | EVALUATE),
     ("silero_vad", ["speaker_nodes"], SPEAKERS),
     ("onnxruntime", ["vision_nodes"], VISION),
     ("rtmlib", ["vision_nodes"], VISION),

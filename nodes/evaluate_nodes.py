@@ -1,0 +1,107 @@
+"""Evaluate a generated conversation (covog.evaluate) in the graph: who moves their lips to whose voice, in sync,
+staying the same person, against the schedule the video was made from."""
+
+from __future__ import annotations
+
+import json
+import logging
+import tempfile
+from pathlib import Path
+
+from covog.evaluate import EvaluationSettings, evaluate, report_figure
+from mit_annotator import media
+from mit_annotator.models import KNOWN_MODELS
+
+from .comfy_bridge import (audio_to_mono_16k, check_audio_covers, frames_to_image, image_to_frames,
+                           model_folder_files, progress_callback)
+
+log = logging.getLogger("MIT-CovOG")
+SAMPLE_RATE = 16000
+
+
+class EvaluateConversation:
+    DESCRIPTION = ("Scores a generated conversation video with the pack's own annotator (covog.evaluate): speaker "
+                   "attribution (does each person speak when the schedule says: frame accuracy, F1, kappa, whose "
+                   "lips move to whose voice), audio-visual sync per person, hand jitter and finger flicker, face "
+                   "identity drift, and PSNR/SSIM against reference frames. Gives the report as JSON text and its "
+                   "figure.")
+    CATEGORY = "MIT-CovOG/generate"
+    FUNCTION = "evaluate"
+    OUTPUT_NODE = True
+    RETURN_TYPES = ("STRING", "IMAGE")
+    RETURN_NAMES = ("report_json", "report_image")
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {
+            "required": {
+                "images": ("IMAGE", {"tooltip": "The generated frames."}),
+                "audio": ("AUDIO", {"tooltip": "The audio the video was made with."}),
+                "schedule": ("MIT_SPEAKING", {"tooltip": "Who was meant to speak when (the speaking the video was "
+                                                         "generated from, e.g. Assign Speakers' output)."}),
+                "fps": ("FLOAT", {"default": 25.0, "min": 1.0, "max": 120.0, "step": 0.01,
+                                  "tooltip": "The generated frames' rate."}),
+                "asd_model": (_active_speaker_choices(), {"tooltip": "LR-ASD weights in ComfyUI/models/"
+                                                                    "active_speaker/."}),
+                "sync_max_offset": ("INT", {"default": 8, "min": 1, "max": 25, "tooltip": (
+                    "Audio delays tried each way for the sync curve, in frames at 25 fps.")}),
+            },
+            "optional": {
+                "tracks": ("MIT_TRACKS", {"tooltip": "The poses the video was made from: each person's face is "
+                                                     "looked for where their pose puts it."}),
+                "reference_images": ("IMAGE", {"tooltip": "Real frames of the scene, at the same rate: PSNR and "
+                                                          "SSIM frame for frame."}),
+            },
+        }
+
+    def evaluate(self, images, audio, schedule, fps, asd_model, sync_max_offset, tracks=None, reference_images=None):
+        if not schedule.people:
+            raise ValueError("the schedule has no people: connect the speaking the video was generated from")
+        if tracks is not None:
+            missing = sorted({p.track_id for p in schedule.people} - {t.track_id for t in tracks.tracks})
+            if missing:
+                raise ValueError(f"the tracks have no people {missing} of the schedule")
+        samples = audio_to_mono_16k(audio)
+        check_audio_covers(len(samples) / SAMPLE_RATE, images.shape[0], fps)
+        progress = progress_callback(3)  # writing the video, annotating and scoring it, the figure
+        progress(0, 3)
+        settings = EvaluationSettings(models_dir=_models_dir(), asd_model=asd_model,
+                                      sync_max_offset=sync_max_offset)
+        with tempfile.TemporaryDirectory() as work:
+            video = media.write_video(Path(work) / "generated.mp4", image_to_frames(images), fps, samples,
+                                      SAMPLE_RATE)
+            reference = None
+            if reference_images is not None:
+                reference = media.write_video(Path(work) / "reference.mp4", image_to_frames(reference_images), fps)
+            progress(1, 3)
+            report = evaluate(video, schedule, tracks, reference_video=reference, settings=settings)
+        progress(2, 3)
+        figure = frames_to_image(report_figure(report)[None])
+        progress(3, 3)
+        a = report["attribution"]
+        summary = (f"speaker attribution: frame accuracy {a['frame_accuracy']:.3f} (chance {a['chance']:.3f}), "
+                   f"F1 {a['f1']:.3f}, kappa {a['kappa']:.3f}")
+        log.info("[MIT-CovOG] %s", summary)
+        for note in report["notes"]:
+            log.info("[MIT-CovOG] note: %s", note)
+        text = json.dumps(report)
+        return {"ui": {"text": [summary, *report["notes"]]}, "result": (text, figure)}
+
+
+def _active_speaker_choices() -> list[str]:
+    known = [KNOWN_MODELS["lr_asd"].filename, KNOWN_MODELS["lr_asd_talkset"].filename]
+    return known + sorted(f for f in model_folder_files(KNOWN_MODELS["lr_asd"].comfy_folder) if f not in known)
+
+
+def _models_dir() -> str | None:
+    """ComfyUI's models/dwpose, where the face detector (YuNet) and DWPose's weights go."""
+    try:
+        import folder_paths
+
+        return folder_paths.get_folder_paths("dwpose")[0]
+    except (ImportError, AttributeError, KeyError, IndexError):
+        return None
+
+
+NODE_CLASS_MAPPINGS = {"MITCovOG_EvaluateConversation": EvaluateConversation}
+NODE_DISPLAY_NAME_MAPPINGS = {"MITCovOG_EvaluateConversation": "Evaluate Conversation Video (MIT-CovOG)"}
