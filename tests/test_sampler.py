@@ -125,6 +125,31 @@ def test_blend_fades_from_the_old_window_to_the_new():
     blended = sampler._blend(old, new, 2)
     assert blended.shape[0] == 6
     np.testing.assert_allclose(blended.flatten().numpy(), [0, 0, 0.25, 0.5, 0.75, 1], atol=1e-6)
+    old, new = torch.full((3, 1, 1, 1), 2.0), torch.full((3, 1, 1, 1), -1.0)  # both sides weighed, neither zero
+    np.testing.assert_allclose(sampler._blend(old, new, 1).flatten().numpy(), [2, 1, 0, -1], atol=1e-6)
+    one = sampler._blend(torch.full((2, 1, 1, 1), 4.0), torch.zeros(2, 1, 1, 1), 1)  # one frame overlaps: the middle
+    np.testing.assert_allclose(one.flatten().numpy(), [4, 2, 0], atol=1e-6)
+    after = sampler._blend(torch.zeros(2, 1, 1, 1), torch.ones(2, 1, 1, 1), 2)  # no overlap: appended
+    np.testing.assert_allclose(after.flatten().numpy(), [0, 0, 1, 1])
+
+
+def test_decoding_unscales_the_latents_and_maps_minus_one_one_to_zero_one():
+    """A stand-in VAE whose decoder returns its input's first 3 channels: the latents come in divided by the scaling
+    factor, frame by frame in chunks, and -1..1 leaves as 0..1, clipped."""
+    from types import SimpleNamespace
+
+    class Echo:
+        config, dtype, calls = SimpleNamespace(scaling_factor=0.5), torch.float32, []
+
+        def decode(self, latents):
+            self.calls.append(latents.shape[0])
+            return SimpleNamespace(sample=latents[:, :3])
+
+    latents = torch.tensor([-0.75, -0.25, 0.0, 0.25, 0.5, 1.0]).reshape(1, 1, 6, 1, 1).repeat(1, 4, 1, 1, 1)
+    vae = Echo()
+    frames = sampler._decode(SimpleNamespace(vae=vae), latents, chunk=4)
+    assert vae.calls == [4, 2] and frames.shape == (6, 3, 1, 1)
+    np.testing.assert_allclose(frames[:, 0, 0, 0].numpy(), [0, 0.25, 0.5, 0.75, 1, 1], atol=1e-6)
 
 
 def test_the_same_seed_gives_the_same_frames(model):
