@@ -6,7 +6,6 @@ and either a diarization (RTTM) or one audio file per speaker; without either, t
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import os
 from collections.abc import Callable, Iterable
@@ -50,26 +49,33 @@ def track_faces(video: str | os.PathLike, face_detector, fps: float = PROCESSING
     """Tracks of faces alone (box = face box, with the detector's landmarks), for when no poses are at hand."""
     info = media.probe(video)
     expected = int(round(info.duration * fps))
-    detections, landmarks = [], {}
+    faces = []
     size = None
     for index, frame in enumerate(media.iter_frames(video, fps=fps)):
         size = frame.shape[1], frame.shape[0]
-        found = []
-        for face in face_detector(frame):
-            found.append(Detection(index, face.box, face.score))
-            landmarks[(index, tuple(np.round(face.box, 2)))] = face.landmarks
-        detections.append(found)
+        faces.append(list(face_detector(frame)))
         if progress:
             progress(index + 1, max(expected, index + 1))
     if size is None:
         raise media.MediaError(video, "no frames decoded")
+    return face_tracks(faces, size[0], size[1], fps, source=str(video))
+
+
+def face_tracks(faces: list[list], width: int, height: int, fps: float, source: str | None = None) -> VideoTracks:
+    """Tracks of faces alone from each frame's detected faces (box, score, landmarks): box = face box, with the
+    detector's landmarks."""
+    detections, landmarks = [], {}
+    for index, found in enumerate(faces):
+        detections.append([Detection(index, face.box, face.score) for face in found])
+        for face in found:
+            landmarks[(index, tuple(np.round(face.box, 2)))] = face.landmarks
     tracks = track_people(detections, None, TrackerConfig(fill_gaps=False))
     for track in tracks:
         track.face_boxes = track.boxes.copy()
         track.face_landmarks = np.stack([landmarks.get((int(f), tuple(np.round(b, 2))),
                                                        np.full((5, 2), np.nan, np.float32))
                                          for f, b in zip(track.frames, track.boxes)])
-    return VideoTracks(size[0], size[1], fps, len(detections), tracks, [(0, len(detections))], source=str(video))
+    return VideoTracks(width, height, fps, len(faces), tracks, [(0, len(faces))], source=source)
 
 
 def diarize_media(path: str | os.PathLike, config: DiarizationConfig | None = None,

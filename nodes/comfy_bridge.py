@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 import numpy as np
 import torch
+from mit_annotator.models import ACTIVE_SPEAKER_FOLDER, COMFY_FOLDER, KNOWN_MODELS
 
 AUDIO_RATE = 16000  # what the diarizer and wav2vec2 read
 
@@ -64,6 +65,22 @@ def image_to_frames(images: torch.Tensor):
         raise ValueError(f"images must be a batch of RGB frames (F, H, W, 3), got shape {tuple(images.shape)}")
     for frame in images:
         yield (frame.clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy()
+
+
+def comfy_models_dir(folder: str = COMFY_FOLDER) -> str | None:
+    """ComfyUI's models/<folder> (default dwpose: the detectors, pose and face models); None outside ComfyUI."""
+    try:
+        import folder_paths
+
+        return folder_paths.get_folder_paths(folder)[0]
+    except (ImportError, AttributeError, KeyError, IndexError):
+        return None
+
+
+def active_speaker_choices() -> list[str]:
+    """LR-ASD weight files for a combo: the two released ones first, then others in models/active_speaker."""
+    known = [KNOWN_MODELS["lr_asd"].filename, KNOWN_MODELS["lr_asd_talkset"].filename]
+    return known + sorted(f for f in model_folder_files(ACTIVE_SPEAKER_FOLDER) if f not in known)
 
 
 def model_folder_files(folder: str) -> list[str]:

@@ -10,10 +10,9 @@ from pathlib import Path
 
 from covog.evaluate import EvaluationSettings, evaluate, report_figure
 from mit_annotator import media
-from mit_annotator.models import KNOWN_MODELS
 
-from .comfy_bridge import (audio_to_mono_16k, check_audio_covers, frames_to_image, image_to_frames,
-                           model_folder_files, progress_callback)
+from .comfy_bridge import (active_speaker_choices, audio_to_mono_16k, check_audio_covers, comfy_models_dir,
+                           frames_to_image, image_to_frames, progress_callback)
 
 log = logging.getLogger("MIT-CovOG")
 SAMPLE_RATE = 16000
@@ -41,7 +40,7 @@ class EvaluateConversation:
                                                          "generated from, e.g. Assign Speakers' output)."}),
                 "fps": ("FLOAT", {"default": 25.0, "min": 1.0, "max": 120.0, "step": 0.01,
                                   "tooltip": "The generated frames' rate."}),
-                "asd_model": (_active_speaker_choices(), {"tooltip": "LR-ASD weights in ComfyUI/models/"
+                "asd_model": (active_speaker_choices(), {"tooltip": "LR-ASD weights in ComfyUI/models/"
                                                                     "active_speaker/."}),
                 "sync_max_offset": ("INT", {"default": 8, "min": 1, "max": 25, "tooltip": (
                     "Audio delays tried each way for the sync curve, in frames at 25 fps.")}),
@@ -65,7 +64,7 @@ class EvaluateConversation:
         check_audio_covers(len(samples) / SAMPLE_RATE, images.shape[0], fps)
         progress = progress_callback(3)  # writing the video, annotating and scoring it, the figure
         progress(0, 3)
-        settings = EvaluationSettings(models_dir=_models_dir(), asd_model=asd_model,
+        settings = EvaluationSettings(models_dir=comfy_models_dir(), asd_model=asd_model,
                                       sync_max_offset=sync_max_offset)
         with tempfile.TemporaryDirectory() as work:
             video = media.write_video(Path(work) / "generated.mp4", image_to_frames(images), fps, samples,
@@ -86,21 +85,6 @@ class EvaluateConversation:
             log.info("[MIT-CovOG] note: %s", note)
         text = json.dumps(report)
         return {"ui": {"text": [summary, *report["notes"]]}, "result": (text, figure)}
-
-
-def _active_speaker_choices() -> list[str]:
-    known = [KNOWN_MODELS["lr_asd"].filename, KNOWN_MODELS["lr_asd_talkset"].filename]
-    return known + sorted(f for f in model_folder_files(KNOWN_MODELS["lr_asd"].comfy_folder) if f not in known)
-
-
-def _models_dir() -> str | None:
-    """ComfyUI's models/dwpose, where the face detector (YuNet) and DWPose's weights go."""
-    try:
-        import folder_paths
-
-        return folder_paths.get_folder_paths("dwpose")[0]
-    except (ImportError, AttributeError, KeyError, IndexError):
-        return None
 
 
 NODE_CLASS_MAPPINGS = {"MITCovOG_EvaluateConversation": EvaluateConversation}

@@ -15,8 +15,8 @@ from mit_annotator.clips import Candidate
 from mit_annotator.export import clip_folder_name, write_clip
 from mit_annotator.records import Diarization
 
-from .comfy_bridge import (audio_to_mono_16k, check_audio_covers, check_people, check_speaking, image_to_frames,
-                           progress_callback)
+from .comfy_bridge import (audio_to_mono_16k, check_audio_covers, check_people, check_speaking, comfy_models_dir,
+                           image_to_frames, progress_callback)
 from .retime import RATE, frames_at, speaking_at, tracks_at
 
 log = logging.getLogger("MIT-CovOG")
@@ -124,7 +124,7 @@ class ExportDataset:
         if not videos.strip():
             raise ValueError("give a video, a folder of videos or a text file listing them")
         jobs = find_videos(os.path.expanduser(videos.strip()))
-        models = _models_dir()
+        models = comfy_models_dir()
         settings = AnnotateSettings(models_dir=models, det_model=detector, pose_model=pose_model, speakers=speakers,
                                     selection=SelectionConfig(min_seconds=min_seconds,
                                                               max_seconds=max(15.0, 2 * min_seconds)))
@@ -137,15 +137,6 @@ class ExportDataset:
             progress(k + 1, len(jobs))
         text = "\n".join(lines)
         return {"ui": {"text": [text]}, "result": (text,)}
-
-
-def _models_dir() -> str | None:
-    try:
-        import folder_paths
-
-        return folder_paths.get_folder_paths("dwpose")[0]
-    except (ImportError, AttributeError, KeyError, IndexError):
-        return None
 
 
 NODE_CLASS_MAPPINGS = {"MITCovOG_ExportClip": ExportClip, "MITCovOG_ExportDataset": ExportDataset}

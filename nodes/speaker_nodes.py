@@ -9,14 +9,14 @@ from mit_annotator.assignment import assign_speakers
 from mit_annotator.binding import ORDERS, diarization_timeline, person_thumbnail, speaker_order
 from mit_annotator.binding import speaking_timeline_with_faces
 from mit_annotator.diarization import STAGES, DiarizationConfig, Diarizer, PyannoteDiarizer
-from mit_annotator.models import ACTIVE_SPEAKER_FOLDER, KNOWN_MODELS
+from mit_annotator.models import KNOWN_MODELS
 from mit_annotator.timeline import speaking_timeline
 from mit_annotator.voice_activity import require_silero_vad
 from mit_annotator.who_speaks import SPEAKER_EVIDENCE, load_active_speaker, speaking_evidence
 
-from .comfy_bridge import (AUDIO_RATE, audio_to_mono_16k, check_audio_covers, check_people, frames_to_image,
-                           image_to_frames, model_folder_files, progress_callback)
-from .retime import RATE, frames_at, speaking_at, tracks_at
+from .comfy_bridge import (AUDIO_RATE, active_speaker_choices, audio_to_mono_16k, check_audio_covers, check_people,
+                           frames_to_image, image_to_frames, progress_callback)
+from .retime import frames_at, speaking_at, tracks_at
 
 log = logging.getLogger("MIT-CovOG")
 
@@ -26,11 +26,6 @@ require_silero_vad()
 
 _diarizers: dict = {}  # loaded once per session
 _active_speakers: dict = {}
-
-
-def active_speaker_choices() -> list[str]:
-    known = [KNOWN_MODELS["lr_asd"].filename, KNOWN_MODELS["lr_asd_talkset"].filename]
-    return known + sorted(f for f in model_folder_files(ACTIVE_SPEAKER_FOLDER) if f not in known)
 
 
 class AssignSpeakers:

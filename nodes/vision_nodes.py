@@ -17,8 +17,9 @@ from mit_annotator.records import Detection, VideoTracks
 from mit_annotator.render import draw_people
 from mit_annotator.shots import ShotDetector
 from mit_annotator.tracking import TrackerConfig, track_people
+from mit_annotator.who_speaks import face_tracks
 
-from .comfy_bridge import frames_to_image, image_to_frames, model_folder_files, progress_callback
+from .comfy_bridge import comfy_models_dir, frames_to_image, image_to_frames, model_folder_files, progress_callback
 
 DEVICES = ["auto", "cpu", "cuda", "tensorrt"]
 
@@ -68,7 +69,7 @@ class TrackPeople:
         }
 
     def track(self, images, fps, detector, pose_model, detection_threshold, device, download_missing):
-        models_dir = _models_dir()
+        models_dir = comfy_models_dir()
         detector_model = PersonDetector(_model_name(detector), score_threshold=detection_threshold,
                                         device=device, models_dir=models_dir, download=download_missing)
         pose = WholeBodyPose(_model_name(pose_model), device=device, models_dir=models_dir,
@@ -123,7 +124,7 @@ class DetectPeople:
 
     def detect(self, images, fps, detector, detection_threshold, device, download_missing):
         model = PersonDetector(_model_name(detector), score_threshold=detection_threshold, device=device,
-                               models_dir=_models_dir(), download=download_missing)
+                               models_dir=comfy_models_dir(), download=download_missing)
         total = _frame_count(images)
         progress = progress_callback(total)
         shots = ShotDetector(fps)
@@ -159,7 +160,7 @@ class WholeBodyPoseNode:
 
     def estimate(self, images, detections, pose_model, device, download_missing):
         _check_frames(images, detections)
-        model = WholeBodyPose(_model_name(pose_model), device=device, models_dir=_models_dir(),
+        model = WholeBodyPose(_model_name(pose_model), device=device, models_dir=comfy_models_dir(),
                               download=download_missing)
         total = _frame_count(images)
         progress = progress_callback(total)
@@ -265,7 +266,7 @@ class DetectFaces:
         if tracks is not None:
             _check_frames(images, tracks)
         detector = YuNetFaceDetector(_model_name(face_model), score_threshold=score_threshold,
-                                     models_dir=_models_dir())
+                                     models_dir=comfy_models_dir())
         total = _frame_count(images)
         progress = progress_callback(total)
         faces = []
@@ -274,27 +275,10 @@ class DetectFaces:
             progress(index + 1, total)
         width, height = int(images.shape[2]), int(images.shape[1])
         if tracks is None:
-            return (faces_as_tracks(faces, width, height, float(fps)),)
+            return (face_tracks(faces, width, height, float(fps)),)
         tracks = copy.deepcopy(tracks)  # the input is cached by ComfyUI: never changed in place
         _attach_detected_faces(tracks.tracks, faces)
         return (tracks,)
-
-
-def faces_as_tracks(faces, width: int, height: int, fps: float) -> VideoTracks:
-    """Tracks of faces alone (box = face box, with the detector's landmarks), as who_speaks.track_faces makes
-    them from a video file."""
-    detections, landmarks = [], {}
-    for index, found in enumerate(faces):
-        detections.append([Detection(index, face.box, face.score) for face in found])
-        for face in found:
-            landmarks[(index, tuple(np.round(face.box, 2)))] = face.landmarks
-    tracks = track_people(detections, None, TrackerConfig(fill_gaps=False))
-    for track in tracks:
-        track.face_boxes = track.boxes.copy()
-        track.face_landmarks = np.stack([landmarks.get((int(f), tuple(np.round(b, 2))),
-                                                       np.full((5, 2), np.nan, np.float32))
-                                         for f, b in zip(track.frames, track.boxes)])
-    return VideoTracks(width, height, fps, len(faces), tracks, [(0, len(faces))])
 
 
 def _frame_count(images) -> int:
@@ -317,15 +301,6 @@ def _model_name(choice: str) -> str:
         if known.filename == choice:
             return name
     return choice
-
-
-def _models_dir():
-    try:
-        import folder_paths
-
-        return folder_paths.get_folder_paths(COMFY_FOLDER)[0]
-    except (ImportError, AttributeError, KeyError, IndexError):
-        return None
 
 
 NODE_CLASS_MAPPINGS = {
