@@ -59,8 +59,9 @@ class ActiveSpeakerConfig:
     exact_windows: bool = False  # True: encoders per window, as the published demo (6x the work)
     max_gap: int = MAX_GAP
     min_face: float = MIN_FACE
-    chunk_frames: int = 200  # face frames per encoder chunk (memory)
+    chunk_frames: int = 400  # face frames per encoder chunk (memory; each chunk recomputes 18 frames)
     batch_frames: int = 800  # face frames per network call (memory)
+    onnx_runtime: bool = True  # on the CPU, the visual encoder on ONNX Runtime (same values, 2.7x torch's speed)
 
     def __post_init__(self):
         if not self.durations or any(int(d) != d or d < 1 for d in self.durations):
@@ -104,7 +105,27 @@ class ActiveSpeakerModel:
         self.path = resolve_model(model, models_dir, download)
         self.network = load_lr_asd(self.path).to(self.device)
         self.config = config or ActiveSpeakerConfig()
+        self.encode_faces = self._face_encoder()
         log.info("[mit_annotator] %s (LR-ASD) runs on %s", self.path.name, self.device)
+
+    def _face_encoder(self) -> Callable:
+        """(B, T, 112, 112) float tensor -> (B, T, 128): torch's network, or its ONNX Runtime twin on the CPU."""
+        if self.device.type != "cpu" or not self.config.onnx_runtime:
+            return self.network.encode_faces
+        try:
+            import onnx  # noqa: F401  (builds the graph)
+            import onnxruntime  # noqa: F401
+        except ImportError:
+            log.info("[mit_annotator] onnx and onnxruntime are not both installed: LR-ASD's visual encoder runs on "
+                     "torch (2.7x slower)")
+            return self.network.encode_faces
+        import torch
+
+        from .lr_asd import visual_encoder_onnx
+        from .onnx_session import open_session
+
+        session = open_session(visual_encoder_onnx(self.network), "cpu", f"{self.path.name} (visual encoder)")
+        return lambda faces: torch.from_numpy(session.run(None, {"faces": faces.numpy()})[0])
 
     def score_clips(self, clips: list[tuple[np.ndarray, np.ndarray]]) -> list[np.ndarray]:
         """Per (faces (T, 112, 112) uint8, mfcc (4T, 13)) clip, (T,) float32 speaking scores."""
@@ -133,7 +154,7 @@ class ActiveSpeakerModel:
         return self._average_windows(
             lambda group: (self._run(self.network.encode_audio, [clips[k][1][MFCC_PER_FRAME * lo:MFCC_PER_FRAME * hi]
                                                                  for k, lo, hi in group]),
-                           self._run(self.network.encode_faces, [clips[k][0][lo:hi] for k, lo, hi in group])),
+                           self._run(self.encode_faces, [clips[k][0][lo:hi] for k, lo, hi in group])),
             [len(f) for f, _ in clips])
 
     def _average_windows(self, embed: Callable, lengths: list[int]) -> list[np.ndarray]:
@@ -159,7 +180,7 @@ class ActiveSpeakerModel:
                   for k, faces in enumerate(clips) for lo in range(0, len(faces), size)]
         out = [torch.empty(len(faces), 128, device=self.device) for faces in clips]
         for group in _by_length(chunks, self.config.batch_frames):
-            encoded = self._run(self.network.encode_faces, [clips[k][a:b] for k, a, b, _, _ in group])
+            encoded = self._run(self.encode_faces, [clips[k][a:b] for k, a, b, _, _ in group])
             for (k, a, _, lo, hi), rows in zip(group, encoded):
                 out[k][lo:hi] = rows[lo - a:hi - a]
         return out

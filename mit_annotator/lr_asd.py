@@ -12,6 +12,7 @@ convolutions over frames and over time, which computes the same thing; the weigh
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -175,7 +176,68 @@ class LRASD(nn.Module):
 def _conv_bn_relu(x, conv, norm, as_2d, stride, padding) -> torch.Tensor:
     """Convolution, batch norm with its inference statistics, ReLU: the norm folded into the convolution's weight
     and bias, which lets oneDNN run the three as one (1.5-2.5x on the CPU in channels-last layout)."""
-    scale = norm.weight / torch.sqrt(norm.running_var + norm.eps)
-    weight = as_2d(conv.weight) * scale.view(-1, 1, 1, 1)
-    return F.relu(F.conv2d(x, weight, norm.bias - norm.running_mean * scale, stride=stride, padding=padding))
+    weight, bias = _folded(conv, norm)
+    return F.relu(F.conv2d(x, as_2d(weight), bias, stride=stride, padding=padding))
 
+
+def _folded(conv, norm) -> tuple[torch.Tensor, torch.Tensor]:
+    """The weight and bias of one convolution that computes `norm(conv(x))` with the norm's inference statistics."""
+    scale = norm.weight / torch.sqrt(norm.running_var + norm.eps)
+    return conv.weight * scale.view(-1, *[1] * (conv.weight.dim() - 1)), norm.bias - norm.running_mean * scale
+
+
+def visual_encoder_onnx(network: LRASD) -> bytes:
+    """`network.encode_faces` as an ONNX model (input `faces` (B, T, 112, 112) grey values 0..255, output
+    `embeddings` (B, T, 128)): the same 2-D convolutions over frames and over time with the norms folded in. ONNX
+    Runtime runs it 2.7x as fast as torch on the CPU, with the same values (BENCHMARKS.md)."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    weights: list = []
+    nodes: list = []
+
+    def constant(value) -> str:
+        name = f"constant_{len(weights)}"
+        weights.append(numpy_helper.from_array(np.asarray(value), name))
+        return name
+
+    def node(op: str, inputs: list[str], **attributes) -> str:
+        output = f"{op.lower()}_{len(nodes)}"
+        nodes.append(helper.make_node(op, inputs, [output], **attributes))
+        return output
+
+    def conv_relu(x: str, conv, norm, kernel, stride, pads) -> str:
+        weight, bias = (t.detach().float().cpu().numpy() for t in _folded(conv, norm))
+        weight = weight.reshape(weight.shape[0], weight.shape[1], *kernel)
+        return node("Relu", [node("Conv", [x, constant(weight), constant(bias)], kernel_shape=list(kernel),
+                                  strides=[stride, stride], pads=list(pads) * 2)])
+
+    batch_frames = node("Shape", ["faces"], end=2)
+    x = node("Reshape", ["faces", constant(np.array([-1, 1, 112, 112], np.int64))])
+    x = node("Div", [node("Sub", [x, constant(np.float32(VISUAL_MEAN * 255))]), constant(np.float32(VISUAL_STD * 255))])
+    side = 112
+    encoder = network.model.visualEncoder
+    for index, block in enumerate((encoder.block1, encoder.block2, encoder.block3)):
+        k_1, k_2 = block.s_1.kernel_size[1], block.s_2.kernel_size[1]
+        stride = block.s_1.stride[1]
+        side //= stride
+        x = conv_relu(x, block.s_1, block.s_norm_1, (k_1, k_1), stride, (k_1 // 2, k_1 // 2))
+        x = conv_relu(x, block.s_2, block.s_norm_2, (k_2, k_2), 1, (k_2 // 2, k_2 // 2))
+        channels = block.s_2.out_channels
+        # (B*T, C, H, W) -> (B, C, T, H*W): the temporal convolutions run down T
+        by_clip = node("Concat", [batch_frames, constant(np.array([channels, side * side], np.int64))], axis=0)
+        x = node("Transpose", [node("Reshape", [x, by_clip])], perm=[0, 2, 1, 3])
+        x = conv_relu(x, block.t_1, block.t_norm_1, (k_1, 1), 1, (k_1 // 2, 0))
+        x = conv_relu(x, block.t_2, block.t_norm_2, (k_2, 1), 1, (k_2 // 2, 0))
+        x = node("Reshape", [node("Transpose", [x], perm=[0, 2, 1, 3]),
+                             constant(np.array([-1, channels, side, side], np.int64))])
+        if index < 2:
+            x = node("MaxPool", [x], kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1])
+            side = (side + 1) // 2
+    features = node("ReduceMax", [x, constant(np.array([2, 3], np.int64))], keepdims=0)
+    shape = node("Concat", [batch_frames, constant(np.array([FEATURES], np.int64))], axis=0)
+    nodes.append(helper.make_node("Reshape", [features, shape], ["embeddings"]))
+    graph = helper.make_graph(nodes, "lr_asd_visual_encoder",
+                              [helper.make_tensor_value_info("faces", TensorProto.FLOAT, ["batch", "frames", 112, 112])],
+                              [helper.make_tensor_value_info("embeddings", TensorProto.FLOAT,
+                                                             ["batch", "frames", FEATURES])], weights)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]).SerializeToString()

@@ -27,8 +27,9 @@ def choose_providers(device: str = "auto") -> list[str]:
     return chosen + ["CPUExecutionProvider"]
 
 
-def open_session(path: str | os.PathLike, device: str = "auto"):
-    """An InferenceSession on the best provider for `device`; a bad file gives an error naming it."""
+def open_session(path: str | os.PathLike | bytes, device: str = "auto", name: str | None = None):
+    """An InferenceSession on the best provider for `device`, from a file or a serialised model (`name` then names
+    it in the log); a bad file gives an error naming it."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
@@ -37,8 +38,9 @@ def open_session(path: str | os.PathLike, device: str = "auto"):
     # take the cores from the next session.
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     try:
-        session = ort.InferenceSession(str(path), sess_options=options, providers=choose_providers(device))
+        session = ort.InferenceSession(path if isinstance(path, bytes) else str(path), sess_options=options,
+                                       providers=choose_providers(device))
     except Exception as error:  # onnxruntime raises its own types for unreadable or invalid models
-        raise ValueError(f"{path}: not a usable ONNX model ({str(error).splitlines()[0]})") from None
-    log.info("[mit_annotator] %s runs on %s", Path(path).name, session.get_providers()[0])
+        raise ValueError(f"{name or path}: not a usable ONNX model ({str(error).splitlines()[0]})") from None
+    log.info("[mit_annotator] %s runs on %s", name or Path(path).name, session.get_providers()[0])
     return session

@@ -1,5 +1,7 @@
 """LR-ASD: the network against the published arithmetic, the published preprocessing, scoring, and bad input."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -62,6 +64,33 @@ def test_frames_as_2d_convolutions_equal_the_published_3d_ones(weights):
     with torch.no_grad():
         np.testing.assert_allclose(network.encode_faces(faces), published_visual_frontend(network, faces),
                                    atol=1e-4, rtol=1e-4)
+
+
+def test_the_onnx_runtime_encoder_equals_the_network():
+    """The ONNX graph the CPU runs: random weights and norm statistics, clips of 1 to 13 frames, odd batches."""
+    torch.manual_seed(3)
+    network = LRASD().eval()
+    with torch.no_grad():
+        for module in network.modules():
+            if isinstance(module, torch.nn.BatchNorm3d):
+                module.running_mean.uniform_(-0.5, 0.5)
+                module.running_var.uniform_(0.5, 2.0)
+                module.weight.uniform_(0.5, 1.5)
+                module.bias.uniform_(-0.2, 0.2)
+    model = ActiveSpeakerModel.__new__(ActiveSpeakerModel)
+    model.network, model.device, model.path = network, torch.device("cpu"), Path("random.model")
+    model.config = ActiveSpeakerConfig()
+    encode = model._face_encoder()
+    assert encode != network.encode_faces  # the ONNX Runtime session
+    rng = np.random.default_rng(3)
+    for batch, frames in ((1, 1), (3, 2), (2, 13)):
+        faces = torch.from_numpy(rng.integers(0, 256, (batch, frames, 112, 112))).float()
+        with torch.no_grad():
+            expected = published_visual_frontend(network, faces)
+        assert expected.abs().max() > 0.1
+        np.testing.assert_allclose(encode(faces), expected, atol=1e-4, rtol=1e-4)
+    model.config = ActiveSpeakerConfig(onnx_runtime=False)
+    assert model._face_encoder() == network.encode_faces
 
 
 def test_scores_of_the_released_weights_equal_the_published_implementations(weights):
