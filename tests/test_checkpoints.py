@@ -534,3 +534,82 @@ def test_a_folder_of_another_model_is_named(tmp_path):
         convert([folder], size="tiny", allow_random=all_but("vae"))
     with pytest.raises(CheckpointError, match="describes 'UNet2DConditionModel', not vae"):
         convert([], vae=folder, size="tiny", allow_random=all_but("vae"))
+
+
+def copy_of_sd(base_folder, tmp_path):
+    import shutil
+
+    sd = tmp_path / "sd"
+    shutil.copytree(base_folder[0], sd)
+    return sd
+
+
+def edit_safetensors(path, change):
+    from safetensors.torch import load_file, save_file
+
+    tensors = load_file(path)
+    change(tensors)
+    save_file(tensors, path)
+
+
+def test_a_subfolder_missing_a_weight_is_named_with_the_key(base_folder, tmp_path):
+    sd = copy_of_sd(base_folder, tmp_path)
+    weights = sd / "vae" / "diffusion_pytorch_model.safetensors"
+    edit_safetensors(weights, lambda tensors: tensors.pop("decoder.conv_out.bias"))
+    with pytest.raises(CheckpointError) as caught:
+        convert([sd], size="tiny", allow_random=all_but("vae"))
+    assert str(caught.value) == (f"{sd / 'vae'}: 1 weights of AutoencoderKL missing or mismatched, e.g. "
+                                 "decoder.conv_out.bias")
+
+
+def test_a_subfolder_with_weights_its_model_lacks_is_named_with_one(base_folder, tmp_path):
+    sd = copy_of_sd(base_folder, tmp_path)
+    edit_safetensors(sd / "vae" / "diffusion_pytorch_model.safetensors",
+                     lambda tensors: tensors.update({"decoder.extra.weight": torch.zeros(2)}))
+    with pytest.raises(CheckpointError) as caught:
+        convert([sd], size="tiny", allow_random=all_but("vae"))
+    assert str(caught.value) == f"{sd / 'vae'}: 1 weights that AutoencoderKL does not have, e.g. 'decoder.extra.weight'"
+
+
+def test_an_image_encoder_folder_replaces_the_base_folders(base_folder, tmp_path):
+    sd = base_folder[0]
+    encoder = CovOGModel.random("tiny", seed=12).image_encoder
+    encoder.save_pretrained(tmp_path / "clip")
+    model, reports = convert([sd], image_encoder=tmp_path / "clip", size="tiny",
+                             allow_random=all_but("image_encoder"))
+    assert_state_equal(model.image_encoder, encoder.state_dict())
+    base = base_folder[2].image_encoder.state_dict()
+    assert any(not torch.equal(value, base[key]) for key, value in encoder.state_dict().items())
+
+
+def test_what_is_missing_says_how_many_keys_one_of_them_and_where_from():
+    from covog.checkpoints import WHERE_FROM, missing_problem
+
+    motion = ["down_blocks.0.motion_modules.0.a", "up_blocks.1.motion_modules.2.b"]
+    spatial = ["conv_in.weight", "conv_out.bias"]
+    assert missing_problem("denoising_unet", motion + spatial) == (
+        f"denoising_unet: 2 motion-module keys (from {WHERE_FROM['motion']}); "
+        f"denoising_unet: 2 spatial keys, e.g. conv_in.weight (from {WHERE_FROM['denoising_unet']})")
+    assert missing_problem("denoising_unet", motion) == (
+        f"denoising_unet: 2 motion-module keys (from {WHERE_FROM['motion']})")
+    assert missing_problem("denoising_unet", spatial) == (
+        f"denoising_unet: 2 spatial keys, e.g. conv_in.weight (from {WHERE_FROM['denoising_unet']})")
+    assert missing_problem("vae", ["b", "a"]) == f"vae: 2 keys, e.g. b (from {WHERE_FROM['vae']})"
+
+
+def test_a_folder_without_a_checkpoint_says_what_it_looked_for(tmp_path):
+    (tmp_path / "notes.txt").write_text("no weights here")
+    with pytest.raises(CheckpointError) as caught:
+        convert([tmp_path], size="tiny")
+    assert str(caught.value) == (
+        f"{tmp_path}: no checkpoint in this folder (expected reference_unet, denoising_unet, motion_module, "
+        "pose_guider, pose_adaptor[-N].pth, pytorch_model.bin or model.safetensors, or a diffusers/transformers model "
+        "folder)")
+
+
+def test_an_unknown_component_is_named_with_the_choices(moore_folder):
+    from covog.model import COMPONENTS
+
+    with pytest.raises(CheckpointError) as caught:
+        convert([moore_folder], size="tiny", allow_random=["motion", "audio"])
+    assert str(caught.value) == f"unknown component(s) audio, motion: choose from {', '.join(COMPONENTS)}"
