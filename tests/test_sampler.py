@@ -246,6 +246,36 @@ def test_bad_settings_are_named(model, settings, message):
         generate(model, make_conditions(model, 6), SamplerSettings(**settings))
 
 
+@pytest.mark.parametrize("change, message", [
+    (lambda c: setattr(c, "poses", c.poses[0]), "poses must be (frames, people, 3, H, W), got (2, 3, 64, 128)"),
+    (lambda c: setattr(c, "poses", c.poses[:, :, :2]), "poses must be (frames, people, 3, H, W), got (6, 2, 2, 64, 128)"),
+    (lambda c: setattr(c, "poses", c.poses[:0]), "the pose sequence is empty"),
+    (lambda c: setattr(c, "reference_poses", c.reference_poses[:1]),
+     "reference poses must be (2, 3, 64, 128), got (1, 3, 64, 128)"),
+    (lambda c: setattr(c, "audio_features", c.audio_features[:5]),
+     "the audio covers 5 frames but the pose sequence has 6: they must cover the same frames"),
+    (lambda c: c.face_masks.pop(8), "face masks at 1/8 must be (6, 2, 1, 2), got None"),
+    (lambda c: c.face_masks.update({2: c.face_masks[2][:, :, :2]}), "face masks at 1/2 must be (6, 2, 4, 8), got (6, 2, 2, 8)"),
+])
+def test_each_bad_condition_is_named_in_full(model, change, message):
+    conditions = make_conditions(model, 6)
+    conditions.check()
+    change(conditions)
+    with pytest.raises(ValueError) as caught:
+        conditions.check()
+    assert str(caught.value) == message
+
+
+def test_settings_at_their_limits():
+    for fine in (dict(window=1, overlap=0), dict(window=2, overlap=1), dict(steps=1, guidance=1.0)):
+        SamplerSettings(**fine).check()
+    for bad in (dict(window=0, overlap=0), dict(window=4, overlap=-1), dict(window=4, overlap=4)):
+        with pytest.raises(ValueError) as caught:
+            SamplerSettings(**bad).check()
+        assert str(caught.value) == (f"need window >= 1 and 0 <= overlap < window, got window {bad['window']}, "
+                                     f"overlap {bad['overlap']}")
+
+
 def test_audio_features_are_frame_aligned(model):
     rate = 16000
     silence, tone = np.zeros(rate, np.float32), np.sin(np.arange(rate) / rate * 2 * np.pi * 220).astype(np.float32)
