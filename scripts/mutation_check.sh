@@ -11,7 +11,8 @@
 # surviving mutants' names, to outputs/mutation/summary.txt; `cd outputs/mutation/<module> && ../../../.venv/bin/mutmut
 # show NAME` shows a mutant's diff. MUTATION_JOBS sets the parallel workers (default 2); MUTANTS, mutant-name globs
 # (e.g. "mit_annotator.diarization.x_cluster*"), limits a run to some functions of the module; MUTANT_SAMPLE=N runs
-# N of the module's mutants drawn at random (seed MUTANT_SEED, default 0) for modules too slow to run whole.
+# N of the module's mutants drawn at random (seed MUTANT_SEED, default 0) for modules too slow to run whole; there a
+# glob in MUTANTS that starts with ! leaves those mutants out of the draw.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -101,9 +102,11 @@ PY
     selection=$(cd "$work" && "$ROOT/.venv/bin/python" - "$MUTANT_SAMPLE" "${MUTANT_SEED:-0}" "${MUTANTS:-*}" <<'PY'
 import fnmatch, json, pathlib, random, sys
 size, seed, globs = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3].split()
+wanted = [g for g in globs if not g.startswith("!")] or ["*"]
+unwanted = [g[1:] for g in globs if g.startswith("!")]
 names = sorted(name for meta in pathlib.Path("mutants").rglob("*.meta")
                for name in json.loads(meta.read_text())["exit_code_by_key"]
-               if any(fnmatch.fnmatch(name, glob) for glob in globs))
+               if any(fnmatch.fnmatch(name, g) for g in wanted) and not any(fnmatch.fnmatch(name, g) for g in unwanted))
 if not names:
     sys.exit("no mutants were generated (see mutmut-generate.log)")
 print(" ".join(random.Random(seed).sample(names, min(size, len(names)))))
