@@ -200,6 +200,20 @@ def test_guidance_one_runs_the_conditional_pass_alone(model, monkeypatch):
     assert set(batches) == {1}
 
 
+def test_guidance_one_still_reads_the_reference(model):
+    """Without the unconditional pass every row reads the ReferenceNet's features: other ReferenceNet weights give
+    other frames (the ReferenceNet reaches the output only through them)."""
+    import copy
+
+    conditions, settings = make_conditions(model, 4), SamplerSettings(**QUICK, guidance=1.0)
+    other = copy.deepcopy(model)
+    with torch.no_grad():
+        for parameter in other.reference_unet.parameters():
+            parameter.add_(torch.randn(parameter.shape, generator=torch.Generator().manual_seed(1)) * 0.2)
+    difference = (generate(model, conditions, settings) - generate(other, conditions, settings)).abs().max()
+    assert difference > 1e-3
+
+
 def test_per_person_audio_tracks(model):
     shared = make_conditions(model, 4)
     copied = make_conditions(model, 4)
