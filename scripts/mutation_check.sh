@@ -41,7 +41,7 @@ declare -A TESTS=(  # module -> the test files that cover it
     tests/test_covog_model.py::test_one_persons_audio_changes_the_final_output \
     tests/test_covog_model.py::test_audio_rows_must_match_the_frames \
     tests/test_covog_model.py::test_each_audio_block_computes_the_published_arithmetic_biases_included"
-  [covog/train.py]="tests/test_train.py"
+  [covog/train.py]="tests/test_train.py tests/test_covog_eval_training.py"
   # (its one-line error test reads stderr, where mutmut's own logging lands)
   [covog/checkpoints.py]="tests/test_checkpoints.py \
     --deselect tests/test_checkpoints.py::test_the_command_line_reports_bad_input_in_one_line"

@@ -404,6 +404,7 @@ def test_resume_continues_the_step_count(clips, model_folder, tmp_path, capsys, 
     code, stdout, err = run(capsys, *common, "--steps", 3, "--resume")
     assert code == 0, err
     assert f"resuming from {out / 'state-2'} at step 2" in stdout
+    assert "the data changed" not in stdout  # the same clip: the same order as an uninterrupted run
     assert re.findall(r"^step (\d+)/3", stdout, flags=re.M) == ["3"]
     assert started["step"] == 2
     saved = CovOGModel.load(out / "checkpoint-2").pose_guider.state_dict()
@@ -415,7 +416,8 @@ def test_resume_continues_the_step_count(clips, model_folder, tmp_path, capsys, 
     code, _, err = run(capsys, *common, "--steps", 4)
     assert code == 2 and "pass --resume" in err
     code, _, err = run(capsys, "--stage", 2, *common[2:], "--steps", 4, "--resume")
-    assert code == 2 and "is stage-1 training; this run is stage 2" in err
+    assert code == 2 and (f"{out / 'state-3'} is stage-1 training; this run is stage 2: start it in another --out "
+                          "from a checkpoint-N folder") in err
 
 
 def training_state(folder):
@@ -489,6 +491,8 @@ def short_clip(speech, tmp_path_factory):
     (lambda empty, short: ["--model", empty], "not a CovOG model folder"),
     (lambda empty, short: ["--data", empty], "no clips found"),
     (lambda empty, short: ["--width", "100"], "multiples of 64"),
+    (lambda empty, short: ["--width", "0"], "--width 0 --height 64: both must be positive multiples of 64"),
+    (lambda empty, short: ["--height", "0"], "--width 128 --height 0: both must be positive multiples of 64"),
     (lambda empty, short: ["--steps", "0"], "--steps must be at least 1"),
     (lambda empty, short: ["--batch", "2"], r"the clips show \[2, 3\] people.*--batch 1"),
     (lambda empty, short: ["--stage", "2", "--clip-frames", "40"], "at most 32 frames"),
@@ -504,3 +508,29 @@ def test_bad_input_is_one_clear_line(clips, model_folder, short_clip, tmp_path, 
     assert err.strip().splitlines()[-1].startswith("error: ") and "Traceback" not in err
     assert re.search(message, err), err
     assert not (tmp_path / "out").exists()
+
+
+def test_the_command_line_settings_reach_the_training(clips, model_folder, tmp_path):
+    """What prepare builds from the command line: the recipe, the trained parts, gradient checkpointing only where
+    the stage trains, and the audio driver left out of the ablation."""
+    args = train.parse_args(["--stage", "2", "--data", str(clips / "clip2"), "--model", str(model_folder),
+                             "--out", str(tmp_path / "out"), "--clip-frames", "4", "--noise-offset", "0.07",
+                             "--snr-gamma", "3.5", "--condition-dropout", "0.2", "--gradient-checkpointing",
+                             "--no-audio-driver", *map(str, FAST)])
+    prepared = train.prepare(args)
+    net = prepared.accelerator.unwrap_model(prepared.net)
+    assert net.recipe == train.Recipe(noise_offset=0.07, snr_gamma=3.5, condition_dropout=0.2)
+    assert set(net.trained) == {"denoising_unet"} and not net.audio_driver
+    assert prepared.model.denoising_unet.is_gradient_checkpointing
+    assert not prepared.model.reference_unet.is_gradient_checkpointing  # stage 1's, frozen here
+
+
+def test_resuming_on_other_data_says_the_order_changed(clips, model_folder, tmp_path, capsys):
+    out = tmp_path / "out"
+    common = ["--stage", 1, "--model", model_folder, "--out", out, *FAST]
+    code, _, err = run(capsys, *common, "--data", clips / "clip2", "--steps", 1)
+    assert code == 0, err
+    code, stdout, err = run(capsys, *common, "--data", clips / "clip2", clips / "clip3", "--steps", 2, "--resume")
+    assert code == 0, err
+    assert (f"the data changed since state-1 (1 steps per epoch, now 2): the clips are not read in the order of an "
+            "uninterrupted run") in stdout
