@@ -47,7 +47,7 @@ declare -A TESTS=(  # module -> the test files that cover it
     --deselect tests/test_checkpoints.py::test_the_command_line_reports_bad_input_in_one_line"
   # the nodes: the tests that run them in this process (mutmut cannot see into the pack loaded in a subprocess)
   [nodes]="tests/test_covog_nodes.py tests/test_covog_stage_nodes.py tests/test_binding.py \
-    tests/test_nodes_progress.py \
+    tests/test_nodes_progress.py tests/test_node_settings.py tests/test_node_widgets.py \
     tests/test_evaluate.py::test_the_evaluate_node_scores_the_images_against_the_schedule \
     tests/test_who_speaks_real.py::test_the_assign_speakers_node_uses_the_model_on_the_images"
 )
@@ -75,6 +75,8 @@ SUMMARY=outputs/mutation/summary.txt
 for module in "${MODULES[@]}"; do
   name=${module//\//.}
   name=${name%.py}
+  # a folder named like a package (nodes) would make pytest import the copy's root __init__.py as that package
+  [[ $name == *.* ]] || name="$name.package"
   work=outputs/mutation/$name
   rm -rf "$work" && mkdir -p "$work"
   tar --exclude=__pycache__ -cf - mit_annotator covog nodes __init__.py workflows tests pyproject.toml \

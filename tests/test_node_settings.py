@@ -1,0 +1,96 @@
+"""Each node's settings reach the work it does, and what it hands on keeps what it was given (found by mutation
+testing: these settings could be dropped without any other test noticing)."""
+
+import sys
+
+import numpy as np
+import pytest
+import torch
+from conftest import PACK_ROOT
+
+sys.path.insert(0, str(PACK_ROOT))
+from nodes.comfy_bridge import frames_to_image, image_to_frames  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def small(speech):
+    from mit_annotator.synthetic import ConversationSpec, synthesize_conversation
+
+    c = synthesize_conversation(ConversationSpec(num_people=2, seconds=1.0, width=256, height=128, seed=4), speech)
+    return c, frames_to_image(np.stack(list(c.frames())))
+
+
+def test_the_synthetic_conversation_has_the_people_size_and_length_asked_for(speech):
+    from nodes.conversation_nodes import SyntheticConversation
+
+    images, audio, tracks, speaking, _, fps = SyntheticConversation().build(3, 1.2, 4, 384, 128, 25.0, 0.0, False)
+    assert len(tracks.tracks) == 3 and len(speaking.people) == 3
+    assert tuple(images.shape) == (30, 128, 384, 3) and tracks.num_frames == 30 and fps == 25.0
+    assert audio["waveform"].shape[-1] == pytest.approx(1.2 * audio["sample_rate"], abs=1)
+
+
+class Stop(Exception):
+    pass
+
+
+def recorder(calls, name, stop=False):
+    def make(*args, **kwargs):
+        calls[name] = (args, kwargs)
+        if stop:
+            raise Stop
+        return object()
+    return make
+
+
+def test_track_people_hands_the_threshold_and_device_to_the_models(small, monkeypatch):
+    import nodes.vision_nodes as vision
+
+    calls = {}
+    monkeypatch.setattr(vision, "PersonDetector", recorder(calls, "detector"))
+    monkeypatch.setattr(vision, "WholeBodyPose", recorder(calls, "pose", stop=True))
+    with pytest.raises(Stop):
+        vision.TrackPeople().track(small[1], 25.0, "yolox_nano", "dwpose", 0.77, "cpu", False)
+    assert calls["detector"][0] == ("yolox_nano",) and calls["pose"][0] == ("dwpose",)
+    assert calls["detector"][1]["score_threshold"] == 0.77
+    assert calls["detector"][1]["device"] == calls["pose"][1]["device"] == "cpu"
+
+
+def test_whole_body_pose_keeps_the_detections_rate_and_shots(small, tiny_models):
+    from nodes.vision_nodes import DetectPeople, WholeBodyPoseNode
+
+    _, images = small
+    detections, = DetectPeople().detect(images, 25.0, str(tiny_models["detector"]), 0.5, "cpu", False)
+    detections.shots = [(0, 10), (10, 25)]
+    posed, _ = WholeBodyPoseNode().estimate(images, detections, str(tiny_models["pose"]), "cpu", False)
+    assert (posed.width, posed.height, posed.fps) == (detections.width, detections.height, 25.0)
+    assert posed.shots == [(0, 10), (10, 25)] and len(posed.frames) == len(detections.frames) == 25
+
+
+@pytest.mark.parametrize("source, video_name, named", [("my source", "clip", "source 'my source'"),
+                                                       ("test", "clip_1", "video_name 'clip_1'"),
+                                                       ("", "clip", "source ''")])
+def test_export_clip_names_the_bad_folder_name(small, source, video_name, named):
+    from nodes.comfy_bridge import audio_to_comfy
+    from nodes.export_nodes import ExportClip
+
+    c, images = small
+    with pytest.raises(ValueError) as caught:
+        ExportClip().export(images, audio_to_comfy(c.mix, 16000), c.tracks, c.speaking, "out", source, video_name,
+                            False)
+    assert str(caught.value) == f"{named}: use letters, digits and '-' (it names the clip folder)"
+
+
+def test_an_image_of_the_wrong_shape_is_named_with_its_shape():
+    with pytest.raises(ValueError) as caught:
+        next(image_to_frames(torch.zeros(2, 8, 8)))
+    assert str(caught.value) == "images must be a batch of RGB frames (F, H, W, 3), got shape (2, 8, 8)"
+
+
+def test_the_reference_stays_white_where_resizing_overshoots():
+    """Bicubic resizing rings past 1 beside a sharp edge: those pixels must stay white (255), not wrap around."""
+    from nodes.covog_nodes import reference_image
+
+    image = torch.ones(1, 64, 64, 3)
+    image[:, :, 32:] = 0.0
+    resized = reference_image(image, (48, 48))
+    assert resized[:, :24].min() >= 240 and resized[:, 24:].max() <= 15  # the edge falls at column 24

@@ -1,0 +1,39 @@
+"""The nodes' inputs and outputs as a saved workflow sees them. ComfyUI stores a node's widget values by position and
+its links by output slot: a renamed, reordered or removed input, a new default or range, or another output order
+changes what a user's saved workflow means. node_widgets.json holds the pack's interface (tooltips aside); after a
+deliberate change, rewrite it with `python tests/test_node_widgets.py` and update the workflows and the README."""
+
+import json
+import sys
+from pathlib import Path
+
+SNAPSHOT = Path(__file__).with_name("node_widgets.json")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+
+def interface() -> dict:
+    import nodes
+
+    described = {}
+    for node_id, cls in sorted(nodes.NODE_CLASS_MAPPINGS.items()):
+        spec = cls.INPUT_TYPES()
+        inputs = [[section, name, value[0], {k: v for k, v in (value[1] if len(value) > 1 else {}).items()
+                                             if k != "tooltip"}]
+                  for section in ("required", "optional") for name, value in spec.get(section, {}).items()]
+        described[node_id] = {"inputs": inputs, "outputs": list(cls.RETURN_TYPES),
+                              "output_names": list(getattr(cls, "RETURN_NAMES", cls.RETURN_TYPES)),
+                              "function": cls.FUNCTION}
+    return json.loads(json.dumps(described))  # tuples as lists, as in the file
+
+
+def test_the_nodes_interface_is_the_saved_one():
+    saved = json.loads(SNAPSHOT.read_text())
+    now = interface()
+    assert sorted(now) == sorted(saved), "nodes added or removed: rewrite node_widgets.json (see the docstring)"
+    for node_id in saved:
+        assert now[node_id] == saved[node_id], f"{node_id} changed: rewrite node_widgets.json (see the docstring)"
+
+
+if __name__ == "__main__":
+    SNAPSHOT.write_text(json.dumps(interface(), indent=1) + "\n")
+    print(f"wrote {SNAPSHOT}")
