@@ -94,3 +94,61 @@ def test_the_reference_stays_white_where_resizing_overshoots():
     image[:, :, 32:] = 0.0
     resized = reference_image(image, (48, 48))
     assert resized[:, :24].min() >= 240 and resized[:, 24:].max() <= 15  # the edge falls at column 24
+
+
+def test_track_people_from_detections_keeps_the_video_and_draw_tracks_marks_the_people(small):
+    """The conversation's own tracks, as detections, tracked again by the node: the same people in the same place;
+    Draw Tracks then changes the frames inside the people's boxes, and refuses tracks of another video."""
+    from mit_annotator.records import Detection
+    from nodes.vision_nodes import DrawTracks, FrameDetections, TrackDetections
+
+    c, images = small
+    frames = [[Detection(k, t.boxes[k], 0.9, t.keypoints[k], t.keypoint_scores[k]) for t in c.tracks.tracks]
+              for k in range(c.tracks.num_frames)]
+    detections = FrameDetections(c.tracks.width, c.tracks.height, 25.0, frames, [])
+    tracks, = TrackDetections().track(5, 3, detections=detections)
+    assert (tracks.width, tracks.height, tracks.fps, tracks.num_frames) == (256, 128, 25.0, 25)
+    assert tracks.shots == [(0, 25)] and len(tracks.tracks) == 2
+    for track, truth in zip(sorted(tracks.tracks, key=lambda t: t.boxes[0, 0]),
+                            sorted(c.tracks.tracks, key=lambda t: t.boxes[0, 0])):
+        np.testing.assert_allclose(track.boxes, truth.boxes)
+    drawn, = DrawTracks().draw(images, tracks)
+    changed = (drawn - images).abs().amax(dim=-1) > 0.05  # (frames, H, W)
+    x1, y1, x2, y2 = tracks.tracks[0].boxes[0].astype(int)
+    assert changed[0, y1:y2 + 1, x1:x2 + 1].any()
+    with pytest.raises(ValueError, match="the tracks were made for 25 frames of 256x128, the images are 24 frames of "
+                                         "256x128"):
+        DrawTracks().draw(images[:24], tracks)
+
+
+def test_model_folders_are_the_subfolders_holding_the_marker(tmp_path, monkeypatch):
+    import nodes.comfy_bridge as bridge
+
+    for name, files in (("covog-a", ["model_index.json"]), ("covog-b", ["model_index.json", "x"]), ("other", ["y"])):
+        (tmp_path / name).mkdir()
+        for file in files:
+            (tmp_path / name / file).write_text("{}")
+    monkeypatch.setattr(bridge, "_folder_paths", lambda folder: [str(tmp_path), str(tmp_path / "missing")])
+    assert bridge.model_folders("covog", "model_index.json") == ["covog-a", "covog-b"]
+
+
+def test_track_people_from_detections_uses_its_gap_and_length_settings(small):
+    from mit_annotator.records import Detection
+    from nodes.vision_nodes import FrameDetections, TrackDetections
+
+    c, _ = small
+    frames = [[Detection(k, t.boxes[k], 0.9, t.keypoints[k], t.keypoint_scores[k]) for t in c.tracks.tracks]
+              for k in range(c.tracks.num_frames)]
+    for k in (10, 11, 12):  # the first person unseen for 3 frames
+        frames[k] = frames[k][1:]
+    for k in range(4):  # someone passing by for 4 frames, far from both
+        frames[k].append(Detection(k, np.array([230.0, 90, 250, 126]), 0.9))
+    detections = FrameDetections(256, 128, 25.0, frames, [])
+
+    def track_lengths(max_missing, min_length):
+        tracks, = TrackDetections().track(max_missing, min_length, detections=detections)
+        return sorted(len(t) for t in tracks.tracks)
+
+    assert track_lengths(5, 3) == [4, 25, 25]  # bridged (the gap filled in)
+    assert track_lengths(5, 5) == [25, 25]  # the passer-by is too short
+    assert track_lengths(2, 5) == [10, 12, 25]  # not bridged: two tracks
