@@ -124,7 +124,9 @@ class ActiveSpeakerModel:
         from .lr_asd import visual_encoder_onnx
         from .onnx_session import open_session
 
-        session = open_session(visual_encoder_onnx(self.network), "cpu", f"{self.path.name} (visual encoder)")
+        # as many threads as torch uses here (annotate's workers share the cores out that way)
+        session = open_session(visual_encoder_onnx(self.network), "cpu", f"{self.path.name} (visual encoder)",
+                               threads=torch.get_num_threads())
         return lambda faces: torch.from_numpy(session.run(None, {"faces": faces.numpy()})[0])
 
     def score_clips(self, clips: list[tuple[np.ndarray, np.ndarray]]) -> list[np.ndarray]:

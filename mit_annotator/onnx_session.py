@@ -27,9 +27,11 @@ def choose_providers(device: str = "auto") -> list[str]:
     return chosen + ["CPUExecutionProvider"]
 
 
-def open_session(path: str | os.PathLike | bytes, device: str = "auto", name: str | None = None):
+def open_session(path: str | os.PathLike | bytes, device: str = "auto", name: str | None = None,
+                 threads: int | None = None):
     """An InferenceSession on the best provider for `device`, from a file or a serialised model (`name` then names
-    it in the log); a bad file gives an error naming it."""
+    it in the log), on `threads` CPU threads (default: ONNX Runtime's, one per core); a bad file gives an error
+    naming it."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
@@ -37,6 +39,8 @@ def open_session(path: str | os.PathLike | bytes, device: str = "auto", name: st
     # The annotator alternates between sessions (detector, pose, ...): threads that spin after a run would only
     # take the cores from the next session.
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    if threads:
+        options.intra_op_num_threads = threads
     try:
         session = ort.InferenceSession(path if isinstance(path, bytes) else str(path), sess_options=options,
                                        providers=choose_providers(device))
