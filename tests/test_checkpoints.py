@@ -350,6 +350,9 @@ def test_missing_components_need_allow_random_and_the_error_says_where_to_find_t
     with pytest.raises(CheckpointError) as caught:
         convert([moore_folder], size="tiny")
     message = str(caught.value)
+    assert message.startswith("missing weights (name the component in --allow-random to keep a fresh init "
+                              "instead): ")
+    assert len(message.split("; ")) >= 5  # one clause per component
     for component in ("vae", "image_encoder", "audio_encoder", "pose_adaptor", "audio_driver"):
         assert f"{component}: " in message
     for component in ("reference_unet", "denoising_unet", "pose_guider"):
@@ -613,3 +616,14 @@ def test_an_unknown_component_is_named_with_the_choices(moore_folder):
     with pytest.raises(CheckpointError) as caught:
         convert([moore_folder], size="tiny", allow_random=["motion", "audio"])
     assert str(caught.value) == f"unknown component(s) audio, motion: choose from {', '.join(COMPONENTS)}"
+
+
+def test_a_missing_source_and_a_folder_without_weights_are_named(base_folder, tmp_path):
+    with pytest.raises(CheckpointError) as caught:
+        convert([tmp_path / "nope"], size="tiny")
+    assert str(caught.value) == f"{tmp_path / 'nope'}: no such file or folder"
+    sd = copy_of_sd(base_folder, tmp_path)
+    (sd / "vae" / "diffusion_pytorch_model.safetensors").unlink()
+    with pytest.raises(CheckpointError) as caught:
+        convert([sd], size="tiny", allow_random=all_but("vae"))
+    assert str(caught.value).startswith(f"{sd / 'vae'}: cannot load a AutoencoderKL from it (OSError: ")
