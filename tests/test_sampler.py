@@ -230,8 +230,8 @@ def test_cancellation_stops_between_steps(model):
     seen = []
     with pytest.raises(GenerationCancelled, match="after 3 of 6 steps"):
         generate(model, make_conditions(model, 9), SamplerSettings(steps=3, window=6, overlap=2),
-                 progress=lambda done, total: seen.append(done), cancelled=lambda: len(seen) >= 3)
-    assert seen == [1, 2, 3]
+                 progress=lambda done, total: seen.append((done, total)), cancelled=lambda: len(seen) >= 3)
+    assert seen == [(1, 6), (2, 6), (3, 6)]  # 2 windows x 3 steps
 
 
 @pytest.mark.parametrize("change, message", [
