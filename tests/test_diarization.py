@@ -108,6 +108,16 @@ def test_clusters_that_sound_alike_are_one_speaker():
     assert len(set(cluster(embeddings, DiarizationConfig(num_speakers=3)).tolist())) == 3
 
 
+def test_the_speaker_count_stays_within_its_bounds():
+    """Three clearly different voices: told at most two, two speakers; told at least four, four."""
+    rng = np.random.default_rng(1)
+    directions = unit(rng.normal(size=(3, 256)))
+    embeddings = np.concatenate([voice_embeddings(rng, d, 15) for d in directions])
+    assert len(set(cluster(embeddings, DiarizationConfig()).tolist())) == 3
+    assert len(set(cluster(embeddings, DiarizationConfig(max_speakers=2)).tolist())) == 2
+    assert len(set(cluster(embeddings, DiarizationConfig(min_speakers=4, max_speakers=4)).tolist())) == 4
+
+
 def test_a_short_wobble_is_not_a_turn():
     """Two windows of A's speech that lean towards B's voice make no 0.3 s turn of B: the frame scores are smoothed
     over half a second. The real change (windows centred from 3.0 s on are B's) stays where it is."""
@@ -269,8 +279,11 @@ def test_pyannote_backend_adapter(monkeypatch):
     assert calls[0] == ("load", "pyannote/speaker-diarization-3.1", "secret-token")
     assert calls[1] == ("run", (1, 32000), 16000, {"min_speakers": 2, "max_speakers": 3})
     assert result.turns == [SpeakerTurn("SPEAKER_00", 0.5, 1.5), SpeakerTurn("SPEAKER_01", 1.2, 3.0)]
-    diarizer(np.zeros(16000, np.float32), DiarizationConfig(num_speakers=2))
+    progress = []
+    diarizer(np.zeros(16000, np.float32), DiarizationConfig(num_speakers=2),
+             progress=lambda done, total: progress.append((done, total)))
     assert calls[-1][3] == {"num_speakers": 2}
+    assert progress == [(0, 4), (4, 4)]  # pyannote runs in one go
 
 
 def test_pyannote_backend_missing(monkeypatch):
@@ -335,3 +348,22 @@ def torch_device(name):
     import torch
 
     return torch.device(name)
+
+
+def test_embeddings_cover_short_recordings_and_short_bursts(diarizer, speech):
+    """A recording shorter than one window gets one (zero-padded) window; a burst of speech shorter than the 0.3 s
+    step gets the window nearest to it; the reported times are the windows' centres (within the recording)."""
+    config = DiarizationConfig()
+    utterance = speech.utterances(speech.voices()[0])[0][:16000 * 6]
+    times, embeddings = diarizer.embed(utterance[:12800], [(0.1, 0.7)], config)
+    assert times.tolist() == [0.6] and embeddings.shape == (1, 256)
+    np.testing.assert_allclose(np.linalg.norm(embeddings, axis=1), 1.0, atol=1e-5)
+    times, embeddings = diarizer.embed(utterance, [(0.5, 3.0), (5.0, 5.05)], config)
+    np.testing.assert_allclose(times, [0.6 + 0.3 * k for k in range(9)] + [5.1])
+    assert embeddings.shape == (10, 256)
+
+
+def test_the_offline_diarizer_reports_each_stage(diarizer, small_conversation):
+    progress = []
+    result = diarizer(small_conversation.mix, progress=lambda done, total: progress.append((done, total)))
+    assert progress == [(1, 4), (2, 4), (3, 4), (4, 4)] and result.uri == "recording"
