@@ -11,8 +11,8 @@ from pathlib import Path
 from covog.evaluate import EvaluationSettings, evaluate, report_figure
 from mit_annotator import media
 
-from .comfy_bridge import (active_speaker_choices, audio_to_mono_16k, check_audio_covers, comfy_models_dir,
-                           frames_to_image, image_to_frames, progress_callback)
+from .comfy_bridge import (active_speaker_choices, audio_to_mono_16k, check_audio_covers, check_speaking,
+                           comfy_models_dir, frames_to_image, image_to_frames, progress_callback)
 
 log = logging.getLogger("MIT-CovOG")
 SAMPLE_RATE = 16000
@@ -57,9 +57,7 @@ class EvaluateConversation:
         if not schedule.people:
             raise ValueError("the schedule has no people: connect the speaking the video was generated from")
         if tracks is not None:
-            missing = sorted({p.track_id for p in schedule.people} - {t.track_id for t in tracks.tracks})
-            if missing:
-                raise ValueError(f"the tracks have no people {missing} of the schedule")
+            check_speaking(schedule, tracks)
         samples = audio_to_mono_16k(audio)
         check_audio_covers(len(samples) / SAMPLE_RATE, images.shape[0], fps)
         progress = progress_callback(3)  # writing the video, annotating and scoring it, the figure

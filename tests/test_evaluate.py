@@ -526,7 +526,8 @@ def test_the_evaluate_node_scores_the_images_against_the_schedule(small_video, m
     assert report["series"]["intended"] == expected["series"]["intended"]
     with pytest.raises(ValueError, match="the audio lasts 1.00 s but the video 3.00 s"):
         node.evaluate(images, audio_to_comfy(audio[:16000], 16000), schedule, 25.0, str(AVA_WEIGHTS), 2)
-    with pytest.raises(ValueError, match=r"the tracks have no people \[5\]"):
+    with pytest.raises(ValueError, match=r"the assignment names person 5, whom the tracks do not hold \(their people: "
+                                         r"\[0, 1\]\)"):
         node.evaluate(images, sound, SpeakingActivity(schedule.fps, schedule.num_frames, [
             PersonSpeaking(5, schedule.people[0].scores)]), 25.0, str(AVA_WEIGHTS), 2, tracks)
     with pytest.raises(ValueError, match="the schedule has no people"):
