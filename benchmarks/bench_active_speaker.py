@@ -76,7 +76,9 @@ def evaluate(video: Path, truths: dict[str, dict[str, np.ndarray]], models: dict
 
 def accuracy(args) -> None:
     diarizer = Diarizer()
-    models = {"lips + synchrony": None, **{f"LR-ASD {k}": ActiveSpeakerModel(v) for k, v in WEIGHTS.items()}}
+    config = ActiveSpeakerConfig(precision=args.precision)
+    models = {"lips + synchrony": None, **{f"LR-ASD {k}" + (" float32" if args.precision == "float32" else ""):
+                                           ActiveSpeakerModel(v, config=config) for k, v in WEIGHTS.items()}}
     if args.part != "real":
         synthetic(models, diarizer, args.seeds)
     if args.part == "synthetic":
@@ -141,7 +143,9 @@ def speed(args) -> None:
         clips = [("synthetic 10 s, 640x360", paths["video"], conversation.tracks, conversation.mix),
                  ("interact_11 (8.5 s, 832x448)", VIDEO, track_faces(VIDEO, YuNetFaceDetector(YUNET)),
                   media.read_audio(VIDEO, 16000))]
-        modes = {"encoders once per clip, visual encoder on ONNX Runtime (default)": ActiveSpeakerConfig(),
+        modes = {"encoders once per clip, visual encoder in int8 on ONNX Runtime (default)": ActiveSpeakerConfig(),
+                 "encoders once per clip, visual encoder in float32 on ONNX Runtime": ActiveSpeakerConfig(
+                     precision="float32"),
                  "encoders once per clip, all on torch": ActiveSpeakerConfig(onnx_runtime=False),
                  "encoders per window (published demo), ONNX Runtime": ActiveSpeakerConfig(exact_windows=True)}
         for mode, config in modes.items():
@@ -166,6 +170,7 @@ def main() -> None:
     run = commands.add_parser("accuracy")
     run.add_argument("--seeds", type=int, default=3)
     run.add_argument("--part", choices=["all", "real", "synthetic"], default="all")
+    run.add_argument("--precision", choices=["auto", "float32", "int8"], default="auto")
     run.set_defaults(run=accuracy)
     run = commands.add_parser("speed")
     run.add_argument("--device", default="cpu", choices=["cpu", "cuda"])

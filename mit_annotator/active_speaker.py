@@ -46,6 +46,7 @@ PAD_GREY = 110
 DURATIONS = (1, 2, 3, 4, 5, 6)  # seconds; the demo's durationSet {1,1,1,2,2,2,3,3,4,5,6} is a Python set: these six
 MAX_GAP = 10  # frames without a face bridged inside one face clip (published numFailedDet)
 MIN_FACE = 16.0  # pixels: smaller faces are not scored
+PRECISIONS = ("auto", "float32", "int8")
 VISUAL_REACH = 9  # frames on each side that one frame's face embedding depends on (3 blocks x (5 // 2 + 3 // 2))
 
 
@@ -62,8 +63,14 @@ class ActiveSpeakerConfig:
     chunk_frames: int = 400  # face frames per encoder chunk (memory; each chunk recomputes 18 frames)
     batch_frames: int = 800  # face frames per network call (memory)
     onnx_runtime: bool = True  # on the CPU, the visual encoder on ONNX Runtime (same values, 2.7x torch's speed)
+    # the visual encoder on the CPU: "int8" in 8-bit integers (ONNX Runtime; 1.75x float32's speed, scores within
+    # 0.02-0.07 of float32's on average, the same speakers found: BENCHMARKS.md), for the released weights, whose
+    # calibration the model registry holds; "auto": int8 where it can run (calibrated weights, not exact_windows)
+    precision: str = "auto"
 
     def __post_init__(self):
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         if not self.durations or any(int(d) != d or d < 1 for d in self.durations):
             raise ValueError(f"durations must be whole seconds >= 1, got {self.durations}")
         if self.chunk_frames <= 2 * VISUAL_REACH:
@@ -109,13 +116,21 @@ class ActiveSpeakerModel:
         log.info("[mit_annotator] %s (LR-ASD) runs on %s", self.path.name, self.device)
 
     def _face_encoder(self) -> Callable:
-        """(B, T, 112, 112) float tensor -> (B, T, 128): torch's network, or its ONNX Runtime twin on the CPU."""
-        if self.device.type != "cpu" or not self.config.onnx_runtime:
+        """(B, T, 112, 112) float tensor -> (B, T, 128): torch's network, or its ONNX Runtime twin on the CPU (in
+        8-bit integers where the config's precision says so)."""
+        int8 = self._int8_maxima()
+        self.precision = "float32"  # what runs, once decided below
+        if self.device.type != "cpu" or not (self.config.onnx_runtime or int8):
+            if self.config.precision == "int8":
+                log.warning("[mit_annotator] int8 runs on the CPU only: LR-ASD runs in float32 on %s", self.device)
             return self.network.encode_faces
         try:
             import onnx  # noqa: F401  (builds the graph)
             import onnxruntime  # noqa: F401
         except ImportError:
+            if self.config.precision == "int8":
+                raise RuntimeError("int8 active-speaker scoring needs onnx and onnxruntime: pip install onnx "
+                                   "onnxruntime") from None
             log.info("[mit_annotator] onnx and onnxruntime are not both installed: LR-ASD's visual encoder runs on "
                      "torch (2.7x slower)")
             return self.network.encode_faces
@@ -124,10 +139,27 @@ class ActiveSpeakerModel:
         from .lr_asd import visual_encoder_onnx
         from .onnx_session import open_session
 
+        graph = visual_encoder_onnx(self.network, int8_maxima=int8)
+        self.precision = "int8" if int8 else "float32"
         # as many threads as torch uses here (annotate's workers share the cores out that way)
-        session = open_session(visual_encoder_onnx(self.network), "cpu", f"{self.path.name} (visual encoder)",
+        session = open_session(graph, "cpu", f"{self.path.name} (visual encoder{', int8' if int8 else ''})",
                                threads=torch.get_num_threads())
         return lambda faces: torch.from_numpy(session.run(None, {"faces": faces.numpy()})[0])
+
+    def _int8_maxima(self) -> list[float] | None:
+        """The int8 calibration when the visual encoder is to run in int8, else None."""
+        wanted = self.config.precision
+        exact_or_elsewhere = self.config.exact_windows or self.device.type != "cpu" or not self.config.onnx_runtime
+        if wanted == "float32" or (wanted == "auto" and exact_or_elsewhere):
+            return None
+        if wanted == "int8":
+            return int8_calibration(self.path)
+        try:
+            return int8_calibration(self.path)
+        except ActiveSpeakerError:
+            log.info("[mit_annotator] %s: no int8 calibration for these weights, so LR-ASD runs in float32",
+                     self.path.name)
+            return None
 
     def score_clips(self, clips: list[tuple[np.ndarray, np.ndarray]]) -> list[np.ndarray]:
         """Per (faces (T, 112, 112) uint8, mfcc (4T, 13)) clip, (T,) float32 speaking scores."""
@@ -192,6 +224,37 @@ class ActiveSpeakerModel:
 
         batch = torch.from_numpy(np.stack(arrays)).to(self.device, torch.float32)
         return encoder(batch)
+
+
+def int8_calibration(path: str | os.PathLike) -> list[float]:
+    """The int8 calibration (the visual encoder's activation maxima) the model registry holds for the weights file
+    at `path`, recognised by its sha256."""
+    from .models import KNOWN_MODELS, sha256_of
+
+    digest = sha256_of(path)
+    for known in KNOWN_MODELS.values():
+        if known.sha256 == digest and known.int8_maxima:
+            return list(known.int8_maxima)
+    raise ActiveSpeakerError(f"{path}: no int8 calibration for these weights (the released LR-ASD files have one: "
+                             f"{', '.join(k.filename for k in KNOWN_MODELS.values() if k.int8_maxima)}); use "
+                             f"precision float32")
+
+
+def calibrate_int8(network, clips: list[np.ndarray], batch_frames: int = 400) -> list[float]:
+    """The largest value of each of the visual encoder's ReLU outputs over the face clips `clips` ((T, 112, 112)
+    uint8 crops each): the calibration int8 scoring quantizes the activations by."""
+    from .lr_asd import visual_encoder_onnx
+    from .onnx_session import open_session
+
+    session = open_session(visual_encoder_onnx(network, report_maxima=True), "cpu", "LR-ASD calibration")
+    maxima = []
+    for faces in clips:
+        for start in range(0, len(faces), batch_frames):
+            batch = faces[start:start + batch_frames][None].astype(np.float32)
+            maxima.append(session.run(["maxima"], {"faces": batch})[0])
+    if not maxima:
+        raise ValueError("calibration needs at least one face clip")
+    return [float(m) for m in np.max(maxima, axis=0)]
 
 
 def load_lr_asd(path: str | os.PathLike):

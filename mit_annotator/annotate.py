@@ -51,6 +51,7 @@ class AnnotateSettings:
     faces: str = "yunet"  # face detector for landmarks, and face boxes where keypoints give none: yunet, scrfd, none
     speakers: str = "auto"  # who-speaks evidence: auto (LR-ASD when its weights are found), asd, lips
     asd_model: str = "lr_asd"
+    asd_precision: str = "auto"  # LR-ASD's face encoder on the CPU: int8, float32, or auto (int8 where it can run)
     device: str = "auto"
     det_threshold: float = 0.5
     selection: SelectionConfig = field(default_factory=SelectionConfig)
@@ -92,7 +93,8 @@ class Annotator:
         if self.faces is not None:
             self.faces = FacesAtScale(self.faces, settings.selection.min_face_px_1080p)
         self.active_speaker = load_active_speaker(settings.speakers, asd_model_path(settings.asd_model, models),
-                                                  models, "cpu" if settings.device == "cpu" else "auto")
+                                                  models, "cpu" if settings.device == "cpu" else "auto",
+                                                  precision=settings.asd_precision)
         self._diarizer = None
 
     @property

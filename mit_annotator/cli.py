@@ -251,6 +251,14 @@ def _add_speaker_model_options(p, evidence_choice: bool = True) -> None:
                                                          "AVA-trained, lr_asd_talkset: TalkSet fine-tuned)")
     p.add_argument("--models", type=Path, default=None, help="models directory (YuNet, LR-ASD)")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    _add_asd_precision(p)
+
+
+def _add_asd_precision(p) -> None:
+    p.add_argument("--asd-precision", choices=["auto", "float32", "int8"], default="auto",
+                   help="LR-ASD's face encoder on the CPU: int8 (1.75x as fast as float32, scores within 0.02-0.07 "
+                        "of float32's on average; the released weights only) or float32; default auto: int8 where "
+                        "it can run")
 
 
 def _bar_progress(bar):
@@ -273,7 +281,8 @@ def _assign(args) -> int:
     from .who_speaks import diarize_media, load_active_speaker, person_audio_diarization, track_faces, who_speaks
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    active_speaker = load_active_speaker(args.speakers, args.asd_model, args.models, args.device)
+    active_speaker = load_active_speaker(args.speakers, args.asd_model, args.models, args.device,
+                                         precision=args.asd_precision)
     tracks = VideoTracks.load(args.poses) if args.poses else track_faces(args.video, YuNetFaceDetector(
         models_dir=args.models))
     if args.diarization:
@@ -331,7 +340,8 @@ def _active_speakers(args) -> int:
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     model = ActiveSpeakerModel(args.asd_model, device=args.device, models_dir=args.models, download=args.download,
-                               config=ActiveSpeakerConfig(exact_windows=args.exact_windows))
+                               config=ActiveSpeakerConfig(exact_windows=args.exact_windows,
+                                                          precision=args.asd_precision))
     tracks = VideoTracks.load(args.poses) if args.poses else track_faces(args.video, YuNetFaceDetector(
         models_dir=args.models))
     with tqdm(unit="frame", desc="active speakers") as bar:
@@ -433,6 +443,7 @@ def _add_annotate(commands) -> None:
                    help="who-speaks evidence: asd = LR-ASD (its weights must be found), lips = lip activity; "
                         "default auto: asd when its weights are found")
     p.add_argument("--asd-model", default="lr_asd", help="LR-ASD weights: a path or a known name")
+    _add_asd_precision(p)
     p.add_argument("--min-seconds", type=float, default=defaults.min_seconds,
                    help=f"least clip length (default {defaults.min_seconds:g}, the paper's)")
     p.add_argument("--max-seconds", type=float, default=defaults.max_seconds,
@@ -462,7 +473,8 @@ def _annotate(args) -> int:
                                 min_face_px_1080p=args.min_face, max_camera_motion=args.max_camera_motion)
     settings = AnnotateSettings(models_dir=str(args.models) if args.models else None, det_model=args.det_model,
                                 pose_model=args.pose_model, faces=args.faces, speakers=args.speakers,
-                                asd_model=args.asd_model, device=args.device, det_threshold=args.det_threshold,
+                                asd_model=args.asd_model, asd_precision=args.asd_precision, device=args.device,
+                                det_threshold=args.det_threshold,
                                 selection=selection)
     jobs = find_videos(args.input, args.source)
     options = BatchOptions(settings=settings, workers=args.workers, shard=parse_shard(args.shard),

@@ -186,58 +186,121 @@ def _folded(conv, norm) -> tuple[torch.Tensor, torch.Tensor]:
     return conv.weight * scale.view(-1, *[1] * (conv.weight.dim() - 1)), norm.bias - norm.running_mean * scale
 
 
-def visual_encoder_onnx(network: LRASD) -> bytes:
+ACTIVATIONS = 12  # ReLU outputs in the visual encoder (3 blocks x 4 convolutions): what int8 calibration measures
+INPUT_RANGE = (-VISUAL_MEAN / VISUAL_STD, (1 - VISUAL_MEAN) / VISUAL_STD)  # the normalised grey values, known exactly
+
+
+def visual_encoder_onnx(network: LRASD, int8_maxima: list[float] | None = None, report_maxima: bool = False) -> bytes:
     """`network.encode_faces` as an ONNX model (input `faces` (B, T, 112, 112) grey values 0..255, output
     `embeddings` (B, T, 128)): the same 2-D convolutions over frames and over time with the norms folded in. ONNX
-    Runtime runs it 2.7x as fast as torch on the CPU, with the same values (BENCHMARKS.md)."""
-    from onnx import TensorProto, helper, numpy_helper
+    Runtime runs it 2.7x as fast as torch on the CPU, with the same values (BENCHMARKS.md).
 
-    weights: list = []
-    nodes: list = []
+    `int8_maxima`: the largest value of each of the ACTIVATIONS ReLU outputs on typical faces (`calibrate_int8`);
+    given, every convolution runs in 8-bit integers (weights per output channel, activations per tensor, as
+    quantize/dequantize pairs that ONNX Runtime fuses into integer convolutions). `report_maxima`: also output
+    `maxima` (ACTIVATIONS,), each ReLU output's largest value over the batch, for calibration."""
+    from onnx import TensorProto, helper
 
-    def constant(value) -> str:
-        name = f"constant_{len(weights)}"
-        weights.append(numpy_helper.from_array(np.asarray(value), name))
-        return name
-
-    def node(op: str, inputs: list[str], **attributes) -> str:
-        output = f"{op.lower()}_{len(nodes)}"
-        nodes.append(helper.make_node(op, inputs, [output], **attributes))
-        return output
-
-    def conv_relu(x: str, conv, norm, kernel, stride, pads) -> str:
-        weight, bias = (t.detach().float().cpu().numpy() for t in _folded(conv, norm))
-        weight = weight.reshape(weight.shape[0], weight.shape[1], *kernel)
-        return node("Relu", [node("Conv", [x, constant(weight), constant(bias)], kernel_shape=list(kernel),
-                                  strides=[stride, stride], pads=list(pads) * 2)])
-
-    batch_frames = node("Shape", ["faces"], end=2)
-    x = node("Reshape", ["faces", constant(np.array([-1, 1, 112, 112], np.int64))])
-    x = node("Div", [node("Sub", [x, constant(np.float32(VISUAL_MEAN * 255))]), constant(np.float32(VISUAL_STD * 255))])
+    graph = _GraphBuilder(int8_maxima, report_maxima)
+    batch_frames = graph.node("Shape", ["faces"], end=2)
+    x = graph.node("Reshape", ["faces", graph.constant(np.array([-1, 1, 112, 112], np.int64))])
+    x = graph.node("Div", [graph.node("Sub", [x, graph.constant(np.float32(VISUAL_MEAN * 255))]),
+                           graph.constant(np.float32(VISUAL_STD * 255))])
+    x = graph.quantized(x, *INPUT_RANGE)
     side = 112
     encoder = network.model.visualEncoder
     for index, block in enumerate((encoder.block1, encoder.block2, encoder.block3)):
         k_1, k_2 = block.s_1.kernel_size[1], block.s_2.kernel_size[1]
         stride = block.s_1.stride[1]
         side //= stride
-        x = conv_relu(x, block.s_1, block.s_norm_1, (k_1, k_1), stride, (k_1 // 2, k_1 // 2))
-        x = conv_relu(x, block.s_2, block.s_norm_2, (k_2, k_2), 1, (k_2 // 2, k_2 // 2))
+        x = graph.conv_relu(x, block.s_1, block.s_norm_1, (k_1, k_1), stride, (k_1 // 2, k_1 // 2))
+        x = graph.conv_relu(x, block.s_2, block.s_norm_2, (k_2, k_2), 1, (k_2 // 2, k_2 // 2))
         channels = block.s_2.out_channels
         # (B*T, C, H, W) -> (B, C, T, H*W): the temporal convolutions run down T
-        by_clip = node("Concat", [batch_frames, constant(np.array([channels, side * side], np.int64))], axis=0)
-        x = node("Transpose", [node("Reshape", [x, by_clip])], perm=[0, 2, 1, 3])
-        x = conv_relu(x, block.t_1, block.t_norm_1, (k_1, 1), 1, (k_1 // 2, 0))
-        x = conv_relu(x, block.t_2, block.t_norm_2, (k_2, 1), 1, (k_2 // 2, 0))
-        x = node("Reshape", [node("Transpose", [x], perm=[0, 2, 1, 3]),
-                             constant(np.array([-1, channels, side, side], np.int64))])
+        by_clip = graph.node("Concat", [batch_frames, graph.constant(np.array([channels, side * side], np.int64))],
+                             axis=0)
+        x = graph.node("Transpose", [graph.node("Reshape", [x, by_clip])], perm=[0, 2, 1, 3])
+        x = graph.conv_relu(x, block.t_1, block.t_norm_1, (k_1, 1), 1, (k_1 // 2, 0))
+        x = graph.conv_relu(x, block.t_2, block.t_norm_2, (k_2, 1), 1, (k_2 // 2, 0))
+        x = graph.node("Reshape", [graph.node("Transpose", [x], perm=[0, 2, 1, 3]),
+                                   graph.constant(np.array([-1, channels, side, side], np.int64))])
         if index < 2:
-            x = node("MaxPool", [x], kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1])
+            x = graph.node("MaxPool", [x], kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1])
             side = (side + 1) // 2
-    features = node("ReduceMax", [x, constant(np.array([2, 3], np.int64))], keepdims=0)
-    shape = node("Concat", [batch_frames, constant(np.array([FEATURES], np.int64))], axis=0)
-    nodes.append(helper.make_node("Reshape", [features, shape], ["embeddings"]))
-    graph = helper.make_graph(nodes, "lr_asd_visual_encoder",
-                              [helper.make_tensor_value_info("faces", TensorProto.FLOAT, ["batch", "frames", 112, 112])],
-                              [helper.make_tensor_value_info("embeddings", TensorProto.FLOAT,
-                                                             ["batch", "frames", FEATURES])], weights)
-    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]).SerializeToString()
+    features = graph.node("ReduceMax", [x, graph.constant(np.array([2, 3], np.int64))], keepdims=0)
+    shape = graph.node("Concat", [batch_frames, graph.constant(np.array([FEATURES], np.int64))], axis=0)
+    graph.nodes.append(helper.make_node("Reshape", [features, shape], ["embeddings"]))
+    outputs = [helper.make_tensor_value_info("embeddings", TensorProto.FLOAT, ["batch", "frames", FEATURES])]
+    if report_maxima:
+        graph.nodes.append(helper.make_node("Concat", graph.maxima, ["maxima"], axis=0))
+        outputs.append(helper.make_tensor_value_info("maxima", TensorProto.FLOAT, [ACTIVATIONS]))
+    faces = helper.make_tensor_value_info("faces", TensorProto.FLOAT, ["batch", "frames", 112, 112])
+    model = helper.make_graph(graph.nodes, "lr_asd_visual_encoder", [faces], outputs, graph.weights)
+    return helper.make_model(model, opset_imports=[helper.make_opsetid("", 18)]).SerializeToString()
+
+
+class _GraphBuilder:
+    """Nodes and weights of an ONNX graph under construction, in float or, given the ReLU outputs' maxima, with
+    each convolution's input and weight quantized to 8 bits."""
+
+    def __init__(self, int8_maxima: list[float] | None, report_maxima: bool = False):
+        if int8_maxima is not None and (len(int8_maxima) != ACTIVATIONS or not all(m > 0 for m in int8_maxima)):
+            raise ValueError(f"int8 calibration needs {ACTIVATIONS} positive maxima, got {list(int8_maxima)}")
+        self.int8_maxima = int8_maxima
+        self.weights: list = []
+        self.nodes: list = []
+        self.report_maxima = report_maxima
+        self.maxima: list[str] = []  # each ReLU output's largest value, when reported
+        self.relus = 0
+        self.scale = 1.0  # the step of the tensor last quantized (the next convolution's input)
+
+    def constant(self, value) -> str:
+        from onnx import numpy_helper
+
+        name = f"constant_{len(self.weights)}"
+        self.weights.append(numpy_helper.from_array(np.asarray(value), name))
+        return name
+
+    def node(self, op: str, inputs: list[str], **attributes) -> str:
+        from onnx import helper
+
+        output = f"{op.lower()}_{len(self.nodes)}"
+        self.nodes.append(helper.make_node(op, inputs, [output], **attributes))
+        return output
+
+    def conv_relu(self, x: str, conv, norm, kernel, stride, pads) -> str:
+        weight, bias = (t.detach().float().cpu().numpy() for t in _folded(conv, norm))
+        weight = weight.reshape(weight.shape[0], weight.shape[1], *kernel)
+        weight, bias = self._quantized_weight(weight, bias)
+        y = self.node("Relu", [self.node("Conv", [x, weight, bias], kernel_shape=list(kernel),
+                                         strides=[stride, stride], pads=list(pads) * 2)])
+        if self.report_maxima:
+            self.maxima.append(self.node("Reshape", [self.node("ReduceMax", [y], keepdims=0),
+                                                     self.constant(np.array([1], np.int64))]))
+        self.relus += 1
+        return self.quantized(y, 0.0, self.int8_maxima[self.relus - 1]) if self.int8_maxima else y
+
+    def quantized(self, x: str, low: float, high: float) -> str:
+        """`x` through an 8-bit quantize/dequantize pair covering low..high (float graphs: `x` itself)."""
+        if not self.int8_maxima:
+            return x
+        self.scale = np.float32((high - low) / 255)
+        steps = (self.constant(self.scale), self.constant(np.uint8(np.clip(round(-low / self.scale), 0, 255))))
+        return self.node("DequantizeLinear", [self.node("QuantizeLinear", [x, *steps]), *steps])
+
+    def _quantized_weight(self, weight: np.ndarray, bias: np.ndarray) -> tuple[str, str]:
+        """Constants for a convolution's weight and bias: float, or (int8 graphs) the weight in 8 bits per output
+        channel and the bias in 32 bits at the scale of input x weight, each dequantized."""
+        if not self.int8_maxima:
+            return self.constant(weight), self.constant(bias)
+        scale = np.maximum(np.abs(weight).reshape(len(weight), -1).max(axis=1), 1e-12).astype(np.float32) / 127
+        shape = (-1,) + (1,) * (weight.ndim - 1)
+        weight_q = np.clip(np.round(weight / scale.reshape(shape)), -127, 127).astype(np.int8)
+        bias_scale = (scale * self.scale).astype(np.float32)
+        bias_q = np.round(bias / bias_scale).astype(np.int32)
+        zeros = self.constant(np.zeros(len(weight), np.int8))
+        weight_name = self.node("DequantizeLinear", [self.constant(weight_q), self.constant(scale), zeros], axis=0)
+        bias_name = self.node("DequantizeLinear", [self.constant(bias_q), self.constant(bias_scale),
+                                                   self.constant(np.zeros(len(bias), np.int32))], axis=0)
+        return weight_name, bias_name
+

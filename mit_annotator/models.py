@@ -33,6 +33,8 @@ class KnownModel:
     input_size: tuple[int, int] | None = None  # (width, height) for models with a fixed input
     colour_order: str = "RGB"  # channel order the network was trained on
     comfy_folder: str = COMFY_FOLDER  # the folder under ComfyUI/models/ it is looked for in
+    # LR-ASD: the visual encoder's largest activations on real faces, for int8 (scripts/calibrate_lr_asd_int8.py)
+    int8_maxima: tuple[float, ...] | None = None
 
 
 KNOWN_MODELS = {m.name: m for m in (
@@ -59,11 +61,13 @@ KNOWN_MODELS = {m.name: m for m in (
     KnownModel("lr_asd", "pretrain_AVA.model", None,
                "https://github.com/Junhua-Liao/LR-ASD/tree/main/weight", "MIT",
                sha256="85e6c77fc981595234790d1e128ebb60352d37726b2445e0ef8891e2512fe9e3",
-               comfy_folder=ACTIVE_SPEAKER_FOLDER),
+               comfy_folder=ACTIVE_SPEAKER_FOLDER,
+               int8_maxima=(9.272, 11.85, 15.69, 15.76, 16.21, 13.27, 12.93, 22.06, 8.17, 10.73, 10.45, 6.304)),
     KnownModel("lr_asd_talkset", "finetuning_TalkSet.model", None,
                "https://github.com/Junhua-Liao/LR-ASD/tree/main/weight", "MIT",
                sha256="6b4ef53694e874e96cf630198dc479c78aebb3993bbf166aee3d926dfe7d9342",
-               comfy_folder=ACTIVE_SPEAKER_FOLDER),
+               comfy_folder=ACTIVE_SPEAKER_FOLDER,
+               int8_maxima=(9.6, 11.66, 13.08, 11.98, 8.093, 10.71, 8.553, 9.877, 6.221, 8.899, 7.235, 9.586)),
 )}
 
 

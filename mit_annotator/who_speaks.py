@@ -124,10 +124,11 @@ SPEAKER_EVIDENCE = ("auto", "asd", "lips")
 
 
 def load_active_speaker(evidence: str = "auto", model: str | os.PathLike = "lr_asd",
-                        models_dir: str | os.PathLike | None = None, device: str = "auto", download: bool = False):
+                        models_dir: str | os.PathLike | None = None, device: str = "auto", download: bool = False,
+                        precision: str = "auto"):
     """The active-speaker model for `evidence` "asd" (its weights must resolve), "auto" (when they resolve; else
-    None, and a log line says so) or "lips" (None)."""
-    from .active_speaker import ActiveSpeakerModel
+    None, and a log line says so) or "lips" (None); `precision`: see ActiveSpeakerConfig."""
+    from .active_speaker import ActiveSpeakerConfig, ActiveSpeakerModel
     from .models import ModelNotFoundError
 
     if evidence not in SPEAKER_EVIDENCE:
@@ -135,7 +136,8 @@ def load_active_speaker(evidence: str = "auto", model: str | os.PathLike = "lr_a
     if evidence == "lips":
         return None
     try:
-        return ActiveSpeakerModel(model, device=device, models_dir=models_dir, download=download)
+        return ActiveSpeakerModel(model, device=device, models_dir=models_dir, download=download,
+                                  config=ActiveSpeakerConfig(precision=precision))
     except ModelNotFoundError as error:
         if evidence == "asd":
             raise

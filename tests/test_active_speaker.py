@@ -26,7 +26,7 @@ def weights():
 
 @pytest.fixture(scope="module")
 def model(weights):
-    return ActiveSpeakerModel(weights, device="cpu")
+    return ActiveSpeakerModel(weights, device="cpu", config=ActiveSpeakerConfig(precision="float32"))
 
 
 def published_visual_block(x, block):
@@ -66,9 +66,9 @@ def test_frames_as_2d_convolutions_equal_the_published_3d_ones(weights):
                                    atol=1e-4, rtol=1e-4)
 
 
-def test_the_onnx_runtime_encoder_equals_the_network():
-    """The ONNX graph the CPU runs: random weights and norm statistics, clips of 1 to 13 frames, odd batches."""
-    torch.manual_seed(3)
+def _random_network(seed: int) -> LRASD:
+    """LR-ASD with random weights and norm statistics (the released files' statistics are not random-like)."""
+    torch.manual_seed(seed)
     network = LRASD().eval()
     with torch.no_grad():
         for module in network.modules():
@@ -77,9 +77,15 @@ def test_the_onnx_runtime_encoder_equals_the_network():
                 module.running_var.uniform_(0.5, 2.0)
                 module.weight.uniform_(0.5, 1.5)
                 module.bias.uniform_(-0.2, 0.2)
+    return network
+
+
+def test_the_onnx_runtime_encoder_equals_the_network():
+    """The ONNX graph the CPU runs: random weights and norm statistics, clips of 1 to 13 frames, odd batches."""
+    network = _random_network(3)
     model = ActiveSpeakerModel.__new__(ActiveSpeakerModel)
     model.network, model.device, model.path = network, torch.device("cpu"), Path("random.model")
-    model.config = ActiveSpeakerConfig()
+    model.config = ActiveSpeakerConfig(precision="float32")
     encode = model._face_encoder()
     assert encode != network.encode_faces  # the ONNX Runtime session
     rng = np.random.default_rng(3)
@@ -166,7 +172,8 @@ def test_face_clips_bridge_short_gaps_split_long_ones_and_skip_tiny_faces():
 
 def test_the_encoders_run_in_chunks_as_one_pass(model):
     faces = np.random.default_rng(4).integers(0, 256, (70, 112, 112)).astype(np.uint8)
-    chunked = ActiveSpeakerModel(model.path, device="cpu", config=ActiveSpeakerConfig(chunk_frames=25))
+    config = ActiveSpeakerConfig(chunk_frames=25, precision="float32")
+    chunked = ActiveSpeakerModel(model.path, device="cpu", config=config)
     with torch.no_grad():
         whole = model.network.encode_faces(torch.from_numpy(faces).float()[None])[0]
         start = model.network.encode_faces(torch.from_numpy(faces[:30]).float()[None])[0]
@@ -182,7 +189,7 @@ def test_windows_of_each_duration_are_averaged(model):
 
     def scores(durations, exact):
         return ActiveSpeakerModel(model.path, device="cpu", config=ActiveSpeakerConfig(
-            durations=durations, exact_windows=exact)).score_clips([clip])[0]
+            durations=durations, exact_windows=exact, precision="float32")).score_clips([clip])[0]
 
     np.testing.assert_allclose(scores((1, 2), True), (scores((1,), True) + scores((2,), True)) / 2, atol=1e-5)
     by_hand = []
@@ -277,3 +284,91 @@ def test_the_model_resolves_by_name(weights, monkeypatch, tmp_path):
     monkeypatch.setenv("MIT_MODELS_DIR", str(tmp_path))
     with pytest.raises(ModelNotFoundError, match="pretrain_AVA.model.*github.com/Junhua-Liao/LR-ASD"):
         ActiveSpeakerModel("lr_asd")
+
+
+@pytest.fixture(scope="module")
+def calibration_clips():
+    """The real face clips scripts/calibrate_lr_asd_int8.py calibrates on (from the shared data)."""
+    import importlib.util
+
+    shared_path("video", INTERACT.name)  # the shared data must be there (a failure under CI, else a skip)
+    spec = importlib.util.spec_from_file_location("calibrate", Path(__file__).parents[1] / "scripts" /
+                                                  "calibrate_lr_asd_int8.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    return script.calibration_clips(SHARED_DATA)
+
+
+@pytest.mark.parametrize("name", ["lr_asd", "lr_asd_talkset"])
+def test_int8_encoding_follows_the_float_network_within_its_steps(name, calibration_clips, tmp_path):
+    """The released weights with their calibration: every convolution runs in integers, and a real face clip is
+    encoded within 2.2% of the float network (measured 1.8-1.9%; a single weight scale per convolution: 2.2-2.6%)."""
+    import onnx
+    import onnxruntime as ort
+
+    from mit_annotator.active_speaker import calibrate_int8
+    from mit_annotator.lr_asd import ACTIVATIONS, visual_encoder_onnx
+    from mit_annotator.models import KNOWN_MODELS
+
+    network = load_lr_asd(shared_path("models", "lr_asd", KNOWN_MODELS[name].filename))
+    faces = calibration_clips[0][None].astype(np.float32)
+    with torch.no_grad():
+        expected = network.encode_faces(torch.from_numpy(faces)).numpy()
+    maxima = calibrate_int8(network, calibration_clips[:1])
+    assert len(maxima) == ACTIVATIONS and maxima[-1] == pytest.approx(expected.max(), rel=1e-5)
+    options = ort.SessionOptions()
+    options.optimized_model_filepath = str(tmp_path / "optimized.onnx")
+    session = ort.InferenceSession(visual_encoder_onnx(network, int8_maxima=list(KNOWN_MODELS[name].int8_maxima)),
+                                   options, providers=["CPUExecutionProvider"])
+    ops = [node.op_type for node in onnx.load(options.optimized_model_filepath).graph.node]
+    assert ops.count("QLinearConv") == ACTIVATIONS and "Conv" not in ops
+    encoded = session.run(None, {"faces": faces})[0]
+    error = np.abs(encoded - expected).mean() / np.abs(expected).mean()
+    assert 0.005 < error < 0.022
+    with pytest.raises(ValueError, match="needs 12 positive maxima"):
+        visual_encoder_onnx(network, int8_maxima=maxima[:-1])
+
+
+def test_int8_needs_calibrated_weights_and_a_known_precision(tmp_path):
+    from safetensors.torch import save_file
+
+    with pytest.raises(ValueError, match="precision must be one of auto, float32, int8, got 'int4'"):
+        ActiveSpeakerConfig(precision="int4")
+    own = tmp_path / "own_finetune.safetensors"
+    save_file({k: v.contiguous() for k, v in _random_network(1).state_dict().items()}, own)
+    assert ActiveSpeakerModel(own, device="cpu").precision == "float32"  # auto: int8 where it can run
+    with pytest.raises(ActiveSpeakerError, match=r"own_finetune.safetensors: no int8 calibration for these weights "
+                                                 r"\(the released LR-ASD files have one: pretrain_AVA.model, "
+                                                 r"finetuning_TalkSet.model\); use precision float32"):
+        ActiveSpeakerModel(own, device="cpu", config=ActiveSpeakerConfig(precision="int8"))
+
+
+def test_the_registry_holds_the_calibration_the_script_measures(calibration_clips):
+    """scripts/calibrate_lr_asd_int8.py on the shared real faces gives the maxima the registry ships."""
+    from mit_annotator.active_speaker import calibrate_int8
+    from mit_annotator.models import KNOWN_MODELS
+
+    assert len(calibration_clips) >= 4 and sum(len(c) for c in calibration_clips) > 400
+    for name in ("lr_asd", "lr_asd_talkset"):
+        network = load_lr_asd(shared_path("models", "lr_asd", KNOWN_MODELS[name].filename))
+        assert calibrate_int8(network, calibration_clips) == pytest.approx(KNOWN_MODELS[name].int8_maxima,
+                                                                           rel=2e-3), name
+
+
+def test_int8_scores_follow_float32_on_real_footage(model, interact_faces):
+    """On the real two-person video, the released weights by default (auto) in int8: scores within 0.1 of
+    float32's on average, of the same sign almost everywhere, and the speaker still above the listener."""
+    int8 = ActiveSpeakerModel(model.path, device="cpu")
+    assert int8.precision == "int8" and model.precision == "float32"
+    assert ActiveSpeakerModel(model.path, device="cpu", config=ActiveSpeakerConfig(exact_windows=True)
+                              ).precision == "float32"  # the published demo's values
+    exact = active_speaker_scores(INTERACT, interact_faces, model)
+    fast = active_speaker_scores(INTERACT, interact_faces, int8)
+    for track_id, values in exact.items():
+        seen = ~np.isnan(values)
+        difference = np.abs(fast[track_id][seen] - values[seen])
+        assert 0 < difference.mean() < 0.1 and difference.max() < 0.6
+        assert np.mean(np.sign(fast[track_id][seen]) == np.sign(values[seen])) > 0.97
+    right, left = sorted(interact_faces.tracks, key=lambda t: -t.boxes[0, 0])
+    assert np.nanmean(fast[right.track_id][5:95]) > np.nanmean(fast[left.track_id][5:95]) + 2
+    assert np.nanmean(fast[left.track_id][125:205]) > np.nanmean(fast[right.track_id][125:205]) + 1

@@ -97,12 +97,13 @@ def test_the_assign_command_uses_the_model_and_says_so(tmp_path):
     assert done.returncode == 2 and "pretrain_AVA.model" in done.stderr and "LR-ASD" in done.stderr
 
 
-def test_the_active_speakers_command_writes_each_faces_scores(tmp_path):
+def test_the_active_speakers_command_writes_each_faces_scores_in_int8(tmp_path):
     out = tmp_path / "scores.json"
     done = subprocess.run([sys.executable, "-m", "mit_annotator", "active-speakers", str(INTERACT), "--out", str(out),
-                           "--asd-model", str(AVA_WEIGHTS), "--models", str(MODELS)],
+                           "--asd-model", str(AVA_WEIGHTS), "--models", str(MODELS), "--asd-precision", "int8"],
                           capture_output=True, text=True, cwd=PACK_ROOT, timeout=600)
     assert done.returncode == 0, done.stderr
+    assert "pretrain_AVA.model (visual encoder, int8) runs on CPUExecutionProvider" in done.stderr
     scores = SpeakingActivity.load(out)
     assert len(scores.people) == 2 and all(p.voice is None and p.evidence == "active_speaker" for p in scores.people)
     first, second = slice(5, 95), slice(125, 205)  # the right person talks, then the left
