@@ -2,12 +2,14 @@
 
     python benchmarks/bench_active_speaker.py accuracy [--seeds 3]    # frame accuracy per person, per evidence
     python benchmarks/bench_active_speaker.py speed [--device cpu]   # real-time factor per face
+    python benchmarks/bench_active_speaker.py precision              # int8 scores against float32's
 
 accuracy: ../shared/data/video/interact_11.mp4 (two people, turns known) as it is and remixed (see
 mit_annotator.synthetic.remix: listeners whose lips move with their voice muted; two people at once), faces found by
 YuNet, the audio diarized, voices assigned by lips alone and with each released LR-ASD weight file; then synthetic
 conversations of 2-4 people with an off-screen voice.
 speed: LR-ASD over a 10 s clip with 3 faces (640x360) and over interact_11, both scoring modes.
+precision: the default int8 visual encoder against float32 on those clips and a remix, both weight files.
 """
 
 from __future__ import annotations
@@ -158,6 +160,37 @@ def speed(args) -> None:
                       flush=True)
 
 
+def precision(args) -> None:
+    from mit_annotator.synthetic import ConversationSpec, LibriSpeechSource, synthesize_conversation
+
+    speech = LibriSpeechSource(SHARED / "speech" / "librispeech_test-other")
+    conversation = synthesize_conversation(ConversationSpec(num_people=3, seconds=10.0, width=640, height=360,
+                                                            seed=2), speech)
+    frames, audio = media.read_frames(VIDEO, fps=25), media.read_audio(VIDEO, 16000)
+    yunet = YuNetFaceDetector(YUNET)
+    print("| weights | clip | faces | largest difference | mean difference | same sign | largest score |")
+    print("|---|---|---|---|---|---|---|")
+    with tempfile.TemporaryDirectory() as folder:
+        paths = conversation.save(folder)
+        remix = side_by_side(frames, audio, 25.0, 16000, LEFT_TALKS, RIGHT_TALKS, "RBL")
+        remix_path = media.write_video(Path(folder) / "remix_RBL.mp4", remix.frames, 25.0, remix.audio, 16000)
+        clips = [("synthetic 10 s (drawn faces)", paths["video"], conversation.tracks, conversation.mix),
+                 ("interact_11", VIDEO, track_faces(VIDEO, yunet), audio),
+                 ("remix RBL", remix_path, track_faces(remix_path, yunet), remix.audio)]
+        for name, weights in WEIGHTS.items():
+            models = {p: ActiveSpeakerModel(weights, config=ActiveSpeakerConfig(precision=p))
+                      for p in ("float32", "int8")}
+            for clip, video, tracks, samples in clips:
+                scores = {p: active_speaker_scores(video, tracks, m, audio=samples) for p, m in models.items()}
+                exact = np.concatenate(list(scores["float32"].values()))
+                fast = np.concatenate(list(scores["int8"].values()))
+                seen = ~np.isnan(exact)
+                difference = np.abs(fast[seen] - exact[seen])
+                same = np.mean(np.sign(fast[seen]) == np.sign(exact[seen]))
+                print(f"| {name} | {clip} | {len(tracks.tracks)} | {difference.max():.3f} | {difference.mean():.3f} | "
+                      f"{same:.3f} | {np.abs(exact[seen]).max():.2f} |", flush=True)
+
+
 def _timed(work) -> float:
     start = time.perf_counter()
     work()
@@ -175,6 +208,8 @@ def main() -> None:
     run = commands.add_parser("speed")
     run.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     run.set_defaults(run=speed)
+    run = commands.add_parser("precision")
+    run.set_defaults(run=precision)
     args = parser.parse_args()
     args.run(args)
 

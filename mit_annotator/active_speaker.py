@@ -63,9 +63,10 @@ class ActiveSpeakerConfig:
     chunk_frames: int = 400  # face frames per encoder chunk (memory; each chunk recomputes 18 frames)
     batch_frames: int = 800  # face frames per network call (memory)
     onnx_runtime: bool = True  # on the CPU, the visual encoder on ONNX Runtime (same values, 2.7x torch's speed)
-    # the visual encoder on the CPU: "int8" in 8-bit integers (ONNX Runtime; 1.75x float32's speed, scores within
-    # 0.02-0.07 of float32's on average, the same speakers found: BENCHMARKS.md), for the released weights, whose
-    # calibration the model registry holds; "auto": int8 where it can run (calibrated weights, not exact_windows)
+    # the visual encoder on the CPU: "int8" in 8-bit integers (ONNX Runtime; 1.6-1.9x float32's speed, scores
+    # within 0.01-0.04 of float32's on average on real faces, the same speakers found: BENCHMARKS.md), for the
+    # released weights, whose calibration the model registry holds; "auto": int8 where it can run (calibrated
+    # weights, not exact_windows)
     precision: str = "auto"
 
     def __post_init__(self):
