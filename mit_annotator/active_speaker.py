@@ -63,10 +63,10 @@ class ActiveSpeakerConfig:
     chunk_frames: int = 400  # face frames per encoder chunk (memory; each chunk recomputes 18 frames)
     batch_frames: int = 800  # face frames per network call (memory)
     onnx_runtime: bool = True  # on the CPU, the visual encoder on ONNX Runtime (same values, 2.7x torch's speed)
-    # the visual encoder on the CPU: "int8" in 8-bit integers (ONNX Runtime; 1.6-1.9x float32's speed, scores
-    # within 0.01-0.04 of float32's on average on real faces, the same speakers found: BENCHMARKS.md), for the
-    # released weights, whose calibration the model registry holds; "auto": int8 where it can run (calibrated
-    # weights, not exact_windows)
+    # the visual encoder on the CPU: "int8" in integers on ONNX Runtime (also when onnx_runtime is False; the
+    # encoder 1.9x as fast as float32, all the scoring 1.3-1.6x; scores within 0.01-0.03 of float32's on average on
+    # real faces, the same speakers found: BENCHMARKS.md), for the released weights, whose calibration the model
+    # registry holds; "auto": int8 where it can run (calibrated weights, CPU, not exact_windows), else float32
     precision: str = "auto"
 
     def __post_init__(self):
@@ -118,12 +118,10 @@ class ActiveSpeakerModel:
 
     def _face_encoder(self) -> Callable:
         """(B, T, 112, 112) float tensor -> (B, T, 128): torch's network, or its ONNX Runtime twin on the CPU (in
-        8-bit integers where the config's precision says so)."""
+        integers where the config's precision says so); `self.precision` says which runs."""
         int8 = self._int8_maxima()
-        self.precision = "float32"  # what runs, once decided below
+        self.precision = "float32"
         if self.device.type != "cpu" or not (self.config.onnx_runtime or int8):
-            if self.config.precision == "int8":
-                log.warning("[mit_annotator] int8 runs on the CPU only: LR-ASD runs in float32 on %s", self.device)
             return self.network.encode_faces
         try:
             import onnx  # noqa: F401  (builds the graph)
@@ -133,7 +131,7 @@ class ActiveSpeakerModel:
                 raise RuntimeError("int8 active-speaker scoring needs onnx and onnxruntime: pip install onnx "
                                    "onnxruntime") from None
             log.info("[mit_annotator] onnx and onnxruntime are not both installed: LR-ASD's visual encoder runs on "
-                     "torch (2.7x slower)")
+                     "torch in float32 (2.7x slower than on ONNX Runtime, 4.5x slower than int8)")
             return self.network.encode_faces
         import torch
 
@@ -148,16 +146,22 @@ class ActiveSpeakerModel:
         return lambda faces: torch.from_numpy(session.run(None, {"faces": faces.numpy()})[0])
 
     def _int8_maxima(self) -> list[float] | None:
-        """The int8 calibration when the visual encoder is to run in int8, else None."""
+        """The calibration when the visual encoder is to run in int8, else None (float32): int8 runs on the CPU,
+        not with exact windows (the published demo's values), and for weights the registry has a calibration;
+        "auto" also leaves `onnx_runtime=False` (all on torch) in float32."""
         wanted = self.config.precision
-        exact_or_elsewhere = self.config.exact_windows or self.device.type != "cpu" or not self.config.onnx_runtime
-        if wanted == "float32" or (wanted == "auto" and exact_or_elsewhere):
+        if wanted == "float32" or (wanted == "auto" and not self.config.onnx_runtime):
             return None
-        if wanted == "int8":
-            return int8_calibration(self.path)
+        if self.device.type != "cpu" or self.config.exact_windows:
+            if wanted == "int8":
+                log.warning("[mit_annotator] int8 runs on the CPU and not with exact windows: LR-ASD runs in "
+                            "float32 here")
+            return None
         try:
             return int8_calibration(self.path)
         except ActiveSpeakerError:
+            if wanted == "int8":
+                raise
             log.info("[mit_annotator] %s: no int8 calibration for these weights, so LR-ASD runs in float32",
                      self.path.name)
             return None

@@ -188,6 +188,9 @@ def _folded(conv, norm) -> tuple[torch.Tensor, torch.Tensor]:
 
 ACTIVATIONS = 12  # ReLU outputs in the visual encoder (3 blocks x 4 convolutions): what int8 calibration measures
 INPUT_RANGE = (-VISUAL_MEAN / VISUAL_STD, (1 - VISUAL_MEAN) / VISUAL_STD)  # the normalised grey values, known exactly
+# Weights in 7 bits (+-63): x86 CPUs without VNNI multiply 8-bit pairs into saturating 16-bit sums, which +-127
+# weights can overflow (ONNX Runtime's `reduce_range`); 7-bit ones cannot (2 x 255 x 63 < 32767).
+WEIGHT_STEPS = 63
 
 
 def visual_encoder_onnx(network: LRASD, int8_maxima: list[float] | None = None, report_maxima: bool = False) -> bytes:
@@ -196,8 +199,9 @@ def visual_encoder_onnx(network: LRASD, int8_maxima: list[float] | None = None, 
     Runtime runs it 2.7x as fast as torch on the CPU, with the same values (BENCHMARKS.md).
 
     `int8_maxima`: the largest value of each of the ACTIVATIONS ReLU outputs on typical faces (`calibrate_int8`);
-    given, every convolution runs in 8-bit integers (weights per output channel, activations per tensor, as
-    quantize/dequantize pairs that ONNX Runtime fuses into integer convolutions). `report_maxima`: also output
+    given, every convolution runs in integers (weights in 7 bits per output channel, activations in 8 bits per
+    tensor, as quantize/dequantize pairs that ONNX Runtime fuses into integer convolutions; the last one also caps
+    the embeddings at their calibrated maximum). `report_maxima`: also output
     `maxima` (ACTIVATIONS,), each ReLU output's largest value over the batch, for calibration."""
     from onnx import TensorProto, helper
 
@@ -289,15 +293,16 @@ class _GraphBuilder:
         return self.node("DequantizeLinear", [self.node("QuantizeLinear", [x, *steps]), *steps])
 
     def _quantized_weight(self, weight: np.ndarray, bias: np.ndarray) -> tuple[str, str]:
-        """Constants for a convolution's weight and bias: float, or (int8 graphs) the weight in 8 bits per output
-        channel and the bias in 32 bits at the scale of input x weight, each dequantized."""
+        """Constants for a convolution's weight and bias: float, or (int8 graphs) the weight in WEIGHT_STEPS steps
+        per output channel and the bias in 32 bits at the scale of input x weight, each dequantized."""
         if not self.int8_maxima:
             return self.constant(weight), self.constant(bias)
-        scale = np.maximum(np.abs(weight).reshape(len(weight), -1).max(axis=1), 1e-12).astype(np.float32) / 127
+        scale = np.maximum(np.abs(weight).reshape(len(weight), -1).max(axis=1), 1e-12).astype(np.float32)
+        scale /= WEIGHT_STEPS
         shape = (-1,) + (1,) * (weight.ndim - 1)
-        weight_q = np.clip(np.round(weight / scale.reshape(shape)), -127, 127).astype(np.int8)
+        weight_q = np.clip(np.round(weight / scale.reshape(shape)), -WEIGHT_STEPS, WEIGHT_STEPS).astype(np.int8)
         bias_scale = (scale * self.scale).astype(np.float32)
-        bias_q = np.round(bias / bias_scale).astype(np.int32)
+        bias_q = np.clip(np.round(bias / bias_scale), -2 ** 31, 2 ** 31 - 1).astype(np.int32)
         zeros = self.constant(np.zeros(len(weight), np.int8))
         weight_name = self.node("DequantizeLinear", [self.constant(weight_q), self.constant(scale), zeros], axis=0)
         bias_name = self.node("DequantizeLinear", [self.constant(bias_q), self.constant(bias_scale),

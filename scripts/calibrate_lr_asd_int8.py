@@ -21,8 +21,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from mit_annotator import media  # noqa: E402
-from mit_annotator.active_speaker import (SCORE_FPS, calibrate_int8, crop_face, face_clips,  # noqa: E402
-                                          load_lr_asd, _crops_by_frame)
+from mit_annotator.active_speaker import (MIN_FACE, SCORE_FPS, calibrate_int8, crop_face,  # noqa: E402
+                                          face_clips, load_lr_asd, _crops_by_frame)
 from mit_annotator.faces import YuNetFaceDetector  # noqa: E402
 from mit_annotator.models import KNOWN_MODELS  # noqa: E402
 from mit_annotator.who_speaks import track_faces  # noqa: E402
@@ -47,7 +47,7 @@ def calibration_clips(shared: Path) -> list[np.ndarray]:
         for face in detector(photo):
             x1, y1, x2, y2 = face.box
             size = max(x2 - x1, y2 - y1) / 2
-            if 2 * size >= 16:
+            if 2 * size >= MIN_FACE:
                 crop = crop_face(grey, np.array([(x1 + x2) / 2, (y1 + y2) / 2]), size)
                 faces.append(np.repeat(crop[None], int(SCORE_FPS), axis=0))
     return faces

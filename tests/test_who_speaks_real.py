@@ -122,7 +122,8 @@ def test_the_assign_command_uses_the_model_and_says_so(tmp_path):
 def test_the_active_speakers_command_writes_each_faces_scores_in_int8(tmp_path):
     out = tmp_path / "scores.json"
     done = subprocess.run([sys.executable, "-m", "mit_annotator", "active-speakers", str(INTERACT), "--out", str(out),
-                           "--asd-model", str(AVA_WEIGHTS), "--models", str(MODELS), "--asd-precision", "int8"],
+                           "--asd-model", str(AVA_WEIGHTS), "--models", str(MODELS), "--asd-precision", "int8",
+                           "--device", "cpu"],
                           capture_output=True, text=True, cwd=PACK_ROOT, timeout=600)
     assert done.returncode == 0, done.stderr
     assert "pretrain_AVA.model (visual encoder, int8) runs on CPUExecutionProvider" in done.stderr
