@@ -64,7 +64,7 @@ class ActiveSpeakerConfig:
     batch_frames: int = 800  # face frames per network call (memory)
     onnx_runtime: bool = True  # on the CPU, the visual encoder on ONNX Runtime (same values, 2.7x torch's speed)
     # the visual encoder on the CPU: "int8" in integers on ONNX Runtime (also when onnx_runtime is False; the
-    # encoder 1.9x as fast as float32, all the scoring 1.3-1.6x; scores within 0.01-0.03 of float32's on average on
+    # encoder 3.3x as fast as float32, all the scoring 1.6-2.1x; scores within 0.01-0.03 of float32's on average on
     # real faces, the same speakers found: BENCHMARKS.md), for the released weights, whose calibration the model
     # registry holds; "auto": int8 where it can run (calibrated weights, CPU, not exact_windows), else float32
     precision: str = "auto"
@@ -131,14 +131,14 @@ class ActiveSpeakerModel:
                 raise RuntimeError("int8 active-speaker scoring needs onnx and onnxruntime: pip install onnx "
                                    "onnxruntime") from None
             log.info("[mit_annotator] onnx and onnxruntime are not both installed: LR-ASD's visual encoder runs on "
-                     "torch in float32 (2.7x slower than on ONNX Runtime, 4.5x slower than int8)")
+                     "torch in float32 (2.7x slower than on ONNX Runtime, 9x slower than in int8 there)")
             return self.network.encode_faces
         import torch
 
-        from .lr_asd import visual_encoder_onnx
+        from .lr_asd import visual_encoder_int8_onnx, visual_encoder_onnx
         from .onnx_session import open_session
 
-        graph = visual_encoder_onnx(self.network, int8_maxima=int8)
+        graph = visual_encoder_int8_onnx(self.network, int8) if int8 else visual_encoder_onnx(self.network)
         self.precision = "int8" if int8 else "float32"
         # as many threads as torch uses here (annotate's workers share the cores out that way)
         session = open_session(graph, "cpu", f"{self.path.name} (visual encoder{', int8' if int8 else ''})",

@@ -256,7 +256,7 @@ def _add_speaker_model_options(p, evidence_choice: bool = True) -> None:
 
 def _add_asd_precision(p) -> None:
     p.add_argument("--asd-precision", choices=["auto", "float32", "int8"], default="auto",
-                   help="LR-ASD's face encoder on the CPU: int8 (all the scoring 1.3-1.6x as fast as float32, "
+                   help="LR-ASD's face encoder on the CPU: int8 (all the scoring 1.6-2.1x as fast as float32, "
                         "scores within 0.01-0.03 of float32's on average on real faces; the released weights only) "
                         "or float32; default auto: int8 where it can run")
 

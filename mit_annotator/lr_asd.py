@@ -193,70 +193,126 @@ INPUT_RANGE = (-VISUAL_MEAN / VISUAL_STD, (1 - VISUAL_MEAN) / VISUAL_STD)  # the
 WEIGHT_STEPS = 63
 
 
-def visual_encoder_onnx(network: LRASD, int8_maxima: list[float] | None = None, report_maxima: bool = False) -> bytes:
+def visual_encoder_onnx(network: LRASD, report_maxima: bool = False) -> bytes:
     """`network.encode_faces` as an ONNX model (input `faces` (B, T, 112, 112) grey values 0..255, output
     `embeddings` (B, T, 128)): the same 2-D convolutions over frames and over time with the norms folded in. ONNX
-    Runtime runs it 2.7x as fast as torch on the CPU, with the same values (BENCHMARKS.md).
-
-    `int8_maxima`: the largest value of each of the ACTIVATIONS ReLU outputs on typical faces (`calibrate_int8`);
-    given, every convolution runs in integers (weights in 7 bits per output channel, activations in 8 bits per
-    tensor, as quantize/dequantize pairs that ONNX Runtime fuses into integer convolutions; the last one also caps
-    the embeddings at their calibrated maximum). `report_maxima`: also output
-    `maxima` (ACTIVATIONS,), each ReLU output's largest value over the batch, for calibration."""
+    Runtime runs it 2.7x as fast as torch on the CPU, with the same values (BENCHMARKS.md). `report_maxima`: also
+    output `maxima` (ACTIVATIONS,), each ReLU output's largest value over the batch, for int8 calibration."""
     from onnx import TensorProto, helper
 
-    graph = _GraphBuilder(int8_maxima, report_maxima)
+    graph = _GraphBuilder()
     batch_frames = graph.node("Shape", ["faces"], end=2)
     x = graph.node("Reshape", ["faces", graph.constant(np.array([-1, 1, 112, 112], np.int64))])
     x = graph.node("Div", [graph.node("Sub", [x, graph.constant(np.float32(VISUAL_MEAN * 255))]),
                            graph.constant(np.float32(VISUAL_STD * 255))])
-    x = graph.quantized(x, *INPUT_RANGE)
-    side = 112
-    encoder = network.model.visualEncoder
-    for index, block in enumerate((encoder.block1, encoder.block2, encoder.block3)):
-        k_1, k_2 = block.s_1.kernel_size[1], block.s_2.kernel_size[1]
-        stride = block.s_1.stride[1]
-        side //= stride
-        x = graph.conv_relu(x, block.s_1, block.s_norm_1, (k_1, k_1), stride, (k_1 // 2, k_1 // 2))
-        x = graph.conv_relu(x, block.s_2, block.s_norm_2, (k_2, k_2), 1, (k_2 // 2, k_2 // 2))
+    maxima = []
+
+    def conv_relu(x: str, conv, norm, kernel, stride, pads) -> str:
+        weight, bias = _folded_numpy(conv, norm, kernel)
+        y = graph.node("Relu", [graph.node("Conv", [x, graph.constant(weight), graph.constant(bias)],
+                                           kernel_shape=list(kernel), strides=[stride, stride], pads=list(pads) * 2)])
+        if report_maxima:
+            maxima.append(graph.node("Reshape", [graph.node("ReduceMax", [y], keepdims=0),
+                                                 graph.constant(np.array([1], np.int64))]))
+        return y
+
+    for index, (block, side, kernels, stride) in enumerate(_blocks(network)):
+        x = conv_relu(x, block.s_1, block.s_norm_1, (kernels[0],) * 2, stride, (kernels[0] // 2,) * 2)
+        x = conv_relu(x, block.s_2, block.s_norm_2, (kernels[1],) * 2, 1, (kernels[1] // 2,) * 2)
         channels = block.s_2.out_channels
         # (B*T, C, H, W) -> (B, C, T, H*W): the temporal convolutions run down T
         by_clip = graph.node("Concat", [batch_frames, graph.constant(np.array([channels, side * side], np.int64))],
                              axis=0)
         x = graph.node("Transpose", [graph.node("Reshape", [x, by_clip])], perm=[0, 2, 1, 3])
-        x = graph.conv_relu(x, block.t_1, block.t_norm_1, (k_1, 1), 1, (k_1 // 2, 0))
-        x = graph.conv_relu(x, block.t_2, block.t_norm_2, (k_2, 1), 1, (k_2 // 2, 0))
+        x = conv_relu(x, block.t_1, block.t_norm_1, (kernels[0], 1), 1, (kernels[0] // 2, 0))
+        x = conv_relu(x, block.t_2, block.t_norm_2, (kernels[1], 1), 1, (kernels[1] // 2, 0))
         x = graph.node("Reshape", [graph.node("Transpose", [x], perm=[0, 2, 1, 3]),
                                    graph.constant(np.array([-1, channels, side, side], np.int64))])
         if index < 2:
             x = graph.node("MaxPool", [x], kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1])
-            side = (side + 1) // 2
     features = graph.node("ReduceMax", [x, graph.constant(np.array([2, 3], np.int64))], keepdims=0)
-    shape = graph.node("Concat", [batch_frames, graph.constant(np.array([FEATURES], np.int64))], axis=0)
-    graph.nodes.append(helper.make_node("Reshape", [features, shape], ["embeddings"]))
-    outputs = [helper.make_tensor_value_info("embeddings", TensorProto.FLOAT, ["batch", "frames", FEATURES])]
+    outputs = [graph.embeddings(features, batch_frames)]
     if report_maxima:
-        graph.nodes.append(helper.make_node("Concat", graph.maxima, ["maxima"], axis=0))
+        graph.nodes.append(helper.make_node("Concat", maxima, ["maxima"], axis=0))
         outputs.append(helper.make_tensor_value_info("maxima", TensorProto.FLOAT, [ACTIVATIONS]))
-    faces = helper.make_tensor_value_info("faces", TensorProto.FLOAT, ["batch", "frames", 112, 112])
-    model = helper.make_graph(graph.nodes, "lr_asd_visual_encoder", [faces], outputs, graph.weights)
-    return helper.make_model(model, opset_imports=[helper.make_opsetid("", 18)]).SerializeToString()
+    return graph.model(outputs)
+
+
+def visual_encoder_int8_onnx(network: LRASD, maxima: list[float]) -> bytes:
+    """`visual_encoder_onnx` in integers, given the largest value of each of its ACTIVATIONS ReLU outputs on
+    typical faces (`calibrate_int8`): activations in 8 bits per tensor, weights in 7 bits per output channel, biases
+    in 32 bits, in ONNX Runtime's channels-last integer operators (its com.microsoft QLinearConv and NhwcMaxPool),
+    so that the frames, whose temporal convolutions read (B, T, H*W, C), change layout by reshaping alone. A
+    convolution's ReLU is its output's zero point of 0; the last one caps the embeddings at their calibrated
+    maximum."""
+    if len(maxima) != ACTIVATIONS or not all(m > 0 for m in maxima):
+        raise ValueError(f"int8 calibration needs {ACTIVATIONS} positive maxima, got {list(maxima)}")
+    graph = _GraphBuilder()
+    batch_frames = graph.node("Shape", ["faces"], end=2)
+    x = graph.node("Div", [graph.node("Sub", ["faces", graph.constant(np.float32(VISUAL_MEAN * 255))]),
+                           graph.constant(np.float32(VISUAL_STD * 255))])
+    low, high = INPUT_RANGE
+    steps = [(np.float32((high - low) / 255), np.uint8(round(-low * 255 / (high - low))))]  # each tensor's scale, zero
+    x = graph.node("QuantizeLinear", [x, graph.constant(steps[0][0]), graph.constant(steps[0][1])])
+    x = graph.node("Reshape", [x, graph.constant(np.array([-1, 112, 112, 1], np.int64))])
+
+    def conv_relu(x: str, conv, norm, kernel, stride, pads) -> str:
+        weight, bias = _folded_numpy(conv, norm, kernel)
+        weight_scale = np.maximum(np.abs(weight).reshape(len(weight), -1).max(axis=1), 1e-12).astype(np.float32)
+        weight_scale /= WEIGHT_STEPS
+        weight_q = np.clip(np.round(weight / weight_scale.reshape(-1, 1, 1, 1)), -WEIGHT_STEPS, WEIGHT_STEPS)
+        input_scale, input_zero = steps[-1]
+        bias_q = np.clip(np.round(bias / (weight_scale * input_scale)), -2 ** 31, 2 ** 31 - 1)
+        steps.append((np.float32(maxima[len(steps) - 1] / 255), np.uint8(0)))
+        inputs = [x, input_scale, input_zero, weight_q.astype(np.int8), weight_scale, np.zeros(len(weight), np.int8),
+                  *steps[-1], bias_q.astype(np.int32)]
+        return graph.node("QLinearConv", [inputs[0]] + [graph.constant(v) for v in inputs[1:]],
+                          domain="com.microsoft", channels_last=1, kernel_shape=list(kernel),
+                          strides=[stride, stride], pads=list(pads) * 2)
+
+    for index, (block, side, kernels, stride) in enumerate(_blocks(network)):
+        x = conv_relu(x, block.s_1, block.s_norm_1, (kernels[0],) * 2, stride, (kernels[0] // 2,) * 2)
+        x = conv_relu(x, block.s_2, block.s_norm_2, (kernels[1],) * 2, 1, (kernels[1] // 2,) * 2)
+        channels = block.s_2.out_channels
+        by_clip = graph.node("Concat", [batch_frames, graph.constant(np.array([side * side, channels], np.int64))],
+                             axis=0)
+        x = graph.node("Reshape", [x, by_clip])  # (B*T, H, W, C) -> (B, T, H*W, C)
+        x = conv_relu(x, block.t_1, block.t_norm_1, (kernels[0], 1), 1, (kernels[0] // 2, 0))
+        x = conv_relu(x, block.t_2, block.t_norm_2, (kernels[1], 1), 1, (kernels[1] // 2, 0))
+        x = graph.node("Reshape", [x, graph.constant(np.array([-1, side, side, channels], np.int64))])
+        if index < 2:
+            x = graph.node("NhwcMaxPool", [x], domain="com.microsoft", kernel_shape=[3, 3], strides=[2, 2],
+                           pads=[1, 1, 1, 1])
+    features = graph.node("ReduceMax", [x, graph.constant(np.array([1, 2], np.int64))], keepdims=0)
+    features = graph.node("DequantizeLinear", [features, *(graph.constant(v) for v in steps[-1])])
+    return graph.model([graph.embeddings(features, batch_frames)])
+
+
+def _blocks(network: LRASD):
+    """Per visual block: the block, the side of its frames after its first convolution, its two kernel sizes and
+    the first convolution's stride."""
+    side = 112
+    encoder = network.model.visualEncoder
+    for block in (encoder.block1, encoder.block2, encoder.block3):
+        stride = block.s_1.stride[1]
+        side //= stride
+        yield block, side, (block.s_1.kernel_size[1], block.s_2.kernel_size[1]), stride
+        if block is not encoder.block3:  # pooled
+            side = (side + 1) // 2
+
+
+def _folded_numpy(conv, norm, kernel) -> tuple[np.ndarray, np.ndarray]:
+    """A convolution and its norm as one 2-D convolution's weight (out, in, *kernel) and bias."""
+    weight, bias = (t.detach().float().cpu().numpy() for t in _folded(conv, norm))
+    return weight.reshape(weight.shape[0], weight.shape[1], *kernel), bias
 
 
 class _GraphBuilder:
-    """Nodes and weights of an ONNX graph under construction, in float or, given the ReLU outputs' maxima, with
-    each convolution's input and weight quantized to 8 bits."""
+    """Nodes and weights of an ONNX graph under construction."""
 
-    def __init__(self, int8_maxima: list[float] | None, report_maxima: bool = False):
-        if int8_maxima is not None and (len(int8_maxima) != ACTIVATIONS or not all(m > 0 for m in int8_maxima)):
-            raise ValueError(f"int8 calibration needs {ACTIVATIONS} positive maxima, got {list(int8_maxima)}")
-        self.int8_maxima = int8_maxima
+    def __init__(self):
         self.weights: list = []
         self.nodes: list = []
-        self.report_maxima = report_maxima
-        self.maxima: list[str] = []  # each ReLU output's largest value, when reported
-        self.relus = 0
-        self.scale = 1.0  # the step of the tensor last quantized (the next convolution's input)
 
     def constant(self, value) -> str:
         from onnx import numpy_helper
@@ -265,47 +321,25 @@ class _GraphBuilder:
         self.weights.append(numpy_helper.from_array(np.asarray(value), name))
         return name
 
-    def node(self, op: str, inputs: list[str], **attributes) -> str:
+    def node(self, op: str, inputs: list[str], domain: str | None = None, **attributes) -> str:
         from onnx import helper
 
         output = f"{op.lower()}_{len(self.nodes)}"
-        self.nodes.append(helper.make_node(op, inputs, [output], **attributes))
+        self.nodes.append(helper.make_node(op, inputs, [output], domain=domain, **attributes))
         return output
 
-    def conv_relu(self, x: str, conv, norm, kernel, stride, pads) -> str:
-        weight, bias = (t.detach().float().cpu().numpy() for t in _folded(conv, norm))
-        weight = weight.reshape(weight.shape[0], weight.shape[1], *kernel)
-        weight, bias = self._quantized_weight(weight, bias)
-        y = self.node("Relu", [self.node("Conv", [x, weight, bias], kernel_shape=list(kernel),
-                                         strides=[stride, stride], pads=list(pads) * 2)])
-        if self.report_maxima:
-            self.maxima.append(self.node("Reshape", [self.node("ReduceMax", [y], keepdims=0),
-                                                     self.constant(np.array([1], np.int64))]))
-        self.relus += 1
-        return self.quantized(y, 0.0, self.int8_maxima[self.relus - 1]) if self.int8_maxima else y
+    def embeddings(self, features: str, batch_frames: str):
+        """The graph's output `embeddings` (B, T, FEATURES) from (B*T, FEATURES) `features`."""
+        from onnx import TensorProto, helper
 
-    def quantized(self, x: str, low: float, high: float) -> str:
-        """`x` through an 8-bit quantize/dequantize pair covering low..high (float graphs: `x` itself)."""
-        if not self.int8_maxima:
-            return x
-        self.scale = np.float32((high - low) / 255)
-        steps = (self.constant(self.scale), self.constant(np.uint8(np.clip(round(-low / self.scale), 0, 255))))
-        return self.node("DequantizeLinear", [self.node("QuantizeLinear", [x, *steps]), *steps])
+        shape = self.node("Concat", [batch_frames, self.constant(np.array([FEATURES], np.int64))], axis=0)
+        self.nodes.append(helper.make_node("Reshape", [features, shape], ["embeddings"]))
+        return helper.make_tensor_value_info("embeddings", TensorProto.FLOAT, ["batch", "frames", FEATURES])
 
-    def _quantized_weight(self, weight: np.ndarray, bias: np.ndarray) -> tuple[str, str]:
-        """Constants for a convolution's weight and bias: float, or (int8 graphs) the weight in WEIGHT_STEPS steps
-        per output channel and the bias in 32 bits at the scale of input x weight, each dequantized."""
-        if not self.int8_maxima:
-            return self.constant(weight), self.constant(bias)
-        scale = np.maximum(np.abs(weight).reshape(len(weight), -1).max(axis=1), 1e-12).astype(np.float32)
-        scale /= WEIGHT_STEPS
-        shape = (-1,) + (1,) * (weight.ndim - 1)
-        weight_q = np.clip(np.round(weight / scale.reshape(shape)), -WEIGHT_STEPS, WEIGHT_STEPS).astype(np.int8)
-        bias_scale = (scale * self.scale).astype(np.float32)
-        bias_q = np.clip(np.round(bias / bias_scale), -2 ** 31, 2 ** 31 - 1).astype(np.int32)
-        zeros = self.constant(np.zeros(len(weight), np.int8))
-        weight_name = self.node("DequantizeLinear", [self.constant(weight_q), self.constant(scale), zeros], axis=0)
-        bias_name = self.node("DequantizeLinear", [self.constant(bias_q), self.constant(bias_scale),
-                                                   self.constant(np.zeros(len(bias), np.int32))], axis=0)
-        return weight_name, bias_name
+    def model(self, outputs: list) -> bytes:
+        from onnx import TensorProto, helper
 
+        faces = helper.make_tensor_value_info("faces", TensorProto.FLOAT, ["batch", "frames", 112, 112])
+        graph = helper.make_graph(self.nodes, "lr_asd_visual_encoder", [faces], outputs, self.weights)
+        opsets = [helper.make_opsetid("", 18), helper.make_opsetid("com.microsoft", 1)]
+        return helper.make_model(graph, opset_imports=opsets).SerializeToString()

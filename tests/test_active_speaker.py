@@ -300,7 +300,7 @@ def calibration_clips():
 
 
 @pytest.mark.parametrize("name", ["lr_asd", "lr_asd_talkset"])
-def test_int8_encoding_follows_the_float_network_within_its_steps(name, calibration_clips, tmp_path):
+def test_int8_encoding_follows_the_float_network_within_its_steps(name, calibration_clips):
     """The released weights with their calibration: every convolution runs in integers, its weights in 7 bits
     (which no CPU's 16-bit sums overflow), and a real face clip is encoded within 2.7% of the float network
     (measured 2.1-2.4%; one weight scale per convolution instead of one per channel: 2.9-3.0%)."""
@@ -309,7 +309,7 @@ def test_int8_encoding_follows_the_float_network_within_its_steps(name, calibrat
     from onnx import numpy_helper
 
     from mit_annotator.active_speaker import calibrate_int8
-    from mit_annotator.lr_asd import ACTIVATIONS, visual_encoder_onnx
+    from mit_annotator.lr_asd import ACTIVATIONS, visual_encoder_int8_onnx
     from mit_annotator.models import KNOWN_MODELS
 
     network = load_lr_asd(shared_path("models", "lr_asd", KNOWN_MODELS[name].filename))
@@ -318,21 +318,23 @@ def test_int8_encoding_follows_the_float_network_within_its_steps(name, calibrat
         expected = network.encode_faces(torch.from_numpy(faces)).numpy()
     maxima = calibrate_int8(network, calibration_clips[:1])
     assert len(maxima) == ACTIVATIONS and maxima[-1] == pytest.approx(expected.max(), rel=1e-5)
-    options = ort.SessionOptions()
-    options.optimized_model_filepath = str(tmp_path / "optimized.onnx")
-    graph = visual_encoder_onnx(network, int8_maxima=list(KNOWN_MODELS[name].int8_maxima))
-    weights = [numpy_helper.to_array(w) for w in onnx.load_from_string(graph).graph.initializer
+    graph = visual_encoder_int8_onnx(network, list(KNOWN_MODELS[name].int8_maxima))
+    model = onnx.load_from_string(graph)
+    ops = [node.op_type for node in model.graph.node]
+    assert ops.count("QLinearConv") == ACTIVATIONS and "Conv" not in ops and "MaxPool" not in ops
+    constants = {w.name: numpy_helper.to_array(w) for w in model.graph.initializer}
+    output_steps = [float(constants[n.input[6]]) * 255 for n in model.graph.node if n.op_type == "QLinearConv"]
+    assert output_steps == pytest.approx(KNOWN_MODELS[name].int8_maxima, rel=1e-6)  # each ReLU output its own range
+    weights = [numpy_helper.to_array(w) for w in model.graph.initializer
                if w.data_type == onnx.TensorProto.INT8 and w.dims]
     assert len(weights) == 2 * ACTIVATIONS  # each convolution's weights and their zero points
     assert max(np.abs(w).max() for w in weights) == 63
-    session = ort.InferenceSession(graph, options, providers=["CPUExecutionProvider"])
-    ops = [node.op_type for node in onnx.load(options.optimized_model_filepath).graph.node]
-    assert ops.count("QLinearConv") == ACTIVATIONS and "Conv" not in ops
+    session = ort.InferenceSession(graph, providers=["CPUExecutionProvider"])
     encoded = session.run(None, {"faces": faces})[0]
     error = np.abs(encoded - expected).mean() / np.abs(expected).mean()
     assert 0.005 < error < 0.027
     with pytest.raises(ValueError, match="needs 12 positive maxima"):
-        visual_encoder_onnx(network, int8_maxima=maxima[:-1])
+        visual_encoder_int8_onnx(network, maxima[:-1])
 
 
 def test_int8_needs_calibrated_weights_and_a_known_precision(tmp_path):
@@ -369,13 +371,13 @@ def test_a_random_network_in_int8_runs_in_integers_close_to_float():
     import onnxruntime as ort
 
     from mit_annotator.active_speaker import calibrate_int8
-    from mit_annotator.lr_asd import visual_encoder_onnx
+    from mit_annotator.lr_asd import visual_encoder_int8_onnx
 
     network = _random_network(5)
     rng = np.random.default_rng(5)
     smooth = np.cumsum(rng.normal(0, 6, (3, 12, 112, 112)), axis=1) + rng.integers(60, 200, (3, 1, 112, 112))
     faces = np.clip(smooth, 0, 255).astype(np.uint8)
-    session = ort.InferenceSession(visual_encoder_onnx(network, int8_maxima=calibrate_int8(network, list(faces[:2]))),
+    session = ort.InferenceSession(visual_encoder_int8_onnx(network, calibrate_int8(network, list(faces[:2]))),
                                    providers=["CPUExecutionProvider"])
     encoded = session.run(None, {"faces": faces[2:].astype(np.float32)})[0]
     with torch.no_grad():
