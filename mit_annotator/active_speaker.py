@@ -138,11 +138,21 @@ class ActiveSpeakerModel:
         from .lr_asd import visual_encoder_int8_onnx, visual_encoder_onnx
         from .onnx_session import open_session
 
-        graph = visual_encoder_int8_onnx(self.network, int8) if int8 else visual_encoder_onnx(self.network)
-        self.precision = "int8" if int8 else "float32"
         # as many threads as torch uses here (annotate's workers share the cores out that way)
-        session = open_session(graph, "cpu", f"{self.path.name} (visual encoder{', int8' if int8 else ''})",
-                               threads=torch.get_num_threads())
+        threads = torch.get_num_threads()
+        session = None
+        if int8:
+            try:
+                session = open_session(visual_encoder_int8_onnx(self.network, int8), "cpu",
+                                       f"{self.path.name} (visual encoder, int8)", threads=threads)
+                self.precision = "int8"
+            except ValueError as error:  # an ONNX Runtime build without its integer channels-last operators
+                if self.config.precision == "int8":
+                    raise
+                log.warning("[mit_annotator] LR-ASD runs in float32: %s", error)
+        if session is None:
+            session = open_session(visual_encoder_onnx(self.network), "cpu", f"{self.path.name} (visual encoder)",
+                                   threads=threads)
         return lambda faces: torch.from_numpy(session.run(None, {"faces": faces.numpy()})[0])
 
     def _int8_maxima(self) -> list[float] | None:

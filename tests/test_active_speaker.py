@@ -366,6 +366,21 @@ def test_int8_runs_on_the_cpu_only_and_never_for_the_published_values(caplog):
         assert ("int8 runs on the CPU and not with exact windows" in caplog.text) == warned, (device, settings)
 
 
+def test_an_onnx_runtime_without_the_integer_operators_falls_back_to_float32(weights, monkeypatch, caplog):
+    """auto: float32 and a warning saying why; int8 asked for: the error, naming the graph."""
+    from mit_annotator import lr_asd
+
+    monkeypatch.setattr(lr_asd, "visual_encoder_int8_onnx", lambda network, maxima: b"not an onnx graph")
+    model = ActiveSpeakerModel(weights, device="cpu")
+    assert model.precision == "float32" and "LR-ASD runs in float32: finetuning_TalkSet.model (visual encoder, " \
+                                              "int8): not a usable ONNX model" in caplog.text
+    faces = torch.zeros(1, 2, 112, 112)
+    with torch.no_grad():
+        np.testing.assert_allclose(model.encode_faces(faces), model.network.encode_faces(faces), atol=1e-4)
+    with pytest.raises(ValueError, match=r"\(visual encoder, int8\): not a usable ONNX model"):
+        ActiveSpeakerModel(weights, device="cpu", config=ActiveSpeakerConfig(precision="int8"))
+
+
 def test_a_random_network_in_int8_runs_in_integers_close_to_float():
     """Without the shared data too: a random network calibrated on smooth random clips, then encoding others."""
     import onnxruntime as ort
