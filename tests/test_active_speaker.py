@@ -408,8 +408,9 @@ def test_the_registry_holds_the_calibration_the_script_measures(calibration_clip
     assert len(calibration_clips) >= 4 and sum(len(c) for c in calibration_clips) > 400
     for name in ("lr_asd", "lr_asd_talkset"):
         network = load_lr_asd(shared_path("models", "lr_asd", KNOWN_MODELS[name].filename))
+        # within 1%: another CPU's face detector may move a crop by a pixel (measured here: within 0.2%)
         assert calibrate_int8(network, calibration_clips) == pytest.approx(KNOWN_MODELS[name].int8_maxima,
-                                                                           rel=2e-3), name
+                                                                           rel=1e-2), name
 
 
 def test_int8_scores_follow_float32_on_real_footage(model, interact_faces):
