@@ -33,7 +33,7 @@ YUNET = SHARED / "models" / "face_detection_yunet.onnx"
 LEFT_TALKS, RIGHT_TALKS = slice(118, 208), slice(5, 95)  # frames at 25 fps where only that person speaks
 
 from mit_annotator import media  # noqa: E402
-from mit_annotator.active_speaker import (ActiveSpeakerConfig, ActiveSpeakerModel,  # noqa: E402
+from mit_annotator.active_speaker import (PRECISIONS, ActiveSpeakerConfig, ActiveSpeakerModel,  # noqa: E402
                                           active_speaker_scores)
 from mit_annotator.diarization import DiarizationConfig, Diarizer  # noqa: E402
 from mit_annotator.faces import YuNetFaceDetector  # noqa: E402
@@ -129,14 +129,19 @@ def synthetic(models: dict, diarizer: Diarizer, seeds: int) -> None:
             print(f"| {name} | {people} | {right}/{total} | {offscreen}/{seeds} | {np.mean(f1s):.3f} |", flush=True)
 
 
-def speed(args) -> None:
-    import torch
-
+def ten_seconds_three_faces():
+    """The speed goal's clip: a synthetic conversation of 10 s with 3 faces at 640x360."""
     from mit_annotator.synthetic import ConversationSpec, LibriSpeechSource, synthesize_conversation
 
     speech = LibriSpeechSource(SHARED / "speech" / "librispeech_test-other")
-    conversation = synthesize_conversation(ConversationSpec(num_people=3, seconds=10.0, width=640, height=360,
-                                                            seed=2), speech)
+    return synthesize_conversation(ConversationSpec(num_people=3, seconds=10.0, width=640, height=360, seed=2),
+                                   speech)
+
+
+def speed(args) -> None:
+    import torch
+
+    conversation = ten_seconds_three_faces()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {args.device}")
     print("| clip | faces | mode | seconds (best of 3) | real-time factor per face |")
     print("|---|---|---|---|---|")
@@ -161,11 +166,7 @@ def speed(args) -> None:
 
 
 def precision(args) -> None:
-    from mit_annotator.synthetic import ConversationSpec, LibriSpeechSource, synthesize_conversation
-
-    speech = LibriSpeechSource(SHARED / "speech" / "librispeech_test-other")
-    conversation = synthesize_conversation(ConversationSpec(num_people=3, seconds=10.0, width=640, height=360,
-                                                            seed=2), speech)
+    conversation = ten_seconds_three_faces()
     frames, audio = media.read_frames(VIDEO, fps=25), media.read_audio(VIDEO, 16000)
     yunet = YuNetFaceDetector(YUNET)
     print("| weights | clip | faces | largest difference | mean difference | same sign | largest score |")
@@ -203,7 +204,7 @@ def main() -> None:
     run = commands.add_parser("accuracy")
     run.add_argument("--seeds", type=int, default=3)
     run.add_argument("--part", choices=["all", "real", "synthetic"], default="all")
-    run.add_argument("--precision", choices=["auto", "float32", "int8"], default="auto")
+    run.add_argument("--precision", choices=PRECISIONS, default="auto")
     run.set_defaults(run=accuracy)
     run = commands.add_parser("speed")
     run.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
