@@ -207,37 +207,45 @@ def _relabel_by_appearance(labels: np.ndarray) -> np.ndarray:
     return np.array([order[label] for label in labels.tolist()], dtype=int)
 
 
-def _turns(speech: list[tuple[float, float]], times: np.ndarray, embeddings: np.ndarray, labels: np.ndarray,
-           config: DiarizationConfig) -> list[SpeakerTurn]:
-    """Re-segment speech frame by frame against the speakers' centroids, smooth, and cut into turns."""
-    speakers = sorted(set(labels.tolist()))
+def frame_speakers(speech: list[tuple[float, float]], times: np.ndarray, embeddings: np.ndarray, labels: np.ndarray,
+                   config: DiarizationConfig) -> tuple[np.ndarray, np.ndarray]:
+    """Re-segmentation: every `config.frame` s of speech goes to the speaker whose centroid is nearest to the
+    embeddings around it (windows covering it, weighted towards their centres), smoothed over `config.smooth` s.
+    Returns the frames' start times and each frame's label (of `labels`' values; -1 outside speech). Windows
+    labelled -1 count around their frames but belong to no centroid."""
+    speakers = sorted(set(labels.tolist()) - {-1})
     centroids = np.stack([embeddings[labels == s].mean(axis=0) for s in speakers])
     centroids /= np.linalg.norm(centroids, axis=1, keepdims=True)
     end = max(b for _, b in speech)
-    frame_times = np.arange(0.0, end, config.frame) + config.frame / 2
-    in_speech = np.zeros(len(frame_times), dtype=bool)
+    starts = np.arange(0.0, end, config.frame)
+    centres = starts + config.frame / 2
+    in_speech = np.zeros(len(centres), dtype=bool)
     for a, b in speech:
-        in_speech |= (frame_times >= a) & (frame_times < b)
-    # each frame: the embeddings whose window covers it, weighted towards the window's centre
-    distance = np.abs(frame_times[:, None] - times[None, :])
+        in_speech |= (centres >= a) & (centres < b)
+    distance = np.abs(centres[:, None] - times[None, :])
     weights = np.clip(1.0 - distance / (config.window / 2), 0.0, None)
     covered = weights.sum(axis=1) > 0
     nearest = np.argmin(distance, axis=1)
     weights[~covered, nearest[~covered]] = 1.0  # frames beyond every window take the closest one
-    local = weights @ embeddings
-    scores = local @ centroids.T
+    scores = (weights @ embeddings) @ centroids.T
     width = max(1, int(round(config.smooth / config.frame)))
-    frame_labels = np.argmax(uniform_filter1d(scores, size=width, axis=0, mode="nearest"), axis=1)
+    best = np.argmax(uniform_filter1d(scores, size=width, axis=0, mode="nearest"), axis=1)
+    return starts, np.where(in_speech, np.array(speakers)[best], -1)
+
+
+def _turns(speech: list[tuple[float, float]], times: np.ndarray, embeddings: np.ndarray, labels: np.ndarray,
+           config: DiarizationConfig) -> list[SpeakerTurn]:
+    """Re-segment speech frame by frame against the speakers' centroids (`frame_speakers`) and cut into turns."""
+    starts, frame_labels = frame_speakers(speech, times, embeddings, labels, config)
     turns = []
     start = None
-    for k in range(len(frame_times) + 1):
-        same = (k < len(frame_times) and in_speech[k] and start is not None
-                and frame_labels[k] == frame_labels[start])
+    for k in range(len(starts) + 1):
+        same = k < len(starts) and start is not None and frame_labels[k] == frame_labels[start]
         if start is not None and not same:
-            turns.append(SpeakerTurn(f"SPEAKER_{speakers[frame_labels[start]]:02d}",
-                                     round(start * config.frame, 3), round(k * config.frame, 3)))
+            turns.append(SpeakerTurn(f"SPEAKER_{frame_labels[start]:02d}", round(start * config.frame, 3),
+                                     round(k * config.frame, 3)))
             start = None
-        if k < len(frame_times) and in_speech[k] and start is None:
+        if k < len(starts) and frame_labels[k] >= 0 and start is None:
             start = k
     return turns
 

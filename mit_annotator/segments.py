@@ -11,6 +11,12 @@ MERGE_SHORTER_THAN_S = 1.0  # seconds, the "merged" variant (MIT paper)
 Ranges = list[tuple[int, int]]
 
 
+def runs(mask: np.ndarray) -> Ranges:
+    """Half-open index ranges where `mask` is True."""
+    edges = np.diff(np.concatenate([[0], np.asarray(mask).astype(np.int8), [0]]))
+    return list(zip(np.flatnonzero(edges == 1).tolist(), np.flatnonzero(edges == -1).tolist()))
+
+
 def speak_listen_segments(scores: np.ndarray, fps: float, merge_shorter_than: float | None = None,
                           kernel: int = MEDIAN_KERNEL) -> tuple[Ranges, Ranges]:
     """Split scores into half-open (speak, listen) frame ranges.

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import media
+from ..segments import runs
 
 SAMPLE_RATE = 16000
 ACTIVITY_HOP_S = 0.01
@@ -152,12 +153,6 @@ def drop_short_runs(active: np.ndarray, min_length: int) -> np.ndarray:
         if end - start < min_length:
             active[start:end] = False
     return active
-
-
-def runs(mask: np.ndarray) -> list[tuple[int, int]]:
-    """Half-open index ranges where `mask` is True."""
-    edges = np.diff(np.concatenate([[0], mask.astype(np.int8), [0]]))
-    return list(zip(np.flatnonzero(edges == 1).tolist(), np.flatnonzero(edges == -1).tolist()))
 
 
 def level_to_target(samples: np.ndarray, active: np.ndarray) -> np.ndarray:

@@ -1,0 +1,242 @@
+"""Overlap-aware speaker diarization: who speaks when, several voices at once where they overlap.
+
+After the design of pyannote's diarization pipelines (Bredin and Laurent 2021), our own code; two models, each used
+for what it does well (measured on real voices, BENCHMARKS.md):
+1. Segmentation: pyannote's speaker segmentation network (speaker_segmentation.py) scores up to 3 local speakers per
+   frame in 5 s chunks every `step` seconds, overlaps included. A local speaker is on where its score passes
+   `threshold` and silero-vad hears speech (alone, the network takes long digital silences for its speaker still
+   talking). How many speak in a frame: the chunks' count of local speakers, averaged over the chunks that see it.
+2. Who is who (local_speakers.py): the local speakers stitched across chunks into stretches of one voice, cut into
+   segments, the segments clustered by their d-vectors (resemblyzer, as the offline pipeline computes them), never
+   two that the network heard apart. Within a chunk the network keeps one voice one speaker, which d-vectors alone
+   do not (a voice's d-vectors drift over a few seconds).
+3. Frames: where one voice speaks, the offline pipeline's frame-by-frame rule against the speakers' centroids picks
+   it (across chunks d-vectors tell voices apart better than the stitched local speakers); where the network counts
+   several, the most active speakers of the chunks' local speakers.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from .diarization import DiarizationConfig, _checked_samples
+from .local_speakers import (OverlapSettings, Segments, cluster_segments, heard_together, pauses_split,
+                             segment_embeddings, split_at_changes, stitch, stretch_frames)
+from .records import Diarization, SpeakerTurn
+from .segments import runs
+from .speaker_segmentation import SpeakerSegmentation, load_segmentation
+
+log = logging.getLogger("mit_annotator")
+
+SAMPLE_RATE = 16000
+STAGES = 4  # segmentation, stitching + embeddings, clustering, turns
+
+
+class OverlapAwareDiarizer:
+    """Called like `Diarizer`: 16 kHz mono samples -> Diarization, turns of different speakers may overlap."""
+
+    def __init__(self, segmentation: SpeakerSegmentation | None = None, settings: OverlapSettings | None = None,
+                 device: str = "cpu", models_dir=None, download: bool = False):
+        from .diarization import Diarizer
+
+        self.offline = Diarizer(device="cpu")  # its voice activity and d-vectors
+        self.segmentation = segmentation or load_segmentation(models_dir=models_dir, device=device,
+                                                              download=download)
+        self.settings = settings or OverlapSettings()
+
+    def __call__(self, samples: np.ndarray, config: DiarizationConfig | None = None, uri: str = "recording",
+                 progress: Callable[[int, int], None] | None = None) -> Diarization:
+        """`progress(done, STAGES)` after each stage; it may raise to stop between stages (ComfyUI's Cancel)."""
+        progress = progress or (lambda done, total: None)
+        config = config or DiarizationConfig()
+        samples = _checked_samples(samples)
+        s, spec = self.settings, self.segmentation.spec
+        grid = FrameGrid(spec.frame_step / SAMPLE_RATE, spec.receptive_field / 2 / SAMPLE_RATE)
+        speech = self.offline.speech_regions(samples, config)
+        starts = chunk_starts(len(samples), spec.chunk_samples, int(round(s.step * SAMPLE_RATE)))
+        scores = self.segmentation.scores(chunks_of(samples, starts, spec.chunk_samples))
+        offsets = np.round(starts / spec.frame_step).astype(int)  # each chunk's first frame on the global grid
+        num_frames = offsets[-1] + scores.shape[1]
+        heard = grid.mask(speech, num_frames)
+        scores = scores * np.stack([heard[o:o + scores.shape[1]] for o in offsets])[:, :, None]
+        active = local_activity(scores, s.threshold, grid.frames(s.min_local_speech))
+        count = speaker_count(active, offsets, num_frames, s.warm_up)
+        progress(1, STAGES)
+        if not speech or not active.any():
+            progress(STAGES, STAGES)
+            return Diarization([], uri=uri)
+        times, windows = self.offline.embed(samples, speech, config)
+        spans = grid.spans(times, config.window, num_frames)
+        stretch = stitch(active, offsets, s.stitch_agreement, grid.frames(s.min_part))
+        on = stretch_frames(active, offsets, stretch, num_frames)
+        alone = on & (on.sum(axis=0) == 1)
+        pieces = [split_at_changes(piece, alone[k], windows, spans, s)
+                  for k, piece in enumerate(pauses_split(on, grid.frames(s.split_pause)))]
+        segments = Segments.from_pieces(pieces, num_frames)
+        embeddings, seconds = segment_embeddings(segments, alone, windows, spans, s, grid.step)
+        progress(2, STAGES)
+        together = heard_together(active, offsets, stretch, segments, s.apart_chunks)
+        speaker_of = cluster_segments(embeddings, seconds, together, segments.stretch, config, s)
+        progress(3, STAGES)
+        by_slots = reconstruct(scores, offsets, stretch, segments, speaker_of, count, num_frames)
+        by_frames = resegmented(speech, times, windows, spans, segments, alone, speaker_of,
+                                seconds >= s.min_embedding_speech, config, grid, num_frames)
+        binary = np.where((count >= 2)[None], by_slots, by_frames) if by_frames is not None else by_slots
+        turns = to_turns(binary, grid, s, len(samples) / SAMPLE_RATE)
+        progress(STAGES, STAGES)
+        return Diarization(turns, uri=uri)
+
+
+def resegmented(speech: list[tuple[float, float]], times: np.ndarray, windows: np.ndarray, spans: np.ndarray,
+                segments: Segments, alone: np.ndarray, speaker_of: np.ndarray, reliable: np.ndarray,
+                config: DiarizationConfig, grid: FrameGrid, num_frames: int) -> np.ndarray | None:
+    """(speakers, frames) one speaker per frame of speech, by the offline pipeline's frame-by-frame rule (the
+    d-vector windows around each frame against each speaker's centroid); the centroids from the windows of the
+    speakers' reliable segments' one-voice speech. None when no window lies in one."""
+    from .diarization import frame_speakers
+
+    centre = (spans[:, 0] + spans[:, 1]) // 2
+    labels = np.full(len(times), -1, int)
+    for i, (k, a, b) in enumerate(zip(segments.stretch, segments.start, segments.end)):
+        if reliable[i] or not reliable.any():
+            inside = (centre >= a) & (centre < b)
+            labels[inside & alone[k, np.clip(centre, 0, num_frames - 1)]] = speaker_of[i]
+    if (labels < 0).all():
+        return None
+    starts, frame_labels = frame_speakers(speech, times, windows, labels, config)
+    first = grid.resample(starts, frame_labels, config.frame, num_frames)
+    binary = np.zeros((int(speaker_of.max()) + 1, num_frames), bool)
+    binary[first[first >= 0], np.flatnonzero(first >= 0)] = True
+    return binary
+
+
+@dataclass
+class FrameGrid:
+    """The segmentation network's frames on the whole recording: frame g is centred at g * step + centre s."""
+
+    step: float
+    centre: float
+
+    def centres(self, num_frames: int) -> np.ndarray:
+        return np.arange(num_frames) * self.step + self.centre
+
+    def mask(self, regions: list[tuple[float, float]], num_frames: int) -> np.ndarray:
+        """1.0 on the frames whose centre lies in one of `regions` (seconds), else 0.0."""
+        centres = self.centres(num_frames)
+        out = np.zeros(num_frames, np.float32)
+        for start, end in regions:
+            out[(centres >= start) & (centres < end)] = 1.0
+        return out
+
+    def frames(self, seconds: float) -> int:
+        """How many frames `seconds` last (at least 1)."""
+        return max(int(round(seconds / self.step)), 1)
+
+    def spans(self, centres_s: np.ndarray, width_s: float, num_frames: int) -> np.ndarray:
+        """(windows, 2) [first, last) frames of windows `width_s` long centred at `centres_s`."""
+        first = np.clip(np.round((centres_s - width_s / 2 - self.centre) / self.step), 0, num_frames)
+        last = np.clip(np.round((centres_s + width_s / 2 - self.centre) / self.step), 0, num_frames)
+        return np.stack([first, last], axis=1).astype(int)
+
+    def resample(self, starts_s: np.ndarray, labels: np.ndarray, frame_s: float, num_frames: int) -> np.ndarray:
+        """Labels given per `frame_s` s from `starts_s`, read at this grid's frame centres (-1 beyond them)."""
+        index = np.floor((self.centres(num_frames) - starts_s[0]) / frame_s).astype(int) if len(starts_s) else None
+        if index is None:
+            return np.full(num_frames, -1, int)
+        inside = (index >= 0) & (index < len(labels))
+        return np.where(inside, labels[np.clip(index, 0, max(len(labels) - 1, 0))], -1)
+
+
+def chunk_starts(num_samples: int, chunk: int, step: int) -> np.ndarray:
+    """Start sample of each chunk: every `step`, the last one ending at the recording's end."""
+    if num_samples <= chunk:
+        return np.zeros(1, int)
+    starts = list(range(0, num_samples - chunk + 1, step))
+    if starts[-1] + chunk < num_samples:
+        starts.append(num_samples - chunk)
+    return np.array(starts)
+
+
+def chunks_of(samples: np.ndarray, starts: np.ndarray, chunk: int) -> np.ndarray:
+    out = np.zeros((len(starts), chunk), np.float32)
+    for row, start in enumerate(starts):
+        piece = samples[start:start + chunk]
+        out[row, :len(piece)] = piece
+    return out
+
+
+def local_activity(scores: np.ndarray, threshold: float, min_frames: int) -> np.ndarray:
+    """(chunks, frames, local speakers) bool: where each local speaker speaks; one that speaks under `min_frames`
+    in a chunk does not count there."""
+    active = scores > threshold
+    active &= active.sum(axis=1, keepdims=True) >= max(min_frames, 1)
+    return active
+
+
+def speaker_count(active: np.ndarray, offsets: np.ndarray, num_frames: int, warm_up: float) -> np.ndarray:
+    """(num_frames,) how many speak: the number of local speakers on, averaged over the chunks that see the frame
+    away from their ends (`warm_up` of the chunk), rounded. The recording's own ends count where only an end sees
+    them."""
+    chunks, frames, _ = active.shape
+    edge = int(round(warm_up * frames))
+    middle = slice(edge, frames - edge) if frames > 2 * edge else slice(0, frames)
+    count, seen = np.zeros(num_frames), np.zeros(num_frames)
+    for c, offset in enumerate(offsets):
+        count[offset + middle.start:offset + middle.stop] += active[c, middle].sum(axis=1)
+        seen[offset + middle.start:offset + middle.stop] += 1
+    for c, offset in enumerate(offsets):
+        unseen = seen[offset:offset + frames] == 0
+        count[offset:offset + frames][unseen] += active[c, unseen].sum(axis=1)
+        seen[offset:offset + frames][unseen] += 1
+    return np.rint(count / np.maximum(seen, 1)).astype(int)
+
+
+def reconstruct(scores: np.ndarray, offsets: np.ndarray, stretch: np.ndarray, segments: Segments,
+                speaker_of: np.ndarray, count: np.ndarray, num_frames: int) -> np.ndarray:
+    """(speakers, global frames) bool: per frame, the `count` speakers most active over the chunks (each local
+    speaker standing for its segment's speaker)."""
+    chunks, frames, local = scores.shape
+    speakers = int(speaker_of.max()) + 1 if len(speaker_of) else 0
+    if speakers == 0:
+        return np.zeros((0, num_frames), bool)
+    activation = np.zeros((speakers, num_frames))
+    for c, offset in enumerate(offsets):
+        span = np.arange(offset, offset + frames)
+        for k in np.flatnonzero(stretch[c] >= 0):
+            segment = segments.at[stretch[c, k], span]
+            known = segment >= 0  # a stretch the chunks' majority never heard has no segment
+            np.add.at(activation, (speaker_of[segment[known]], span[known]), scores[c, known, k])
+    binary = np.zeros((speakers, num_frames), bool)
+    order = np.argsort(-activation, axis=0)
+    for rank in range(min(speakers, int(count.max(initial=0)))):
+        where = np.flatnonzero(count > rank)
+        chosen = order[rank, where]
+        ok = activation[chosen, where] > 0
+        binary[chosen[ok], where[ok]] = True
+    return binary
+
+
+def to_turns(binary: np.ndarray, grid: FrameGrid, settings: OverlapSettings, duration: float) -> list[SpeakerTurn]:
+    """Turns per speaker (labelled by first appearance), short pauses filled and short turns dropped."""
+    pause, shortest = settings.min_pause / grid.step, settings.min_turn / grid.step
+    spans = {}
+    for speaker, row in enumerate(binary):
+        merged = []
+        for a, b in runs(row):
+            if merged and a - merged[-1][1] < pause:
+                merged[-1] = (merged[-1][0], b)
+            else:
+                merged.append((a, b))
+        spans[speaker] = [(a, b) for a, b in merged if b - a >= shortest]
+    order = sorted((spans[s][0][0], s) for s in spans if spans[s])
+    names = {s: f"SPEAKER_{n:02d}" for n, (_, s) in enumerate(order)}
+
+    def time(frame: float) -> float:
+        return round(float(min(max(frame * grid.step + grid.centre - grid.step / 2, 0.0), duration)), 3)
+
+    turns = [SpeakerTurn(names[s], time(a), time(b)) for s in names for a, b in spans[s]]
+    return sorted((t for t in turns if t.end > t.start), key=lambda t: (t.start, t.speaker))
