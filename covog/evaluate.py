@@ -356,7 +356,6 @@ def annotate_video(video: str | Path, ids: list[int], tracks: VideoTracks | None
     """Run the annotator on the video's first `frames` frames (at 25 fps; default all) for the people `ids` (steps
     1-3 of the module's doc, before any schedule is looked at)."""
     from mit_annotator.active_speaker import ActiveSpeakerModel
-    from mit_annotator.annotate import asd_model_path
     from mit_annotator.assignment import Evidence, assign_speakers
     from mit_annotator.diarization import DiarizationConfig, Diarizer
     from mit_annotator.lips import loudness
@@ -388,8 +387,7 @@ def annotate_video(video: str | Path, ids: list[int], tracks: VideoTracks | None
     found, pose_model = find_people(video, pixels, settings, notes)
     observed, detected, from_poses, matching = align_people(found, ids, n, size, tracks)
     try:
-        asd = ActiveSpeakerModel(asd_model_path(settings.asd_model, settings.models_dir), device=settings.device,
-                                 models_dir=settings.models_dir)
+        asd = ActiveSpeakerModel(settings.asd_model, device=settings.device, models_dir=settings.models_dir)
     except ModelNotFoundError as error:
         raise EvaluationError(f"the active-speaker model is needed: {error}") from None
     crops = face_crops(pixels, observed, asd)

@@ -52,6 +52,7 @@ class AnnotateSettings:
     speakers: str = "auto"  # who-speaks evidence: auto (LR-ASD when its weights are found), asd, lips
     asd_model: str = "lr_asd"
     asd_precision: str = "auto"  # LR-ASD's face encoder on the CPU: int8, float32, or auto (int8 where it can run)
+    diarizer: str = "auto"  # see diarizers.DIARIZER_CHOICES: overlap-aware when its model is found, else offline
     device: str = "auto"
     det_threshold: float = 0.5
     selection: SelectionConfig = field(default_factory=SelectionConfig)
@@ -92,30 +93,19 @@ class Annotator:
             raise ValueError(f"faces must be yunet, scrfd or none, got {settings.faces!r}")
         if self.faces is not None:
             self.faces = FacesAtScale(self.faces, settings.selection.min_face_px_1080p)
-        self.active_speaker = load_active_speaker(settings.speakers, asd_model_path(settings.asd_model, models),
-                                                  models, "cpu" if settings.device == "cpu" else "auto",
+        self.active_speaker = load_active_speaker(settings.speakers, settings.asd_model, models,
+                                                  "cpu" if settings.device == "cpu" else "auto",
                                                   precision=settings.asd_precision)
         self._diarizer = None
 
     @property
     def diarizer(self):
         if self._diarizer is None:
-            from .diarization import Diarizer
+            from .diarizers import make_diarizer
 
-            self._diarizer = Diarizer()
+            self._diarizer = make_diarizer(self.settings.diarizer, self.settings.models_dir,
+                                           "cpu" if self.settings.device == "cpu" else "auto", use="assign")
         return self._diarizer
-
-
-def asd_model_path(model: str, models_dir: str | os.PathLike | None) -> str:
-    """A known LR-ASD name is also looked for in an `lr_asd/` folder of the models directory (as the weights ship)."""
-    from .models import KNOWN_MODELS
-
-    known = KNOWN_MODELS.get(model)
-    if known is not None and models_dir is not None:
-        nested = Path(models_dir) / "lr_asd" / known.filename
-        if nested.is_file() and not (Path(models_dir) / known.filename).is_file():
-            return str(nested)
-    return model
 
 
 class FacesAtScale:

@@ -6,6 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from .diarizers import DIARIZER_CHOICES
+
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m mit_annotator", description=__doc__)
@@ -194,26 +196,46 @@ def _score_tracks(args) -> int:
 
 
 def _add_diarize(commands) -> None:
-    p = commands.add_parser("diarize", help="who speaks when (offline: silero-vad + resemblyzer)",
+    p = commands.add_parser("diarize", help="who speaks when, overlapping speech included",
                             description="Speaker diarization of a media file's audio; writes RTTM.")
     p.add_argument("media", type=Path)
     p.add_argument("--out", required=True, type=Path, help="RTTM file to write")
     p.add_argument("--num-speakers", type=int, default=None)
     p.add_argument("--min-speakers", type=int, default=1)
     p.add_argument("--max-speakers", type=int, default=8)
-    p.add_argument("--backend", choices=["offline", "pyannote"], default="offline",
-                   help="offline (default; silero-vad + resemblyzer) or pyannote (needs pyannote.audio and an access "
-                        "token in $HF_TOKEN)")
+    _add_diarizer_options(p, "--backend", "--diarizer")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.set_defaults(run=_diarize)
 
 
+def _add_diarizer_options(p, *flags: str) -> None:
+    p.add_argument(*(flags or ("--diarizer",)), dest="diarizer", choices=list(DIARIZER_CHOICES), default="auto",
+                   help="overlap: pyannote's segmentation model with speaker embeddings, overlapping speech "
+                        "found, voices counted by its local speakers (its weights must be found, see --models); "
+                        "overlap-embeddings: the same, voices told apart by d-vector clustering (what who-speaks "
+                        "reads best); offline: silero-vad + resemblyzer, one voice at a time; pyannote: "
+                        "pyannote.audio's pipeline (needs pyannote.audio and $HF_TOKEN); default auto: overlap "
+                        "(diarize) or overlap-embeddings (assign, annotate) when the weights are found, else "
+                        "offline")
+    if not any(a.dest == "models" for a in p._actions):
+        p.add_argument("--models", type=Path, default=None, help="models directory (a model is also looked for in "
+                                                                 "the subfolder it ships in, e.g. lr_asd/)")
+    if not any(a.dest == "download" for a in p._actions):
+        p.add_argument("--download", action="store_true", help="download missing known models")
+
+
 def _diarize(args) -> int:
-    from .diarization import DiarizationConfig, Diarizer, PyannoteDiarizer
+    import logging
+
+    from .diarization import DiarizationConfig
+    from .diarizers import make_diarizer
     from .who_speaks import diarize_media
 
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
     config = DiarizationConfig(num_speakers=args.num_speakers, min_speakers=args.min_speakers,
                                max_speakers=args.max_speakers)
-    diarization = diarize_media(args.media, config, PyannoteDiarizer() if args.backend == "pyannote" else Diarizer())
+    diarization = diarize_media(args.media, config, make_diarizer(args.diarizer, args.models, args.device,
+                                                                  args.download))
     diarization.save_rttm(args.out)
     spoken = {s: sum(t.duration for t in diarization.turns if t.speaker == s) for s in diarization.speakers}
     print(f"{len(spoken)} speakers, {len(diarization.turns)} turns -> {args.out}")
@@ -238,6 +260,7 @@ def _add_assign(commands) -> None:
     p.add_argument("--plot", type=Path, default=None, help="timeline PNG to write")
     p.add_argument("--max-speakers", type=int, default=None, help="for diarizing (default: people + 2)")
     _add_speaker_model_options(p)
+    _add_diarizer_options(p)
     p.set_defaults(run=_assign)
 
 
@@ -290,8 +313,12 @@ def _assign(args) -> int:
     elif args.person_audio:
         diarization = person_audio_diarization(args.person_audio)
     else:
+        from .diarizers import make_diarizer
+
         most = args.max_speakers or len(tracks.tracks) + 2
-        diarization = diarize_media(args.video, DiarizationConfig(max_speakers=max(most, 1)))
+        diarization = diarize_media(args.video, DiarizationConfig(max_speakers=max(most, 1)),
+                                    make_diarizer(args.diarizer, args.models, args.device, args.download,
+                                                  use="assign"))
     with tqdm(unit="frame", desc="who speaks") as bar:
         speaking, _ = who_speaks(args.video, tracks, diarization, active_speaker=active_speaker,
                                  progress=_bar_progress(bar))
@@ -444,6 +471,7 @@ def _add_annotate(commands) -> None:
                         "default auto: asd when its weights are found")
     p.add_argument("--asd-model", default="lr_asd", help="LR-ASD weights: a path or a known name")
     _add_asd_precision(p)
+    _add_diarizer_options(p)
     p.add_argument("--min-seconds", type=float, default=defaults.min_seconds,
                    help=f"least clip length (default {defaults.min_seconds:g}, the paper's)")
     p.add_argument("--max-seconds", type=float, default=defaults.max_seconds,
@@ -473,7 +501,8 @@ def _annotate(args) -> int:
                                 min_face_px_1080p=args.min_face, max_camera_motion=args.max_camera_motion)
     settings = AnnotateSettings(models_dir=str(args.models) if args.models else None, det_model=args.det_model,
                                 pose_model=args.pose_model, faces=args.faces, speakers=args.speakers,
-                                asd_model=args.asd_model, asd_precision=args.asd_precision, device=args.device,
+                                asd_model=args.asd_model, asd_precision=args.asd_precision, diarizer=args.diarizer,
+                                device=args.device,
                                 det_threshold=args.det_threshold,
                                 selection=selection)
     jobs = find_videos(args.input, args.source)

@@ -37,6 +37,11 @@ class OverlapSettings:
     same_stretch_bonus: float = 0.05  # added to the similarity of two segments of one stretch
     apart_chunks: int = 1  # chunks that must hear two segments as different local speakers to keep them apart
     min_embedding_speech: float = 1.0  # seconds of clean speech a segment needs for a reliable embedding
+    # who is who: "network" (the local speakers stitched and clustered: voices counted right in short recordings)
+    # or "embeddings" (the offline pipeline's d-vector clustering: voices told apart across long recordings; one
+    # voice may come out split, which the speaker-to-person assignment absorbs)
+    identity: str = "network"
+    min_overlap: float = 0.3  # seconds: a second voice heard for less is dropped ("embeddings" identity)
     warm_up: float = 0.1  # share of each chunk's ends not used for the speaker count (the network sees little)
     min_turn: float = 0.1  # seconds: shorter turns are dropped
     min_pause: float = 0.1  # seconds: shorter pauses inside a speaker's turn are filled

@@ -34,6 +34,7 @@ log = logging.getLogger("mit_annotator")
 
 SAMPLE_RATE = 16000
 STAGES = 4  # segmentation, stitching + embeddings, clustering, turns
+IDENTITIES = ("network", "embeddings")
 
 
 class OverlapAwareDiarizer:
@@ -66,10 +67,22 @@ class OverlapAwareDiarizer:
         active = local_activity(scores, s.threshold, grid.frames(s.min_local_speech))
         count = speaker_count(active, offsets, num_frames, s.warm_up)
         progress(1, STAGES)
+        if s.identity not in IDENTITIES:
+            raise ValueError(f"identity must be one of {', '.join(IDENTITIES)}, got {s.identity!r}")
         if not speech or not active.any():
             progress(STAGES, STAGES)
             return Diarization([], uri=uri)
         times, windows = self.offline.embed(samples, speech, config)
+        if s.identity == "embeddings":
+            from .diarization import cluster, frame_speakers
+
+            labels = cluster(windows, config)
+            starts_s, frame_labels = frame_speakers(speech, times, windows, labels, config)
+            first = grid.resample(starts_s, frame_labels, config.frame, num_frames)
+            binary = with_overlaps(first, count, scores, active, offsets, int(labels.max()) + 1,
+                                   grid.frames(s.min_overlap))
+            progress(STAGES, STAGES)
+            return Diarization(to_turns(binary, grid, s, len(samples) / SAMPLE_RATE), uri=uri)
         spans = grid.spans(times, config.window, num_frames)
         stretch = stitch(active, offsets, s.stitch_agreement, grid.frames(s.min_part))
         on = stretch_frames(active, offsets, stretch, num_frames)
@@ -218,6 +231,52 @@ def reconstruct(scores: np.ndarray, offsets: np.ndarray, stretch: np.ndarray, se
         ok = activation[chosen, where] > 0
         binary[chosen[ok], where[ok]] = True
     return binary
+
+
+def with_overlaps(first: np.ndarray, count: np.ndarray, scores: np.ndarray, active: np.ndarray, offsets: np.ndarray,
+                  speakers: int, min_overlap: int = 1) -> np.ndarray:
+    """(speakers, frames) bool: each frame's speaker from the embeddings, and where the network counts more voices,
+    the speakers that the chunks' other local speakers stand for (most active first)."""
+    num_frames = len(first)
+    binary = np.zeros((speakers, num_frames), bool)
+    heard = first >= 0
+    binary[first[heard], np.flatnonzero(heard)] = True
+    chunks, frames, local = scores.shape
+    stand_for = np.full((chunks, local), -1, int)
+    for c, offset in enumerate(offsets):  # each local speaker: the speaker it is on with where it speaks alone
+        window = first[offset:offset + frames]
+        alone = active[c] & (active[c].sum(axis=1, keepdims=True) == 1) & (window[:, None] >= 0)
+        held = np.zeros((local, speakers))
+        for k in range(local):
+            np.add.at(held[k], window[alone[:, k]], 1)
+        _take_best(stand_for[c], held)
+    others = np.zeros((speakers, num_frames))
+    for c, offset in enumerate(offsets):
+        for k in np.flatnonzero(stand_for[c] >= 0):
+            others[stand_for[c, k], offset:offset + frames] += scores[c, :, k]
+    others[first[heard], np.flatnonzero(heard)] = 0.0  # the frame's own speaker is already there
+    order = np.argsort(-others, axis=0)
+    added = np.zeros_like(binary)
+    for rank in range(min(speakers, int(count.max(initial=0))) - 1):
+        where = np.flatnonzero((count > rank + 1) & heard)
+        chosen = order[rank, where]
+        ok = others[chosen, where] > 0
+        added[chosen[ok], where[ok]] = True
+    for row in added:  # a second voice for a moment only: the network's doubt where one voice hands over to another
+        for a, b in runs(row):
+            if b - a < min_overlap:
+                row[a:b] = False
+    return binary | added
+
+
+def _take_best(row: np.ndarray, held: np.ndarray) -> None:
+    """Fill `row` (local speaker -> speaker) from `held` frames, largest first, each speaker once."""
+    held = held.copy()
+    while held.max(initial=0) > 0:
+        k, speaker = np.unravel_index(np.argmax(held), held.shape)
+        row[k] = speaker
+        held[k, :] = 0
+        held[:, speaker] = 0
 
 
 def to_turns(binary: np.ndarray, grid: FrameGrid, settings: OverlapSettings, duration: float) -> list[SpeakerTurn]:

@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import numpy as np
 import torch
-from mit_annotator.models import ACTIVE_SPEAKER_FOLDER, COMFY_FOLDER, KNOWN_MODELS
+from mit_annotator.models import ACTIVE_SPEAKER_FOLDER, COMFY_FOLDER, KNOWN_MODELS, SEGMENTATION_FOLDER
 
 AUDIO_RATE = 16000  # what the diarizer and wav2vec2 read
 
@@ -81,6 +81,14 @@ def active_speaker_choices() -> list[str]:
     """LR-ASD weight files for a combo: the two released ones first, then others in models/active_speaker."""
     known = [KNOWN_MODELS["lr_asd"].filename, KNOWN_MODELS["lr_asd_talkset"].filename]
     return known + sorted(f for f in model_folder_files(ACTIVE_SPEAKER_FOLDER) if f not in known)
+
+
+def segmentation_choices() -> list[str]:
+    """Speaker segmentation files for a combo: the released one first, then others in models/speaker_segmentation
+    (its conversion, which stands for the same model, is not listed twice)."""
+    known = KNOWN_MODELS["pyannote_segmentation"]
+    return [known.filename] + sorted(f for f in model_folder_files(SEGMENTATION_FOLDER)
+                                     if f not in (known.filename, known.converted) and not f.endswith(".json"))
 
 
 def model_folder_files(folder: str) -> list[str]:

@@ -8,13 +8,14 @@ import numpy as np
 from mit_annotator.assignment import assign_speakers
 from mit_annotator.binding import ORDERS, diarization_timeline, person_thumbnail, speaker_order
 from mit_annotator.binding import speaking_timeline_with_faces
-from mit_annotator.diarization import STAGES, DiarizationConfig, Diarizer, PyannoteDiarizer
+from mit_annotator.diarization import STAGES, DiarizationConfig
+from mit_annotator.diarizers import DIARIZER_CHOICES, make_diarizer
 from mit_annotator.models import KNOWN_MODELS
 from mit_annotator.timeline import speaking_timeline
 from mit_annotator.voice_activity import require_silero_vad
 from mit_annotator.who_speaks import SPEAKER_EVIDENCE, load_active_speaker, speaking_evidence
 
-from .comfy_bridge import (AUDIO_RATE, active_speaker_choices, audio_to_mono_16k, check_audio_covers, check_people,
+from .comfy_bridge import (AUDIO_RATE, active_speaker_choices, segmentation_choices, audio_to_mono_16k, check_audio_covers, check_people,
                            frames_to_image, image_to_frames, progress_callback)
 from .retime import frames_at, speaking_at, tracks_at
 
@@ -25,12 +26,25 @@ log = logging.getLogger("MIT-CovOG")
 require_silero_vad()
 
 _diarizers: dict = {}  # loaded once per session
+SEGMENTATION_TOOLTIP = (
+    "The overlap-aware diarizer's model, in ComfyUI/models/speaker_segmentation/: pyannote's segmentation model "
+    "(MIT licence), pytorch_model.bin from https://whisperx.s3.eu-west-2.amazonaws.com/model_weights/segmentation/"
+    "0b5b3216d60a2d32fc086b47ea8c67589aaeb26b7e07fcbe620d6d0b83e209ea/pytorch_model.bin (or the gated "
+    "huggingface.co/pyannote/segmentation); converted once to pyannote_segmentation.safetensors beside it, its "
+    "pickled classes never run.")
+DIARIZER_TOOLTIP = (
+    "overlap: finds two voices at once and counts voices by pyannote's segmentation model (pytorch_model.bin in "
+    "ComfyUI/models/speaker_segmentation/, converted once to safetensors). overlap-embeddings: the same overlaps, "
+    "voices told apart by speaker-embedding clustering (best for assigning voices to people). offline: silero-vad "
+    "+ resemblyzer, nothing to download, one voice at a time. auto: overlap (Diarize) or overlap-embeddings "
+    "(Assign Speakers) when the model is there, else offline. pyannote: pyannote.audio's pipeline; needs pyannote.audio and a Hugging Face token in HF_TOKEN "
+    "(never stored in the workflow).")
 _active_speakers: dict = {}
 
 
 class AssignSpeakers:
-    DESCRIPTION = ("Finds who speaks when in the audio (offline diarization) and gives each voice to the tracked "
-                   "person who speaks it, judged by the active-speaker model (LR-ASD, weights in "
+    DESCRIPTION = ("Finds who speaks when in the audio (diarization, overlaps included) and gives each voice to "
+                   "the tracked person who speaks it, judged by the active-speaker model (LR-ASD, weights in "
                    "ComfyUI/models/active_speaker/) or lip activity, and by how the mouth follows the voice's "
                    "loudness: per-person speaking scores and speak/listen segments, no hand-painted masks. A voice "
                    "that matches no one (off screen) stays unassigned.")
@@ -47,10 +61,7 @@ class AssignSpeakers:
                 "audio": ("AUDIO",),
                 "max_speakers": ("INT", {"default": 0, "min": 0, "max": 16, "tooltip": (
                     "Most voices to look for; 0: the number of people plus 2 (off-screen voices).")}),
-                "diarizer": (["offline", "pyannote"], {"default": "offline", "tooltip": (
-                    "offline: silero-vad + resemblyzer, nothing to download. pyannote: pyannote.audio's pipeline; "
-                    "needs pyannote.audio installed and a Hugging Face token in the HF_TOKEN environment variable "
-                    "(never stored in the workflow).")}),
+                "diarizer": (list(DIARIZER_CHOICES), {"default": "auto", "tooltip": DIARIZER_TOOLTIP}),
             },
             "optional": {
                 "images": ("IMAGE", {"tooltip": "The frames the tracks came from: the active-speaker model reads "
@@ -69,11 +80,13 @@ class AssignSpeakers:
                 "active_speakers": ("MIT_ASD_SCORES", {"tooltip": "Per-person active-speaker scores, from Active "
                                                                   "Speakers: used instead of running the model "
                                                                   "here."}),
+                "segmentation_model": (segmentation_choices(), {"tooltip": SEGMENTATION_TOOLTIP}),
             },
         }
 
-    def assign(self, tracks, audio, max_speakers, diarizer="offline", images=None, speaker_evidence="auto",
-               asd_model=KNOWN_MODELS["lr_asd"].filename, diarization=None, active_speakers=None):
+    def assign(self, tracks, audio, max_speakers, diarizer="auto", images=None, speaker_evidence="auto",
+               asd_model=KNOWN_MODELS["lr_asd"].filename, diarization=None, active_speakers=None,
+               segmentation_model=KNOWN_MODELS["pyannote_segmentation"].filename):
         check_people(tracks)
         samples = audio_to_mono_16k(audio)
         check_audio_covers(len(samples) / AUDIO_RATE, tracks.num_frames, tracks.fps)
@@ -91,8 +104,8 @@ class AssignSpeakers:
         bar(0, total)
         if diarization is None:
             most = max_speakers or len(tracks.tracks) + 2
-            diarization = get_diarizer(diarizer)(samples, DiarizationConfig(max_speakers=max(most, 1)),
-                                                 progress=lambda done, _: bar(done, total))
+            diarization = get_diarizer(diarizer, segmentation_model, "assign")(
+                samples, DiarizationConfig(max_speakers=max(most, 1)), progress=lambda done, _: bar(done, total))
         bar(STAGES, total)
         frames = frames_at(image_to_frames(images), tracks.num_frames, tracks.fps) if images is not None else None
         model = None
@@ -111,7 +124,8 @@ class AssignSpeakers:
 
 
 class Diarize:
-    DESCRIPTION = ("Who speaks when in the audio, voice by voice (offline: silero-vad + resemblyzer, nothing to "
+    DESCRIPTION = ("Who speaks when in the audio, voice by voice, two at once where they overlap (pyannote's "
+                   "segmentation model with speaker embeddings; or offline: silero-vad + resemblyzer, nothing to "
                    "download; or pyannote.audio's pipeline), with a timeline picture: one row per voice. Assign "
                    "Speakers then says which person on screen each voice belongs to.")
     CATEGORY = "MIT-CovOG/annotate"
@@ -127,12 +141,13 @@ class Diarize:
                 "Exactly this many voices, when you know; 0: find out, between min and max.")}),
             "min_speakers": ("INT", {"default": 1, "min": 1, "max": 16}),
             "max_speakers": ("INT", {"default": 6, "min": 1, "max": 16}),
-            "diarizer": (["offline", "pyannote"], {"default": "offline", "tooltip": (
-                "offline: silero-vad + resemblyzer. pyannote: needs pyannote.audio and a Hugging Face token in "
-                "HF_TOKEN (never stored in the workflow).")}),
+            "diarizer": (list(DIARIZER_CHOICES), {"default": "auto", "tooltip": DIARIZER_TOOLTIP}),
+        }, "optional": {
+            "segmentation_model": (segmentation_choices(), {"tooltip": SEGMENTATION_TOOLTIP}),
         }}
 
-    def diarize(self, audio, num_speakers, min_speakers, max_speakers, diarizer):
+    def diarize(self, audio, num_speakers, min_speakers, max_speakers, diarizer,
+                segmentation_model=KNOWN_MODELS["pyannote_segmentation"].filename):
         samples = audio_to_mono_16k(audio)
         if min_speakers > max_speakers:
             raise ValueError(f"min_speakers ({min_speakers}) is more than max_speakers ({max_speakers})")
@@ -140,7 +155,7 @@ class Diarize:
                                    max_speakers=max_speakers)
         progress = progress_callback(STAGES)  # voice activity, embeddings, clustering, turns
         progress(0, STAGES)
-        diarization = get_diarizer(diarizer)(samples, config, progress=progress)
+        diarization = get_diarizer(diarizer, segmentation_model)(samples, config, progress=progress)
         picture = diarization_timeline(diarization, len(samples) / AUDIO_RATE)
         return diarization, frames_to_image(picture[None])
 
@@ -252,10 +267,13 @@ def get_active_speaker(evidence: str, model: str):
     return _active_speakers[(evidence, model)]
 
 
-def get_diarizer(kind: str = "offline"):
-    if kind not in _diarizers:
-        _diarizers[kind] = PyannoteDiarizer() if kind == "pyannote" else Diarizer()
-    return _diarizers[kind]
+def get_diarizer(kind: str = "auto", segmentation_model: str = KNOWN_MODELS["pyannote_segmentation"].filename,
+                 use: str = "diarize"):
+    """The diarizer called `kind` (for `use`: see mit_annotator.diarizers.AUTO), loaded once per session."""
+    if (kind, segmentation_model, use) not in _diarizers:
+        _diarizers[(kind, segmentation_model, use)] = make_diarizer(kind, segmentation_model=segmentation_model,
+                                                                    use=use)
+    return _diarizers[(kind, segmentation_model, use)]
 
 
 NODE_CLASS_MAPPINGS = {

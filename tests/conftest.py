@@ -31,6 +31,8 @@ REQUIRED_IN_CI = [  # what the suite reads from SHARED_DATA; CI refuses to start
     SHARED_DATA / "models" / "lr_asd" / "finetuning_TalkSet.model",
     SHARED_DATA / "video" / "interact_11.mp4",
     SHARED_DATA / "video" / "interact_11.turns.json",
+    SHARED_DATA / "video" / "talking_head_1.mp4",
+    SHARED_DATA / "models" / "pyannote_segmentation" / "pytorch_model.bin",
 ]
 
 

@@ -208,13 +208,16 @@ def test_turns_fill_short_pauses_drop_short_bursts_and_name_speakers_by_first_ap
 
 
 def test_the_registry_names_every_diarizer_and_auto_falls_back_offline(tmp_path, monkeypatch, caplog):
-    assert DIARIZER_CHOICES == ("auto", "overlap", "offline", "pyannote")
+    assert DIARIZER_CHOICES == ("auto", "overlap", "overlap-embeddings", "offline", "pyannote")
     monkeypatch.setenv("MIT_MODELS_DIR", str(tmp_path))
     caplog.set_level(logging.INFO, "mit_annotator")
     assert isinstance(make_diarizer("auto", tmp_path, "cpu"), Diarizer)
     assert "overlap-aware diarizer's model is not here" in caplog.text and "pytorch_model.bin" in caplog.text
     caplog.clear()
-    assert isinstance(make_diarizer("auto", shared_path("models"), "cpu"), OverlapAwareDiarizer)
+    for use, identity in (("diarize", "network"), ("assign", "embeddings")):
+        chosen = make_diarizer("auto", shared_path("models"), "cpu", use=use)
+        assert isinstance(chosen, OverlapAwareDiarizer) and chosen.settings.identity == identity
     assert "diarizing with the overlap-aware" in caplog.text
-    with pytest.raises(ValueError, match="diarizer must be one of auto, overlap, offline, pyannote"):
+    assert make_diarizer("overlap-embeddings", shared_path("models"), "cpu").settings.identity == "embeddings"
+    with pytest.raises(ValueError, match="diarizer must be one of auto, overlap, overlap-embeddings, offline"):
         make_diarizer("nemo")

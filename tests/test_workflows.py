@@ -19,7 +19,7 @@ WORKFLOWS = sorted((PACK_ROOT / "workflows").glob("*.json"))
 NAMES = {"synthetic_conversation", "annotate_people", "annotate_conversation", "generate_conversation",
          "generate_conversation_stages", "bind_speakers_infinitetalk", "bind_speakers_multitalk"}
 # the folders under ComfyUI/models/ the workflows' model files go to
-MODEL_FOLDERS = {"dwpose", "active_speaker", "covog", "diffusion_models", "model_patches", "text_encoders", "vae",
+MODEL_FOLDERS = {"dwpose", "active_speaker", "speaker_segmentation", "covog", "diffusion_models", "model_patches", "text_encoders", "vae",
                  "clip_vision", "audio_encoders", "wav2vec2"}
 NOT_IN_COMFYUI_0_8 = {"WanInfiniteTalkToVideo", "MultiTalkWav2VecEmbeds", "Wav2VecModelLoader"}
 
@@ -50,7 +50,7 @@ def test_workflow_is_a_valid_prompt(path: Path, specs):
     listed = {m["name"]: m["directory"] for m in graph["models"]}
     assert set(listed.values()) <= MODEL_FOLDERS
     named = {value for node in graph["nodes"] for value in node.get("widgets_values", [])
-             if isinstance(value, str) and value.endswith((".onnx", ".model", ".safetensors"))}
+             if isinstance(value, str) and value.endswith((".onnx", ".model", ".safetensors", ".bin"))}
     assert named == set(listed), (named, listed)
 
 

@@ -49,3 +49,43 @@ def side_by_side(frames: np.ndarray, audio: np.ndarray, fps: float, sample_rate:
                 "right": np.repeat([p in "RB" for p in parts], length)}
     return Remix(np.concatenate([both] * len(parts)), np.concatenate([voice[p] for p in parts]).astype(np.float32),
                  fps, sample_rate, speaking)
+
+
+@dataclass
+class Talker:
+    """One real person talking: their frames (T, H, W, 3) uint8 RGB, cropped to them, and their own voice over
+    those frames (mono float32)."""
+
+    name: str
+    frames: np.ndarray
+    voice: np.ndarray
+
+
+def panel(talkers: list[Talker], parts: list[str], fps: float, sample_rate: int, height: int = 224) -> Remix:
+    """The talkers side by side (each scaled to `height`), all talking on screen all the time; part k plays the
+    voices of the talkers whose index (as a letter: "A" the first) is in `parts[k]` ("" silence, "AB" two at once),
+    every part as long as the shortest talker. `speaking` is keyed by talker name."""
+    import cv2
+
+    if not talkers or not parts:
+        raise ValueError("a panel needs talkers and parts")
+    letters = {chr(ord("A") + i) for i in range(len(talkers))}
+    if any(set(p) - letters for p in parts):
+        raise ValueError(f"parts must be letters of {''.join(sorted(letters))}, got {parts}")
+    length = min(len(t.frames) for t in talkers)
+    samples = int(round(length * sample_rate / fps))
+    if any(len(t.voice) < samples for t in talkers):
+        raise ValueError("every talker's voice must last as long as their frames")
+    tiles = []
+    for t in talkers:
+        width = int(round(t.frames.shape[2] * height / t.frames.shape[1])) // 2 * 2
+        tiles.append(np.stack([cv2.resize(f, (width, height), interpolation=cv2.INTER_AREA)
+                               for f in t.frames[:length]]))
+    row = np.concatenate(tiles, axis=2)
+    audio = [sum((t.voice[:samples] for i, t in enumerate(talkers) if chr(ord("A") + i) in p),
+                 np.zeros(samples, np.float32)) for p in parts]
+    speaking = {t.name: np.repeat([chr(ord("A") + i) in p for p in parts], length) for i, t in enumerate(talkers)}
+    mix = np.concatenate(audio)
+    peak = float(np.abs(mix).max())
+    return Remix(np.concatenate([row] * len(parts)), (mix * min(1.0, 0.99 / max(peak, 1e-9))).astype(np.float32),
+                 fps, sample_rate, speaking)
