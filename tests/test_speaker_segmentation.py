@@ -141,7 +141,8 @@ def test_damaged_checkpoints_fail_naming_the_file(tmp_path, damage):
         read_checkpoint(path)
 
 
-def test_a_tampered_release_is_refused_by_its_sha256(tmp_path):
+def test_a_tampered_release_is_refused_by_its_sha256(tmp_path, monkeypatch):
+    monkeypatch.setenv("MIT_MODELS_DIR", str(tmp_path / "cache"))  # no earlier conversion to fall back on
     folder = tmp_path / "pyannote_segmentation"
     folder.mkdir()
     data = bytearray(shared_path(*RELEASED).read_bytes())

@@ -42,8 +42,12 @@ def assign_diarizer(tmp_path_factory):
 
     from mit_annotator.diarizers import make_diarizer
 
-    os.environ.setdefault("MIT_MODELS_DIR", str(tmp_path_factory.mktemp("models-cache")))
-    return make_diarizer("auto", shared_path("models"), "cpu", use="assign")
+    old = os.environ.get("MIT_MODELS_DIR")
+    os.environ["MIT_MODELS_DIR"] = str(tmp_path_factory.mktemp("models-cache"))  # where the conversion goes
+    try:
+        yield make_diarizer("auto", shared_path("models"), "cpu", use="assign")
+    finally:
+        os.environ.pop("MIT_MODELS_DIR") if old is None else os.environ.__setitem__("MIT_MODELS_DIR", old)
 
 
 def interact_truth(num_frames, stretch):
