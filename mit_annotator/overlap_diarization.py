@@ -79,8 +79,7 @@ class OverlapAwareDiarizer:
             labels = cluster(windows, config)
             starts_s, frame_labels = frame_speakers(speech, times, windows, labels, config)
             first = grid.resample(starts_s, frame_labels, config.frame, num_frames)
-            binary = with_overlaps(first, count, scores, active, offsets, int(labels.max()) + 1,
-                                   grid.frames(s.min_overlap))
+            binary = with_overlaps(first, count, scores, active, offsets, int(labels.max()) + 1, s, grid)
             progress(STAGES, STAGES)
             return Diarization(to_turns(binary, grid, s, len(samples) / SAMPLE_RATE), uri=uri)
         spans = grid.spans(times, config.window, num_frames)
@@ -234,22 +233,16 @@ def reconstruct(scores: np.ndarray, offsets: np.ndarray, stretch: np.ndarray, se
 
 
 def with_overlaps(first: np.ndarray, count: np.ndarray, scores: np.ndarray, active: np.ndarray, offsets: np.ndarray,
-                  speakers: int, min_overlap: int = 1) -> np.ndarray:
+                  speakers: int, settings: OverlapSettings, grid: FrameGrid) -> np.ndarray:
     """(speakers, frames) bool: each frame's speaker from the embeddings, and where the network counts more voices,
-    the speakers that the chunks' other local speakers stand for (most active first)."""
+    the speakers that the chunks' other local speakers stand for (most active first); a voice heard only over
+    others (no frame of its own) becomes a speaker of its own."""
     num_frames = len(first)
+    stand_for, speakers = local_speaker_identities(first, active, offsets, speakers, settings, grid)
     binary = np.zeros((speakers, num_frames), bool)
     heard = first >= 0
     binary[first[heard], np.flatnonzero(heard)] = True
-    chunks, frames, local = scores.shape
-    stand_for = np.full((chunks, local), -1, int)
-    for c, offset in enumerate(offsets):  # each local speaker: the speaker it is on with where it speaks alone
-        window = first[offset:offset + frames]
-        alone = active[c] & (active[c].sum(axis=1, keepdims=True) == 1) & (window[:, None] >= 0)
-        held = np.zeros((local, speakers))
-        for k in range(local):
-            np.add.at(held[k], window[alone[:, k]], 1)
-        _take_best(stand_for[c], held)
+    frames = scores.shape[1]
     others = np.zeros((speakers, num_frames))
     for c, offset in enumerate(offsets):
         for k in np.flatnonzero(stand_for[c] >= 0):
@@ -262,11 +255,46 @@ def with_overlaps(first: np.ndarray, count: np.ndarray, scores: np.ndarray, acti
         chosen = order[rank, where]
         ok = others[chosen, where] > 0
         added[chosen[ok], where[ok]] = True
+    shortest = grid.frames(settings.min_overlap)
     for row in added:  # a second voice for a moment only: the network's doubt where one voice hands over to another
         for a, b in runs(row):
-            if b - a < min_overlap:
+            if b - a < shortest:
                 row[a:b] = False
     return binary | added
+
+
+def local_speaker_identities(first: np.ndarray, active: np.ndarray, offsets: np.ndarray, speakers: int,
+                             settings: OverlapSettings, grid: FrameGrid) -> tuple[np.ndarray, int]:
+    """(chunks, local speakers) the speaker each local speaker stands for (-1: none), and the number of speakers.
+    A local speaker stands for the speaker it is on with where it speaks alone (at least `min_local_speech`, most of
+    those frames); one that never does takes what the local speakers stitched to it in other chunks stand for, else
+    (at least `min_embedding_speech` of speech over others) a new speaker of its own."""
+    from .local_speakers import stitch
+
+    chunks, frames, local = active.shape
+    stand_for = np.full((chunks, local), -1, int)
+    support = grid.frames(settings.min_local_speech)
+    for c, offset in enumerate(offsets):
+        window = first[offset:offset + frames]
+        alone = active[c] & (active[c].sum(axis=1, keepdims=True) == 1) & (window[:, None] >= 0)
+        held = np.zeros((local, speakers))
+        for k in range(local):
+            np.add.at(held[k], window[alone[:, k]], 1)
+        held[(held < support) | (held * 2 < alone.sum(axis=0)[:, None])] = 0
+        _take_best(stand_for[c], held)
+    lost = active.any(axis=1) & (stand_for < 0)
+    if lost.any():
+        stretch = stitch(active, offsets, settings.stitch_agreement, grid.frames(settings.min_part))
+        for s in np.unique(stretch[lost]):
+            members = stretch == s
+            known = stand_for[members & ~lost]
+            if len(known):
+                stand_for[members & lost] = np.bincount(known).argmax()
+            elif active[members.nonzero()[0], :, members.nonzero()[1]].sum(axis=1).max(initial=0) >= grid.frames(
+                    settings.min_embedding_speech):
+                stand_for[members & lost] = speakers
+                speakers += 1
+    return stand_for, speakers
 
 
 def _take_best(row: np.ndarray, held: np.ndarray) -> None:
