@@ -1,8 +1,9 @@
 """Who speaks on real people the pack was not built on: panels of three real talking people side by side.
 
-    python benchmarks/bench_who_speaks.py [--split tune|held-out|all] [--diarizer auto|overlap|offline]
+    python benchmarks/bench_who_speaks.py [--split tune|held-out|all] [--diarizer auto|overlap-embeddings|offline]
 
-Each panel (mit_annotator.synthetic.remix.panel) shows interact_11's two people and talking_head_1's, every one of
+interact_11's two people remixed side by side (RL, LR, RBL, LBR: mit_annotator.synthetic.remix.side_by_side; tuned
+on); and panels of three. Each panel (mit_annotator.synthetic.remix.panel) shows interact_11's two people and talking_head_1's, every one of
 them talking all the time; part by part only some voices play (the others mouth words that are not heard), and some
 parts play two voices at once. Faces are found and tracked by YuNet, the audio diarized, the voices assigned by
 `who_speaks` with lips alone and with LR-ASD (AVA weights, the default); the score is the share of frames whose
@@ -61,10 +62,11 @@ def evaluate(video: Path, truth: dict[str, np.ndarray], order: tuple[str, ...], 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--split", choices=("tune", "held-out", "all"), default="all")
-    parser.add_argument("--diarizer", default="auto")
+    parser.add_argument("--diarizer", default="auto", help="a name of mit_annotator.diarizers.DIARIZER_CHOICES (auto: "
+                                                            "what assign uses)")
     parser.add_argument("--show", action="store_true", help="each person's voices")
     args = parser.parse_args()
-    diarizer = make_diarizer(args.diarizer, SHARED / "models", "cpu")
+    diarizer = make_diarizer(args.diarizer, SHARED / "models", "cpu", use="assign")
     evidence = {"lips + synchrony": None, "+ LR-ASD AVA (default)": ActiveSpeakerModel(
         SHARED / "models" / "lr_asd" / "pretrain_AVA.model")}
     print(f"diarizer: {args.diarizer}\n")

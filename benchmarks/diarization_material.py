@@ -16,8 +16,8 @@ import numpy as np
 
 from mit_annotator import media
 from mit_annotator.records import Diarization
-from mit_annotator.synthetic.recordings import (SAMPLE_RATE, Recording, Voice, in_turns, random_levels,
-                                                single_voice, trimmed)
+from mit_annotator.synthetic.recordings import (SAMPLE_RATE, Recording, Voice, in_turns, overlapped_share,
+                                                random_levels, single_voice, trimmed)
 from mit_annotator.synthetic.speech import LibriSpeechSource, runs
 
 TUNE_SPEAKERS = ("1688", "2033", "2414", "1998", "3080")
@@ -153,15 +153,19 @@ def overlap_set(shared: Path, rng: np.random.Generator, per_split: int = 4) -> l
     for split in ("tune", "held-out"):
         names = [v for v in libri if libri[v].split == split]
         for k in range(per_split):
-            chosen = [libri[v] for v in rng.choice(names, 2 + k % 2, replace=False)]
-            pattern = "".join("ABC"[i % len(chosen)] for i in range(8))
-            base = float(rng.uniform(-32, -16))  # voices of one conversation within 8 dB of each other
-            levels = {v.name: base + float(rng.uniform(-4, 4)) for v in chosen}
-            recordings.append(turns_of(chosen, pattern, (2.0, 4.0), (-1.5, 0.3), rng,
-                                       f"conversation-{split}-{k}", "overlap", levels))
+            while True:  # drawn again until 10-30% of the speech is overlapped
+                chosen = [libri[v] for v in rng.choice(names, 2 + k % 2, replace=False)]
+                pattern = "".join("ABC"[i % len(chosen)] for i in range(8))
+                base = float(rng.uniform(-32, -16))  # voices of one conversation within 8 dB of each other
+                levels = {v.name: base + float(rng.uniform(-4, 4)) for v in chosen}
+                recording = turns_of(chosen, pattern, (2.0, 4.0), (-1.5, 0.3), rng, f"conversation-{split}-{k}",
+                                     "overlap", levels)
+                if 0.1 <= overlapped_share(recording.truth) <= 0.3:
+                    break
+            recordings.append(recording)
     sample = media.read_audio(shared / "diarization" / "pyannote_sample" / "sample.wav", SAMPLE_RATE)
     reference = Diarization.load_rttm(shared / "diarization" / "pyannote_sample" / "sample.rttm")
-    recordings.append(Recording("pyannote_sample", sample, reference, "tune", "overlap"))
+    recordings.append(Recording("pyannote_sample", sample, reference, "tune", "overlap, pyannote sample"))
     return recordings
 
 

@@ -31,9 +31,11 @@ step() { echo; echo "== $1 ($(date +%T))"; }
 
 step "the pack in custom_nodes, the small models and the inputs in place"
 ln -sfn "$PACK" "$COMFY/custom_nodes/ComfyUI-MIT-CovOG"
-mkdir -p "$COMFY/models/dwpose" "$COMFY/models/active_speaker" "$COMFY/models/covog" "$COMFY/input"
+mkdir -p "$COMFY/models/dwpose" "$COMFY/models/active_speaker" "$COMFY/models/speaker_segmentation" \
+    "$COMFY/models/covog" "$COMFY/input"
 cp -f "$SHARED/models/yolox_nano.onnx" "$SHARED/models/face_detection_yunet.onnx" "$COMFY/models/dwpose/"
 cp -f "$SHARED/models/lr_asd/pretrain_AVA.model" "$COMFY/models/active_speaker/"
+cp -f "$SHARED/models/pyannote_segmentation/pytorch_model.bin" "$COMFY/models/speaker_segmentation/"
 cp -f "$SHARED/video/interact_11.mp4" "$COMFY/input/"
 (cd "$PACK" && HF_HUB_OFFLINE=1 CUDA_VISIBLE_DEVICES="" .venv/bin/python - "$COMFY" <<'EOF'
 import sys
