@@ -17,7 +17,7 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 from .diarization import DiarizationConfig
-from .segments import runs
+from .segments import joined_runs, runs
 
 
 @dataclass
@@ -141,16 +141,7 @@ def stretch_frames(active: np.ndarray, offsets: np.ndarray, stretch: np.ndarray,
 
 def pauses_split(on: np.ndarray, min_pause: int) -> list[list[tuple[int, int]]]:
     """Each stretch's pieces [first, last): its runs of speech, joined across pauses under `min_pause` frames."""
-    out = []
-    for row in on:
-        pieces = []
-        for a, b in runs(row):
-            if pieces and a - pieces[-1][1] < min_pause:
-                pieces[-1] = (pieces[-1][0], b)
-            else:
-                pieces.append((a, b))
-        out.append(pieces)
-    return out
+    return [joined_runs(row, min_pause) for row in on]
 
 
 def split_at_changes(pieces: list[tuple[int, int]], alone: np.ndarray, windows: np.ndarray, spans: np.ndarray,

@@ -27,7 +27,7 @@ from .diarization import DiarizationConfig, _checked_samples
 from .local_speakers import (OverlapSettings, Segments, cluster_segments, heard_together, pauses_split,
                              segment_embeddings, split_at_changes, stitch, stretch_frames)
 from .records import Diarization, SpeakerTurn
-from .segments import runs
+from .segments import joined_runs, runs
 from .speaker_segmentation import SpeakerSegmentation, load_segmentation
 
 log = logging.getLogger("mit_annotator")
@@ -310,15 +310,8 @@ def _take_best(row: np.ndarray, held: np.ndarray) -> None:
 def to_turns(binary: np.ndarray, grid: FrameGrid, settings: OverlapSettings, duration: float) -> list[SpeakerTurn]:
     """Turns per speaker (labelled by first appearance), short pauses filled and short turns dropped."""
     pause, shortest = settings.min_pause / grid.step, settings.min_turn / grid.step
-    spans = {}
-    for speaker, row in enumerate(binary):
-        merged = []
-        for a, b in runs(row):
-            if merged and a - merged[-1][1] < pause:
-                merged[-1] = (merged[-1][0], b)
-            else:
-                merged.append((a, b))
-        spans[speaker] = [(a, b) for a, b in merged if b - a >= shortest]
+    spans = {speaker: [(a, b) for a, b in joined_runs(row, pause) if b - a >= shortest]
+             for speaker, row in enumerate(binary)}
     order = sorted((spans[s][0][0], s) for s in spans if spans[s])
     names = {s: f"SPEAKER_{n:02d}" for n, (_, s) in enumerate(order)}
 

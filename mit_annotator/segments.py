@@ -17,6 +17,17 @@ def runs(mask: np.ndarray) -> Ranges:
     return list(zip(np.flatnonzero(edges == 1).tolist(), np.flatnonzero(edges == -1).tolist()))
 
 
+def joined_runs(mask: np.ndarray, min_gap: float) -> Ranges:
+    """`runs(mask)`, two runs joined where the gap between them is shorter than `min_gap`."""
+    joined: Ranges = []
+    for a, b in runs(mask):
+        if joined and a - joined[-1][1] < min_gap:
+            joined[-1] = (joined[-1][0], b)
+        else:
+            joined.append((a, b))
+    return joined
+
+
 def speak_listen_segments(scores: np.ndarray, fps: float, merge_shorter_than: float | None = None,
                           kernel: int = MEDIAN_KERNEL) -> tuple[Ranges, Ranges]:
     """Split scores into half-open (speak, listen) frame ranges.

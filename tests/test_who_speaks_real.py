@@ -87,13 +87,19 @@ def test_interact_11(diarizer, asd):
     assert literal["left"].accuracy >= 0.9 and literal["right"].accuracy >= 0.94
 
 
+def remix_scores(parts: str, diarizer, asd, folder):
+    """Per side, the frame scores of who speaks on interact_11 remixed side by side (see synthetic.remix)."""
+    frames, audio = media.read_frames(INTERACT, fps=25), media.read_audio(INTERACT, 16000)
+    remix = side_by_side(frames, audio, 25.0, 16000, LEFT_TALKS, RIGHT_TALKS, parts)
+    video = media.write_video(folder / f"remix_{parts}.mp4", remix.frames, 25.0, remix.audio, 16000)
+    scores, = accuracy_by_side(video, [remix.speaking], diarizer, asd)
+    return scores
+
+
 @pytest.mark.parametrize("parts", ["RL", "LR"])
 def test_a_listener_whose_lips_move_is_not_speaking(diarizer, asd, tmp_path, parts):
     """Both people talk on screen throughout; only one voice plays at a time (the same pictures in both halves)."""
-    frames, audio = media.read_frames(INTERACT, fps=25), media.read_audio(INTERACT, 16000)
-    remix = side_by_side(frames, audio, 25.0, 16000, LEFT_TALKS, RIGHT_TALKS, parts)
-    video = media.write_video(tmp_path / f"remix_{parts}.mp4", remix.frames, 25.0, remix.audio, 16000)
-    scores, = accuracy_by_side(video, [remix.speaking], diarizer, asd)
+    scores = remix_scores(parts, diarizer, asd, tmp_path)
     assert scores["left"].accuracy >= 0.95 and scores["right"].accuracy >= 0.95
 
 
@@ -124,10 +130,7 @@ def test_two_people_at_once_with_the_default_diarizer(assign_diarizer, asd, tmp_
     """Both talk on screen throughout; one voice plays, then both at once, then the other: the overlap-aware
     diarizer hears the two voices in the middle part, so each person is speaking where their voice plays (the
     offline diarizer: 0.833 and 0.667 at best, one voice per instant)."""
-    frames, audio = media.read_frames(INTERACT, fps=25), media.read_audio(INTERACT, 16000)
-    remix = side_by_side(frames, audio, 25.0, 16000, LEFT_TALKS, RIGHT_TALKS, parts)
-    video = media.write_video(tmp_path / f"remix_{parts}.mp4", remix.frames, 25.0, remix.audio, 16000)
-    scores, = accuracy_by_side(video, [remix.speaking], assign_diarizer, asd)
+    scores = remix_scores(parts, assign_diarizer, asd, tmp_path)
     assert scores["left"].accuracy >= 0.95 and scores["right"].accuracy >= 0.95
 
 
