@@ -12,6 +12,8 @@ import torch
 from mit_annotator.binding import (FADE_SECONDS, ORDERS, REGIONS, masks_preview, nearest_seen_frame, speaker_masks,
                                    speaker_order, split_voices)
 
+from mit_annotator.voice_layouts import MOTION_FRAMES, LayoutError, sequential_plan, sequential_voices
+
 from .comfy_bridge import check_audio_covers, check_people, frames_to_image
 
 MAX_SLOTS = 4  # the most speakers the models above take (MultiTalk: audio_1..4)
@@ -83,9 +85,10 @@ class SpeakerMasks:
 class SplitVoices:
     DESCRIPTION = ("One AUDIO per person from the mixed track, in the speaker order of Speaker Masks: the mix while "
                    "that person speaks (their segments from Assign Speakers, short fades at the edges), silence "
-                   "elsewhere; each as long as the input, at its rate and channels. A per-person recording given as "
-                   "voice_k passes through unchanged. Feed AudioEncoderEncode (InfiniteTalk) or MultiTalk's "
-                   "audio_1..4 ('para': the voices play in parallel, as in the conversation).")
+                   "elsewhere; each as long as the input, at its rate and channels (the parallel layout). A "
+                   "per-person recording given as voice_k passes through unchanged. Feed MultiTalk's audio_1..4 with "
+                   "multi_audio_type 'para' (the voices play in parallel, as in the conversation), or CovOG. Core's "
+                   "WanInfiniteTalkToVideo plays its second voice after its first: use InfiniteTalk Segment there.")
     CATEGORY = "MIT-CovOG/binding"
     FUNCTION = "split"
     RETURN_TYPES = ("AUDIO", "AUDIO", "AUDIO", "AUDIO", "INT")
@@ -140,6 +143,65 @@ class SplitVoices:
         return (*voices, len(slots))
 
 
+class InfiniteTalkSegment:
+    DESCRIPTION = ("The two voices and masks of one segment for ComfyUI core's WanInfiniteTalkToVideo (two_speakers), "
+                   "which plays its second audio after the whole of its first (its audio layout is sequential, not "
+                   "parallel): the first voice up to the change of speaker, then the second, each with the mask of "
+                   "the person speaking it. A conversation with more changes is made of segments (a change each): "
+                   "run segment 0, then segment 1 with the last motion_frame_count of segment 0's first `keep` frames "
+                   "as previous_frames, and so on. Two people speaking at once cannot be played one after the other: "
+                   "the node says when; MultiTalk (Split Voices, 'para') plays them in parallel.")
+    CATEGORY = "MIT-CovOG/binding"
+    FUNCTION = "segment"
+    RETURN_TYPES = ("AUDIO", "AUDIO", "MASK", "MASK", "INT", "INT", "INT", "INT")
+    RETURN_NAMES = ("audio_1", "audio_2", "mask_1", "mask_2", "length", "keep", "previous_start", "segments")
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {
+            "required": {
+                "audio": ("AUDIO", {"tooltip": "The conversation's mixed audio (the video's own)."}),
+                "speaking": ("MIT_SPEAKING", {"tooltip": "Who speaks when, from Assign Speakers."}),
+                "masks": ("MASK", {"tooltip": "Speaker Masks' `masks`: every person's mask, in the speaker order."}),
+                "order": (list(ORDERS), {"default": "first_to_speak", "tooltip": "The order Speaker Masks used."}),
+                "segment": ("INT", {"default": 0, "min": 0, "max": 999, "tooltip": (
+                    "Which segment (0: the start; one change of speaker each; `segments` says how many).")}),
+                "motion_frame_count": ("INT", {"default": MOTION_FRAMES, "min": 1, "max": 33, "tooltip": (
+                    "WanInfiniteTalkToVideo's motion_frame_count: how many frames of the previous segment open "
+                    "this one (segments after the first).")}),
+            },
+            "optional": {"tracks": ("MIT_TRACKS", {"tooltip": "Needed for the left_to_right order."})},
+        }
+
+    def segment(self, audio, speaking, masks, order, segment, motion_frame_count, tracks=None):
+        try:
+            waveform, rate = audio["waveform"], int(audio["sample_rate"])
+        except (KeyError, TypeError):
+            raise ValueError("audio must be ComfyUI AUDIO: {'waveform': (batch, channels, samples), "
+                             "'sample_rate'}") from None
+        if tracks is not None:
+            check_people(tracks)
+        check_audio_covers(waveform.shape[-1] / rate, speaking.num_frames, speaking.fps)
+        slots = speaker_order(speaking, tracks, order)
+        if masks.ndim != 3 or masks.shape[0] != len(slots):
+            raise ValueError(f"masks must be Speaker Masks' `masks` ({len(slots)} people, one mask each), got "
+                             f"shape {tuple(masks.shape)}")
+        try:
+            plan = sequential_plan(speaking, slots, motion_frame_count)
+        except LayoutError as error:
+            raise ValueError(str(error)) from None
+        if not 0 <= segment < len(plan):
+            raise ValueError(f"segment {segment} does not exist: this conversation has {len(plan)} segment(s), "
+                             f"0 to {len(plan) - 1}")
+        part = plan[segment]
+        first, second = sequential_voices(waveform[0].float().cpu().numpy(), rate, part)
+        previous = plan[segment - 1].kept() - motion_frame_count if segment else 0
+        return ({"waveform": torch.from_numpy(first)[None], "sample_rate": rate},
+                {"waveform": torch.from_numpy(second)[None], "sample_rate": rate},
+                masks[part.first:part.first + 1], masks[part.second:part.second + 1], part.frames(), part.kept(),
+                max(previous, 0), len(plan))
+
+
 def _frame(images, index: int, tracks) -> np.ndarray:
     if images.ndim != 4 or images.shape[-1] != 3 or (images.shape[2], images.shape[1]) != (tracks.width,
                                                                                               tracks.height):
@@ -149,6 +211,8 @@ def _frame(images, index: int, tracks) -> np.ndarray:
     return (frame.clamp(0, 1) * 255).round().byte().cpu().numpy()
 
 
-NODE_CLASS_MAPPINGS = {"MITCovOG_SpeakerMasks": SpeakerMasks, "MITCovOG_SplitVoices": SplitVoices}
+NODE_CLASS_MAPPINGS = {"MITCovOG_SpeakerMasks": SpeakerMasks, "MITCovOG_SplitVoices": SplitVoices,
+                       "MITCovOG_InfiniteTalkSegment": InfiniteTalkSegment}
 NODE_DISPLAY_NAME_MAPPINGS = {"MITCovOG_SpeakerMasks": "Speaker Masks (MIT-CovOG)",
-                              "MITCovOG_SplitVoices": "Split Voices (MIT-CovOG)"}
+                              "MITCovOG_SplitVoices": "Split Voices (MIT-CovOG)",
+                              "MITCovOG_InfiniteTalkSegment": "InfiniteTalk Segment, sequential voices (MIT-CovOG)"}

@@ -55,20 +55,24 @@ def test_workflow_is_a_valid_prompt(path: Path, specs):
 
 
 def test_the_binding_workflows_hand_speaker_k_its_own_mask_and_voice(specs):
-    """InfiniteTalk: mask_1 / voice 1 (speaker 1 = the first to speak) go to mask_1 / audio_encoder_output_1, the
-    second pair to the second inputs; MultiTalk: voice k -> audio_k, everyone's masks -> ref_target_masks. Speaker
-    Masks and Split Voices number the people alike."""
+    """InfiniteTalk (core's node plays its second audio after its first): InfiniteTalk Segment's audio_1 / mask_1 go
+    to audio_encoder_output_1 / mask_1, the second pair to the second inputs, its length to the node's length, the
+    masks from Speaker Masks in the same order; MultiTalk: voice k -> audio_k, everyone's masks -> ref_target_masks.
+    Speaker Masks, Split Voices and InfiniteTalk Segment number the people alike."""
     graph = load("bind_speakers_infinitetalk")
     prompt = to_api(graph, specs, "infinitetalk")
     ids = {node["type"]: str(node["id"]) for node in graph["nodes"]}
-    masks, voices, wan = ids["MITCovOG_SpeakerMasks"], ids["MITCovOG_SplitVoices"], prompt[ids["WanInfiniteTalkToVideo"]]
+    masks, segment = ids["MITCovOG_SpeakerMasks"], ids["MITCovOG_InfiniteTalkSegment"]
+    wan = prompt[ids["WanInfiniteTalkToVideo"]]
     assert wan["inputs"]["mode"] == "two_speakers"
-    assert wan["inputs"]["mode.mask_1"] == [masks, 0] and wan["inputs"]["mode.mask_2"] == [masks, 1]
+    assert wan["inputs"]["mode.mask_1"] == [segment, 2] and wan["inputs"]["mode.mask_2"] == [segment, 3]
+    assert wan["inputs"]["length"] == [segment, 4]  # as long as the segment's voices
     for name, voice in (("audio_encoder_output_1", 0), ("mode.audio_encoder_output_2", 1)):
         encoder = prompt[wan["inputs"][name][0]]
-        assert encoder["class_type"] == "AudioEncoderEncode" and encoder["inputs"]["audio"] == [voices, voice]
+        assert encoder["class_type"] == "AudioEncoderEncode" and encoder["inputs"]["audio"] == [segment, voice]
+    assert prompt[segment]["inputs"]["masks"] == [masks, 4]
     assert prompt[masks]["inputs"]["mode"] == "static"  # InfiniteTalk reads one mask per speaker
-    assert prompt[masks]["inputs"]["order"] == prompt[voices]["inputs"]["order"] == "first_to_speak"
+    assert prompt[masks]["inputs"]["order"] == prompt[segment]["inputs"]["order"] == "first_to_speak"
 
     graph = load("bind_speakers_multitalk")
     prompt = to_api(graph, specs, "multitalk")
