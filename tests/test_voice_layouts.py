@@ -124,18 +124,7 @@ def test_a_segment_that_opens_with_speaker_two_hands_it_mask_one():
 
 def test_the_parallel_layout_puts_each_speaking_frame_on_its_speakers_voice():
     turns = {1: [(0.2, 1.5), (4.0, 5.2)], 0: [(1.8, 3.6)]}
-    speaking, mix = speaking_from(turns, 6.0), marked_mix(6.0) + 1.0
-    slots = speaker_order(speaking)
-    voices = split_voices(mix, RATE, speaking, slots, fade=0.0)
-    for frame in range(speaking.num_frames):  # MultiTalk 'para': every voice read at frame t
-        heard = [slots[k] for k, v in enumerate(voices) if v[frame * PER_FRAME:(frame + 1) * PER_FRAME].any()]
-        speakers = [p.track_id for p in speaking.people if any(a <= frame < b for a, b in p.speak)]
-        assert heard == speakers, frame
-        for k, voice in enumerate(voices):
-            if slots[k] in speakers:
-                np.testing.assert_array_equal(voice[frame * PER_FRAME:(frame + 1) * PER_FRAME],
-                                              mix[frame * PER_FRAME:(frame + 1) * PER_FRAME])
-    assert all(len(v) == len(mix) for v in voices)
+    check_parallel(marked_mix(6.0) + 1.0, speaking_from(turns, 6.0))
 
 
 def test_interact_11_through_both_layouts():
@@ -144,8 +133,9 @@ def test_interact_11_through_both_layouts():
     seconds = media.probe(shared_path("video", "interact_11.mp4")).duration
     speaking = speaking_from({0: [(a * stretch, b * stretch) for a, b in turns["left"]],
                               1: [(a * stretch, b * stretch) for a, b in turns["right"]]}, seconds)
-    mix = marked_mix(seconds)
+    mix = marked_mix(seconds) + 1.0
     check_every_speaking_frame(played_by_infinitetalk(mix, speaking), mix, speaking)
+    check_parallel(mix, speaking)
     assert speaker_order(speaking) == [1, 0]  # the right person speaks first: speaker 1
 
 
@@ -177,3 +167,34 @@ def test_what_a_sequential_consumer_cannot_play_is_said_plainly():
         node.segment(audio, alone, masks, "first_to_speak", 1, 9)
     with pytest.raises(ValueError, match="masks must be Speaker Masks' `masks` \\(2 people"):
         node.segment(audio, alone, torch.zeros(3, 4, 4), "first_to_speak", 0, 9)
+
+
+def check_parallel(mix, speaking):
+    """MultiTalk 'para': every voice read at frame t; the speaking person's voice carries the source's audio there,
+    everyone else's is silent."""
+    slots = speaker_order(speaking)
+    voices = split_voices(mix, RATE, speaking, slots, fade=0.0)
+    assert all(len(v) == len(mix) for v in voices)
+    for frame in range(speaking.num_frames):
+        window = slice(frame * PER_FRAME, (frame + 1) * PER_FRAME)
+        speakers = [p.track_id for p in speaking.people if any(a <= frame < b for a, b in p.speak)]
+        assert [slots[k] for k, v in enumerate(voices) if v[window].any()] == speakers, frame
+        for k in (k for k, t in enumerate(slots) if t in speakers):
+            np.testing.assert_array_equal(voices[k][window], mix[window])
+
+
+@pytest.mark.parametrize("seed, turns", [(3, 3), (5, 4)])
+def test_synthetic_conversations_through_both_layouts(speech, seed, turns):
+    """Conversations from the synthetic generator (real LibriSpeech voices, turns and pauses, no overlap), with the
+    number of turns asked for: the sequential chain (core's rule) and the parallel voices (MultiTalk's) both put
+    each speaking frame on its speaker's mask and voice."""
+    from mit_annotator.synthetic import ConversationSpec, synthesize_conversation
+
+    seconds = {3: 7.0, 4: 9.0}[turns]
+    conversation = synthesize_conversation(ConversationSpec(num_people=2, seconds=seconds, width=96, height=64,
+                                                            seed=seed), speech)
+    speaking = conversation.speaking
+    assert len(speaker_turns(speaking, speaker_order(speaking))) == turns
+    mix = marked_mix(speaking.num_frames / FPS) + 1.0
+    check_every_speaking_frame(played_by_infinitetalk(mix, speaking), mix, speaking)
+    check_parallel(mix, speaking)
