@@ -483,7 +483,7 @@ def _add_annotate(commands) -> None:
                         f"{defaults.max_camera_motion:g})")
     p.add_argument("--frames", action="store_true", help="also write each clip's frames as frames/*.png")
     p.add_argument("--backend", choices=["local", "ray"], default="local",
-                   help="local processes, or Ray tasks (pip install comfyui-mit-covog[cluster])")
+                   help="local processes, or Ray tasks (pip install mit-covog[cluster])")
     p.add_argument("--ray-address", default=None, help="a running Ray cluster (default $RAY_ADDRESS, else a local "
                                                        "one with --workers CPUs)")
     p.set_defaults(run=_annotate)

@@ -1,4 +1,4 @@
-"""The annotate batch on a Ray cluster (`pip install "comfyui-mit-covog[cluster]"`): the same per-video function
+"""The annotate batch on a Ray cluster (`pip install "mit-covog[cluster]"`): the same per-video function
 (`batch.process_video`) as Ray tasks, one video per task, a GPU per task when the cluster has GPUs.
 
 Workers write a video's clips into the dataset's staging folder, so the dataset folder must be one that every node
@@ -20,7 +20,7 @@ def _ray():
     try:
         import ray
     except ImportError:
-        raise RuntimeError('the Ray backend needs ray: pip install "comfyui-mit-covog[cluster]" (or pip install ray)'
+        raise RuntimeError('the Ray backend needs ray: pip install "mit-covog[cluster]" (or pip install ray)'
                            ) from None
     return ray
 

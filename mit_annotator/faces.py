@@ -101,7 +101,7 @@ def _insightface(module: str, name: str):
     try:
         return getattr(__import__(f"insightface.model_zoo.{module}", fromlist=[name]), name)
     except ImportError as error:
-        raise RuntimeError(f"this face model needs insightface ({error}): pip install \"comfyui-mit-covog[faces]\" "
+        raise RuntimeError(f"this face model needs insightface ({error}): pip install \"mit-covog[faces]\" "
                            "&& pip install --no-deps insightface") from None
 
 

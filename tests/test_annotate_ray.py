@@ -14,7 +14,7 @@ try:
 except ImportError:
     if IN_CI:  # CI installs the cluster extra (scripts/setup.sh): a missing ray must not pass as a skip
         pytest.fail("ray is not installed: scripts/setup.sh installs it with the cluster extra", pytrace=False)
-    pytest.skip("ray is not installed (pip install comfyui-mit-covog[cluster])", allow_module_level=True)
+    pytest.skip("ray is not installed (pip install mit-covog[cluster])", allow_module_level=True)
 
 
 @pytest.fixture(scope="module")
