@@ -18,6 +18,7 @@ def main(argv: list[str] | None = None) -> int:
     _add_score_tracks(commands)
     _add_diarize(commands)
     _add_assign(commands)
+    _add_bind(commands)
     _add_active_speakers(commands)
     _add_score_speaking(commands)
     _add_annotate(commands)
@@ -293,6 +294,25 @@ def _bar_progress(bar):
 
 
 def _assign(args) -> int:
+    from .timeline import speaking_timeline
+
+    tracks, speaking, diarization = _who_speaks_in(args)
+    speaking.save(args.out)
+    print(f"{len(tracks.tracks)} people, {len(diarization.speakers)} voices -> {args.out}")
+    for person in speaking.people:
+        seconds = sum(e - s for s, e in person.speak) / speaking.fps
+        evidence = (person.evidence or "no visual evidence").replace("_", "-")
+        print(f"  person {person.track_id}: {person.voice or 'listener'} ({seconds:.1f} s speaking; {evidence})")
+    if speaking.unassigned_voices:
+        print(f"  unassigned (off screen): {', '.join(speaking.unassigned_voices)}")
+    if args.plot:
+        write_png(args.plot, speaking_timeline(speaking))
+    return 0
+
+
+def _who_speaks_in(args):
+    """(tracks, speaking, diarization) of `args.video` as `assign` finds them: its tracks (--poses, else faces
+    tracked here), its diarization (--diarization, --person-audio, else the audio diarized), the assignment."""
     import logging
 
     from tqdm import tqdm
@@ -300,7 +320,6 @@ def _assign(args) -> int:
     from .diarization import DiarizationConfig
     from .faces import YuNetFaceDetector
     from .records import Diarization, VideoTracks
-    from .timeline import speaking_timeline
     from .who_speaks import diarize_media, load_active_speaker, person_audio_diarization, track_faces, who_speaks
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
@@ -308,9 +327,9 @@ def _assign(args) -> int:
                                          precision=args.asd_precision)
     tracks = VideoTracks.load(args.poses) if args.poses else track_faces(args.video, YuNetFaceDetector(
         models_dir=args.models))
-    if args.diarization:
+    if getattr(args, "diarization", None):
         diarization = Diarization.load_rttm(args.diarization)
-    elif args.person_audio:
+    elif getattr(args, "person_audio", None):
         diarization = person_audio_diarization(args.person_audio)
     else:
         from .diarizers import make_diarizer
@@ -322,16 +341,56 @@ def _assign(args) -> int:
     with tqdm(unit="frame", desc="who speaks") as bar:
         speaking, _ = who_speaks(args.video, tracks, diarization, active_speaker=active_speaker,
                                  progress=_bar_progress(bar))
-    speaking.save(args.out)
-    print(f"{len(tracks.tracks)} people, {len(diarization.speakers)} voices -> {args.out}")
-    for person in speaking.people:
-        seconds = sum(e - s for s, e in person.speak) / speaking.fps
-        evidence = (person.evidence or "no visual evidence").replace("_", "-")
-        print(f"  person {person.track_id}: {person.voice or 'listener'} ({seconds:.1f} s speaking; {evidence})")
-    if speaking.unassigned_voices:
-        print(f"  unassigned (off screen): {', '.join(speaking.unassigned_voices)}")
-    if args.plot:
-        write_png(args.plot, speaking_timeline(speaking))
+    return tracks, speaking, diarization
+
+
+BIND_TARGETS = ("multitalk", "infinitetalk", "anytalker", "longcat")  # mit_annotator.model_inputs.TARGETS
+
+
+def _add_bind(commands) -> None:
+    p = commands.add_parser("bind", help="the speaker binding for a multi-speaker model's own script",
+                            description="Who speaks when in VIDEO, written the way a multi-speaker talking-video "
+                                        "model's own generation script reads it: one 16 kHz WAV per person (the "
+                                        "mix while they speak), the reference frame, and the script's input JSON "
+                                        "with each person's box in its convention (MultiTalk, InfiniteTalk: "
+                                        "[top, left, bottom, right] by order; LongCat-Video-Avatar: by key; "
+                                        "AnyTalker: voices left to right).")
+    p.add_argument("video", type=Path)
+    p.add_argument("--for", dest="target", required=True, choices=BIND_TARGETS)
+    p.add_argument("--out", required=True, type=Path, help="folder to write into")
+    p.add_argument("--poses", type=Path, default=None, help="tracks JSON from `poses` (default: find and track "
+                                                             "faces here with YuNet)")
+    p.add_argument("--speaking", type=Path, default=None, help="speaking JSON from `assign` (default: find who "
+                                                                "speaks here, as `assign` does)")
+    p.add_argument("--reference-frame", type=int, default=0, help="the frame written as the reference image")
+    p.add_argument("--prompt", default="Two people talking to each other.")
+    p.add_argument("--max-speakers", type=int, default=None, help="for diarizing (default: people + 2)")
+    _add_speaker_model_options(p)
+    _add_diarizer_options(p)
+    p.set_defaults(run=_bind)
+
+
+def _bind(args) -> int:
+    from . import media
+    from .model_inputs import SAMPLE_RATE, write_model_inputs
+    from .records import SpeakingActivity, VideoTracks
+
+    if args.speaking:
+        tracks = VideoTracks.load(args.poses) if args.poses else None
+        if tracks is None:
+            raise ValueError("--speaking needs the --poses (tracks) it was made from")
+        speaking = SpeakingActivity.load(args.speaking)
+    else:
+        tracks, speaking, _ = _who_speaks_in(args)
+    if not 0 <= args.reference_frame < tracks.num_frames:
+        raise ValueError(f"--reference-frame {args.reference_frame} is outside the video's {tracks.num_frames} "
+                         "frames")
+    frame = media.read_frames(args.video, start=args.reference_frame, end=args.reference_frame + 1,
+                              fps=tracks.fps)[0]
+    audio = media.read_audio(args.video, SAMPLE_RATE)
+    path = write_model_inputs(args.target, frame, audio, tracks, speaking, args.out, args.reference_frame,
+                              args.prompt)
+    print(f"{args.target}: {path} (and the voices and reference image beside it)")
     return 0
 
 
