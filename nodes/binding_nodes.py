@@ -148,8 +148,9 @@ class InfiniteTalkSegment:
                    "which plays its second audio after the whole of its first (its audio layout is sequential, not "
                    "parallel): the first voice up to the change of speaker, then the second, each with the mask of "
                    "the person speaking it. A conversation with more changes is made of segments (a change each): "
-                   "run segment 0, then segment 1 with the last motion_frame_count of segment 0's first `keep` frames "
-                   "as previous_frames, and so on. Two people speaking at once cannot be played one after the other: "
+                   "run segment 0, then segment 1 with previous_frames = the joined video's motion_frame_count frames "
+                   "from `previous_start` (Image From Batch), and join each segment's output with InfiniteTalk Join. "
+                   "Two people speaking at once cannot be played one after the other: "
                    "the node says when; MultiTalk (Split Voices, 'para') plays them in parallel.")
     CATEGORY = "MIT-CovOG/binding"
     FUNCTION = "segment"
@@ -195,11 +196,45 @@ class InfiniteTalkSegment:
                              f"0 to {len(plan) - 1}")
         part = plan[segment]
         first, second = sequential_voices(waveform[0].float().cpu().numpy(), rate, part)
-        previous = plan[segment - 1].kept() - motion_frame_count if segment else 0
+        previous = sum(p.kept() for p in plan[:segment]) - motion_frame_count if segment else 0
         return ({"waveform": torch.from_numpy(first)[None], "sample_rate": rate},
                 {"waveform": torch.from_numpy(second)[None], "sample_rate": rate},
                 masks[part.first:part.first + 1], masks[part.second:part.second + 1], part.frames(), part.kept(),
                 max(previous, 0), len(plan))
+
+
+class InfiniteTalkJoin:
+    DESCRIPTION = ("Joins InfiniteTalk segments into one video: the segments so far (`video`, none for the first) and "
+                   "this segment's decoded frames without the `trim` frames it repeats from the previous one "
+                   "(WanInfiniteTalkToVideo's trim_image) and without the frames past its `keep` (InfiniteTalk "
+                   "Segment's keep: the 4n + 1 rounding). Joined so, the video is as long as the conversation.")
+    CATEGORY = "MIT-CovOG/binding"
+    FUNCTION = "join"
+    RETURN_TYPES = ("IMAGE",)
+    RETURN_NAMES = ("video",)
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {
+            "required": {
+                "segment": ("IMAGE", {"tooltip": "This segment's frames, decoded."}),
+                "trim": ("INT", {"default": 0, "min": 0, "max": 1000, "tooltip": "WanInfiniteTalkToVideo's trim_image."}),
+                "keep": ("INT", {"default": 81, "min": 1, "max": 100000, "tooltip": "InfiniteTalk Segment's keep."}),
+            },
+            "optional": {"video": ("IMAGE", {"tooltip": "The segments before this one, joined (none: the first)."})},
+        }
+
+    def join(self, segment, trim, keep, video=None):
+        if segment.shape[0] < trim + keep:
+            raise ValueError(f"the segment has {segment.shape[0]} frames, fewer than trim {trim} + keep {keep}: give it "
+                             "the length InfiniteTalk Segment says")
+        part = segment[trim:trim + keep]
+        if video is None:
+            return (part,)
+        if video.shape[1:] != part.shape[1:]:
+            raise ValueError(f"the segment's frames are {tuple(part.shape[1:3])}, the video's {tuple(video.shape[1:3])}"
+                             ": generate every segment at the same size")
+        return (torch.cat([video, part]),)
 
 
 def _frame(images, index: int, tracks) -> np.ndarray:
@@ -212,7 +247,8 @@ def _frame(images, index: int, tracks) -> np.ndarray:
 
 
 NODE_CLASS_MAPPINGS = {"MITCovOG_SpeakerMasks": SpeakerMasks, "MITCovOG_SplitVoices": SplitVoices,
-                       "MITCovOG_InfiniteTalkSegment": InfiniteTalkSegment}
+                       "MITCovOG_InfiniteTalkSegment": InfiniteTalkSegment, "MITCovOG_InfiniteTalkJoin": InfiniteTalkJoin}
 NODE_DISPLAY_NAME_MAPPINGS = {"MITCovOG_SpeakerMasks": "Speaker Masks (MIT-CovOG)",
                               "MITCovOG_SplitVoices": "Split Voices (MIT-CovOG)",
-                              "MITCovOG_InfiniteTalkSegment": "InfiniteTalk Segment, sequential voices (MIT-CovOG)"}
+                              "MITCovOG_InfiniteTalkSegment": "InfiniteTalk Segment, sequential voices (MIT-CovOG)",
+                              "MITCovOG_InfiniteTalkJoin": "InfiniteTalk Join (MIT-CovOG)"}

@@ -49,6 +49,7 @@ CHANGES = {
                                      "MITCovOG_EncodeReference": {"width": 128, "height": 64},
                                      "MITCovOG_Sampler": {k: SMALL_COVOG[k] for k in ("steps", "window", "overlap")}},
     "bind_speakers_infinitetalk": {"LoadVideo": {"file": "interact_11.mp4"}},
+    "bind_speakers_infinitetalk_long": {"LoadVideo": {"file": "interact_11.mp4"}},
     "bind_speakers_multitalk": {"LoadVideo": {"file": "interact_11.mp4"}},
 }
 

@@ -263,6 +263,9 @@ def check_model_entry(model, path, fail) -> None:
         fail(f"{path}.url", "Invalid url")
 
 
+EDITOR_ONLY = {"Note", "MarkdownNote"}  # the editor's own nodes: shown, never sent to the server
+
+
 def to_api(graph: dict, specs: dict, where: str) -> dict:
     """The workflow in the API ('prompt') format POST /prompt executes, by widget position, with every check the
     executor makes on it (and a few it leaves to luck): known node types, widget counts, value types, min/max,
@@ -297,7 +300,7 @@ def to_api(graph: dict, specs: dict, where: str) -> dict:
                                             f"{link_id}, which the links list lacks")
     prompt = {}
     for node in nodes.values():
-        if node.get("mode", 0) in (2, 4):  # muted or bypassed: not sent
+        if node.get("mode", 0) in (2, 4) or node["type"] in EDITOR_ONLY:  # muted, bypassed or a note: not sent
             continue
         spec = specs.get(node["type"])
         here = f"{where}: node {node['id']} ({node['type']})"

@@ -26,7 +26,8 @@ def test_the_pack_loads_by_path_beside_comfyuis_modules(tmp_path):
 VISION = {"MITCovOG_TrackPeople", "MITCovOG_DrawTracks", "MITCovOG_DetectPeople", "MITCovOG_WholeBodyPose",
           "MITCovOG_TrackDetections", "MITCovOG_DetectFaces"}
 SPEAKERS = {"MITCovOG_AssignSpeakers", "MITCovOG_Diarize", "MITCovOG_ActiveSpeakers", "MITCovOG_SpeakingTimeline"}
-BINDING = {"MITCovOG_SpeakerMasks", "MITCovOG_SplitVoices", "MITCovOG_InfiniteTalkSegment"}
+BINDING = {"MITCovOG_SpeakerMasks", "MITCovOG_SplitVoices", "MITCovOG_InfiniteTalkSegment",
+           "MITCovOG_InfiniteTalkJoin"}
 EXPORT = {"MITCovOG_ExportClip", "MITCovOG_ExportDataset"}
 COVOG_STAGES = {"MITCovOG_EncodeReference", "MITCovOG_EncodeAudio", "MITCovOG_RenderPoses", "MITCovOG_Sampler",
                 "MITCovOG_Decode"}

@@ -26,7 +26,7 @@ from mit_annotator.records import PersonSpeaking, SpeakingActivity
 from mit_annotator.voice_layouts import LayoutError, sequential_plan, speaker_turns
 
 sys.path.insert(0, str(PACK_ROOT))
-from nodes.binding_nodes import InfiniteTalkSegment  # noqa: E402
+from nodes.binding_nodes import InfiniteTalkJoin, InfiniteTalkSegment  # noqa: E402
 
 RATE, FPS = 16000, 25.0
 PER_FRAME = RATE // 25
@@ -73,20 +73,23 @@ def played_by_infinitetalk(mix: np.ndarray, speaking: SpeakingActivity, motion: 
     masks = torch.arange(len(speaking.people), dtype=torch.float32)[:, None, None].repeat(1, 4, 4)  # mask k = k
     slots = speaker_order(speaking, order=order)
     audio = {"waveform": torch.from_numpy(mix)[None, None], "sample_rate": RATE}
-    node = InfiniteTalkSegment()
+    node, join = InfiniteTalkSegment(), InfiniteTalkJoin()
     segments = node.segment(audio, speaking, masks, order, 0, motion)[-1]
-    video = []
+    video, heard = None, []  # the joined frames (each frame's value: its index in `heard`), and what drives each
     for k in range(segments):
         a1, a2, m1, m2, length, keep, previous_start, _ = node.segment(audio, speaking, masks, order, k, motion)
-        previous = motion if k else 0  # the workflow hands over exactly motion_frame_count frames
-        frames = infinitetalk_frames(a1["waveform"][0, 0].numpy(), a2["waveform"][0, 0].numpy(), length, previous,
-                                     motion)
-        trim = motion if k else 0
-        assert length >= trim + keep and (length - 1) % 4 == 0
-        for which, samples in frames[trim:trim + keep]:
+        assert (length - 1) % 4 == 0
+        if k:  # the workflow: previous_frames = the joined video's `motion` frames from previous_start
+            assert previous_start + motion == len(video)
+        frames = infinitetalk_frames(a1["waveform"][0, 0].numpy(), a2["waveform"][0, 0].numpy(), length,
+                                     motion if k else 0, motion)
+        trim = motion if k else 0  # WanInfiniteTalkToVideo's trim_image
+        generated = torch.arange(len(heard), len(heard) + length, dtype=torch.float32)[:, None, None, None]
+        for which, samples in frames:
             mask = {1: m1, 2: m2}.get(which)
-            video.append((slots[int(mask[0, 0, 0])] if mask is not None else None, samples))
-    return video
+            heard.append((slots[int(mask[0, 0, 0])] if mask is not None else None, samples))
+        video, = join.join(generated, trim, keep, video)
+    return [heard[int(v)] for v in video[:, 0, 0, 0]]
 
 
 def check_every_speaking_frame(video, mix, speaking):
@@ -198,3 +201,16 @@ def test_synthetic_conversations_through_both_layouts(speech, seed, turns):
     mix = marked_mix(speaking.num_frames / FPS) + 1.0
     check_every_speaking_frame(played_by_infinitetalk(mix, speaking), mix, speaking)
     check_parallel(mix, speaking)
+
+
+def test_the_join_keeps_each_segments_own_frames_and_says_what_does_not_fit():
+    join = InfiniteTalkJoin()
+    first = torch.arange(13, dtype=torch.float32)[:, None, None, None].repeat(1, 2, 2, 3)
+    video, = join.join(first, 0, 11, None)  # 13 generated (4n + 1), 11 its own
+    second = torch.arange(100, 117, dtype=torch.float32)[:, None, None, None].repeat(1, 2, 2, 3)
+    video, = join.join(second, 9, 6, video)  # the first 9 repeat the previous frames; 6 its own
+    assert video[:, 0, 0, 0].tolist() == list(range(11)) + list(range(109, 115))
+    with pytest.raises(ValueError, match="fewer than trim 9 \\+ keep 10"):
+        join.join(second, 9, 10, video)
+    with pytest.raises(ValueError, match="generate every segment at the same size"):
+        join.join(torch.zeros(17, 4, 4, 3), 9, 6, video)

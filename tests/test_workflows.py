@@ -8,6 +8,7 @@ validate_prompt."""
 import copy
 import json
 import os
+import re
 import subprocess
 from pathlib import Path
 
@@ -17,10 +18,12 @@ from conftest import PACK_ROOT
 
 WORKFLOWS = sorted((PACK_ROOT / "workflows").glob("*.json"))
 NAMES = {"synthetic_conversation", "annotate_people", "annotate_conversation", "generate_conversation",
-         "generate_conversation_stages", "bind_speakers_infinitetalk", "bind_speakers_multitalk"}
+         "generate_conversation_stages", "bind_speakers_infinitetalk", "bind_speakers_infinitetalk_long",
+         "bind_speakers_multitalk"}
 # the folders under ComfyUI/models/ the workflows' model files go to
 MODEL_FOLDERS = {"dwpose", "active_speaker", "speaker_segmentation", "covog", "diffusion_models", "model_patches", "text_encoders", "vae",
                  "clip_vision", "audio_encoders", "wav2vec2"}
+CORE_MODEL_FOLDERS = {"diffusion_models", "model_patches", "text_encoders", "vae", "clip_vision", "audio_encoders"}
 NOT_IN_COMFYUI_0_8 = {"WanInfiniteTalkToVideo", "MultiTalkWav2VecEmbeds", "Wav2VecModelLoader"}
 
 
@@ -45,13 +48,20 @@ def test_the_workflows_are_there():
 def test_workflow_is_a_valid_prompt(path: Path, specs):
     graph = json.loads(path.read_text())
     prompt = to_api(graph, specs, path.name)
-    assert len(prompt) == len(graph["nodes"])
-    # each names the model files it needs and where they go, and every model file a widget names is listed
+    assert len(prompt) == len([n for n in graph["nodes"] if n["type"] != "MarkdownNote"])
+    # every model file a widget names is listed, with where it goes: in `models` when the editor's model dialog can
+    # download it (a .safetensors file from Hugging Face or Civitai into a folder ComfyUI itself has; anything else
+    # makes the dialog refuse it), else in the workflow's note
     listed = {m["name"]: m["directory"] for m in graph["models"]}
-    assert set(listed.values()) <= MODEL_FOLDERS
-    named = {value for node in graph["nodes"] for value in node.get("widgets_values", [])
+    assert all(m["name"].endswith((".safetensors", ".sft")) and m["directory"] in CORE_MODEL_FOLDERS
+               and m["url"].startswith(("https://huggingface.co/", "https://civitai.com/")) for m in graph["models"])
+    noted = {name: folder for node in graph["nodes"] if node["type"] == "MarkdownNote"
+             for folder, name in re.findall(r"`models/([^/`]+)/([^`]+)` from https://", node["widgets_values"][0])}
+    assert set(listed.values()) | set(noted.values()) <= MODEL_FOLDERS
+    named = {value for node in graph["nodes"] if node["type"] != "MarkdownNote"
+             for value in node.get("widgets_values", [])
              if isinstance(value, str) and value.endswith((".onnx", ".model", ".safetensors", ".bin"))}
-    assert named == set(listed), (named, listed)
+    assert named == set(listed) | set(noted), (named, listed, noted)
 
 
 def test_the_binding_workflows_hand_speaker_k_its_own_mask_and_voice(specs):
@@ -82,6 +92,31 @@ def test_the_binding_workflows_hand_speaker_k_its_own_mask_and_voice(specs):
         assert talk[f"audio_{k}"] == [ids["MITCovOG_SplitVoices"], k - 1]
     assert talk["ref_target_masks"] == [ids["MITCovOG_SpeakerMasks"], 4]  # `masks`: one per person, in slot order
     assert talk["multi_audio_type"] == "para"  # the voices keep the conversation's timeline
+
+
+def test_the_long_infinitetalk_workflow_chains_its_segments(specs):
+    """Two segments: segment 1 continues from the joined video's frames at its previous_start, each segment's own
+    frames joined (trim_image, keep), the joined video with the conversation's audio saved."""
+    graph = load("bind_speakers_infinitetalk_long")
+    prompt = to_api(graph, specs, "infinitetalk long")
+    of = {}
+    for node_id, node in prompt.items():
+        of.setdefault(node["class_type"], []).append(node_id)
+    segments = {prompt[n]["inputs"]["segment"]: n for n in of["MITCovOG_InfiniteTalkSegment"]}
+    assert sorted(segments) == [0, 1]
+    wans = {prompt[n]["inputs"]["length"][0]: n for n in of["WanInfiniteTalkToVideo"]}
+    first, second = prompt[wans[segments[0]]]["inputs"], prompt[wans[segments[1]]]["inputs"]
+    assert "previous_frames" not in first
+    previous = prompt[second["previous_frames"][0]]
+    assert previous["class_type"] == "ImageFromBatch" and previous["inputs"]["batch_index"] == [segments[1], 6]
+    assert previous["inputs"]["length"] == second["motion_frame_count"] == 9
+    joins = {prompt[n]["inputs"]["keep"][0]: prompt[n]["inputs"] for n in of["MITCovOG_InfiniteTalkJoin"]}
+    join_0, join_1 = joins[segments[0]], joins[segments[1]]
+    assert join_0["trim"] == [wans[segments[0]], 4] and join_1["trim"] == [wans[segments[1]], 4]
+    joined_0 = [n for n in of["MITCovOG_InfiniteTalkJoin"] if prompt[n]["inputs"] is join_0][0]
+    joined_1 = [n for n in of["MITCovOG_InfiniteTalkJoin"] if prompt[n]["inputs"] is join_1][0]
+    assert previous["inputs"]["image"] == join_1["video"] == [joined_0, 0]
+    assert prompt[of["CreateVideo"][0]]["inputs"]["images"] == [joined_1, 0]
 
 
 def mutated(name: str, change) -> dict:
