@@ -274,4 +274,5 @@ def test_comfyuis_own_prompt_validation(specs, tmp_path):
 
 FILE_INPUTS = {"model", "audio_encoder_name", "unet_name", "name", "clip_name", "vae_name",
                "detector", "pose_model", "face_model", "asd_model"}
-LEFT_OUT_WITH_THEM = {"KSampler", "VAEDecode", "CreateVideo", "SaveVideo", "PreviewAudio"}
+LEFT_OUT_WITH_THEM = {"KSampler", "VAEDecode", "CreateVideo", "SaveVideo", "PreviewAudio", "ImageFromBatch",
+                      "MITCovOG_InfiniteTalkJoin"}  # downstream of the Wan nodes in the long InfiniteTalk workflow
