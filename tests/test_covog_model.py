@@ -389,3 +389,32 @@ def test_each_audio_block_computes_the_published_arithmetic_biases_included(inde
                                           audio.face_masks[factor])
         ours = run_block(model, index, down, features, audio)
     torch.testing.assert_close(ours, expected, rtol=1e-4, atol=1e-4)
+
+
+def test_reference_attention_is_self_attention_over_the_frames_and_the_references_tokens():
+    """AnimateAnyone's spatial attention, by hand: queries from the frame's tokens; keys and values from the frame's
+    tokens followed by the reference's (the frame still attends to itself); rows told to skip read their own only."""
+    from diffusers.models.attention_processor import Attention
+
+    torch.manual_seed(0)
+    attn = Attention(query_dim=8, heads=2, dim_head=4).eval()
+    bank = reference_attention.ReferenceBank()
+    reader = reference_attention._Reader(bank, "attn1")
+    hidden, reference = torch.randn(2, 5, 8), torch.randn(1, 3, 8)
+    bank.tokens["attn1"] = reference
+
+    def by_hand(tokens, keys_from):
+        q, k, v = attn.to_q(tokens), attn.to_k(keys_from), attn.to_v(keys_from)
+        split = lambda x: x.unflatten(-1, (2, 4)).transpose(0, 1)  # (heads, tokens, dim_head)  # noqa: E731
+        weights = torch.softmax(split(q) @ split(k).transpose(-1, -2) / 2.0, dim=-1)
+        return attn.to_out[0]((weights @ split(v)).transpose(0, 1).flatten(-2))
+
+    with torch.no_grad():
+        both = reader(attn, hidden)
+        bank.reading_rows = torch.tensor([False, True])
+        mixed = reader(attn, hidden)
+        for row in range(2):
+            read = by_hand(hidden[row], torch.cat([hidden[row], reference[0]]))
+            torch.testing.assert_close(both[row], read, rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(mixed[0], by_hand(hidden[0], hidden[0]), rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(mixed[1], both[1], rtol=1e-5, atol=1e-6)

@@ -344,3 +344,24 @@ def test_cancelling_releases_the_reference_tokens(model):
         generate(model, make_conditions(model, 4), SamplerSettings(**QUICK), cancelled=lambda: True)
     bank = next(p for p in model.denoising_unet.attn_processors.values() if hasattr(p, "bank")).bank
     assert bank.tokens == {} and bank.reading_rows is None
+
+
+def test_each_window_is_conditioned_on_its_own_frames(model, monkeypatch):
+    """Window k reads the poses, audio, speaking scores and face masks of frames start_k .. start_k + window, in both
+    of classifier-free guidance's rows."""
+    seen = []
+    real_denoise = sampler.denoise
+    monkeypatch.setattr(sampler, "denoise", lambda u, a, x, t, c, pose, audio: seen.append((pose, audio)) or
+                        real_denoise(u, a, x, t, c, pose, audio))
+    conditions = make_conditions(model, 9)
+    generate(model, conditions, SamplerSettings(steps=1, window=6, overlap=2, guidance=2.0))
+    assert len(seen) == 2  # one step in each of the windows starting at frames 0 and 3
+    tokens = sampler._audio_tokens(model, conditions.audio_features)
+    for (pose, audio), start in zip(seen, window_starts(9, 6, 2)):
+        frames = slice(start, start + 6)
+        for row in (slice(0, 6), slice(6, 12)):
+            torch.testing.assert_close(audio.scores[row], conditions.speaking_scores[frames])
+            torch.testing.assert_close(audio.tokens[row], tokens[frames])
+            for factor, mask in conditions.face_masks.items():
+                torch.testing.assert_close(audio.face_masks[factor][row], mask[frames])
+            torch.testing.assert_close(pose[row], model.pose_guider(conditions.poses[frames]))

@@ -302,6 +302,62 @@ def step_loss(model, stage, batch, dropout=0.1, seed=0):
         return train.TrainingNet(model, stage, train.Recipe(condition_dropout=dropout))(batch)
 
 
+def noising_spy(model, monkeypatch):
+    """Records what the step noises (clean latents, noise, timesteps) and makes the UNet predict zeros, so the loss is
+    the weighted mean square of the target alone."""
+    noised = []
+    real_add_noise = model.scheduler.add_noise
+    monkeypatch.setattr(model.scheduler, "add_noise", lambda x, noise, t: noised.append((x, noise, t)) or
+                        real_add_noise(x, noise, t))
+    monkeypatch.setattr(train, "denoise", lambda unet, driver, noisy, *rest: torch.zeros_like(noisy))
+    return noised
+
+
+@pytest.mark.parametrize("stage", [1, 2])
+def test_the_loss_is_the_min_snr_weighted_v_prediction_error(clips, model, monkeypatch, stage):
+    """v = sqrt(a_t) noise - sqrt(1 - a_t) x0 (the target the sampler's v-prediction scheduler reads), each clip's mean
+    square weighted by min(snr + 1, gamma) / (snr + 1), by hand."""
+    noised = noising_spy(model, monkeypatch)
+    loss = step_loss(model, stage, one_batch(clips, stage, model, count=2), dropout=0.0)
+    (x0, noise, t), = noised
+    a = model.scheduler.alphas_cumprod[t].float()[:, None, None, None, None]
+    v = a.sqrt() * noise - (1 - a).sqrt() * x0
+    snr = a.flatten() / (1 - a.flatten())
+    weights = torch.minimum(snr + 1, torch.tensor(train.SNR_GAMMA)) / (snr + 1)
+    torch.testing.assert_close(loss, (v.pow(2).mean(dim=(1, 2, 3, 4)) * weights).mean(), rtol=1e-5, atol=1e-6)
+
+
+def test_the_noise_offset_is_drawn_per_clip_and_channel(clips, model, monkeypatch):
+    """The paper's offset noise: one constant per (clip, channel) added to the Gaussian noise, so clips in one batch
+    get different brightness shifts."""
+    noised = noising_spy(model, monkeypatch)
+    batch = one_batch(clips, 2, model, count=2)
+    torch.manual_seed(0)
+    with torch.no_grad():
+        train.TrainingNet(model, 2, train.Recipe(noise_offset=1.0, condition_dropout=0.0))(batch)
+    noise = noised[0][1]
+    means = noise.mean(dim=(2, 3, 4))  # (clips, channels): the offset plus the mean of the Gaussian part
+    within = (noise - means[:, :, None, None, None]).std()  # the Gaussian part, about 1
+    standard_error = within / noise[0, 0].numel() ** 0.5  # of a Gaussian part's mean
+    assert (means[0] - means[1]).abs().max() > 8 * standard_error  # each clip its own offset
+    assert means.std() > 0.3  # offsets of scale 1
+
+
+@pytest.mark.parametrize("stage", [1, 2])
+def test_condition_dropout_keeps_the_pose(clips, model, monkeypatch, stage):
+    """Dropout drops what the unconditional pass drops at sampling (CLIP, reference attention), never the pose: the
+    sampler's unconditional rows keep it."""
+    poses = []
+    monkeypatch.setattr(train, "denoise", lambda unet, driver, noisy, t, context, pose, *rest:
+                        poses.append(pose.clone()) or torch.zeros_like(noisy))
+    batch = one_batch(clips, stage, model)
+    step_loss(model, stage, batch, 1.0)
+    step_loss(model, stage, batch, 0.0)
+    dropped, kept = poses
+    assert kept.abs().sum() > 0
+    torch.testing.assert_close(dropped, kept)
+
+
 @pytest.mark.parametrize("stage", [1, 2])
 def test_condition_dropout_zeros_clip_and_skips_the_reference(clips, model, monkeypatch, stage):
     seen = []
