@@ -3,6 +3,8 @@ across a shot cut; interact_11.mp4; a corrupt file; one without audio): every cl
 files; who speaks matches the ground truth; the report; reruns; covog reads the dataset through its reader."""
 
 import json
+import os
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -96,6 +98,22 @@ def test_the_folder_becomes_clips_and_recorded_failures(dataset, inputs):
     assert not list(out.rglob("*.partial*"))
     staging = out / ".annotate" / "staging"
     assert not staging.exists() or not any(staging.iterdir())
+
+
+def test_the_dataset_is_readable_by_others_as_any_file_written_there(dataset, tmp_path):
+    """Files are written under temporary names (mkstemp: mode 0600) and renamed: each must end with the mode a plain
+    open() gives under the same umask, or a dataset shared with a team is unreadable to them."""
+    out, _ = dataset
+    umask = os.umask(0)
+    os.umask(umask)
+    plain = tmp_path / "plain"
+    plain.write_text("")
+    expected = stat.S_IMODE(plain.stat().st_mode)
+    assert expected == 0o666 & ~umask
+    written = [p for p in out.rglob("*") if p.is_file()]
+    assert len(written) > 20
+    modes = {p.relative_to(out).as_posix(): oct(stat.S_IMODE(p.stat().st_mode)) for p in written}
+    assert {name: mode for name, mode in modes.items() if mode != oct(expected)} == {}
 
 
 def clip_folders(out):

@@ -5,11 +5,13 @@ and every committed video has all its clips. Two worker processes write that sam
 import json
 import os
 import random
+import re
 import shutil
 import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import cv2
 import pytest
@@ -147,3 +149,86 @@ def test_killed_at_random_moments_the_dataset_ends_as_an_uninterrupted_run_makes
     assert finished.returncode == 0, finished.stderr[-2000:]
     assert_same_dataset(out, expected, moments)
     assert not [p for p in out.rglob("*") if TEMPORARY.match(p.name)], moments
+
+
+class Stopped(BaseException):
+    """The batch stopped dead at a step of its commit protocol (a BaseException: no `except Exception` catches it)."""
+
+
+class StopAtStep:
+    """Counts the batch's file-system steps (the os.replace and shutil.rmtree calls made in batch.py, and its
+    save_json writes) and stops the batch before, or just after, step `stop_at`."""
+
+    def __init__(self, monkeypatch, stop_at=None, after=False):
+        self.steps, self.stop_at, self.after = [], stop_at, after
+        from mit_annotator import batch
+
+        for owner, name in ((os, "replace"), (shutil, "rmtree"), (batch, "save_json")):
+            monkeypatch.setattr(owner, name, self.wrap(getattr(owner, name), name))
+
+    def wrap(self, real, name):
+        def step(*args, **kwargs):
+            if sys._getframe(1).f_globals.get("__name__") != "mit_annotator.batch":
+                return real(*args, **kwargs)  # not a step of the batch (a file written inside a clip, say)
+            target = args[1] if name in ("replace", "save_json") else args[0]
+            self.steps.append(f"{name} {Path(target).name}")
+            if len(self.steps) == self.stop_at and not self.after:
+                raise Stopped(self.steps[-1])
+            done = real(*args, **kwargs)
+            if len(self.steps) == self.stop_at:
+                raise Stopped(self.steps[-1])
+            return done
+        return step
+
+
+@pytest.fixture(scope="module")
+def annotations_once(videos):
+    """annotate_video's result (or failure) per video, computed once: the runs below differ only in where they stop,
+    so each one reuses the annotation and runs the rest (clip export, commit, manifest) for real."""
+    from mit_annotator import batch
+
+    real, cache = batch.annotate_video, {}
+
+    def cached(path, annotator, report=None):
+        if path not in cache:
+            try:
+                cache[path] = real(path, annotator, report)
+            except Exception as error:  # noqa: BLE001 -- replayed as it was raised
+                cache[path] = error
+        if isinstance(cache[path], Exception):
+            raise cache[path]
+        return cache[path]
+    return cached
+
+
+def annotate_in_process(videos, out, monkeypatch, annotations_once):
+    from mit_annotator import batch, cli
+
+    monkeypatch.setattr(batch, "annotate_video", annotations_once)
+    return cli.main([str(a) for a in command(videos, out)[3:]])
+
+
+def test_stopped_before_or_after_each_commit_step_a_rerun_ends_with_the_dataset(videos, reference, tmp_path,
+                                                                                  monkeypatch, annotations_once):
+    """Deterministic fault injection: the batch stops at each step of its commit protocol in turn (before it, then just
+    after it); every time, nothing under a final name is partial, and one more run ends with the uninterrupted run's
+    dataset, byte for byte."""
+    expected, _ = reference
+    with monkeypatch.context() as patch:
+        counter = StopAtStep(patch)
+        assert annotate_in_process(videos, tmp_path / "counted", patch, annotations_once) == 0
+    steps = counter.steps
+    assert sum(s.startswith("replace ") for s in steps) == 4 and "save_json manifest.json" in steps  # 4 clips moved
+    assert_same_dataset(tmp_path / "counted", expected)
+    for stop_at in range(1, len(steps) + 1):
+        for after in (False, True):
+            out = tmp_path / f"stopped{stop_at}{'after' if after else 'before'}"
+            with monkeypatch.context() as patch:
+                StopAtStep(patch, stop_at, after)
+                with pytest.raises(Stopped, match=re.escape(steps[stop_at - 1].split(" ", 1)[1])):
+                    annotate_in_process(videos, out, patch, annotations_once)
+            assert_nothing_partial(out)
+            with monkeypatch.context() as patch:
+                assert annotate_in_process(videos, out, patch, annotations_once) == 0
+            assert_same_dataset(out, expected, (stop_at, after, steps[stop_at - 1]))
+            shutil.rmtree(out)

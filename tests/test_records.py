@@ -1,4 +1,6 @@
 import json
+import os
+import stat
 
 import numpy as np
 import pytest
@@ -157,6 +159,20 @@ def test_atomic_path_leaves_nothing_when_writing_fails(tmp_path):
             tmp.write_text("half")
             raise RuntimeError("disk full")
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077, 0o002])
+def test_an_atomic_file_has_the_mode_a_plain_write_gets(tmp_path, umask):
+    """mkstemp makes 0600 files: renamed as they are, a dataset would be unreadable to everyone else."""
+    old = os.umask(umask)
+    try:
+        with atomic_path(tmp_path / "out.json") as tmp:
+            tmp.write_text("{}")
+        (tmp_path / "plain.json").write_text("{}")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "out.json").stat().st_mode) == 0o666 & ~umask
+    assert stat.S_IMODE((tmp_path / "plain.json").stat().st_mode) == 0o666 & ~umask
 
 
 def test_segments_follow_the_paper_rules():
