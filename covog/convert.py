@@ -1,7 +1,7 @@
 """Convert published checkpoints into a CovOG model folder (safetensors + JSON per component).
 
     python -m covog.convert SOURCE [SOURCE ...] --out DIR [--base SD15_DIFFUSERS_DIR] [--vae DIR]
-        [--audio-encoder DIR] [--image-encoder DIR] [--size sd15|tiny] [--allow-random COMPONENT ...]
+        [--audio-encoder DIR] [--image-encoder DIR] [--size sd15|tiny] [--allow-random COMPONENT ...] [--overwrite]
 
 A SOURCE is a Moore-AnimateAnyone release folder, a CovOG training output folder (the latest step of each file is
 used), an accelerate checkpoint-N folder or its pytorch_model.bin, one checkpoint file (reference_unet.pth,
@@ -20,7 +20,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m covog.convert", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("sources", nargs="+", metavar="SOURCE", help="checkpoint files or folders, in order")
-    parser.add_argument("--out", required=True, help="the model folder to write")
+    parser.add_argument("--out", required=True, help="the model folder to write (new or empty)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace the CovOG model folder at --out (any other non-empty folder is refused)")
     parser.add_argument("--base", help="SD-1.5 diffusers folder: the VAE, the image encoder (sd-image-variations) "
                                        "and the reference UNet's 4 output keys")
     parser.add_argument("--vae", help="VAE folder (diffusers: config.json + diffusion_pytorch_model.safetensors or "
@@ -38,14 +40,16 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from covog.checkpoints import CheckpointError, convert  # torch and diffusers load slowly: not for --help
+    from covog.model import ModelFolderError, check_model_folder_target
 
     try:
+        check_model_folder_target(args.out, args.overwrite)  # before minutes of conversion
         model, reports = convert(args.sources, base=args.base, vae=args.vae, audio_encoder=args.audio_encoder,
                                  image_encoder=args.image_encoder, size=args.size, allow_random=args.allow_random)
         for report in reports:
             print(report.summary())
-        folder = model.save(args.out)
-    except (CheckpointError, OSError) as error:  # bad input: one clear line, no traceback
+        folder = model.save(args.out, overwrite=args.overwrite)
+    except (CheckpointError, ModelFolderError, OSError) as error:  # bad input: one clear line, no traceback
         print(f"error: {' '.join(str(error).split())}", file=sys.stderr)
         return 2
     print(f"wrote {folder}")

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import tempfile
 from dataclasses import dataclass, fields
 from pathlib import Path
 
@@ -96,6 +97,48 @@ class ModelFolderError(ValueError):
     """A model folder that is missing a component or is not a CovOG model folder."""
 
 
+def is_model_folder(folder: Path) -> bool:
+    try:
+        return json.loads((folder / "model_index.json").read_text()).get("format") == FORMAT
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def check_model_folder_target(folder: str | os.PathLike, overwrite: bool = False) -> None:
+    """Refuse to write a model folder where it would destroy something: a file, a folder holding anything but a CovOG
+    model, or (without `overwrite`) an existing model. Checked before the work, and again when saving."""
+    folder = Path(folder)
+    if folder.is_file():
+        raise ModelFolderError(f"{folder} is a file: name a folder to write the model to")
+    if not folder.is_dir() or not any(folder.iterdir()):
+        return
+    if not is_model_folder(folder):
+        raise ModelFolderError(f"{folder} exists and is not a CovOG model folder; it is left as it is: name a new or "
+                               "empty folder")
+    if not overwrite:
+        raise ModelFolderError(f"{folder} already holds a CovOG model: name a new folder, or pass --overwrite to "
+                               "replace it")
+
+
+def swap_in(partial: Path, folder: Path) -> None:
+    """Put the complete `partial` folder under `folder`'s name; a replaced model stays whole until the new one is in."""
+    if folder.is_dir() and not any(folder.iterdir()):
+        folder.rmdir()
+    if not folder.exists():
+        partial.rename(folder)
+        return
+    old = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".replaced", dir=folder.parent))
+    folder.rename(old / folder.name)
+    partial.rename(folder)
+    shutil.rmtree(old)
+
+
+def current_umask() -> int:
+    umask = os.umask(0)
+    os.umask(umask)
+    return umask
+
+
 @dataclass
 class CovOGModel:
     vae: AutoencoderKL
@@ -144,20 +187,25 @@ class CovOGModel:
         networks = {name: build_component(name, c) for name in COMPONENTS}
         return cls(**networks, scheduler=DDIMScheduler(**c["scheduler"])).eval()
 
-    def save(self, folder: str | os.PathLike) -> Path:
-        """Write the model folder; it appears under its final name only once complete."""
+    def save(self, folder: str | os.PathLike, overwrite: bool = False) -> Path:
+        """Write the model folder; it appears under its final name only once complete. An existing folder is
+        replaced only when it is a CovOG model folder and `overwrite` is set (see `check_model_folder_target`)."""
         folder = Path(folder)
-        partial = folder.with_name(folder.name + ".partial")
-        shutil.rmtree(partial, ignore_errors=True)
-        for name, module in self.modules.items():
-            module.save_pretrained(partial / name, safe_serialization=True)
-        self.scheduler.save_pretrained(partial / "scheduler")
-        index = {"format": FORMAT, "format_version": FORMAT_VERSION,
-                 "components": {name: type(module).__name__ for name, module in self.modules.items()}}
-        (partial / "model_index.json").write_text(json.dumps(index, indent=2))
-        if folder.exists():
-            shutil.rmtree(folder)
-        partial.rename(folder)
+        check_model_folder_target(folder, overwrite)
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        partial = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".partial", dir=folder.parent))
+        try:
+            os.chmod(partial, 0o777 & ~current_umask())
+            for name, module in self.modules.items():
+                module.save_pretrained(partial / name, safe_serialization=True)
+            self.scheduler.save_pretrained(partial / "scheduler")
+            index = {"format": FORMAT, "format_version": FORMAT_VERSION,
+                     "components": {name: type(module).__name__ for name, module in self.modules.items()}}
+            (partial / "model_index.json").write_text(json.dumps(index, indent=2))
+            swap_in(partial, folder)
+        except BaseException:
+            shutil.rmtree(partial, ignore_errors=True)
+            raise
         return folder
 
     @classmethod

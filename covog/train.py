@@ -384,7 +384,7 @@ def save(run: Run, step: int):
     accelerator, out = run.accelerator, Path(run.args.out)
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
-        run.model.save(out / f"checkpoint-{step}")
+        run.model.save(out / f"checkpoint-{step}", overwrite=True)
     partial = out / f"state-{step}.partial"
     accelerator.save_state(str(partial))
     accelerator.wait_for_everyone()

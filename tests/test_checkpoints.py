@@ -402,6 +402,35 @@ def test_the_command_line_reports_bad_input_in_one_line(moore_folder, tmp_path, 
     assert not (tmp_path / "out").exists() and not (tmp_path / "ran").exists()
 
 
+def test_the_command_line_never_deletes_a_folder_it_did_not_write(covog_outputs, tmp_path, capsys, monkeypatch):
+    """`--out ComfyUI/models/covog` once wiped every model there and exited 0. A non-empty folder that is not a CovOG
+    model is refused before any conversion; a model is replaced only with --overwrite."""
+    import covog.checkpoints as checkpoints
+
+    stage1, stage2 = covog_outputs
+    models = tmp_path / "models" / "covog"
+    (models / "other-model").mkdir(parents=True)
+    (models / "other-model" / "model_index.json").write_text("{}")
+    sources = [str(stage1), str(stage2), "--size", "tiny", "--allow-random", *ENCODERS_RANDOM]
+    converted = []
+    real_convert = checkpoints.convert
+    monkeypatch.setattr(checkpoints, "convert", lambda *a, **k: converted.append(1) or real_convert(*a, **k))
+    for extra in ([], ["--overwrite"]):
+        assert main([*sources, "--out", str(models), *extra]) == 2
+        err = capsys.readouterr().err
+        assert err == f"error: {models} exists and is not a CovOG model folder; it is left as it is: name a new or " \
+                      "empty folder\n"
+    assert converted == [] and [p.name for p in models.iterdir()] == ["other-model"]
+
+    out = models / "mine"
+    assert main([*sources, "--out", str(out)]) == 0 and converted == [1]
+    assert main([*sources, "--out", str(out)]) == 2 and converted == [1]
+    assert "already holds a CovOG model: name a new folder, or pass --overwrite" in capsys.readouterr().err
+    assert main([*sources, "--out", str(out), "--overwrite"]) == 0
+    assert sorted(p.name for p in models.iterdir()) == ["mine", "other-model"]
+    CovOGModel.load(out)
+
+
 def test_fully_supplied_networks_take_the_source_tensors_without_a_second_copy(source, tmp_path, monkeypatch):
     """A multi-gigabyte UNet is not built and initialised only to be overwritten: the converter builds shapes on the
     meta device and takes the loaded tensors; what keeps a fresh init is built for real. Nothing stays on meta."""

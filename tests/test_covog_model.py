@@ -294,7 +294,7 @@ def test_motion_modules_normalise_each_frame_as_the_original(model, tmp_path):
 
 def test_model_folder_round_trip(model, tmp_path):
     folder = model.save(tmp_path / "covog")
-    assert not (tmp_path / "covog.partial").exists()
+    assert list(tmp_path.iterdir()) == [folder]  # no partial or replaced folder left beside it
     loaded = CovOGModel.load(folder)
     for name, module in model.modules.items():
         theirs = getattr(loaded, name).state_dict()
@@ -313,6 +313,45 @@ def test_model_folder_errors(model, tmp_path):
     shutil.rmtree(folder / "audio_driver")
     with pytest.raises(ModelFolderError, match="lacks the component folder.*audio_driver"):
         CovOGModel.load(folder)
+
+
+def test_saving_never_destroys_what_it_did_not_write(model, tmp_path, monkeypatch):
+    """`--out ComfyUI/models/covog` must not wipe the models there: a folder holding anything but a CovOG model is
+    refused and left as it was; a model is replaced only when asked, and stays whole if the new one fails."""
+    foreign = tmp_path / "models"
+    (foreign / "other").mkdir(parents=True)
+    (foreign / "other" / "weights.safetensors").write_bytes(b"precious")
+    (foreign / "notes.txt").write_text("keep")
+    for overwrite in (False, True):
+        with pytest.raises(ModelFolderError, match=f"{foreign} exists and is not a CovOG model folder"):
+            model.save(foreign, overwrite=overwrite)
+    assert sorted(str(p.relative_to(foreign)) for p in foreign.rglob("*")) == [
+        "notes.txt", "other", "other/weights.safetensors"]
+    assert (foreign / "other" / "weights.safetensors").read_bytes() == b"precious"
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ModelFolderError, match="is a file"):
+        model.save(tmp_path / "file", overwrite=True)
+
+    (tmp_path / "empty").mkdir()
+    assert CovOGModel.load(model.save(tmp_path / "empty")).audio_driver.trained == model.audio_driver.trained
+    folder = model.save(tmp_path / "covog")
+    with pytest.raises(ModelFolderError, match="already holds a CovOG model.*--overwrite"):
+        model.save(folder)
+    other = CovOGModel.random("tiny", seed=5)
+    other.save(folder, overwrite=True)
+    assert torch.equal(CovOGModel.load(folder).vae.state_dict()["decoder.conv_out.bias"],
+                       other.vae.state_dict()["decoder.conv_out.bias"])
+
+    def fail(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(model.scheduler, "save_pretrained", fail)
+        with pytest.raises(OSError, match="No space"):
+            model.save(folder, overwrite=True)
+    assert torch.equal(CovOGModel.load(folder).vae.state_dict()["decoder.conv_out.bias"],
+                       other.vae.state_dict()["decoder.conv_out.bias"])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["covog", "empty", "file", "models"]
 
 
 def test_the_published_size_has_the_published_layouts():
