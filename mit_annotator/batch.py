@@ -13,12 +13,18 @@ video whose clips were moved but whose record is missing (a partial commit: its 
 Every file is written under a temporary name and renamed, so a killed run leaves temporary files, never a partial
 file under a final name; the next run removes them.
 
+One run writes a dataset at a time: it holds `.annotate/lock` (the OS's advisory lock, gone when the holder dies),
+and a second run on the same folder stops with a message naming the first. An error of the machine rather than of a
+video (disk full, no permission) stops the batch without recording the video it was writing, so a rerun once the
+cause is gone completes the dataset; a video's own failure is recorded and the run exits 1.
+
 Videos run in this process (workers=1), in a pool of worker processes, or on a Ray cluster (`cluster`), all
 through `process_video`; results are committed here, in the order they finish (the dataset does not depend on it).
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
@@ -28,7 +34,8 @@ import sys
 import time
 import traceback
 import zlib
-from collections.abc import Callable, Iterable
+from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -52,8 +59,21 @@ CLIP_NAME = re.compile(r"^(?P<source>[A-Za-z0-9-]+)_(?P<video>[A-Za-z0-9_-]+)_(?
 TEMPORARY = re.compile(r"^\..*\.partial(\.[A-Za-z0-9]+)?$")  # files.atomic_path's temporary names
 
 
+LOCK, LOCK_OWNER = "lock", "lock.owner"
+# errors of the machine, not of a video: recording the video as failed would make a rerun skip it for good
+TRANSIENT = {errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS}
+
+
 class BatchError(ValueError):
     """Input or a dataset folder the batch cannot work with, named in the message."""
+
+
+class BatchStopped(RuntimeError):
+    """The batch stopped on an error of the machine (disk full, no permission); nothing unfinished was recorded."""
+
+
+def is_transient(error: BaseException) -> bool:
+    return isinstance(error, OSError) and error.errno in TRANSIENT
 
 
 @dataclass(frozen=True)
@@ -84,6 +104,7 @@ class BatchSummary:
     done: list[str] = field(default_factory=list)  # video keys annotated in this run
     failed: list[tuple[str, str]] = field(default_factory=list)  # (key, reason) in this run
     skipped: list[str] = field(default_factory=list)  # already recorded
+    failed_before: list[str] = field(default_factory=list)  # recorded as failed by an earlier run, not retried
     clips: int = 0  # clips written in this run
     other_shards: int = 0
     seconds: float = 0.0
@@ -175,8 +196,18 @@ def run_batch(inputs: list[VideoJob], out: str | os.PathLike, options: BatchOpti
     keys = [job.key for job in inputs]
     if len(set(keys)) != len(keys):
         raise BatchError(f"two inputs have the same name: {sorted({k for k in keys if keys.count(k) > 1})}")
-    book = out / BOOKKEEPING
-    _check_settings(book, options.settings)
+    with dataset_lock(out):
+        try:
+            return _run_locked(inputs, out, options, started)
+        except OSError as error:
+            if not is_transient(error):
+                raise
+            raise BatchStopped(f"stopped: {error.strerror} ({error.filename or out}); the videos in progress were not "
+                               "recorded: free space or fix the permission, then run the same command again") from error
+
+
+def _run_locked(inputs: list[VideoJob], out: Path, options: BatchOptions, started: float) -> BatchSummary:
+    _check_settings(out / BOOKKEEPING, options.settings)
     summary = BatchSummary()
     mine = [job for job in inputs if in_shard(job, options.shard)]
     summary.other_shards = len(inputs) - len(mine)
@@ -188,6 +219,8 @@ def run_batch(inputs: list[VideoJob], out: str | os.PathLike, options: BatchOpti
             todo.append(job)
         else:
             summary.skipped.append(job.key)
+            if record["status"] == FAILED:
+                summary.failed_before.append(job.key)
 
     def commit(job: VideoJob, result: dict[str, Any]) -> None:
         commit_video(out, job, result)
@@ -217,6 +250,51 @@ def run_batch(inputs: list[VideoJob], out: str | os.PathLike, options: BatchOpti
     return summary
 
 
+@contextmanager
+def dataset_lock(out: Path) -> Iterator[None]:
+    """Hold the dataset's lock (`.annotate/lock`) for the whole run; a second run gets a BatchError naming the first.
+    The lock is the OS's (flock, or Windows' LockFileEx): it goes with the process, so a killed run leaves none."""
+    from filelock import FileLock, Timeout
+
+    book = out / BOOKKEEPING
+    owner = book / LOCK_OWNER
+    lock = FileLock(book / LOCK, timeout=0)
+    try:
+        book.mkdir(parents=True, exist_ok=True)
+        lock.acquire()
+    except Timeout:
+        raise BatchError(f"{out}: another annotate run ({_read_owner(owner)}) is writing this dataset: wait for it to "
+                         "end, or choose another --out") from None
+    except OSError as error:
+        raise BatchError(f"{out}: cannot write the dataset there ({error.strerror}): choose a folder you can "
+                         "write to") from None
+    try:
+        try:
+            started = time.strftime("%Y-%m-%d %H:%M:%S")
+            owner.write_text(json.dumps({"pid": os.getpid(), "host": _host(), "started": started}))
+        except OSError as error:
+            raise BatchError(f"{out}: cannot write the dataset there ({error.strerror}): free space or choose a "
+                             "folder you can write to") from None
+        yield
+    finally:
+        owner.unlink(missing_ok=True)
+        lock.release()
+
+
+def _read_owner(path: Path) -> str:
+    try:
+        owner = json.loads(path.read_text())
+        return f"pid {owner['pid']} on {owner['host']}, since {owner['started']}"
+    except (OSError, ValueError, KeyError, TypeError):
+        return "its process is not named"
+
+
+def _host() -> str:
+    import socket
+
+    return socket.gethostname()
+
+
 def process_video(job: VideoJob, out: Path, annotator: Annotator, frames: bool = False,
                   report: Callable[[str, int, int], None] | None = None) -> dict[str, Any]:
     """Annotate one video and write its clips into the staging folder; returns its record (done or failed)."""
@@ -237,6 +315,12 @@ def process_video(job: VideoJob, out: Path, annotator: Annotator, frames: bool =
         return _record(job, DONE, None, result, clips)
     except (VideoFailed, media.MediaError) as error:
         return _record(job, FAILED, str(error))
+    except OSError as error:
+        if is_transient(error):
+            shutil.rmtree(staging, ignore_errors=True)
+            raise  # the machine's, not the video's: stops the batch, nothing recorded
+        log.error("[mit_annotator] %s failed:\n%s", job.path, traceback.format_exc())
+        return _record(job, FAILED, f"{type(error).__name__}: {error}")
     except Exception as error:  # a bug or an unforeseen input: recorded, and the batch goes on
         log.error("[mit_annotator] %s failed:\n%s", job.path, traceback.format_exc())
         return _record(job, FAILED, f"{type(error).__name__}: {error}")
@@ -386,13 +470,17 @@ def _run_pool(todo: list[VideoJob], out: Path, options: BatchOptions, commit, ba
     with ProcessPoolExecutor(options.workers, mp_context=context, initializer=_start_worker,
                              initargs=(options.settings, messages, options.workers)) as pool:
         running = {pool.submit(_worker_process, job, str(out), options.frames): job for job in todo}
-        while running:
-            finished, _ = wait(running, timeout=0.25, return_when=FIRST_COMPLETED)
-            _drain(messages, bar)
-            for future in finished:
-                job = running.pop(future)
-                commit(job, future.result())
-                bar.finish(job)
+        try:
+            while running:
+                finished, _ = wait(running, timeout=0.25, return_when=FIRST_COMPLETED)
+                _drain(messages, bar)
+                for future in finished:
+                    job = running.pop(future)
+                    commit(job, future.result())
+                    bar.finish(job)
+        except BaseException:
+            pool.shutdown(wait=True, cancel_futures=True)  # the videos not started stay unrecorded
+            raise
 
 
 _WORKER: dict[str, Any] = {}
@@ -472,6 +560,9 @@ def summary_lines(summary: BatchSummary, out: Path) -> Iterable[str]:
            f"-> {out}")
     for key, reason in summary.failed:
         yield f"  failed: {key}: {reason}"
+    if summary.failed_before:
+        yield (f"  {len(summary.failed_before)} recorded as failed by an earlier run (annotate them again with "
+               "--retry-failed)")
     if summary.seconds > 0 and summary.video_seconds > 0:
         yield (f"  {summary.video_seconds:.1f} s of video in {summary.seconds:.1f} s "
                f"({summary.video_seconds / summary.seconds:.2f} video-seconds per second)")

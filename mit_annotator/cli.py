@@ -571,7 +571,7 @@ def _annotate(args) -> int:
     summary = run_batch(jobs, args.out, options)
     for line in summary_lines(summary, args.out):
         print(line)
-    return 0
+    return 1 if summary.failed else 0  # scripts see when videos failed
 
 
 def _add_report(commands) -> None:

@@ -163,6 +163,8 @@ def _save_plain_json(data: Any, path: Path, indent: int | None = 4) -> None:
 
 
 def _save_png(rgb: np.ndarray, path: Path) -> None:
+    ok, png = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    if not ok:
+        raise RuntimeError(f"could not encode {path}")
     with atomic_path(path) as tmp:
-        if not cv2.imwrite(str(tmp), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)):
-            raise RuntimeError(f"could not write {path}")
+        tmp.write_bytes(png.tobytes())  # Python's write: a full disk is an OSError (ENOSPC), not a False
