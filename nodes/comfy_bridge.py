@@ -108,13 +108,69 @@ def model_folders(folder: str, marker: str) -> list[str]:
 
 
 def resolve_model_folder(folder: str, name: str) -> str:
-    """The full path of model folder `name` under models/<folder>; an existing absolute path is taken as it is."""
-    if os.path.isabs(name) and os.path.isdir(name):
+    """The full path of model folder `name` under models/<folder>: a name there, never a path out of it (outside
+    ComfyUI, an existing folder's path is taken as given, see below)."""
+    if _registered(folder) is None and os.path.isabs(name) and os.path.isdir(name):
         return name
-    for root in _folder_paths(folder):
-        if os.path.isdir(os.path.join(root, name)):
-            return os.path.join(root, name)
-    raise FileNotFoundError(f"model folder {name!r} not found under models/{folder}")
+    for root in map(os.path.abspath, _folder_paths(folder)):
+        path = os.path.abspath(os.path.join(root, name))
+        if path != root and _inside(path, root) and os.path.isdir(path):
+            return path
+    raise FileNotFoundError(f"model folder {name!r} not found under models/{folder} (a folder's name there, not a "
+                            "path)")
+
+
+# Inside ComfyUI a node's inputs come from whoever can reach the server: a file they name must be in ComfyUI's folders.
+# Called from Python without ComfyUI (no folder_paths), the caller has the machine already and paths are taken as
+# given, as the library takes them.
+
+def resolve_model_name(choice: str, folder: str, what: str, also: tuple[str, ...] = ()) -> str:
+    """A model named in a node's input: a known model's name or file name (searched where known models are), a file
+    in ComfyUI's models/<folder> (its full path), or one of `also` (such as 'none'); never a path elsewhere."""
+    if choice in also:
+        return choice
+    for name, known in KNOWN_MODELS.items():
+        if choice in (name, known.filename):
+            return name
+    folder_paths = _registered(folder)
+    if folder_paths is None:
+        return choice
+    if choice in model_folder_files(folder):
+        return folder_paths.get_full_path(folder, choice)
+    raise ValueError(f"{what} {choice!r} is neither a known model ({', '.join(sorted(KNOWN_MODELS))}) nor a file in "
+                     f"ComfyUI/models/{folder}: put the file there and pick it by name")
+
+
+def confined_path(text: str, what: str) -> str:
+    """A file or folder named in a node's text input; inside ComfyUI it must lie in ComfyUI's input or output folder
+    (a relative path is taken from the input folder), checked as ComfyUI's own file endpoints check theirs."""
+    raw = os.path.expanduser(text.strip())
+    roots = input_output_folders()
+    if roots is None:
+        return os.path.abspath(raw)
+    path = os.path.abspath(raw if os.path.isabs(raw) else os.path.join(roots[0], raw))
+    if not any(_inside(path, root) for root in roots):
+        raise ValueError(f"{what} {text.strip()!r} is outside ComfyUI's input and output folders ({', '.join(roots)}): "
+                         "put it there, or use the command line (python -m mit_annotator) for files elsewhere")
+    return path
+
+
+def input_output_folders() -> list[str] | None:
+    """ComfyUI's input and output folders; None outside ComfyUI."""
+    try:
+        import folder_paths
+
+        return [os.path.abspath(folder_paths.get_input_directory()),
+                os.path.abspath(folder_paths.get_output_directory())]
+    except (ImportError, AttributeError):
+        return None
+
+
+def _inside(path: str, root: str) -> bool:
+    try:
+        return os.path.commonpath((path, root)) == root
+    except ValueError:  # another drive (Windows)
+        return False
 
 
 def _folder_paths(folder: str) -> list[str]:

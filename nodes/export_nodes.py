@@ -4,7 +4,6 @@ audio and annotations, or a folder of videos annotated into a dataset. Files go 
 from __future__ import annotations
 
 import logging
-import os
 import tempfile
 from pathlib import Path
 
@@ -13,10 +12,11 @@ from mit_annotator import media
 from mit_annotator.annotate import SAMPLE_RATE, ClipAnnotation
 from mit_annotator.clips import Candidate
 from mit_annotator.export import clip_folder_name, write_clip
+from mit_annotator.models import COMFY_FOLDER
 from mit_annotator.records import Diarization
 
 from .comfy_bridge import (audio_to_mono_16k, check_audio_covers, check_people, check_speaking, comfy_models_dir,
-                           image_to_frames, progress_callback)
+                           confined_path, image_to_frames, progress_callback, resolve_model_name)
 from .retime import RATE, frames_at, speaking_at, tracks_at
 
 log = logging.getLogger("MIT-CovOG")
@@ -107,10 +107,14 @@ class ExportDataset:
     @classmethod
     def INPUT_TYPES(cls):
         return {"required": {
-            "videos": ("STRING", {"default": "", "tooltip": "A video, a folder of videos, or a text file of paths."}),
+            "videos": ("STRING", {"default": "", "tooltip": (
+                "A video, a folder of videos, or a text file of paths, in ComfyUI/input/ or output/ (a relative path "
+                "is taken from input/).")}),
             "folder": ("STRING", {"default": "mit-covog/dataset", "tooltip": "Under ComfyUI/output/."}),
-            "detector": ("STRING", {"default": "yolox_l", "tooltip": "Person detector: a known name or a path."}),
-            "pose_model": ("STRING", {"default": "dwpose", "tooltip": "A known name, a path, or none."}),
+            "detector": ("STRING", {"default": "yolox_l", "tooltip": (
+                "Person detector: a known name (yolox_l, yolox_nano) or a file name in ComfyUI/models/dwpose/.")}),
+            "pose_model": ("STRING", {"default": "dwpose", "tooltip": (
+                "A known name (dwpose), a file name in ComfyUI/models/dwpose/, or none.")}),
             "speakers": (["auto", "asd", "lips"], {"default": "auto"}),
             "min_seconds": ("FLOAT", {"default": 5.0, "min": 0.5, "max": 60.0, "step": 0.5,
                                       "tooltip": "Shortest clip (the paper: 5 s)."}),
@@ -123,9 +127,13 @@ class ExportDataset:
 
         if not videos.strip():
             raise ValueError("give a video, a folder of videos or a text file listing them")
-        jobs = find_videos(os.path.expanduser(videos.strip()))
+        jobs = find_videos(confined_path(videos, "videos"))
+        for job in jobs:  # a list may not name files elsewhere either
+            confined_path(job.path, f"videos: the listed video of {videos.strip()!r}")
         models = comfy_models_dir()
-        settings = AnnotateSettings(models_dir=models, det_model=detector, pose_model=pose_model, speakers=speakers,
+        settings = AnnotateSettings(models_dir=models, det_model=resolve_model_name(detector, COMFY_FOLDER, "detector"),
+                                    pose_model=resolve_model_name(pose_model, COMFY_FOLDER, "pose_model", ("none",)),
+                                    speakers=speakers,
                                     selection=SelectionConfig(min_seconds=min_seconds,
                                                               max_seconds=max(15.0, 2 * min_seconds)))
         out = output_folder(folder)

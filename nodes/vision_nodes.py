@@ -19,7 +19,8 @@ from mit_annotator.shots import ShotDetector
 from mit_annotator.tracking import TrackerConfig, track_people
 from mit_annotator.who_speaks import face_tracks
 
-from .comfy_bridge import comfy_models_dir, frames_to_image, image_to_frames, model_folder_files, progress_callback
+from .comfy_bridge import (comfy_models_dir, frames_to_image, image_to_frames, model_folder_files, progress_callback,
+                          resolve_model_name)
 
 DEVICES = ["auto", "cpu", "cuda", "tensorrt"]
 
@@ -70,9 +71,9 @@ class TrackPeople:
 
     def track(self, images, fps, detector, pose_model, detection_threshold, device, download_missing):
         models_dir = comfy_models_dir()
-        detector_model = PersonDetector(_model_name(detector), score_threshold=detection_threshold,
+        detector_model = PersonDetector(_model_name(detector, "detector"), score_threshold=detection_threshold,
                                         device=device, models_dir=models_dir, download=download_missing)
-        pose = WholeBodyPose(_model_name(pose_model), device=device, models_dir=models_dir,
+        pose = WholeBodyPose(_model_name(pose_model, "pose_model"), device=device, models_dir=models_dir,
                              download=download_missing)
         total = int(images.shape[0])
         return (annotate_frames(image_to_frames(images), fps, detector_model, pose,
@@ -123,7 +124,7 @@ class DetectPeople:
         }}
 
     def detect(self, images, fps, detector, detection_threshold, device, download_missing):
-        model = PersonDetector(_model_name(detector), score_threshold=detection_threshold, device=device,
+        model = PersonDetector(_model_name(detector, "detector"), score_threshold=detection_threshold, device=device,
                                models_dir=comfy_models_dir(), download=download_missing)
         total = _frame_count(images)
         progress = progress_callback(total)
@@ -160,7 +161,7 @@ class WholeBodyPoseNode:
 
     def estimate(self, images, detections, pose_model, device, download_missing):
         _check_frames(images, detections)
-        model = WholeBodyPose(_model_name(pose_model), device=device, models_dir=comfy_models_dir(),
+        model = WholeBodyPose(_model_name(pose_model, "pose_model"), device=device, models_dir=comfy_models_dir(),
                               download=download_missing)
         total = _frame_count(images)
         progress = progress_callback(total)
@@ -265,7 +266,7 @@ class DetectFaces:
     def detect(self, images, fps, face_model, score_threshold, tracks=None):
         if tracks is not None:
             _check_frames(images, tracks)
-        detector = YuNetFaceDetector(_model_name(face_model), score_threshold=score_threshold,
+        detector = YuNetFaceDetector(_model_name(face_model, "face_model"), score_threshold=score_threshold,
                                      models_dir=comfy_models_dir())
         total = _frame_count(images)
         progress = progress_callback(total)
@@ -295,12 +296,10 @@ def _check_frames(images, made) -> None:
                          f"{images.shape[0]} frames of {images.shape[2]}x{images.shape[1]}: give the same frames")
 
 
-def _model_name(choice: str) -> str:
-    """A file name of a known model becomes its name, so that every place it may be is searched."""
-    for name, known in KNOWN_MODELS.items():
-        if known.filename == choice:
-            return name
-    return choice
+def _model_name(choice: str, what: str = "model") -> str:
+    """A known model's file name becomes its name, so that every place it may be is searched; another file must be
+    in ComfyUI/models/dwpose (a combo's value sent by the API is not trusted to be one of its choices)."""
+    return resolve_model_name(choice, COMFY_FOLDER, what)
 
 
 NODE_CLASS_MAPPINGS = {
