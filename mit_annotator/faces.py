@@ -5,7 +5,9 @@ the alternative when insightface is installed, and its ArcFace model gives each 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -29,14 +31,44 @@ class Face:
     embedding: np.ndarray | None = None  # identity (unit length), from FaceIdentity
 
 
+def self_contained_onnx(path: str | os.PathLike) -> bytes:
+    """The bytes of an ONNX model that holds all its weights. OpenCV follows a model's external-data references
+    anywhere (`../`, links), so a model that has any is refused before OpenCV sees it."""
+    import onnx
+
+    data = Path(path).read_bytes()
+    try:
+        model = onnx.load_model_from_string(data)
+    except Exception as error:  # noqa: BLE001 -- protobuf's DecodeError and others: not an ONNX file
+        raise ValueError(f"{path}: not an ONNX model ({type(error).__name__})") from None
+    external = [t.name for t in _onnx_tensors(model.graph) if t.data_location == onnx.TensorProto.EXTERNAL]
+    if external:
+        raise ValueError(f"{path}: its weights ({external[0]}, ...) are in external files; a face model must be one "
+                         "self-contained .onnx file")
+    return data
+
+
+def _onnx_tensors(graph) -> Iterator:
+    yield from graph.initializer
+    for node in graph.node:
+        for attribute in node.attribute:
+            if attribute.HasField("t"):
+                yield attribute.t
+            yield from attribute.tensors
+            for subgraph in ([attribute.g] if attribute.HasField("g") else []) + list(attribute.graphs):
+                yield from _onnx_tensors(subgraph)
+
+
 class YuNetFaceDetector:
     def __init__(self, model: str | os.PathLike = "yunet", score_threshold: float = 0.6,
                  nms_threshold: float = 0.3, models_dir: str | os.PathLike | None = None):
         path = resolve_model(model, models_dir)
         quiet = cv2.utils.logging.getLogLevel()
         cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)  # OpenCV warns about its DNN targets
-        try:
-            self.detector = cv2.FaceDetectorYN.create(str(path), "", (320, 320), score_threshold, nms_threshold)
+        model_bytes = np.frombuffer(self_contained_onnx(path), np.uint8)
+        try:  # from memory: OpenCV then has no folder to read external data from
+            self.detector = cv2.FaceDetectorYN.create("onnx", model_bytes, np.empty(0, np.uint8), (320, 320),
+                                                      score_threshold, nms_threshold)
         except cv2.error as error:
             raise ValueError(f"{path}: not a YuNet face model OpenCV can load ({error.err})") from None
         finally:

@@ -41,8 +41,39 @@ def test_faces_go_to_the_person_they_belong_to():
 def test_bad_face_model(tmp_path):
     junk = tmp_path / "junk.onnx"
     junk.write_bytes(b"not a model")
-    with pytest.raises(ValueError, match="not a YuNet face model"):
+    with pytest.raises(ValueError, match="not a YuNet face model|not an ONNX model"):
         YuNetFaceDetector(junk)
+
+
+@pytest.mark.parametrize("location", ["../outside/weights.bin", "weights.bin"])
+def test_a_face_model_with_external_data_is_refused_before_opencv_reads_it(tmp_path, monkeypatch, location):
+    """OpenCV once followed a model's external-data reference out of the model folder (it read /etc/passwd's bytes
+    as weights). A face model must be one self-contained file; the reference is refused, wherever it points, before
+    OpenCV is given the model."""
+    import onnx
+
+    source = MODELS / "face_detection_yunet.onnx"
+    if not source.is_file():
+        pytest.skip("YuNet model not in shared data")
+    model = onnx.load(source)
+    tensor = max(model.graph.initializer, key=lambda t: len(t.raw_data))
+    tensor.ClearField("raw_data")
+    tensor.data_location = onnx.TensorProto.EXTERNAL
+    tensor.external_data.add(key="location", value=location)
+    folder = tmp_path / "models"
+    folder.mkdir()
+    (tmp_path / "outside").mkdir()
+    for target in (folder / "weights.bin", tmp_path / "outside" / "weights.bin"):
+        target.write_bytes(b"\0" * 10**6)
+    onnx.save(model, folder / "yunet.onnx")
+    created = []
+    monkeypatch.setattr("cv2.FaceDetectorYN.create", lambda *args: created.append(args))
+    with pytest.raises(ValueError, match=f"yunet.onnx: its weights \\({tensor.name}, ...\\) are in external files; a "
+                                         "face model must be one self-contained .onnx file"):
+        YuNetFaceDetector(folder / "yunet.onnx")
+    assert created == []
+    monkeypatch.undo()
+    assert YuNetFaceDetector(source)(np.zeros((96, 128, 3), np.uint8)) == []  # the released file still loads
 
 
 @pytest.fixture(scope="module")
