@@ -12,7 +12,7 @@ from covog.model import CovOGModel
 from covog.sampler import PIXELS_PER_LATENT_CELL, Conditions
 from covog.skeleton import render_person
 from mit_annotator.assignment import SCORE_SCALE
-from mit_annotator.records import SpeakingActivity, VideoTracks
+from mit_annotator.records import SpeakingActivity, VideoTracks, check_speaking_matches
 
 
 class PoseRenders:
@@ -86,6 +86,11 @@ def speaking_scores(speaking: SpeakingActivity, tracks: VideoTracks, frames: ran
     if len(frames) and speaking.num_frames < max(frames) + 1:
         raise ValueError(f"speaking scores cover {speaking.num_frames} frames; frames up to {max(frames) + 1} "
                          "are asked")
+    check_speaking_matches(speaking, tracks)
+    for person in speaking.people:
+        if np.isnan(person.scores[np.asarray(frames)]).any():
+            raise ValueError(f"person {person.track_id}'s speaking scores are missing (null) in some frames: give "
+                             "the assignment `assign` writes (every frame scored), not raw active-speaker scores")
     known = {p.track_id: p.scores for p in speaking.people}
     listener = np.full(speaking.num_frames, -SCORE_SCALE, dtype=np.float32)  # the score of someone never speaking
     rows = np.asarray(frames)  # a strided range keeps its stride

@@ -47,6 +47,7 @@ from scipy.optimize import linear_sum_assignment
 from covog import video_metrics as vm
 from mit_annotator import keypoints as kp
 from mit_annotator import media
+from mit_annotator.files import output_file
 from mit_annotator.records import Diarization, FormatError, PersonTrack, SpeakingActivity, VideoTracks, save_json
 
 log = logging.getLogger("covog")
@@ -738,7 +739,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                                                        "schedule's); without them faces are matched left to right")
     parser.add_argument("--reference-video", default=None, help="a real video of the same scene: PSNR, SSIM, ...")
     parser.add_argument("--audio", default=None, help="the conversation's audio (default: the video's own)")
-    parser.add_argument("--out", required=True, help="report JSON to write")
+    parser.add_argument("--out", required=True, type=output_file, help="report JSON to write")
     parser.add_argument("--plot", default=None, help="report PNG to write (default: beside --out)")
     parser.add_argument("--models", default=None, help="models directory (YuNet, LR-ASD, DWPose, I3D)")
     parser.add_argument("--asd-model", default="lr_asd", help="LR-ASD weights: a path or a known name")

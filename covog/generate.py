@@ -21,6 +21,7 @@ from covog.conditioning import build_conditions
 from covog.model import DTYPES, CovOGModel, ModelFolderError, pick_dtype
 from covog.sampler import SIZE_MULTIPLE, GenerationCancelled, SamplerSettings, generate
 from mit_annotator import media
+from mit_annotator.files import output_file
 from mit_annotator.records import FormatError, SpeakingActivity, VideoTracks
 
 AUDIO_RATE = 16000
@@ -36,7 +37,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     audio.add_argument("--audio", help="the conversation's mixed audio (any media file)")
     audio.add_argument("--person-audio", nargs="+", help="one audio file per person, in the tracks' order")
     parser.add_argument("--assignment", help="speaking scores per person (mit_annotator assign)")
-    parser.add_argument("--out", required=True, help="output mp4")
+    parser.add_argument("--out", required=True, type=output_file, help="output mp4")
     parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--cfg", type=float, default=3.5, help="guidance on appearance")
     parser.add_argument("--seed", type=int, default=0)

@@ -35,6 +35,7 @@ from covog.dataset import MIN_FRAME_GAP, SIZE_MULTIPLE, ConversationClips, Epoch
 from covog.denoiser import denoise
 from covog.encoders import clip_image_embedding, encode_latents
 from covog.model import CovOGModel, ModelFolderError
+from mit_annotator.files import output_folder
 from mit_annotator.media import MediaError
 from mit_annotator.records import FormatError
 
@@ -189,7 +190,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--stage", type=int, choices=[1, 2], required=True)
     parser.add_argument("--data", nargs="+", required=True, help="clip folders, or folders of clip folders")
     parser.add_argument("--model", required=True, help="CovOG model folder to start from")
-    parser.add_argument("--out", required=True, help="folder for checkpoint-N (model folders) and state-N")
+    parser.add_argument("--out", required=True, type=output_folder,
+                        help="folder for checkpoint-N (model folders) and state-N")
     parser.add_argument("--steps", type=int, default=STEPS, help=f"total steps (the paper: {STEPS})")
     parser.add_argument("--lr", type=float, default=LEARNING_RATE, help=f"the paper: {LEARNING_RATE}")
     parser.add_argument("--batch", type=int, default=1, help="clips per GPU (the paper: 1)")

@@ -44,7 +44,7 @@ from . import media
 from .annotate import AnnotateSettings, Annotator, VideoAnnotation, VideoFailed, annotate_video
 from .export import clip_folder_name, write_clip
 from .files import atomic_path
-from .records import FORMAT_VERSION, FormatError, save_json
+from .records import FORMAT_VERSION, FormatError, read_document, save_json
 
 log = logging.getLogger("mit_annotator")
 
@@ -354,14 +354,23 @@ def read_video_record(out: Path, key: str) -> dict[str, Any] | None:
     path = video_record_path(out, key)
     if not path.is_file():
         return None
-    record = json.loads(path.read_text())
-    if record.get("format") != VIDEO_RECORD_FORMAT:
-        raise BatchError(f"{path}: not a video record of the annotate command")
+    record = _read_record_file(path)
     missing = [row["folder"] for row in record.get("clips", []) if not (out / row["folder"]).is_dir()]
     if missing:  # someone removed clips by hand: the video is annotated again
         log.warning("[mit_annotator] %s: clips %s are missing; annotating the video again", path, missing)
         return None
     return record
+
+
+def _read_record_file(path: Path) -> dict[str, Any]:
+    try:
+        record = read_document(path, VIDEO_RECORD_FORMAT)
+        if not isinstance(record.get("clips", []), list) or record.get("status") not in (DONE, FAILED):
+            raise FormatError(f"{path}: no status or clip list")
+        return record
+    except FormatError as error:
+        raise BatchError(f"{error}: not a video record this annotate command reads; delete the file to annotate its "
+                         "video again") from None
 
 
 def _record(job: VideoJob, status: str, reason: str | None, result: VideoAnnotation | None = None,
@@ -394,7 +403,7 @@ def write_manifest(out: Path, started: float) -> Path:
     rows, videos = [], []
     folder = out / BOOKKEEPING / "videos"
     for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
-        record = json.loads(path.read_text())
+        record = _read_record_file(path)
         rows.extend(record.get("clips", []))
         rejected: dict[str, int] = {}
         for candidate in record.get("candidates", []):
@@ -413,17 +422,16 @@ def read_manifest(out: str | os.PathLike) -> dict[str, Any]:
     if not path.is_file():
         raise BatchError(f"{out}: no {MANIFEST} (not a dataset the annotate command wrote, or its run did not "
                          "finish: run annotate again)")
-    data = json.loads(path.read_text())
-    if data.get("format") != MANIFEST_FORMAT:
-        raise FormatError(f"{path}: expected format {MANIFEST_FORMAT!r}, found {data.get('format')!r}")
-    return data
+    return read_document(path, MANIFEST_FORMAT)
 
 
 def _check_settings(book: Path, settings: AnnotateSettings) -> None:
     path = book / "settings.json"
     wanted = {"format": SETTINGS_FORMAT, "version": FORMAT_VERSION, "settings": settings.to_dict()}
     if path.is_file():
-        found = json.loads(path.read_text())
+        found = read_document(path, SETTINGS_FORMAT)
+        if not isinstance(found.get("settings"), dict):
+            raise FormatError(f"{path}: no settings in it")
         if found.get("settings") != wanted["settings"]:
             differ = sorted(k for k in wanted["settings"] if found.get("settings", {}).get(k) != wanted["settings"][k])
             raise BatchError(f"{book.parent} was annotated with other settings ({', '.join(differ)} differ): "

@@ -7,6 +7,8 @@ import sys
 from pathlib import Path
 
 from .diarizers import DIARIZER_CHOICES
+from .files import output_file, output_folder
+from .records import MAX_FPS
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -29,6 +31,20 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, FileNotFoundError, RuntimeError) as error:  # bad input: one clear line, no traceback
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except OSError as error:  # the machine's: a file that cannot be written or read
+        print(f"error: {error.filename or ''}: {error.strerror or error}", file=sys.stderr)
+        return 2
+
+
+def _in_range(kind, low, high, also=()):
+    """An argparse type: a number of `kind` in [low, high] (or one of `also`), else one clear line."""
+    def parse(text: str):
+        value = kind(text)
+        if value in also or low <= value <= high:
+            return value
+        raise argparse.ArgumentTypeError(f"{text} is outside {low:g}..{high:g}")
+    parse.__name__ = kind.__name__  # argparse names the type in its "invalid value" message
+    return parse
 
 
 def write_png(path: Path, rgb) -> None:
@@ -46,13 +62,13 @@ def _add_make_conversation(commands) -> None:
     p = commands.add_parser("make-conversation", help="build a synthetic conversation with exact ground truth",
                             description="Build a video of 2-4 drawn people talking in turns with real speech, "
                                         "with its ground truth (tracks, speaking scores, RTTM) and a preview.")
-    p.add_argument("--out", required=True, type=Path, help="folder to write into")
+    p.add_argument("--out", required=True, type=output_folder, help="folder to write into")
     p.add_argument("--people", type=int, default=2, help="people on screen, 2-4 (default 2)")
-    p.add_argument("--seconds", type=float, default=8.0, help="length (default 8)")
+    p.add_argument("--seconds", type=_in_range(float, 0.2, 3600), default=8.0, help="length (default 8)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--fps", type=float, default=25.0)
-    p.add_argument("--width", type=int, default=640)
-    p.add_argument("--height", type=int, default=384)
+    p.add_argument("--fps", type=_in_range(float, 1, 120), default=25.0)
+    p.add_argument("--width", type=_in_range(int, 64, 4096), default=640)
+    p.add_argument("--height", type=_in_range(int, 64, 4096), default=384)
     p.add_argument("--overlap", type=float, default=0.0, metavar="P",
                    help="chance that a turn starts before the previous one ends (default 0)")
     p.add_argument("--offscreen", action="store_true", help="add a voice with no one on screen")
@@ -88,14 +104,15 @@ def _add_poses(commands) -> None:
                             description="Shots, person detection (YOLOX), whole-body pose (DWPose, 133 keypoints), "
                                         "tracking with stable ids and face boxes; writes the tracks JSON.")
     p.add_argument("video", type=Path)
-    p.add_argument("--out", required=True, type=Path, help="tracks JSON to write")
+    p.add_argument("--out", required=True, type=output_file, help="tracks JSON to write")
     p.add_argument("--models", type=Path, default=None, help="models directory (default $MIT_MODELS_DIR or "
                                                              "~/.cache/mit_annotator/models)")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "tensorrt"])
     p.add_argument("--det-model", default="yolox_l", help="detector: a path or a known name (default yolox_l)")
     p.add_argument("--pose-model", default="dwpose", help="pose model: a path or a known name (default dwpose); "
                                                           "'none' tracks boxes (and YuNet faces) only")
-    p.add_argument("--fps", type=float, default=25.0, help="processing frame rate (default 25, the MIT rate; "
+    p.add_argument("--fps", type=_in_range(float, 1, MAX_FPS, also=(0,)), default=25.0,
+                   help="processing frame rate (default 25, the MIT rate; "
                                                             "0 keeps the video's own frames)")
     p.add_argument("--det-threshold", type=float, default=0.5)
     p.add_argument("--faces", choices=["keypoints", "yunet", "scrfd"], default="keypoints",
@@ -148,7 +165,7 @@ def _add_render_poses(commands) -> None:
                                         "kept.")
     p.add_argument("video", type=Path)
     p.add_argument("tracks", type=Path)
-    p.add_argument("--out", required=True, type=Path)
+    p.add_argument("--out", required=True, type=output_file)
     p.set_defaults(run=_render_poses)
 
 
@@ -156,14 +173,12 @@ def _render_poses(args) -> int:
     from tqdm import tqdm
 
     from . import media
-    from .records import VideoTracks
+    from .records import VideoTracks, check_same_video
     from .render import draw_people
 
     tracks = VideoTracks.load(args.tracks)
     info = media.probe(args.video)
-    if (info.width, info.height) != (tracks.width, tracks.height):
-        raise ValueError(f"{args.tracks} was made for {tracks.width}x{tracks.height} frames, "
-                         f"{args.video} is {info.width}x{info.height}")
+    check_same_video(tracks, info.width, info.height, info.duration, str(args.video))
     audio = media.read_audio(args.video, 16000) if info.has_audio else None
     frames = media.iter_frames(args.video, fps=tracks.fps, end=tracks.num_frames)
     drawn = (draw_people(frame, tracks, k) for k, frame in enumerate(tqdm(frames, total=tracks.num_frames,
@@ -200,7 +215,7 @@ def _add_diarize(commands) -> None:
     p = commands.add_parser("diarize", help="who speaks when, overlapping speech included",
                             description="Speaker diarization of a media file's audio; writes RTTM.")
     p.add_argument("media", type=Path)
-    p.add_argument("--out", required=True, type=Path, help="RTTM file to write")
+    p.add_argument("--out", required=True, type=output_file, help="RTTM file to write")
     p.add_argument("--num-speakers", type=int, default=None)
     p.add_argument("--min-speakers", type=int, default=1)
     p.add_argument("--max-speakers", type=int, default=8)
@@ -257,7 +272,7 @@ def _add_assign(commands) -> None:
     source.add_argument("--diarization", type=Path, default=None, help="RTTM (default: diarize the video's audio)")
     source.add_argument("--person-audio", type=Path, nargs="+", default=None, metavar="AUDIO",
                         help="one audio file per speaker instead of a diarization")
-    p.add_argument("--out", required=True, type=Path, help="speaking JSON to write")
+    p.add_argument("--out", required=True, type=output_file, help="speaking JSON to write")
     p.add_argument("--plot", type=Path, default=None, help="timeline PNG to write")
     p.add_argument("--max-speakers", type=int, default=None, help="for diarizing (default: people + 2)")
     _add_speaker_model_options(p)
@@ -319,13 +334,13 @@ def _who_speaks_in(args):
 
     from .diarization import DiarizationConfig
     from .faces import YuNetFaceDetector
-    from .records import Diarization, VideoTracks
+    from .records import Diarization
     from .who_speaks import diarize_media, load_active_speaker, person_audio_diarization, track_faces, who_speaks
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     active_speaker = load_active_speaker(args.speakers, args.asd_model, args.models, args.device,
                                          precision=args.asd_precision)
-    tracks = VideoTracks.load(args.poses) if args.poses else track_faces(args.video, YuNetFaceDetector(
+    tracks = _tracks_of(args.video, args.poses) if args.poses else track_faces(args.video, YuNetFaceDetector(
         models_dir=args.models))
     if getattr(args, "diarization", None):
         diarization = Diarization.load_rttm(args.diarization)
@@ -344,6 +359,17 @@ def _who_speaks_in(args):
     return tracks, speaking, diarization
 
 
+def _tracks_of(video: Path, path: Path):
+    """Tracks read from `path`, checked to be of `video` (its size, no frame past its end)."""
+    from . import media
+    from .records import VideoTracks, check_same_video
+
+    tracks = VideoTracks.load(path)
+    info = media.probe(video)
+    check_same_video(tracks, info.width, info.height, info.duration, str(video))
+    return tracks
+
+
 BIND_TARGETS = ("multitalk", "infinitetalk", "anytalker", "longcat")  # mit_annotator.model_inputs.TARGETS
 
 
@@ -357,7 +383,7 @@ def _add_bind(commands) -> None:
                                         "AnyTalker: voices left to right).")
     p.add_argument("video", type=Path)
     p.add_argument("--for", dest="target", required=True, choices=BIND_TARGETS)
-    p.add_argument("--out", required=True, type=Path, help="folder to write into")
+    p.add_argument("--out", required=True, type=output_folder, help="folder to write into")
     p.add_argument("--poses", type=Path, default=None, help="tracks JSON from `poses` (default: find and track "
                                                              "faces here with YuNet)")
     p.add_argument("--speaking", type=Path, default=None, help="speaking JSON from `assign` (default: find who "
@@ -373,13 +399,14 @@ def _add_bind(commands) -> None:
 def _bind(args) -> int:
     from . import media
     from .model_inputs import SAMPLE_RATE, write_model_inputs
-    from .records import SpeakingActivity, VideoTracks
+    from .records import SpeakingActivity, check_speaking_matches
 
     if args.speaking:
-        tracks = VideoTracks.load(args.poses) if args.poses else None
-        if tracks is None:
+        if not args.poses:
             raise ValueError("--speaking needs the --poses (tracks) it was made from")
+        tracks = _tracks_of(args.video, args.poses)
         speaking = SpeakingActivity.load(args.speaking)
+        check_speaking_matches(speaking, tracks)
     else:
         tracks, speaking, _ = _who_speaks_in(args)
     if not 0 <= args.reference_frame < tracks.num_frames:
@@ -402,7 +429,7 @@ def _add_active_speakers(commands) -> None:
     p.add_argument("video", type=Path)
     p.add_argument("--poses", type=Path, default=None, help="tracks JSON from `poses` (default: find and track "
                                                              "faces here with YuNet)")
-    p.add_argument("--out", required=True, type=Path, help="speaking JSON to write")
+    p.add_argument("--out", required=True, type=output_file, help="speaking JSON to write")
     p.add_argument("--plot", type=Path, default=None, help="timeline PNG to write")
     p.add_argument("--exact-windows", action="store_true",
                    help="run the encoders on every window as the published demo does (6x the work)")
@@ -419,7 +446,7 @@ def _active_speakers(args) -> int:
 
     from .active_speaker import ActiveSpeakerConfig, ActiveSpeakerModel, active_speaker_scores
     from .faces import YuNetFaceDetector
-    from .records import PersonSpeaking, SpeakingActivity, VideoTracks
+    from .records import PersonSpeaking, SpeakingActivity
     from .segments import MERGE_SHORTER_THAN_S, speak_listen_segments
     from .timeline import speaking_timeline
     from .who_speaks import track_faces
@@ -428,7 +455,7 @@ def _active_speakers(args) -> int:
     model = ActiveSpeakerModel(args.asd_model, device=args.device, models_dir=args.models, download=args.download,
                                config=ActiveSpeakerConfig(exact_windows=args.exact_windows,
                                                           precision=args.asd_precision))
-    tracks = VideoTracks.load(args.poses) if args.poses else track_faces(args.video, YuNetFaceDetector(
+    tracks = _tracks_of(args.video, args.poses) if args.poses else track_faces(args.video, YuNetFaceDetector(
         models_dir=args.models))
     with tqdm(unit="frame", desc="active speakers") as bar:
         scores = active_speaker_scores(args.video, tracks, model, progress=_bar_progress(bar))
@@ -467,11 +494,16 @@ def _score_speaking(args) -> int:
     import numpy as np
 
     from .metrics import diarization_error, frame_score, speaking_f1, speaking_frames, voice_mapping
-    from .records import Diarization, SpeakingActivity, VideoTracks
+    from .records import Diarization, SpeakingActivity, VideoTracks, check_speaking_matches
     from .tracking import box_iou
 
     speaking, truth = SpeakingActivity.load(args.speaking), SpeakingActivity.load(args.truth)
     tracks, truth_tracks = VideoTracks.load(args.tracks), VideoTracks.load(args.truth_tracks)
+    for path, people in ((args.tracks, tracks), (args.truth_tracks, truth_tracks)):
+        if not people.tracks:
+            raise ValueError(f"{path} holds nobody: there is no one to score")
+    check_speaking_matches(speaking, tracks)
+    check_speaking_matches(truth, truth_tracks)
     hypothesis, reference = Diarization.load_rttm(args.diarization), Diarization.load_rttm(args.truth_diarization)
     person_map = {}
     for track in tracks.tracks:
@@ -482,6 +514,9 @@ def _score_speaking(args) -> int:
     to_truth = voice_mapping(hypothesis, reference)
     right = 0
     for person in speaking.people:
+        if person_map[person.track_id] not in {p.track_id for p in truth.people}:
+            raise ValueError(f"{args.truth} has no speaking record for true person {person_map[person.track_id]} "
+                             f"(person {person.track_id}'s match in {args.truth_tracks})")
         true_person = truth.person(person_map[person.track_id])
         voices = person.voice.split("+") if person.voice else []
         ok = bool(voices) and all(to_truth.get(v) == true_person.voice for v in voices)
@@ -508,7 +543,7 @@ def _add_annotate(commands) -> None:
                                         "selection by the MIT paper's rules, and export in the MIT layout. A rerun "
                                         "skips what is done and redoes what a killed run left partial.")
     p.add_argument("input", type=Path, help="a video, a folder of videos, or a text file with one path a line")
-    p.add_argument("--out", required=True, type=Path, help="dataset folder")
+    p.add_argument("--out", required=True, type=output_folder, help="dataset folder")
     p.add_argument("--people", type=int, nargs="+", default=list(defaults.people),
                    help="people counts a clip may show (default 2 3 4, the paper's)")
     p.add_argument("--source", default=None, help="the source's name in clip folder names (default: the input's "
@@ -580,8 +615,8 @@ def _add_report(commands) -> None:
                                         "face sizes and rejection reasons of a dataset that annotate wrote; printed, "
                                         "and written as report.json and report.png.")
     p.add_argument("dataset", type=Path)
-    p.add_argument("--out", type=Path, default=None, help="folder for report.json and report.png (default: the "
-                                                          "dataset)")
+    p.add_argument("--out", type=output_folder, default=None,
+                   help="folder for report.json and report.png (default: the dataset)")
     p.set_defaults(run=_report)
 
 

@@ -18,6 +18,7 @@ import numpy as np
 
 from .files import atomic_path
 
+MAX_FRAME_GAP_S = 60.0  # longer between two frames: broken or crafted timestamps, not a recording
 VFR_TOLERANCE = 0.05  # relative spread of frame durations above which a stream counts as variable-rate
 
 
@@ -58,6 +59,10 @@ def probe(path: str | os.PathLike) -> VideoInfo:
         stream = _video_stream(container, path)
         audio = container.streams.audio[0] if container.streams.audio else None
         steps = np.diff(timestamps)
+        if len(steps) and steps.max() > MAX_FRAME_GAP_S:  # the frames to plan come from the stream, not one stamp
+            at = int(np.argmax(steps))
+            raise MediaError(path, f"{steps[at]:.0f} s pass between frame {at} ({timestamps[at]:.2f} s) and the next: "
+                                   "its timestamps are broken, or it is not one recording")
         step = float(np.median(steps)) if len(steps) else _nominal_step(stream)
         variable = bool(len(steps) > 1 and (steps.max() - steps.min()) > VFR_TOLERANCE * step)
         fps = (len(timestamps) - 1) / (timestamps[-1] - timestamps[0]) if variable else 1.0 / step
@@ -192,7 +197,7 @@ def read_audio(path: str | os.PathLike, sample_rate: int = 16000) -> np.ndarray:
 
 def _open(path: str | os.PathLike):
     if not Path(path).is_file():
-        raise MediaError(path, "no such file")
+        raise MediaError(path, "is a folder, not a media file" if Path(path).is_dir() else "no such file")
     try:
         return av.open(str(path), mode="r")
     except av.error.FFmpegError as error:

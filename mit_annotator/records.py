@@ -24,6 +24,12 @@ PROCESSING_FPS = 25.0  # the rate the annotator counts frames at: the MIT datase
 COORD_DECIMALS = 2  # 0.01 px: JSON stays compact, and a save -> load -> save is exact
 SCORE_DECIMALS = 4
 
+# What a record may hold: beyond these a file is crafted or broken, and reading it would plan unbounded work.
+MAX_FPS = 1000.0
+MAX_SIDE = 16384  # px
+MAX_FRAMES = 10_000_000  # 4.6 days at 25 fps
+MAX_SECONDS = 1_000_000.0  # 11.6 days
+
 
 class FormatError(ValueError):
     """A file or dict is not the document it should be (wrong format name, newer version, bad field)."""
@@ -44,7 +50,7 @@ class Detection:
     keypoint_scores: np.ndarray | None = None  # (133,) float32
 
     def __post_init__(self):
-        self.box = _as_array(self.box, (4,), "box")
+        self.box = _as_array(self.box, (4,), "box", finite=True)
         self.keypoints = _as_optional_array(self.keypoints, (NUM_KEYPOINTS, 2), "keypoints")
         self.keypoint_scores = _as_optional_array(self.keypoint_scores, (NUM_KEYPOINTS,), "keypoint_scores")
 
@@ -68,7 +74,7 @@ class PersonTrack:
         n = len(self.frames)
         if n and np.any(np.diff(self.frames) <= 0):
             raise ValueError(f"track {self.track_id}: frames must be strictly increasing")
-        self.boxes = _as_array(self.boxes, (n, 4), f"track {self.track_id} boxes")
+        self.boxes = _as_array(self.boxes, (n, 4), f"track {self.track_id} boxes", finite=True)
         self.keypoints = _as_optional_array(self.keypoints, (n, NUM_KEYPOINTS, 2), f"track {self.track_id} keypoints")
         self.keypoint_scores = _as_optional_array(
             self.keypoint_scores, (n, NUM_KEYPOINTS), f"track {self.track_id} keypoint_scores")
@@ -132,6 +138,7 @@ class VideoTracks:
     FORMAT = "mit_annotator.tracks"
 
     def __post_init__(self):
+        check_video_numbers(self.width, self.height, self.fps, self.num_frames)
         ids = [t.track_id for t in self.tracks]
         if len(set(ids)) != len(ids):
             raise ValueError(f"track ids must be unique, got {ids}")
@@ -189,8 +196,9 @@ class SpeakerTurn:
     end: float
 
     def __post_init__(self):
-        if not (self.end >= self.start >= 0):
-            raise ValueError(f"speaker turn of {self.speaker!r} has start {self.start} and end {self.end}")
+        if not (MAX_SECONDS >= self.end >= self.start >= 0):  # NaN fails every comparison
+            raise ValueError(f"speaker turn of {self.speaker!r} has start {self.start} and end {self.end} (0 <= start "
+                             f"<= end <= {MAX_SECONDS:g} s)")
 
     @property
     def duration(self) -> float:
@@ -243,7 +251,10 @@ class Diarization:
             except ValueError:
                 raise FormatError(f"{origin}, line {number}: onset and duration must be numbers: {line!r}") from None
             uris.add(parts[1])
-            turns.append(SpeakerTurn(parts[7], start, start + duration))
+            try:
+                turns.append(SpeakerTurn(parts[7], start, start + duration))
+            except ValueError as error:
+                raise FormatError(f"{origin}, line {number}: {error}") from None
         return cls(turns, uri=uris.pop() if len(uris) == 1 else "recording")
 
     def save_rttm(self, path: str | os.PathLike) -> Path:
@@ -278,6 +289,8 @@ class PersonSpeaking:
 
     def __post_init__(self):
         self.scores = np.asarray(self.scores, dtype=np.float32).reshape(-1)
+        if np.isinf(self.scores).any():  # NaN is a frame nobody scored (the person unseen)
+            raise ValueError(f"person {self.track_id} has infinite speaking scores")
         self.speak = [(int(s), int(e)) for s, e in self.speak]
         self.listen = [(int(s), int(e)) for s, e in self.listen]
 
@@ -294,10 +307,15 @@ class SpeakingActivity:
     FORMAT = "mit_annotator.speaking"
 
     def __post_init__(self):
+        check_rate_and_length(self.fps, self.num_frames)
         for person in self.people:
             if len(person.scores) != self.num_frames:
                 raise ValueError(f"person {person.track_id} has {len(person.scores)} speaking scores "
                                  f"for {self.num_frames} frames")
+            for start, end in person.speak + person.listen:
+                if not 0 <= start < end <= self.num_frames:
+                    raise ValueError(f"person {person.track_id} has the segment [{start}, {end}) outside the "
+                                     f"{self.num_frames} frames (0 <= start < end <= frames)")
 
     def person(self, track_id: int) -> PersonSpeaking:
         for p in self.people:
@@ -394,11 +412,17 @@ def save_json(data: dict[str, Any], path: str | os.PathLike) -> Path:
 def load_json(path: str | os.PathLike) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such file")
+        raise FileNotFoundError(f"{path}: {'is a folder, not a JSON file' if path.is_dir() else 'no such file'}")
     try:
         return json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise FormatError(f"{path}: not valid JSON ({error})") from None
+
+
+def read_document(path: str | os.PathLike, format_name: str) -> dict[str, Any]:
+    """A JSON document of `format_name` (a dict with its format and a version this code reads), or a FormatError
+    naming the file."""
+    return _open_envelope(load_json(path), format_name, str(path))
 
 
 def _write_atomic(path: str | os.PathLike, text: str) -> Path:
@@ -437,10 +461,49 @@ def _field_errors(origin: str):
         raise FormatError(f"{origin}: malformed document ({type(error).__name__}: {error})") from error
 
 
-def _as_array(value: Any, shape: tuple[int, ...], name: str) -> np.ndarray:
+def check_rate_and_length(fps: float, num_frames: int) -> None:
+    if not 0 < fps <= MAX_FPS:  # NaN fails too
+        raise ValueError(f"fps {fps} must be above 0 and at most {MAX_FPS:g}")
+    if not 0 <= num_frames <= MAX_FRAMES:
+        raise ValueError(f"num_frames {num_frames} must be between 0 and {MAX_FRAMES}")
+
+
+def check_video_numbers(width: int, height: int, fps: float, num_frames: int) -> None:
+    if not (1 <= width <= MAX_SIDE and 1 <= height <= MAX_SIDE):
+        raise ValueError(f"the video size {width}x{height} must be between 1 and {MAX_SIDE} px a side")
+    check_rate_and_length(fps, num_frames)
+
+
+def check_same_video(tracks: VideoTracks, width: int, height: int, seconds: float, origin: str = "the video") -> None:
+    """Tracks used with a video must have been made from it: its size, and no frame past its end (the tracks count
+    frames at their own processing rate)."""
+    if (tracks.width, tracks.height) != (width, height):
+        raise ValueError(f"the tracks are of a {tracks.width}x{tracks.height} video, {origin} is {width}x{height}: "
+                         "give the tracks made from it")
+    if tracks.num_frames / tracks.fps > seconds + 2 / tracks.fps:  # a frame's slack each side
+        raise ValueError(f"the tracks cover {tracks.num_frames / tracks.fps:.2f} s, {origin} lasts {seconds:.2f} s: "
+                         "give the tracks made from it")
+
+
+def check_speaking_matches(speaking: SpeakingActivity, tracks: VideoTracks) -> None:
+    """An assignment used with tracks must be of their people, at their frame rate."""
+    known = [t.track_id for t in tracks.tracks]
+    missing = [p.track_id for p in speaking.people if p.track_id not in known]
+    if missing:
+        raise ValueError(f"the assignment names person {', '.join(map(str, missing))}, whom the tracks do not hold "
+                         f"(their people: {known or 'none'}); give the tracks the assignment was made from")
+    if abs(speaking.fps - tracks.fps) > 1e-3 * tracks.fps:
+        raise ValueError(f"the assignment counts frames at {speaking.fps:g} fps, the tracks at {tracks.fps:g} fps: "
+                         "give the assignment made from these tracks")
+
+
+def _as_array(value: Any, shape: tuple[int, ...], name: str, finite: bool = False) -> np.ndarray:
+    """`value` as float32 of `shape`; never inf, and NaN (an unknown value) only where `finite` is not asked."""
     array = np.asarray(value, dtype=np.float32)
     if array.shape != shape:
         raise ValueError(f"{name} must have shape {shape}, got {array.shape}")
+    if np.isinf(array).any() or (finite and np.isnan(array).any()):
+        raise ValueError(f"{name} hold values that are not finite numbers")
     return array
 
 

@@ -8,6 +8,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 from mit_annotator.models import ACTIVE_SPEAKER_FOLDER, COMFY_FOLDER, KNOWN_MODELS, SEGMENTATION_FOLDER
+from mit_annotator.records import check_speaking_matches
 
 AUDIO_RATE = 16000  # what the diarizer and wav2vec2 read
 
@@ -233,12 +234,9 @@ def check_people(tracks) -> None:
 
 
 def check_speaking(speaking, tracks) -> None:
-    """A clear error when the assignment names people the tracks do not hold (made from other tracks)."""
-    known = [t.track_id for t in tracks.tracks]
-    missing = [p.track_id for p in speaking.people if p.track_id not in known]
-    if missing:
-        raise ValueError(f"the assignment names person {', '.join(map(str, missing))}, whom the tracks do not hold "
-                         f"(their people: {known or 'none'}); give the tracks the assignment was made from")
+    """A clear error when the assignment names people the tracks do not hold, or counts frames at another rate
+    (made from other tracks)."""
+    check_speaking_matches(speaking, tracks)
 
 
 def interrupt_check() -> Callable[[], bool]:
