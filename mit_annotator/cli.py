@@ -130,6 +130,7 @@ def _poses(args) -> int:
 
     from tqdm import tqdm
 
+    from . import media
     from .detection import PersonDetector
     from .faces import FaceIdentity, ScrfdFaceDetector, YuNetFaceDetector
     from .people import annotate_people
@@ -138,6 +139,7 @@ def _poses(args) -> int:
 
     if args.identity and args.faces == "keypoints":
         raise ValueError("--identity needs a face detector: add --faces yunet or --faces scrfd")
+    media.probe(args.video)  # an unusable video is named before the models load
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     detector = PersonDetector(args.det_model, score_threshold=args.det_threshold, device=args.device,
                               models_dir=args.models, download=args.download)
