@@ -204,6 +204,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--save-every", type=int, default=1000, help="steps between checkpoints")
     parser.add_argument("--log-every", type=int, default=10, help="steps between loss lines")
     parser.add_argument("--resume", action="store_true", help="continue from the latest state-N in --out")
+    parser.add_argument("--allow-inexact-resume", action="store_true",
+                        help="resume even when the saved random states cannot be restored (the run then differs "
+                             "from an uninterrupted one)")
     parser.add_argument("--mixed-precision", choices=["no", "fp16", "bf16"], default="no",
                         help="the paper trained in fp16")
     parser.add_argument("--gradient-checkpointing", action="store_true", help="less memory, slower steps")
@@ -294,20 +297,36 @@ def prepare(args: argparse.Namespace) -> Run:
         if state is None:
             accelerator.print(f"no training state in {out}: starting at step 0")
         else:
-            start_step = resume(accelerator, state, len(order))
+            start_step = resume(accelerator, state, len(order), args.allow_inexact_resume)
     return Run(args, accelerator, model, net, optimizer, dataset, order, parameters, start_step)
 
 
-def resume(accelerator: Accelerator, state: Path, steps_per_epoch: int) -> int:
+def resume(accelerator: Accelerator, state: Path, steps_per_epoch: int, inexact_ok: bool = False) -> int:
     """Load the training state (weights, optimizer, random states); returns its step. The last thing before the
     first step: nothing may draw from the restored random generators in between."""
+    sentinel = random_generators_scrambled()
     accelerator.load_state(str(state))
+    if torch.equal(torch.get_rng_state(), sentinel):  # accelerate only logs that it could not load them
+        where = state / f"random_states_{accelerator.process_index}.pkl"
+        if not inexact_ok:
+            raise ValueError(f"{where}: the random states could not be restored (missing or corrupt), so the run "
+                             "would not continue as an uninterrupted one: pass --allow-inexact-resume to go on")
+        accelerator.print(f"warning: {where} could not be restored; the run goes on with fresh random states")
     saved = json.loads((state / "training.json").read_text())
     accelerator.print(f"resuming from {state} at step {saved['step']}")
     if saved.get("steps_per_epoch") != steps_per_epoch:
         accelerator.print(f"the data changed since {state.name} ({saved.get('steps_per_epoch')} steps per epoch, now "
                           f"{steps_per_epoch}): the clips are not read in the order of an uninterrupted run")
     return saved["step"]
+
+
+def random_generators_scrambled() -> torch.Tensor:
+    """Seed torch's CPU generator from fresh entropy and return its state: still equal after a load, nothing was
+    restored (a saved state equal to a fresh random one has odds of 2^-64)."""
+    import secrets
+
+    torch.manual_seed(secrets.randbits(63))
+    return torch.get_rng_state()
 
 
 def check_args(args: argparse.Namespace):

@@ -522,6 +522,24 @@ def test_resume_is_exact(clips, model_folder, tmp_path, capsys, stage):
         assert_same(module.state_dict(), getattr(b, name).state_dict(), name)
 
 
+def test_a_resume_that_cannot_restore_the_random_states_says_so(clips, model_folder, tmp_path, capsys):
+    """A corrupt random_states_0.pkl once made --resume silently inexact (accelerate only logs it): now it stops,
+    naming the file, unless told to go on; then it warns."""
+    common = ["--stage", 1, "--data", clips / "clip2", "--model", model_folder, "--clip-frames", 4, *FAST,
+              "--out", tmp_path / "run"]
+    assert run(capsys, *common, "--steps", 1)[0] == 0
+    states = tmp_path / "run" / "state-1" / "random_states_0.pkl"
+    states.write_bytes(states.read_bytes()[:40])
+    code, _, err = run(capsys, *common, "--steps", 2, "--resume")
+    assert code == 2 and err.strip().splitlines()[-1] == (
+        f"error: {states}: the random states could not be restored (missing or corrupt), so the run would not "
+        "continue as an uninterrupted one: pass --allow-inexact-resume to go on")
+    assert not (tmp_path / "run" / "state-2").exists()
+    code, out, err = run(capsys, *common, "--steps", 2, "--resume", "--allow-inexact-resume")
+    assert code == 0, err
+    assert f"warning: {states} could not be restored" in out and (tmp_path / "run" / "state-2").is_dir()
+
+
 def test_loading_workers_read_what_the_main_process_reads(clips, model_folder, tmp_path, capsys):
     """An item is a function of its key alone: the same training with 2 loading workers, bit for bit."""
     common = ["--stage", 1, "--data", clips / "clip2", clips / "clip3", "--model", model_folder, "--steps", 2, *FAST]
