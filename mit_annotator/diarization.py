@@ -90,25 +90,79 @@ class Diarizer:
     def embed(self, samples: np.ndarray, speech: list[tuple[float, float]],
               config: DiarizationConfig) -> tuple[np.ndarray, np.ndarray]:
         """Unit-length embeddings of `config.window` s windows every `config.step` s whose centre is in speech, and
-        their centre times. Windows over silence are never computed."""
+        their centre times. Windows over silence are never computed. resemblyzer's own preprocessing (its volume
+        normalisation and mel spectrogram), computed a block of windows at a time: the spectrogram of a 3-hour
+        recording would not fit beside it."""
         import torch
-        from resemblyzer import normalize_volume, wav_to_mel_spectrogram
 
-        mel = wav_to_mel_spectrogram(normalize_volume(samples, -30, increase_only=True))  # (frames, 40), 10 ms hop
-        width = int(round(config.window * 100))
-        if len(mel) < width:
-            mel = np.pad(mel, ((0, width - len(mel)), (0, 0)))
-        starts = np.arange(0, len(mel) - width + 1, max(1, int(round(config.step * 100))))
-        centres = (starts + width / 2) / 100
-        keep = np.array([any(a <= c <= b for a, b in speech) for c in centres], dtype=bool)
-        # speech shorter than a window still gets the window nearest to it
-        for a, b in speech:
-            if not keep[(centres >= a) & (centres <= b)].any():
-                keep[np.argmin(np.abs(centres - (a + b) / 2))] = True
-        windows = np.stack([mel[s:s + width] for s in starts[keep]])
-        with torch.inference_mode():
-            embeddings = self.encoder(torch.from_numpy(windows).to(self.encoder.device)).cpu().numpy()
-        return np.minimum(centres[keep], len(samples) / SAMPLE_RATE), embeddings
+        width = int(round(config.window * MEL_RATE))
+        total = max(1 + len(samples) // MEL_HOP, width)  # the spectrogram's frames, padded to one window
+        starts = np.arange(0, total - width + 1, max(1, int(round(config.step * MEL_RATE))))
+        centres = (starts + width / 2) / MEL_RATE
+        keep = windows_in_speech(centres, speech)
+        gain = resemblyzer_gain(samples)
+        embeddings = [np.zeros((0, 256), np.float32)]
+        for group in window_groups(starts[keep], width):
+            mel = mel_frames(samples, gain, group[0], group[-1] + width)
+            windows = np.stack([mel[start - group[0]:start - group[0] + width] for start in group])
+            with torch.inference_mode():
+                embeddings.append(self.encoder(torch.from_numpy(windows).to(self.encoder.device)).cpu().numpy())
+        return np.minimum(centres[keep], len(samples) / SAMPLE_RATE), np.concatenate(embeddings)
+
+
+MEL_RATE, MEL_HOP, MEL_FFT = 100, 160, 400  # resemblyzer's mel frames: 25 ms windows every 10 ms at 16 kHz
+EMBED_BATCH = 256  # windows per encoder call
+MEL_BLOCK = 6000  # mel frames (60 s) held at once
+
+
+def windows_in_speech(centres: np.ndarray, speech: list[tuple[float, float]]) -> np.ndarray:
+    """Which windows (by their increasing centre times) to embed: those centred in speech, and for speech shorter
+    than a window the window nearest to it."""
+    keep = np.zeros(len(centres), bool)
+    for a, b in speech:
+        first, last = np.searchsorted(centres, a, "left"), np.searchsorted(centres, b, "right")
+        keep[first:last] = True
+        if first == last and len(centres):
+            keep[np.argmin(np.abs(centres - (a + b) / 2))] = True
+    return keep
+
+
+def window_groups(starts: np.ndarray, width: int) -> list[np.ndarray]:
+    """The windows' start frames in groups of at most EMBED_BATCH whose frames span at most MEL_BLOCK."""
+    groups, first = [], 0
+    for k in range(1, len(starts) + 1):
+        if k == len(starts) or k - first == EMBED_BATCH or starts[k] + width - starts[first] > MEL_BLOCK:
+            groups.append(starts[first:k])
+            first = k
+    return groups
+
+
+def resemblyzer_gain(samples: np.ndarray, target_dbfs: float = -30.0) -> float:
+    """resemblyzer's normalize_volume(samples, -30, increase_only=True) as a gain, its RMS summed a block at a time."""
+    int16_max = 32767
+    squares = sum(float(np.dot(block, block)) for block in
+                  (samples[k:k + 2**20].astype(np.float64) for k in range(0, len(samples), 2**20)))
+    rms = np.sqrt(squares / max(len(samples), 1)) * int16_max
+    change = target_dbfs - 20 * np.log10(rms / int16_max) if rms > 0 else np.inf
+    return float(10 ** (change / 20)) if 0 < change < np.inf else 1.0
+
+
+def mel_frames(samples: np.ndarray, gain: float, first: int, end: int) -> np.ndarray:
+    """(end - first, 40) frames of resemblyzer's wav_to_mel_spectrogram(samples * gain) (librosa's centred, zero
+    padded power mel spectrogram), computed from the samples those frames cover; frames past the recording are 0."""
+    import librosa
+
+    frames = np.zeros((end - first, 40), np.float32)
+    last = min(end, 1 + len(samples) // MEL_HOP)
+    if last <= first:
+        return frames
+    a, b = first * MEL_HOP - MEL_FFT // 2, (last - 1) * MEL_HOP + MEL_FFT // 2
+    segment = np.zeros(b - a, np.float32)
+    segment[max(0, -a):max(0, -a) + len(samples[max(a, 0):b])] = samples[max(a, 0):b]
+    mel = librosa.feature.melspectrogram(y=segment * np.float32(gain), sr=SAMPLE_RATE, n_fft=MEL_FFT,
+                                         hop_length=MEL_HOP, n_mels=40, center=False)
+    frames[:last - first] = mel.astype(np.float32).T
+    return frames
 
 
 def _checked_samples(samples: np.ndarray) -> np.ndarray:
@@ -221,16 +275,37 @@ def frame_speakers(speech: list[tuple[float, float]], times: np.ndarray, embeddi
     centres = starts + config.frame / 2
     in_speech = np.zeros(len(centres), dtype=bool)
     for a, b in speech:
-        in_speech |= (centres >= a) & (centres < b)
-    distance = np.abs(centres[:, None] - times[None, :])
-    weights = np.clip(1.0 - distance / (config.window / 2), 0.0, None)
-    covered = weights.sum(axis=1) > 0
-    nearest = np.argmin(distance, axis=1)
-    weights[~covered, nearest[~covered]] = 1.0  # frames beyond every window take the closest one
-    scores = (weights @ embeddings) @ centroids.T
+        in_speech[np.searchsorted(centres, a, "left"):np.searchsorted(centres, b, "left")] = True
+    scores = windows_around(centres, times, embeddings.astype(np.float64) @ centroids.T.astype(np.float64),
+                            config.window / 2)
     width = max(1, int(round(config.smooth / config.frame)))
     best = np.argmax(uniform_filter1d(scores, size=width, axis=0, mode="nearest"), axis=1)
     return starts, np.where(in_speech, np.array(speakers)[best], -1)
+
+
+def windows_around(centres: np.ndarray, times: np.ndarray, values: np.ndarray, half: float) -> np.ndarray:
+    """(frames, columns): per frame centre, the sum of the `values` rows of the windows (at increasing `times`)
+    within `half` of it, weighted 1 - distance / half; a frame beyond every window takes its nearest window's row.
+    Only the few windows near each frame are visited: the dense frames x windows matrix of a 3-hour recording would
+    not fit in memory."""
+    reach = half * (1 + 1e-9)  # a little wide: the weights themselves decide who counts, as in the dense form
+    first = np.searchsorted(times, centres - reach, "left")
+    last = np.searchsorted(times, centres + reach, "right")
+    out, total = np.zeros((len(centres), values.shape[1])), np.zeros(len(centres))
+    for offset in range(int((last - first).max(initial=0))):
+        index = first + offset
+        rows = np.minimum(index, len(times) - 1)
+        weight = np.where(index < last, np.clip(1.0 - np.abs(centres - times[rows]) / half, 0.0, None), 0.0)
+        out += weight[:, None] * values[rows]
+        total += weight
+    uncovered = np.flatnonzero(total == 0)
+    if len(uncovered):
+        after = np.minimum(np.searchsorted(times, centres[uncovered]), len(times) - 1)
+        before = np.searchsorted(times, times[np.maximum(after - 1, 0)], "left")  # the first of equal times
+        closer = np.where(np.abs(centres[uncovered] - times[before]) <= np.abs(centres[uncovered] - times[after]),
+                          before, after)
+        out[uncovered] = values[closer]
+    return out
 
 
 def _turns(speech: list[tuple[float, float]], times: np.ndarray, embeddings: np.ndarray, labels: np.ndarray,

@@ -171,20 +171,21 @@ def read_audio(path: str | os.PathLike, sample_rate: int = 16000) -> np.ndarray:
         # read while the container is open: the stream's fields are freed with it
         listed = stream.duration * float(stream.time_base) if stream.duration else None
         resampler = av.AudioResampler(format="flt", layout="mono", rate=sample_rate)
-        chunks, lead = [], None
+        # filled in place: a 3-hour recording is 0.7 GB of float32, never held twice while it is read
+        samples, lead = _Samples(int(min(listed or 600.0, 4 * 3600.0) * sample_rate) + sample_rate), None
         try:
             for frame in container.decode(stream):
                 if lead is None and frame.time is not None:
                     lead = max(0.0, float(frame.time) - float(container.start_time or 0) / av.time_base)
                 for out in resampler.resample(frame):
-                    chunks.append(out.to_ndarray().reshape(-1))
+                    samples.add(out.to_ndarray().reshape(-1))
             for out in resampler.resample(None):
-                chunks.append(out.to_ndarray().reshape(-1))
+                samples.add(out.to_ndarray().reshape(-1))
         except av.error.FFmpegError as error:
             raise MediaError(path, f"corrupt or truncated audio data ({error})") from None
-    if not chunks:
+    samples = samples.array()
+    if not len(samples):
         raise MediaError(path, "the audio stream has no samples")
-    samples = np.concatenate(chunks).astype(np.float32)
     if listed:  # drop the encoder's padding after the last real sample
         expected = int(round(listed * sample_rate))
         if len(samples) < expected - sample_rate // 10:
@@ -193,6 +194,25 @@ def read_audio(path: str | os.PathLike, sample_rate: int = 16000) -> np.ndarray:
         samples = samples[:expected]
     pad = int(round((lead or 0.0) * sample_rate))
     return np.concatenate([np.zeros(pad, np.float32), samples]) if pad else samples
+
+
+class _Samples:
+    """A float32 buffer that grows by doubling; `array()` is the filled part (copied only when much is unused)."""
+
+    def __init__(self, capacity: int):
+        self.data, self.size = np.empty(max(capacity, 1), np.float32), 0
+
+    def add(self, piece: np.ndarray) -> None:
+        if self.size + len(piece) > len(self.data):
+            grown = np.empty(max(2 * len(self.data), self.size + len(piece)), np.float32)
+            grown[:self.size] = self.data[:self.size]
+            self.data = grown
+        self.data[self.size:self.size + len(piece)] = piece
+        self.size += len(piece)
+
+    def array(self) -> np.ndarray:
+        filled = self.data[:self.size]
+        return filled.copy() if len(self.data) > 1.2 * self.size + 16000 else filled
 
 
 def _open(path: str | os.PathLike):

@@ -59,7 +59,7 @@ class OverlapAwareDiarizer:
         grid = FrameGrid(spec.frame_step / SAMPLE_RATE, spec.receptive_field / 2 / SAMPLE_RATE)
         speech = self.offline.speech_regions(samples, config)
         starts = chunk_starts(len(samples), spec.chunk_samples, int(round(s.step * SAMPLE_RATE)))
-        scores = self.segmentation.scores(chunks_of(samples, starts, spec.chunk_samples))
+        scores = chunk_scores(self.segmentation, samples, starts, spec.chunk_samples)
         offsets = np.round(starts / spec.frame_step).astype(int)  # each chunk's first frame on the global grid
         num_frames = offsets[-1] + scores.shape[1]
         heard = grid.mask(speech, num_frames)
@@ -138,10 +138,10 @@ class FrameGrid:
 
     def mask(self, regions: list[tuple[float, float]], num_frames: int) -> np.ndarray:
         """1.0 on the frames whose centre lies in one of `regions` (seconds), else 0.0."""
-        centres = self.centres(num_frames)
+        centres = self.centres(num_frames)  # increasing: each region is one slice of them
         out = np.zeros(num_frames, np.float32)
         for start, end in regions:
-            out[(centres >= start) & (centres < end)] = 1.0
+            out[np.searchsorted(centres, start, "left"):np.searchsorted(centres, end, "left")] = 1.0
         return out
 
     def frames(self, seconds: float) -> int:
@@ -171,6 +171,14 @@ def chunk_starts(num_samples: int, chunk: int, step: int) -> np.ndarray:
     if starts[-1] + chunk < num_samples:
         starts.append(num_samples - chunk)
     return np.array(starts)
+
+
+def chunk_scores(segmentation: SpeakerSegmentation, samples: np.ndarray, starts: np.ndarray, chunk: int,
+                 batch: int = 256) -> np.ndarray:
+    """The network's scores of each chunk, the chunks cut `batch` at a time: 5 s chunks every second would hold the
+    recording five times over."""
+    return np.concatenate([segmentation.scores(chunks_of(samples, starts[k:k + batch], chunk))
+                           for k in range(0, len(starts), batch)])
 
 
 def chunks_of(samples: np.ndarray, starts: np.ndarray, chunk: int) -> np.ndarray:

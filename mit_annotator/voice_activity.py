@@ -20,6 +20,7 @@ SAMPLE_RATE = 16000
 CHUNK = 512  # samples per model call at 16 kHz (silero-vad's fixed window)
 STRETCH_CHUNKS = 256  # chunks per stretch (8.2 s): a 60 s recording runs as 8 rows
 WARMUP_CHUNKS = 32  # about 1 s of the preceding audio lets a stretch's state settle
+ROWS_AT_ONCE = 128  # stretches per batch (18 min of audio, 75 MB)
 TARGET_LEVEL_DB = -20.0  # where the loud chunks of a recording are brought before voice activity
 LOUD_PERCENTILE = 90
 MAX_GAIN_DB = 40.0
@@ -46,39 +47,56 @@ def load_vad():
     return load_silero_vad(onnx=True)
 
 
-def level_normalised(samples: np.ndarray) -> np.ndarray:
-    """`samples` scaled so that the LOUD_PERCENTILE-th percentile of its chunk levels is TARGET_LEVEL_DB (the gain
-    at most MAX_GAIN_DB), clipped to -1..1."""
-    usable = len(samples) // CHUNK * CHUNK
-    if usable == 0:
-        return np.asarray(samples, np.float32)
-    levels = np.sqrt(np.mean(np.square(samples[:usable].reshape(-1, CHUNK), dtype=np.float64), axis=1))
+def level_gain(samples: np.ndarray) -> float:
+    """The gain that brings the LOUD_PERCENTILE-th percentile of `samples`' chunk levels to TARGET_LEVEL_DB (at
+    most MAX_GAIN_DB); the levels are measured a block at a time (no squared copy of a long recording)."""
+    chunks = len(samples) // CHUNK
+    if chunks == 0:
+        return 1.0
+    block = 4096  # chunks
+    levels = np.concatenate([
+        np.sqrt(np.mean(np.square(samples[k * CHUNK:min(k + block, chunks) * CHUNK].reshape(-1, CHUNK),
+                                  dtype=np.float64), axis=1))
+        for k in range(0, chunks, block)])
     loud = float(np.percentile(levels, LOUD_PERCENTILE))
-    gain_db = min(MAX_GAIN_DB, TARGET_LEVEL_DB - 20 * np.log10(max(loud, 1e-10)))
-    return np.clip(samples * np.float32(10 ** (gain_db / 20)), -1.0, 1.0).astype(np.float32)
+    return float(10 ** (min(MAX_GAIN_DB, TARGET_LEVEL_DB - 20 * np.log10(max(loud, 1e-10))) / 20))
 
 
-def speech_probabilities(vad, samples: np.ndarray) -> list[float]:
-    """One speech probability per 512-sample chunk of 16 kHz `samples` (silero-vad's OnnxWrapper `vad`)."""
+def level_normalised(samples: np.ndarray) -> np.ndarray:
+    """`samples` scaled by `level_gain`, clipped to -1..1."""
+    return np.clip(samples * np.float32(level_gain(samples)), -1.0, 1.0).astype(np.float32)
+
+
+def speech_probabilities(vad, samples: np.ndarray, gain: float = 1.0) -> list[float]:
+    """One speech probability per 512-sample chunk of 16 kHz `samples` (silero-vad's OnnxWrapper `vad`), the
+    samples scaled by `gain` and clipped to -1..1. The stretches run ROWS_AT_ONCE at a time, so the batch stays
+    small however long the recording (each row carries its own state: the grouping changes nothing)."""
+    chunks = int(np.ceil(len(samples) / CHUNK))
+    rows = int(np.ceil(chunks / STRETCH_CHUNKS))
+    kept = []
+    for first_row in range(0, rows, ROWS_AT_ONCE):
+        outputs = _stretch_probabilities(vad, samples, gain, range(first_row, min(first_row + ROWS_AT_ONCE, rows)))
+        kept += [outputs[k, (0 if row == 0 else WARMUP_CHUNKS):][:STRETCH_CHUNKS]
+                 for k, row in enumerate(range(first_row, min(first_row + ROWS_AT_ONCE, rows)))]
+    return np.concatenate(kept)[:chunks].astype(float).tolist()
+
+
+def _stretch_probabilities(vad, samples: np.ndarray, gain: float, rows: range) -> np.ndarray:
+    """(rows, steps) probabilities of the stretches `rows`: each but the recording's first starts WARMUP_CHUNKS
+    early and starts fresh, as the first does at the recording's start."""
     import torch
 
-    chunks = int(np.ceil(len(samples) / CHUNK))
-    padded = np.zeros(chunks * CHUNK, np.float32)
-    padded[:len(samples)] = samples
-    by_chunk = padded.reshape(chunks, CHUNK)
-    rows = int(np.ceil(chunks / STRETCH_CHUNKS))
     steps = WARMUP_CHUNKS + STRETCH_CHUNKS
-    starts = [0] + [row * STRETCH_CHUNKS - WARMUP_CHUNKS for row in range(1, rows)]  # the first row starts fresh
-    batch = np.zeros((rows, steps, CHUNK), np.float32)
-    for row, first in enumerate(starts):
-        take = by_chunk[first:first + steps]
-        batch[row, :len(take)] = take
-    vad.reset_states(rows)
+    batch = np.zeros((len(rows), steps * CHUNK), np.float32)
+    for k, row in enumerate(rows):
+        first = 0 if row == 0 else row * STRETCH_CHUNKS - WARMUP_CHUNKS
+        take = samples[first * CHUNK:(first + steps) * CHUNK]
+        batch[k, :len(take)] = np.clip(take * np.float32(gain), -1.0, 1.0)
+    batch = batch.reshape(len(rows), steps, CHUNK)
+    vad.reset_states(len(rows))
     with torch.no_grad():
-        outputs = np.stack([vad(torch.from_numpy(batch[:, step]), SAMPLE_RATE).numpy().reshape(rows)
-                            for step in range(steps)], axis=1)
-    kept = [outputs[0, :STRETCH_CHUNKS]] + [outputs[row, WARMUP_CHUNKS:] for row in range(1, rows)]
-    return np.concatenate(kept)[:chunks].astype(float).tolist()
+        return np.stack([vad(torch.from_numpy(np.ascontiguousarray(batch[:, step])), SAMPLE_RATE).numpy()
+                         .reshape(len(rows)) for step in range(steps)], axis=1)
 
 
 def speech_timestamps(vad, samples: np.ndarray, threshold: float, min_speech: float,
@@ -87,7 +105,7 @@ def speech_timestamps(vad, samples: np.ndarray, threshold: float, min_speech: fl
     from silero_vad.utils_vad import get_speech_timestamps_from_probs
 
     stamps = get_speech_timestamps_from_probs(
-        speech_probabilities(vad, level_normalised(samples)), sampling_rate=SAMPLE_RATE, threshold=threshold,
+        speech_probabilities(vad, samples, level_gain(samples)), sampling_rate=SAMPLE_RATE, threshold=threshold,
         min_speech_duration_ms=int(min_speech * 1000), min_silence_duration_ms=int(min_silence * 1000),
         audio_length_samples=len(samples))
     return [(s["start"] / SAMPLE_RATE, s["end"] / SAMPLE_RATE) for s in stamps]

@@ -367,3 +367,55 @@ def test_the_offline_diarizer_reports_each_stage(diarizer, small_conversation):
     progress = []
     result = diarizer(small_conversation.mix, progress=lambda done, total: progress.append((done, total)))
     assert progress == [(1, 4), (2, 4), (3, 4), (4, 4)] and result.uri == "recording"
+
+
+def test_the_banded_window_weights_equal_the_dense_matrix():
+    """frame_speakers visits only the windows near each frame (a 3-hour recording's frames x windows matrix would not
+    fit); the result equals the dense form, ties to the nearest window included (equal times: the first)."""
+    from mit_annotator.diarization import windows_around
+
+    rng = np.random.default_rng(0)
+    for trial in range(200):
+        times = np.sort(rng.uniform(0, 30, rng.integers(1, 60)))
+        if trial % 3 == 0:
+            times = np.round(times, 1)  # equal times and ties
+        centres = np.arange(0, 35, 0.05) + 0.025
+        values = rng.normal(size=(len(times), 3))
+        half = rng.uniform(0.2, 1.5)
+        distance = np.abs(centres[:, None] - times[None, :])
+        weights = np.clip(1.0 - distance / half, 0.0, None)
+        covered = weights.sum(axis=1) > 0
+        nearest = np.argmin(distance, axis=1)
+        weights[~covered, nearest[~covered]] = 1.0
+        np.testing.assert_allclose(windows_around(centres, times, values, half), weights @ values, atol=1e-9,
+                                   err_msg=str(trial))
+
+
+def test_embeddings_made_a_block_at_a_time_equal_resemblyzers_whole_recording(diarizer):
+    """The d-vectors from the mel spectrogram of a block of windows at a time (bounded memory) equal resemblyzer's
+    own preprocessing of the whole recording."""
+    import torch
+    from resemblyzer import normalize_volume, wav_to_mel_spectrogram
+
+    from mit_annotator import diarization
+    from mit_annotator.diarization import DiarizationConfig
+
+    samples = media.read_audio(shared_path("diarization", "pyaudioanalysis", "diarizationExample.wav"), 16000)
+    config = DiarizationConfig()
+    speech = diarizer.speech_regions(samples, config)
+    mel = wav_to_mel_spectrogram(normalize_volume(samples, -30, increase_only=True))
+    width, step = int(round(config.window * 100)), max(1, int(round(config.step * 100)))
+    starts = np.arange(0, len(mel) - width + 1, step)
+    centres = (starts + width / 2) / 100
+    keep = np.array([any(a <= c <= b for a, b in speech) for c in centres])
+    with torch.inference_mode():
+        expected = diarizer.encoder(torch.from_numpy(np.stack([mel[s:s + width] for s in starts[keep]]))).numpy()
+    original = diarization.EMBED_BATCH, diarization.MEL_BLOCK
+    try:
+        diarization.EMBED_BATCH, diarization.MEL_BLOCK = 16, 700  # many blocks, some cut by the span limit
+        times, embeddings = diarizer.embed(samples, speech, config)
+    finally:
+        diarization.EMBED_BATCH, diarization.MEL_BLOCK = original
+    assert len(embeddings) == keep.sum() > 40
+    np.testing.assert_allclose(times, centres[keep])
+    np.testing.assert_allclose(embeddings, expected, atol=1e-5)

@@ -92,6 +92,18 @@ def test_two_people_at_once_in_conversations(diarizer, speech):
     assert both / truth >= 0.6 and both / found >= 0.6, (both / truth, both / found)
 
 
+def test_a_long_digital_silence_between_turns_is_nobodys_speech(diarizer):
+    """The segmentation network alone takes a long digital silence inside a chunk for its speaker still talking;
+    silero-vad's speech gates it, so no turn runs on through the silence."""
+    video = shared_path("video", "interact_11.mp4")
+    right, left = real_voice(video, 0.0, 4.2), real_voice(video, 4.3, 8.6)
+    silence = np.zeros(3 * 16000, np.float32)
+    found = diarizer(np.concatenate([right, silence, left]))
+    quiet_from, quiet_to = len(right) / 16000, (len(right) + len(silence)) / 16000
+    inside = [(t.start, t.end) for t in found.turns if t.start < quiet_to - 0.3 and t.end > quiet_from + 0.3]
+    assert inside == [] and len(found.speakers) == 2, found.turns
+
+
 def test_silence_noise_music_and_very_short_audio_give_a_result(diarizer, speech):
     assert diarizer(np.zeros(16000 * 3, np.float32)).turns == []
     noise = (np.random.default_rng(0).normal(size=16000 * 6) * 0.05).astype(np.float32)

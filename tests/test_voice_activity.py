@@ -48,6 +48,24 @@ def test_the_same_speech_as_silero_vads_own_loop(vad, name):
     assert np.abs(np.array(found) - np.array(expected)).max() <= 0.05
 
 
+def test_stretches_run_in_groups_give_the_probabilities_of_one_batch(vad, monkeypatch):
+    """A long recording's stretches go through the model a group at a time (bounded memory); each row carries its own
+    state, so the grouping changes nothing, and the gain is applied as level_normalised applies it."""
+    from mit_annotator import voice_activity
+
+    path = RECORDINGS / "pyaudioanalysis/diarizationExample.wav"
+    if not path.is_file():
+        pytest.skip(f"{path} not found")
+    samples = media.read_audio(path, 16000) * np.float32(0.02)  # quiet: the gain matters
+    gain = voice_activity.level_gain(samples)
+    assert gain > 10
+    whole = np.array(speech_probabilities(vad, voice_activity.level_normalised(samples)))
+    monkeypatch.setattr(voice_activity, "ROWS_AT_ONCE", 2)
+    grouped = np.array(speech_probabilities(vad, samples, gain))
+    assert len(samples) > 5 * STRETCH_CHUNKS * CHUNK and grouped.shape == whole.shape
+    np.testing.assert_allclose(grouped, whole, atol=1e-5)
+
+
 def test_short_and_silent_audio(vad):
     assert speech_timestamps(vad, np.zeros(100, np.float32), 0.5, 0.25, 0.3) == []
     assert len(speech_probabilities(vad, np.zeros(16000, np.float32))) == int(np.ceil(16000 / CHUNK))
