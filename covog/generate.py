@@ -120,13 +120,19 @@ def read_reference(path: str, size: tuple[int, int]) -> np.ndarray:
 
 
 def check_audio_length(paths: list[str], audio: list[np.ndarray], tracks: VideoTracks):
-    """The video lasts as long as the poses: audio that runs on past them would be cut, so it is refused."""
+    """The video lasts as long as the poses: audio that runs on past them would be cut, so it is refused; poses
+    that run on more than a second past every audio track would animate silence (and a crafted frame count would
+    plan unbounded work), so they are refused too."""
     pose_seconds = tracks.num_frames / tracks.fps
     for path, samples in zip(paths, audio):
         seconds = len(samples) / AUDIO_RATE
         if seconds > pose_seconds + 1 / tracks.fps:
             raise ValueError(f"the pose sequence ({tracks.num_frames} frames, {pose_seconds:.2f} s) is shorter than "
                              f"the audio {path} ({seconds:.2f} s): give poses for the whole audio or trim it")
+    longest = max(len(samples) for samples in audio) / AUDIO_RATE
+    if pose_seconds > longest + 1.0:
+        raise ValueError(f"the pose sequence ({tracks.num_frames} frames, {pose_seconds:.2f} s) runs past the audio "
+                         f"({longest:.2f} s): trim the poses to the audio")
 
 
 def speaking_from_audio(audio: list[np.ndarray], tracks: VideoTracks, per_person: bool) -> SpeakingActivity:

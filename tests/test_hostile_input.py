@@ -255,3 +255,22 @@ def test_a_corrupt_video_record_is_named_with_what_to_do(tmp_path, capsys):
     with pytest.raises(BatchError, match=f"{videos / 'src_talk.json'}: not valid JSON .* delete the file to annotate "
                                          "its video again"):
         read_video_record(tmp_path, "src_talk")
+
+
+def test_generate_refuses_poses_that_run_far_past_the_audio(conversation_files, capsys):
+    """A tracks file may say 10 million frames (within the limit): with a second of audio, generate once planned
+    them all (terabytes); it stops before the model loads."""
+    from PIL import Image
+
+    from covog.generate import main as generate
+
+    folder = conversation_files
+    (folder / "long.json").write_text(json.dumps(tracks_document(num_frames=MAX_FRAMES)))
+    Image.new("RGB", (64, 64)).save(folder / "ref.png")
+    media.write_wav(folder / "one_second.wav", np.zeros(16000, np.float32), 16000)
+    code = generate(["--model", str(folder / "no-model"), "--reference", str(folder / "ref.png"), "--poses",
+                     str(folder / "long.json"), "--audio", str(folder / "one_second.wav"), "--out",
+                     str(folder / "o.mp4")])
+    assert code == 2
+    assert last_line(capsys) == (f"error: the pose sequence ({MAX_FRAMES} frames, 400000.00 s) runs past the audio "
+                                 "(1.00 s): trim the poses to the audio")
