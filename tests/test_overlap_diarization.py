@@ -169,6 +169,23 @@ def test_stitching_follows_a_voice_whatever_its_local_speaker_number():
     assert on[stretch[0, 0]].tolist() == [True] * 8 + [False] * 5
 
 
+def test_a_chain_of_links_never_joins_two_local_speakers_of_one_chunk():
+    """Chunk 0 hears two voices (A on frames 0-9, B on 10-19). Chunk 1 links to A, chunk 2 to B, and chunks 1 and
+    2 agree with each other: taking that last link would make A and B one voice, which chunk 0 heard apart."""
+    def on(start, end, frames=20):
+        column = np.zeros(frames)
+        column[start:end] = 1
+        return column
+
+    silent = np.zeros(20)
+    chunks = np.stack([np.stack([on(0, 10), on(10, 20)], axis=1),
+                       np.stack([on(0, 15), silent], axis=1),
+                       np.stack([on(5, 20), silent], axis=1)]).astype(bool)
+    stretch = stitch(chunks, np.array([0, 0, 0]), 0.3, 6)
+    assert stretch[1, 0] == stretch[0, 0] and stretch[2, 0] == stretch[0, 1]  # the best links are taken
+    assert stretch[0, 0] != stretch[0, 1]
+
+
 def test_a_local_speaker_that_another_chunk_hears_as_two_voices_links_to_nothing():
     both = np.stack([np.ones(10), np.zeros(10)], axis=1)  # chunk 0 hears frames 3-9 as one voice
     apart = np.stack([np.r_[np.ones(4), np.zeros(6)], np.r_[np.zeros(4), np.ones(6)]], axis=1)  # chunk 1: two
