@@ -34,6 +34,9 @@ class OverlapSettings:
     change_block: int = 5  # windows on each side of a candidate voice change
     change_similarity: float = 0.7  # two blocks less alike than this: the voice changes between them
     same_speaker: float = 0.72  # cosine similarity of two segments' embeddings (average linkage): one speaker
+    # of two speakers' centroids over a long recording's blocks (minutes of speech each: the same voice 0.89-0.99,
+    # different voices 0.51-0.77 on the tune voices, BENCHMARKS.md)
+    same_speaker_across_blocks: float = 0.85
     same_stretch_bonus: float = 0.05  # added to the similarity of two segments of one stretch
     apart_chunks: int = 1  # chunks that must hear two segments as different local speakers to keep them apart
     min_embedding_speech: float = 1.0  # seconds of clean speech a segment needs for a reliable embedding

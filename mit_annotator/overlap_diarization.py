@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -34,6 +34,8 @@ log = logging.getLogger("mit_annotator")
 
 SAMPLE_RATE = 16000
 STAGES = 4  # segmentation, stitching + embeddings, clustering, turns
+LONG_RECORDING_S = 900.0  # longer recordings are diarized in blocks (bounded memory)
+BLOCK_S = 600.0  # a block's length, cut in the nearest pause
 IDENTITIES = ("network", "embeddings")
 
 
@@ -51,10 +53,34 @@ class OverlapAwareDiarizer:
 
     def __call__(self, samples: np.ndarray, config: DiarizationConfig | None = None, uri: str = "recording",
                  progress: Callable[[int, int], None] | None = None) -> Diarization:
-        """`progress(done, STAGES)` after each stage; it may raise to stop between stages (ComfyUI's Cancel)."""
+        """`progress(done, STAGES)` after each stage (a long recording: after each stage of each block, out of
+        blocks x STAGES); it may raise to stop between stages (ComfyUI's Cancel)."""
         progress = progress or (lambda done, total: None)
         config = config or DiarizationConfig()
         samples = _checked_samples(samples)
+        if len(samples) <= LONG_RECORDING_S * SAMPLE_RATE:
+            return Diarization(self._block(samples, config, progress)[0], uri=uri)
+        return Diarization(self._long(samples, config, progress), uri=uri)
+
+    def _long(self, samples: np.ndarray, config: DiarizationConfig,
+              progress: Callable[[int, int], None]) -> list[SpeakerTurn]:
+        """A long recording in blocks of about BLOCK_S cut in pauses, each diarized alone (memory stays that of one
+        block), the blocks' speakers then linked by their d-vector centroids (two speakers of one block are never
+        one)."""
+        cuts = block_cuts(self.offline.speech_regions(samples, config), len(samples) / SAMPLE_RATE, BLOCK_S)
+        within = replace(config, min_speakers=1, num_speakers=None)  # a block may hear fewer voices than the whole
+        blocks = []
+        for b, (start, end) in enumerate(zip(cuts[:-1], cuts[1:])):
+            def block_progress(done, total, b=b):
+                progress(b * STAGES + done, (len(cuts) - 1) * STAGES)
+            turns, centroids = self._block(samples[int(start * SAMPLE_RATE):int(end * SAMPLE_RATE)], within,
+                                           block_progress)
+            blocks.append((start, turns, centroids))
+        return linked_turns(blocks, config, self.settings)
+
+    def _block(self, samples: np.ndarray, config: DiarizationConfig,
+               progress: Callable[[int, int], None]) -> tuple[list[SpeakerTurn], dict[str, np.ndarray]]:
+        """The turns of one stretch of audio and each speaker's d-vector centroid (for linking blocks)."""
         s, spec = self.settings, self.segmentation.spec
         grid = FrameGrid(spec.frame_step / SAMPLE_RATE, spec.receptive_field / 2 / SAMPLE_RATE)
         speech = self.offline.speech_regions(samples, config)
@@ -71,7 +97,7 @@ class OverlapAwareDiarizer:
             raise ValueError(f"identity must be one of {', '.join(IDENTITIES)}, got {s.identity!r}")
         if not speech or not active.any():
             progress(STAGES, STAGES)
-            return Diarization([], uri=uri)
+            return [], {}
         times, windows = self.offline.embed(samples, speech, config)
         if s.identity == "embeddings":
             from .diarization import cluster, frame_speakers
@@ -80,8 +106,9 @@ class OverlapAwareDiarizer:
             starts_s, frame_labels = frame_speakers(speech, times, windows, labels, config)
             first = grid.resample(starts_s, frame_labels, config.frame, num_frames)
             binary = with_overlaps(first, count, scores, active, offsets, int(labels.max()) + 1, s, grid)
+            turns = to_turns(binary, grid, s, len(samples) / SAMPLE_RATE)
             progress(STAGES, STAGES)
-            return Diarization(to_turns(binary, grid, s, len(samples) / SAMPLE_RATE), uri=uri)
+            return turns, speaker_centroids(turns, times, windows)
         spans = grid.spans(times, config.window, num_frames)
         stretch = stitch(active, offsets, s.stitch_agreement, grid.frames(s.min_part))
         on = stretch_frames(active, offsets, stretch, num_frames)
@@ -100,7 +127,7 @@ class OverlapAwareDiarizer:
         binary = np.where((count >= 2)[None], by_slots, by_frames) if by_frames is not None else by_slots
         turns = to_turns(binary, grid, s, len(samples) / SAMPLE_RATE)
         progress(STAGES, STAGES)
-        return Diarization(turns, uri=uri)
+        return turns, speaker_centroids(turns, times, windows)
 
 
 def resegmented(speech: list[tuple[float, float]], times: np.ndarray, windows: np.ndarray, spans: np.ndarray,
@@ -328,3 +355,72 @@ def to_turns(binary: np.ndarray, grid: FrameGrid, settings: OverlapSettings, dur
 
     turns = [SpeakerTurn(names[s], time(a), time(b)) for s in names for a, b in spans[s]]
     return sorted((t for t in turns if t.end > t.start), key=lambda t: (t.start, t.speaker))
+
+
+def block_cuts(speech: list[tuple[float, float]], duration: float, block: float) -> list[float]:
+    """Block boundaries (seconds, from 0 to `duration`): about every `block` seconds, each moved to the middle of the
+    longest pause within a tenth of a block of it (a cut inside a turn splits that turn only)."""
+    count = max(1, int(round(duration / block)))
+    cuts = [0.0]
+    pauses = [(a, b) for (_, a), (b, _) in zip(speech[:-1], speech[1:])]
+    for k in range(1, count):
+        nominal = k * duration / count
+        near = [(b - a, (a + b) / 2) for a, b in pauses if abs((a + b) / 2 - nominal) <= block / 10]
+        cuts.append(max(near)[1] if near else nominal)
+    return cuts + [duration]
+
+
+def speaker_centroids(turns: list[SpeakerTurn], times: np.ndarray, windows: np.ndarray) -> dict[str, np.ndarray]:
+    """Each speaker's unit mean d-vector over the windows centred where they alone speak (else where they speak)."""
+    centroids = {}
+    for name in sorted({t.speaker for t in turns}):
+        own = np.zeros(len(times), bool)
+        others = np.zeros(len(times), bool)
+        for turn in turns:
+            inside = (times >= turn.start) & (times < turn.end)
+            if turn.speaker == name:
+                own |= inside
+            else:
+                others |= inside
+        chosen = own & ~others if (own & ~others).any() else own
+        if chosen.any():
+            mean = windows[chosen].mean(axis=0)
+            centroids[name] = mean / max(float(np.linalg.norm(mean)), 1e-9)
+    return centroids
+
+
+def linked_turns(blocks: list[tuple[float, list[SpeakerTurn], dict[str, np.ndarray]]], config: DiarizationConfig,
+                 settings: OverlapSettings) -> list[SpeakerTurn]:
+    """The blocks' turns on one time line, the blocks' speakers joined by average linkage of their centroids
+    (`same_speaker_across_blocks`; never two that a block heard speak together for a second or more, so a voice
+    that a block split in two is joined again; the counts of `config` kept); a turn cut by a block boundary is
+    joined again."""
+    from .local_speakers import average_linkage
+
+    keys = [(b, name) for b, (_, _, centroids) in enumerate(blocks) for name in centroids]
+    if not keys:
+        return []
+    vectors = np.stack([blocks[b][2][name] for b, name in keys])
+    heard_together = np.array([[p[0] == q[0] and p != q and _overlap_seconds(blocks[p[0]][1], p[1], q[1]) >= 1.0
+                                for q in keys] for p in keys])
+    clusters = average_linkage(vectors @ vectors.T, heard_together, settings.same_speaker_across_blocks,
+                               config.min_speakers, config.max_speakers)
+    speaker_of = {keys[i]: k for k, cluster in enumerate(clusters) for i in cluster}
+    raw = sorted((start + t.start, start + t.end, speaker_of.get((b, t.speaker), -1))
+                 for b, (start, turns, _) in enumerate(blocks) for t in turns)
+    order = {}
+    for _, _, speaker in raw:
+        order.setdefault(speaker, len(order))
+    joined: list[list] = []
+    for a, z, speaker in raw:
+        last = next((turn for turn in reversed(joined) if turn[2] == speaker), None)
+        if last is not None and a <= last[1] + 1e-6:
+            last[1] = max(last[1], z)
+        else:
+            joined.append([a, z, speaker])
+    return [SpeakerTurn(f"SPEAKER_{order[speaker]:02d}", round(a, 3), round(z, 3)) for a, z, speaker in joined]
+
+
+def _overlap_seconds(turns: list[SpeakerTurn], first: str, second: str) -> float:
+    return sum(max(0.0, min(a.end, b.end) - max(a.start, b.start))
+               for a in turns if a.speaker == first for b in turns if b.speaker == second)

@@ -92,6 +92,36 @@ def test_two_people_at_once_in_conversations(diarizer, speech):
     assert both / truth >= 0.6 and both / found >= 0.6, (both / truth, both / found)
 
 
+def test_a_long_recording_is_diarized_in_blocks_whose_speakers_are_linked(diarizer, speech, monkeypatch):
+    """Past LONG_RECORDING_S the recording goes in blocks (bounded memory) cut in pauses, and the blocks' speakers
+    are linked by their centroids: here 3 voices over 80 s in blocks of about 20 s (each block hears 2 or 3 of them)
+    come out as the 3 voices, with the error of the whole-recording run, and no turn is cut at a block boundary."""
+    from mit_annotator import overlap_diarization
+
+    rng = np.random.default_rng(5)
+    voices = ("1688", "3080", "2414")
+    pieces, k = [], 0
+    while sum(len(p) for _, p in pieces) < 72 * 16000:
+        voice = voices[int(rng.integers(3))] if k % 4 else voices[k // 4 % 3]
+        own = speech.utterances(voice)
+        pieces.append((voice, trimmed(own[k % len(own)])[:int(rng.uniform(3, 7) * 16000)]))
+        k += 1
+    recording = in_turns("long", pieces, [float(g) for g in rng.uniform(0.3, 0.8, len(pieces) - 1)],
+                         {v: -22.0 for v in voices}, "test", "long")
+    whole = diarizer(recording.samples)
+    monkeypatch.setattr(overlap_diarization, "LONG_RECORDING_S", 30.0)
+    monkeypatch.setattr(overlap_diarization, "BLOCK_S", 20.0)
+    reported = []
+    blocked = diarizer(recording.samples, progress=lambda done, total: reported.append((done, total)))
+    blocks = recording.seconds / 20.0
+    assert reported[-1] == (round(blocks) * 4, round(blocks) * 4) and len(reported) == round(blocks) * 4
+    assert len(whole.speakers) == len(blocked.speakers) == 3
+    whole_error = diarization_error(recording.truth, whole).der
+    assert diarization_error(recording.truth, blocked).der <= whole_error + 0.05, whole_error
+    for a, b in zip(blocked.turns, blocked.turns[1:]):
+        assert not (a.speaker == b.speaker and b.start <= a.end), (a, b)
+
+
 def test_a_long_digital_silence_between_turns_is_nobodys_speech(diarizer):
     """The segmentation network alone takes a long digital silence inside a chunk for its speaker still talking;
     silero-vad's speech gates it, so no turn runs on through the silence."""
