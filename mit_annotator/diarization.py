@@ -111,7 +111,7 @@ class Diarizer:
 
 
 MEL_RATE, MEL_HOP, MEL_FFT = 100, 160, 400  # resemblyzer's mel frames: 25 ms windows every 10 ms at 16 kHz
-EMBED_BATCH = 256  # windows per encoder call
+EMBED_BATCH = 64  # windows per encoder call
 MEL_BLOCK = 6000  # mel frames (60 s) held at once
 
 

@@ -67,7 +67,7 @@ class Segments:
     def from_pieces(cls, pieces: list[list[tuple[int, int]]], num_frames: int) -> Segments:
         """From each stretch's pieces [first, last) in time order."""
         stretch, start, end = [], [], []
-        at = np.full((len(pieces), num_frames), -1, int)
+        at = np.full((len(pieces), num_frames), -1, np.int32)
         for s, own in enumerate(pieces):
             if not own:
                 continue
@@ -132,7 +132,7 @@ def stitch(active: np.ndarray, offsets: np.ndarray, min_agreement: float, min_pa
 def stretch_frames(active: np.ndarray, offsets: np.ndarray, stretch: np.ndarray, num_frames: int) -> np.ndarray:
     """(stretches, global frames) bool: where each stretch speaks, by the majority of the chunks that see it."""
     count = stretch.max() + 1
-    votes = np.zeros((max(count, 0), num_frames))
+    votes = np.zeros((max(count, 0), num_frames), np.uint8)  # a frame is seen by at most chunk / step chunks
     seen = np.zeros(num_frames)
     frames = active.shape[1]
     for c, offset in enumerate(offsets):

@@ -35,7 +35,7 @@ log = logging.getLogger("mit_annotator")
 SAMPLE_RATE = 16000
 STAGES = 4  # segmentation, stitching + embeddings, clustering, turns
 LONG_RECORDING_S = 900.0  # longer recordings are diarized in blocks (bounded memory)
-BLOCK_S = 600.0  # a block's length, cut in the nearest pause
+BLOCK_S = 300.0  # a block's length, cut in the nearest pause (a block's own work grows with its length squared)
 IDENTITIES = ("network", "embeddings")
 
 
@@ -201,7 +201,7 @@ def chunk_starts(num_samples: int, chunk: int, step: int) -> np.ndarray:
 
 
 def chunk_scores(segmentation: SpeakerSegmentation, samples: np.ndarray, starts: np.ndarray, chunk: int,
-                 batch: int = 256) -> np.ndarray:
+                 batch: int = 64) -> np.ndarray:
     """The network's scores of each chunk, the chunks cut `batch` at a time: 5 s chunks every second would hold the
     recording five times over."""
     return np.concatenate([segmentation.scores(chunks_of(samples, starts[k:k + batch], chunk))

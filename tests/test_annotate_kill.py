@@ -323,9 +323,9 @@ def test_a_full_disk_stops_the_batch_and_once_freed_a_rerun_completes_the_datase
         shutil.rmtree(out)
 
 
-def mount_tmpfs(folder, size):
+def mount_tmpfs(folder, size, options=""):
     folder.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)],
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}{options}", "tmpfs", str(folder)],
                              capture_output=True, text=True)
     if mounted.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here ({mounted.stderr.strip() or 'mount failed'}); the injected full disk "
@@ -352,5 +352,21 @@ def test_a_real_full_disk_that_frees_ends_with_the_dataset(videos, reference, tm
         rerun = subprocess.run(command(videos, out), capture_output=True, text=True, cwd=PACK_ROOT, timeout=600)
         assert rerun.returncode in (0, 1), rerun.stderr[-2000:]
         assert_same_dataset(out, expected)
+    finally:
+        subprocess.run(["umount", str(disk)], check=False)
+
+
+def test_a_read_only_output_is_refused_before_any_work(videos, tmp_path):
+    """A read-only --out once failed with a traceback after all the videos were annotated."""
+    disk = tmp_path / "read-only"
+    mount_tmpfs(disk, "1m", ",ro")
+    try:
+        started = time.monotonic()
+        done = subprocess.run(command(videos, disk / "dataset"), capture_output=True, text=True, cwd=PACK_ROOT,
+                              timeout=600)
+        assert done.returncode == 2 and "Traceback" not in done.stderr
+        assert done.stderr.strip().splitlines()[-1].endswith(
+            f"argument --out: {disk / 'dataset'}: nothing can be written in {disk} (read-only or no permission)")
+        assert time.monotonic() - started < 30  # refused at the start, not after the annotation
     finally:
         subprocess.run(["umount", str(disk)], check=False)
