@@ -143,13 +143,13 @@ def resolve_model_name(choice: str, folder: str, what: str, also: tuple[str, ...
 
 
 def confined_path(text: str, what: str) -> str:
-    """A file or folder named in a node's text input; inside ComfyUI it must lie in ComfyUI's input or output folder
-    (a relative path is taken from the input folder), checked as ComfyUI's own file endpoints check theirs."""
+    """A file or folder named in a node's text input; inside ComfyUI its real path (links and `..` resolved) must lie
+    in ComfyUI's input or output folder (a relative path is taken from the input folder)."""
     raw = os.path.expanduser(text.strip())
     roots = input_output_folders()
     if roots is None:
         return os.path.abspath(raw)
-    path = os.path.abspath(raw if os.path.isabs(raw) else os.path.join(roots[0], raw))
+    path = os.path.realpath(raw if os.path.isabs(raw) else os.path.join(roots[0], raw))
     if not any(_inside(path, root) for root in roots):
         raise ValueError(f"{what} {text.strip()!r} is outside ComfyUI's input and output folders ({', '.join(roots)}): "
                          "put it there, or use the command line (python -m mit_annotator) for files elsewhere")
@@ -161,8 +161,8 @@ def input_output_folders() -> list[str] | None:
     try:
         import folder_paths
 
-        return [os.path.abspath(folder_paths.get_input_directory()),
-                os.path.abspath(folder_paths.get_output_directory())]
+        return [os.path.realpath(folder_paths.get_input_directory()),
+                os.path.realpath(folder_paths.get_output_directory())]
     except (ImportError, AttributeError):
         return None
 

@@ -3,6 +3,7 @@ lie in ComfyUI's input/output or models folders: no reading /etc/passwd as a lis
 no model loaded from outside models/. ComfyUI's folder_paths is stood in for with the same functions and semantics."""
 
 import os
+import shutil
 import sys
 import types
 from pathlib import Path
@@ -129,6 +130,10 @@ def test_synthetic_conversation_reads_speech_only_from_comfyuis_folders(comfy):
     speech = str(shared_path("speech", "librispeech_test-other"))
     with pytest.raises(ValueError, match=f"speech_folder '{speech}' is outside ComfyUI's input and output folders"):
         SyntheticConversation().build(2, 1.0, 0, 64, 64, 25.0, 0.0, False, speech)
-    os.symlink(speech, comfy / "input" / "speech")  # placed there by the server's owner: allowed, as ComfyUI does
+    os.symlink(speech, comfy / "input" / "linked")  # a link out of input/ is followed to where it points: refused
+    with pytest.raises(ValueError, match="speech_folder 'linked' is outside ComfyUI's input and output folders"):
+        SyntheticConversation().build(2, 1.0, 0, 64, 64, 25.0, 0.0, False, "linked")
+    for voice in ("1688", "3080"):
+        shutil.copytree(Path(speech) / voice, comfy / "input" / "speech" / voice)
     frames, *_ = SyntheticConversation().build(2, 1.0, 0, 64, 64, 25.0, 0.0, False, "speech")
     assert frames.shape == (25, 64, 64, 3) and np.isfinite(frames.numpy()).all()
