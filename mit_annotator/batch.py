@@ -281,12 +281,18 @@ def dataset_lock(out: Path) -> Iterator[None]:
         lock.release()
 
 
-def _read_owner(path: Path) -> str:
-    try:
-        owner = json.loads(path.read_text())
-        return f"pid {owner['pid']} on {owner['host']}, since {owner['started']}"
-    except (OSError, ValueError, KeyError, TypeError):
-        return "its process is not named"
+def _read_owner(path: Path, wait: float = 2.0) -> str:
+    """Who holds the lock, from the file the holder writes just after taking it (waited for a moment: a run that
+    has only just taken the lock may not have written it yet)."""
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            owner = json.loads(path.read_text())
+            return f"pid {owner['pid']} on {owner['host']}, since {owner['started']}"
+        except (OSError, ValueError, KeyError, TypeError):
+            if time.monotonic() > deadline:
+                return "its process is not named"
+            time.sleep(0.05)
 
 
 def _host() -> str:
