@@ -28,6 +28,7 @@ from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection, Wav2Ve
 from covog.audio_driver import InteractiveAudioDriver
 from covog.configs import configs
 from covog.pose_encoder import MultiHumanPoseEncoder
+from mit_annotator.files import current_umask
 
 FORMAT = "covog-model"
 FORMAT_VERSION = 1
@@ -131,12 +132,6 @@ def swap_in(partial: Path, folder: Path) -> None:
     folder.rename(old / folder.name)
     partial.rename(folder)
     shutil.rmtree(old)
-
-
-def current_umask() -> int:
-    umask = os.umask(0)
-    os.umask(umask)
-    return umask
 
 
 @dataclass

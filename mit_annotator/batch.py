@@ -321,13 +321,10 @@ def process_video(job: VideoJob, out: Path, annotator: Annotator, frames: bool =
         return _record(job, DONE, None, result, clips)
     except (VideoFailed, media.MediaError) as error:
         return _record(job, FAILED, str(error))
-    except OSError as error:
+    except Exception as error:  # a bug or an unforeseen input: recorded, and the batch goes on
         if is_transient(error):
             shutil.rmtree(staging, ignore_errors=True)
             raise  # the machine's, not the video's: stops the batch, nothing recorded
-        log.error("[mit_annotator] %s failed:\n%s", job.path, traceback.format_exc())
-        return _record(job, FAILED, f"{type(error).__name__}: {error}")
-    except Exception as error:  # a bug or an unforeseen input: recorded, and the batch goes on
         log.error("[mit_annotator] %s failed:\n%s", job.path, traceback.format_exc())
         return _record(job, FAILED, f"{type(error).__name__}: {error}")
 

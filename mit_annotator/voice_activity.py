@@ -64,7 +64,11 @@ def level_gain(samples: np.ndarray) -> float:
 
 def level_normalised(samples: np.ndarray) -> np.ndarray:
     """`samples` scaled by `level_gain`, clipped to -1..1."""
-    return np.clip(samples * np.float32(level_gain(samples)), -1.0, 1.0).astype(np.float32)
+    return scaled(samples, level_gain(samples))
+
+
+def scaled(samples: np.ndarray, gain: float) -> np.ndarray:
+    return np.clip(samples * np.float32(gain), -1.0, 1.0).astype(np.float32)
 
 
 def speech_probabilities(vad, samples: np.ndarray, gain: float = 1.0) -> list[float]:
@@ -91,7 +95,7 @@ def _stretch_probabilities(vad, samples: np.ndarray, gain: float, rows: range) -
     for k, row in enumerate(rows):
         first = 0 if row == 0 else row * STRETCH_CHUNKS - WARMUP_CHUNKS
         take = samples[first * CHUNK:(first + steps) * CHUNK]
-        batch[k, :len(take)] = np.clip(take * np.float32(gain), -1.0, 1.0)
+        batch[k, :len(take)] = scaled(take, gain)
     batch = batch.reshape(len(rows), steps, CHUNK)
     vad.reset_states(len(rows))
     with torch.no_grad():

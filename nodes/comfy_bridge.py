@@ -8,7 +8,6 @@ from collections.abc import Callable
 import numpy as np
 import torch
 from mit_annotator.models import ACTIVE_SPEAKER_FOLDER, COMFY_FOLDER, KNOWN_MODELS, SEGMENTATION_FOLDER
-from mit_annotator.records import check_speaking_matches
 
 AUDIO_RATE = 16000  # what the diarizer and wav2vec2 read
 
@@ -231,12 +230,6 @@ def check_people(tracks) -> None:
         raise ValueError(f"no people in the tracks ({tracks.num_frames} frames of {tracks.width}x{tracks.height}): "
                          "nobody was found, so there is no one to annotate or animate. Check the detector's "
                          "threshold and that people are in view")
-
-
-def check_speaking(speaking, tracks) -> None:
-    """A clear error when the assignment names people the tracks do not hold, or counts frames at another rate
-    (made from other tracks)."""
-    check_speaking_matches(speaking, tracks)
 
 
 def interrupt_check() -> Callable[[], bool]:

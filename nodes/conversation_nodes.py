@@ -40,8 +40,8 @@ class SyntheticConversation:
             "optional": {
                 "speech_folder": ("STRING", {"default": "", "tooltip": (
                     "A folder with one sub-folder of .flac/.wav utterances per speaker (LibriSpeech layout), in "
-                    "ComfyUI/input/ or output/. Empty: $MIT_SPEECH_DIR, else the shared LibriSpeech sample beside a development checkout, "
-                    "else espeak-ng voices (apt-get install espeak-ng).")}),
+                    "ComfyUI/input/ or output/. Empty: $MIT_SPEECH_DIR, else the shared LibriSpeech sample beside "
+                    "a development checkout, else espeak-ng voices (apt-get install espeak-ng).")}),
             },
         }
 
@@ -49,7 +49,8 @@ class SyntheticConversation:
               speech_folder=""):
         spec = ConversationSpec(num_people=num_people, seconds=seconds, seed=seed, width=width, height=height,
                                 fps=fps, overlap_probability=overlap_probability, offscreen_voice=offscreen_voice)
-        conversation = synthesize_conversation(spec, default_speech_source(confined_path(speech_folder, "speech_folder") if speech_folder.strip() else None))
+        folder = confined_path(speech_folder, "speech_folder") if speech_folder.strip() else None
+        conversation = synthesize_conversation(spec, default_speech_source(folder))
         progress = progress_callback(spec.num_frames)
         frames = np.empty((spec.num_frames, height, width, 3), dtype=np.uint8)
         for k, frame in enumerate(conversation.frames()):

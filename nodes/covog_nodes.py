@@ -10,8 +10,9 @@ import torch.nn.functional as F
 from covog.conditioning import build_conditions
 from covog.model import DTYPES, CovOGModel, pick_dtype
 from covog.sampler import SIZE_MULTIPLE, SamplerSettings, generate, window_starts
+from mit_annotator.records import check_speaking_matches
 
-from .comfy_bridge import (AUDIO_RATE, audio_to_mono_16k, check_audio_covers, check_people, check_speaking, free_memory,
+from .comfy_bridge import (AUDIO_RATE, audio_to_mono_16k, check_audio_covers, check_people, free_memory,
                            model_folders, progress_callback, resolve_model_folder, torch_devices)
 
 COMFY_FOLDER = "covog"  # ComfyUI/models/covog/<model folder>/ (python -m covog.convert writes one)
@@ -100,7 +101,7 @@ class GenerateConversation:
         settings = SamplerSettings(steps=steps, guidance=cfg, window=window, overlap=overlap, seed=seed)
         settings.check()
         check_people(tracks)
-        check_speaking(speaking, tracks)
+        check_speaking_matches(speaking, tracks)
         own = [person_audio.get(f"person_{k}_audio") for k in range(1, MAX_PEOPLE + 1)]
         given = [k + 1 for k, a in enumerate(own) if a is not None]
         if given and given != list(range(1, len(tracks.tracks) + 1)):

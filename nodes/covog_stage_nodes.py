@@ -16,8 +16,9 @@ from covog.conditioning import PoseRenders, face_masks, speaking_scores
 from covog.encoders import AUDIO_RATE, audio_features, clip_image_embedding, encode_latents
 from covog.sampler import (SIZE_MULTIPLE, Conditions, SamplerSettings, _audio_tokens, _blend, _decode,
                            _encode_frames, _sample_window, _StepCounter, window_starts)
+from mit_annotator.records import check_speaking_matches
 
-from .comfy_bridge import (audio_to_mono_16k, check_audio_covers, check_people, check_speaking, free_memory, make_room,
+from .comfy_bridge import (audio_to_mono_16k, check_audio_covers, check_people, free_memory, make_room,
                            interrupt_check, progress_callback, torch_devices)
 from .covog_nodes import MAX_PEOPLE, reference_image, validate_window, window_inputs
 
@@ -211,7 +212,7 @@ class CovOGSampler:
         settings.check()
         renders = poses["renders"]
         tracks, frames = renders.tracks, range(renders.tracks.num_frames)
-        check_speaking(speaking, tracks)
+        check_speaking_matches(speaking, tracks)
         if tuple(renders.size) != tuple(reference["size"]):
             raise ValueError(f"the poses were drawn at {renders.size}, the reference is {reference['size']}: render "
                              "them from the same Encode Reference")

@@ -10,8 +10,9 @@ from pathlib import Path
 
 from covog.evaluate import EvaluationSettings, evaluate, report_figure
 from mit_annotator import media
+from mit_annotator.records import check_speaking_matches
 
-from .comfy_bridge import (active_speaker_choices, audio_to_mono_16k, check_audio_covers, check_speaking,
+from .comfy_bridge import (active_speaker_choices, audio_to_mono_16k, check_audio_covers,
                            comfy_models_dir, frames_to_image, image_to_frames, progress_callback)
 
 log = logging.getLogger("MIT-CovOG")
@@ -57,7 +58,7 @@ class EvaluateConversation:
         if not schedule.people:
             raise ValueError("the schedule has no people: connect the speaking the video was generated from")
         if tracks is not None:
-            check_speaking(schedule, tracks)
+            check_speaking_matches(schedule, tracks)
         samples = audio_to_mono_16k(audio)
         check_audio_covers(len(samples) / SAMPLE_RATE, images.shape[0], fps)
         progress = progress_callback(3)  # writing the video, annotating and scoring it, the figure

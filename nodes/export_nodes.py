@@ -13,9 +13,9 @@ from mit_annotator.annotate import SAMPLE_RATE, ClipAnnotation
 from mit_annotator.clips import Candidate
 from mit_annotator.export import clip_folder_name, write_clip
 from mit_annotator.models import COMFY_FOLDER
-from mit_annotator.records import Diarization
+from mit_annotator.records import Diarization, check_speaking_matches
 
-from .comfy_bridge import (audio_to_mono_16k, check_audio_covers, check_people, check_speaking, comfy_models_dir,
+from .comfy_bridge import (audio_to_mono_16k, check_audio_covers, check_people, comfy_models_dir,
                            confined_path, image_to_frames, progress_callback, resolve_model_name)
 from .retime import RATE, frames_at, speaking_at, tracks_at
 
@@ -66,7 +66,7 @@ class ExportClip:
 
     def export(self, images, audio, tracks, speaking, folder, source, video_name, write_frames, diarization=None):
         check_people(tracks)
-        check_speaking(speaking, tracks)
+        check_speaking_matches(speaking, tracks)
         if images.shape[0] != tracks.num_frames:
             raise ValueError(f"the tracks cover {tracks.num_frames} frames, the images are {images.shape[0]}")
         for name, value in (("source", source), ("video_name", video_name)):
