@@ -32,14 +32,18 @@ WEIGHTS = {"TalkSet": SHARED / "models" / "lr_asd" / "finetuning_TalkSet.model",
 YUNET = SHARED / "models" / "face_detection_yunet.onnx"
 LEFT_TALKS, RIGHT_TALKS = slice(118, 208), slice(5, 95)  # frames at 25 fps where only that person speaks
 
-from mit_annotator import media  # noqa: E402
-from mit_annotator.active_speaker import (PRECISIONS, ActiveSpeakerConfig, ActiveSpeakerModel,  # noqa: E402
-                                          active_speaker_scores)
-from mit_annotator.diarization import DiarizationConfig, Diarizer  # noqa: E402
-from mit_annotator.faces import YuNetFaceDetector  # noqa: E402
-from mit_annotator.metrics import frame_score, speaking_f1, speaking_frames, voice_mapping  # noqa: E402
+from mit_annotator.audio.diarization import DiarizationConfig, Diarizer  # noqa: E402
+from mit_annotator.core import media  # noqa: E402
+from mit_annotator.speakers.active_speaker import (  # noqa: E402
+    PRECISIONS,
+    ActiveSpeakerConfig,
+    ActiveSpeakerModel,
+    active_speaker_scores,
+)
+from mit_annotator.speakers.who_speaks import track_faces, who_speaks  # noqa: E402
 from mit_annotator.synthetic.remix import side_by_side  # noqa: E402
-from mit_annotator.who_speaks import track_faces, who_speaks  # noqa: E402
+from mit_annotator.vision.faces import YuNetFaceDetector  # noqa: E402
+from mit_annotator.vision.metrics import frame_score, speaking_f1, speaking_frames, voice_mapping  # noqa: E402
 
 
 def interact_truth(num_frames: int, stretch: float) -> dict[str, np.ndarray]:

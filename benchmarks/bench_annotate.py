@@ -32,9 +32,9 @@ sys.path.insert(0, str(ROOT))
 SHARED = ROOT.parent / "shared" / "data"
 MODELS = SHARED / "models"
 
-from mit_annotator import media  # noqa: E402
-from mit_annotator.annotate import STAGES, AnnotateSettings  # noqa: E402
-from mit_annotator.batch import BatchOptions, find_videos, run_batch  # noqa: E402
+from mit_annotator.core import media  # noqa: E402
+from mit_annotator.pipeline.annotate import STAGES, AnnotateSettings  # noqa: E402
+from mit_annotator.pipeline.batch import BatchOptions, find_videos, run_batch  # noqa: E402
 from mit_annotator.synthetic import ConversationSpec, LibriSpeechSource, synthesize_conversation  # noqa: E402
 
 

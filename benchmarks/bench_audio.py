@@ -14,13 +14,13 @@ from pathlib import Path
 
 import numpy as np
 
-from mit_annotator import media
-from mit_annotator.assignment import assign_speakers
-from mit_annotator.diarization import DiarizationConfig, Diarizer
-from mit_annotator.lips import activity_from_openings, mouth_openings
-from mit_annotator.metrics import diarization_error, speaking_f1, voice_mapping
-from mit_annotator.records import Diarization, SpeakerTurn
+from mit_annotator.audio.diarization import DiarizationConfig, Diarizer
+from mit_annotator.core import media
+from mit_annotator.core.records import Diarization, SpeakerTurn
+from mit_annotator.speakers.assignment import assign_speakers
+from mit_annotator.speakers.lips import activity_from_openings, mouth_openings
 from mit_annotator.synthetic import ConversationSpec, default_speech_source, synthesize_conversation
+from mit_annotator.vision.metrics import diarization_error, speaking_f1, voice_mapping
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "diarization"
 

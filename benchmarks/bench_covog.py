@@ -16,9 +16,9 @@ from contextlib import contextmanager
 
 import torch
 
-import covog.sampler as sampler
-from covog.model import DTYPES, CovOGModel, pick_dtype
-from covog.sampler import Conditions, SamplerSettings, generate
+import covog.pipeline.sampler as sampler
+from covog.models.model import DTYPES, CovOGModel, pick_dtype
+from covog.pipeline.sampler import Conditions, SamplerSettings, generate
 
 
 def random_conditions(model: CovOGModel, frames: int, people: int, size: tuple[int, int]) -> Conditions:

@@ -25,9 +25,9 @@ SHARED = ROOT.parent / "shared" / "data"
 
 from diarization_material import all_recordings  # noqa: E402
 
-from mit_annotator.diarization import DiarizationConfig  # noqa: E402
-from mit_annotator.metrics import diarization_error  # noqa: E402
-from mit_annotator.records import Diarization  # noqa: E402
+from mit_annotator.audio.diarization import DiarizationConfig  # noqa: E402
+from mit_annotator.core.records import Diarization  # noqa: E402
+from mit_annotator.vision.metrics import diarization_error  # noqa: E402
 
 STEP = 0.01
 
@@ -46,7 +46,7 @@ def overlap_counts(reference: Diarization, hypothesis: Diarization, seconds: flo
 
 
 def make_pipeline(name: str):
-    from mit_annotator.diarizers import make_diarizer
+    from mit_annotator.audio.diarizers import make_diarizer
 
     return make_diarizer(name, SHARED / "models", "cpu")
 

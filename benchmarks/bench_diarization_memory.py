@@ -19,10 +19,10 @@ from pathlib import Path
 
 import numpy as np
 
-from mit_annotator import media
-from mit_annotator.metrics import diarization_error
-from mit_annotator.records import Diarization, SpeakerTurn
+from mit_annotator.core import media
+from mit_annotator.core.records import Diarization, SpeakerTurn
 from mit_annotator.synthetic.recordings import trimmed
+from mit_annotator.vision.metrics import diarization_error
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("MIT_SHARED_DATA", ROOT.parent / "shared" / "data"))
@@ -61,7 +61,7 @@ def write_conversation(path: Path, minutes: float, pieces: dict[str, list[np.nda
 
 def diarize_peak(wav: Path, rttm: Path) -> tuple[float, float]:
     """(peak resident GiB, seconds) of the diarize command in a fresh process."""
-    code = ("import resource, sys; from mit_annotator.cli import main; code = main(sys.argv[1:]); "
+    code = ("import resource, sys; from mit_annotator.pipeline.cli import main; code = main(sys.argv[1:]); "
             "print('PEAK_KB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss); sys.exit(code)")
     started = time.perf_counter()
     done = subprocess.run([sys.executable, "-c", code, "diarize", str(wav), "--out", str(rttm)], cwd=ROOT,

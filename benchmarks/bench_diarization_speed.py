@@ -11,8 +11,9 @@ import argparse
 import torch
 from bench_audio import DATA, timed
 
-from mit_annotator import media
-from mit_annotator.diarization import SAMPLE_RATE, Diarizer
+from mit_annotator.audio.diarization import Diarizer
+from mit_annotator.core import media
+from mit_annotator.core.media import SAMPLE_RATE
 
 RECORDINGS = ("pyannote_sample/sample.wav", "pyaudioanalysis/diarizationExample.wav",
               "pyaudioanalysis/diarizationExample2.wav")

@@ -15,7 +15,7 @@ from pathlib import Path
 import av
 import numpy as np
 
-from mit_annotator import media
+from mit_annotator.core import media
 from mit_annotator.synthetic import ConversationSpec, default_speech_source, synthesize_conversation
 from mit_annotator.synthetic.speech import SAMPLE_RATE
 

@@ -17,11 +17,11 @@ from pathlib import Path
 
 import numpy as np
 
-from mit_annotator.detection import PersonDetector
-from mit_annotator.metrics import score_tracking
-from mit_annotator.people import annotate_people
 from mit_annotator.synthetic import ConversationSpec, default_speech_source, synthesize_conversation
-from mit_annotator.tracking import track_people
+from mit_annotator.vision.detection import PersonDetector
+from mit_annotator.vision.metrics import score_tracking
+from mit_annotator.vision.people import annotate_people
+from mit_annotator.vision.tracking import track_people
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from test_tracking import detections_from_truth  # noqa: E402  (the same degradations the tests use)

@@ -22,10 +22,10 @@ import onnxruntime
 import torch
 from torch import nn
 
-from mit_annotator.detection import PersonDetector
-from mit_annotator.people import annotate_frames
-from mit_annotator.pose import WholeBodyPose
 from mit_annotator.synthetic import ConversationSpec, default_speech_source, synthesize_conversation
+from mit_annotator.vision.detection import PersonDetector
+from mit_annotator.vision.people import annotate_frames
+from mit_annotator.vision.pose import WholeBodyPose
 
 SHARED_MODELS = Path(__file__).resolve().parents[2] / "shared" / "data" / "models"
 

@@ -26,19 +26,19 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 SHARED = ROOT.parent / "shared" / "data"
 YUNET = SHARED / "models" / "face_detection_yunet.onnx"
 
-from diarization_material import PANELS, talkers  # noqa: E402
+from diarization_material import LEFT_TALKS, PANELS, RIGHT_TALKS, talkers  # noqa: E402  # noqa: E402
 
-from mit_annotator import media  # noqa: E402
-from mit_annotator.active_speaker import ActiveSpeakerModel  # noqa: E402
-from mit_annotator.diarization import DiarizationConfig  # noqa: E402
-from mit_annotator.diarizers import make_diarizer  # noqa: E402
-from mit_annotator.faces import YuNetFaceDetector  # noqa: E402
-from mit_annotator.metrics import frame_score, speaking_frames  # noqa: E402
+from mit_annotator.audio.diarization import DiarizationConfig  # noqa: E402
+from mit_annotator.audio.diarizers import make_diarizer  # noqa: E402
+from mit_annotator.core import media  # noqa: E402
+from mit_annotator.speakers.active_speaker import ActiveSpeakerModel  # noqa: E402
 from mit_annotator.synthetic.remix import panel, side_by_side  # noqa: E402
-from diarization_material import LEFT_TALKS, RIGHT_TALKS  # noqa: E402
+from mit_annotator.vision.faces import YuNetFaceDetector  # noqa: E402
+from mit_annotator.vision.metrics import frame_score, speaking_frames  # noqa: E402
 
 PAIRS = ("RL", "LR", "RBL", "LBR")  # interact_11 remixed (mit_annotator.synthetic.remix.side_by_side), tuned on
-from mit_annotator.who_speaks import track_faces, who_speaks  # noqa: E402
+from mit_annotator.speakers.who_speaks import track_faces, who_speaks  # noqa: E402
+
 
 def evaluate(video: Path, truth: dict[str, np.ndarray], order: tuple[str, ...], evidence: dict, diarizer) -> list:
     tracks = track_faces(video, YuNetFaceDetector(YUNET))
@@ -62,8 +62,8 @@ def evaluate(video: Path, truth: dict[str, np.ndarray], order: tuple[str, ...], 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--split", choices=("tune", "held-out", "all"), default="all")
-    parser.add_argument("--diarizer", default="auto", help="a name of mit_annotator.diarizers.DIARIZER_CHOICES (auto: "
-                                                            "what assign uses)")
+    parser.add_argument("--diarizer", default="auto", help="a name of mit_annotator.audio.diarizers.DIARIZER_CHOICES "
+                        "(auto: what assign uses)")
     parser.add_argument("--show", action="store_true", help="each person's voices")
     args = parser.parse_args()
     diarizer = make_diarizer(args.diarizer, SHARED / "models", "cpu", use="assign")

@@ -14,10 +14,18 @@ from pathlib import Path
 
 import numpy as np
 
-from mit_annotator import media
-from mit_annotator.records import Diarization
-from mit_annotator.synthetic.recordings import (SAMPLE_RATE, Recording, Voice, in_turns, overlapped_share,
-                                                random_levels, single_voice, trimmed)
+from mit_annotator.core import media
+from mit_annotator.core.records import Diarization
+from mit_annotator.synthetic.recordings import (
+    SAMPLE_RATE,
+    Recording,
+    Voice,
+    in_turns,
+    overlapped_share,
+    random_levels,
+    single_voice,
+    trimmed,
+)
 from mit_annotator.synthetic.speech import LibriSpeechSource, runs
 
 TUNE_SPEAKERS = ("1688", "2033", "2414", "1998", "3080")
@@ -28,7 +36,7 @@ def speech_of(piece: np.ndarray) -> np.ndarray:
     """The truth inside one clean single-speaker piece: silero-vad's speech on the piece heard alone, pauses under
     0.3 s bridged (as reference annotations do). The LibriSpeech "other" recordings have noise floors within 24 dB
     of their speech, which an energy threshold takes for speech."""
-    from mit_annotator.voice_activity import load_vad, speech_timestamps
+    from mit_annotator.audio.voice_activity import load_vad, speech_timestamps
 
     if not _VAD:
         _VAD.append(load_vad())
@@ -135,7 +143,7 @@ def two_voice_set(shared: Path, rng: np.random.Generator) -> list[Recording]:
 def window_of(samples: np.ndarray, reference: Diarization, start: float, end: float, name: str,
               split: str) -> Recording:
     """[start, end) of a recording with its reference turns cut to it."""
-    from mit_annotator.records import SpeakerTurn
+    from mit_annotator.core.records import SpeakerTurn
 
     turns = [SpeakerTurn(t.speaker, max(t.start, start) - start, min(t.end, end) - start)
              for t in reference.turns if t.start < end and t.end > start]
@@ -172,7 +180,7 @@ def overlap_set(shared: Path, rng: np.random.Generator, per_split: int = 4) -> l
 def many_speakers_set(shared: Path, rng: np.random.Generator) -> list[Recording]:
     """4 and 5 LibriSpeech voices taking turns of 3-8 s (about 40 s, as the pyAudioAnalysis recordings) in each
     split; and the pyAudioAnalysis recordings (4 and 6 speakers; held out)."""
-    from mit_annotator.records import SpeakerTurn
+    from mit_annotator.core.records import SpeakerTurn
 
     libri = librispeech_voices(shared)
     recordings = []
@@ -229,7 +237,7 @@ def talkers(shared: Path, head_stretch: slice) -> dict:
 
 def panel_set(shared: Path) -> list[Recording]:
     """The panels' audio, with whose voice plays when as the truth."""
-    from mit_annotator.records import SpeakerTurn
+    from mit_annotator.core.records import SpeakerTurn
     from mit_annotator.synthetic.remix import panel
 
     recordings = []

@@ -102,7 +102,7 @@ def log(message: str) -> None:
 
 def head_and_shoulders(tracks, height: int):
     """The tracks of the top `height` rows of their frames: points below are unseen, boxes clipped."""
-    from mit_annotator.records import PersonTrack, VideoTracks
+    from mit_annotator.core.records import PersonTrack, VideoTracks
 
     out = []
     for t in tracks.tracks:
@@ -119,8 +119,8 @@ def head_and_shoulders(tracks, height: int):
 def lip_pixels_in_renders(sizes=((128, 64), (256, 128), (512, 256))) -> dict:
     """How many pixels of the pose renders (as covog.train and covog.generate draw them) the lip points make, per
     frame and size, on the first held-out conversation: the renders with and without the lip points compared."""
-    from covog.dataset import PoseRenders
-    from mit_annotator.records import VideoTracks
+    from covog.training.dataset import PoseRenders
+    from mit_annotator.core.records import VideoTracks
 
     tracks = VideoTracks.load(held_out()[0] / "tracks.json")
     hidden = hide_mouths(tracks)
@@ -135,8 +135,8 @@ def lip_pixels_in_renders(sizes=((128, 64), (256, 128), (512, 256))) -> dict:
 
 def hide_mouths(tracks):
     """The same tracks with every lip point unseen: their pose renders show no mouth."""
-    from mit_annotator import keypoints as kp
-    from mit_annotator.records import PersonTrack, VideoTracks
+    from mit_annotator.core import keypoints as kp
+    from mit_annotator.core.records import PersonTrack, VideoTracks
 
     lips = np.concatenate([kp.OUTER_LIPS, kp.INNER_LIPS])
     out = []
@@ -151,13 +151,13 @@ class Annotator:
     """Who speaks when, as `python -m mit_annotator assign VIDEO --poses TRACKS --speakers asd` finds it."""
 
     def __init__(self):
-        from mit_annotator.active_speaker import ActiveSpeakerModel
+        from mit_annotator.speakers.active_speaker import ActiveSpeakerModel
 
         self.asd = ActiveSpeakerModel(ASD_WEIGHTS, device="cpu")
 
     def __call__(self, video: Path, tracks):
-        from mit_annotator.diarization import DiarizationConfig
-        from mit_annotator.who_speaks import diarize_media, who_speaks
+        from mit_annotator.audio.diarization import DiarizationConfig
+        from mit_annotator.speakers.who_speaks import diarize_media, who_speaks
 
         diarization = diarize_media(video, DiarizationConfig(max_speakers=len(tracks.tracks) + 2))
         speaking, _ = who_speaks(video, tracks, diarization, active_speaker=self.asd)
@@ -165,9 +165,9 @@ class Annotator:
 
 
 def make_clip(seed: int, seconds: float, folder: Path, speech, annotator: Annotator) -> dict:
-    from mit_annotator import media
-    from mit_annotator.metrics import frame_score
+    from mit_annotator.core import media
     from mit_annotator.synthetic import ConversationSpec, synthesize_conversation
+    from mit_annotator.vision.metrics import frame_score
 
     spec = ConversationSpec(num_people=2, seconds=seconds, width=FRAME, height=FRAME, seed=seed)
     conversation = synthesize_conversation(spec, speech)
@@ -215,7 +215,7 @@ def step_data():
 
 def model_configs() -> dict:
     """The component configs of the model trained here (see UNET_CHANNELS)."""
-    from covog.configs import configs
+    from covog.models.configs import configs
 
     c = configs("tiny")
     channels = UNET_CHANNELS
@@ -232,7 +232,7 @@ def model_configs() -> dict:
 
 
 def training_frames() -> np.ndarray:
-    from mit_annotator import media
+    from mit_annotator.core import media
 
     folders = sorted((OUT / "data" / "train").glob("conversation_*"))
     return np.concatenate([media.read_frames(f / "video.mp4", size=SIZE) for f in folders])
@@ -243,7 +243,7 @@ def step_vae():
     term; then its scaling factor set so that latents have unit variance (as SD's 0.18215 was chosen)."""
     import torch
 
-    from covog.model import build_component
+    from covog.models.model import build_component
 
     folder = OUT / "vae"
     if (folder / "config.json").is_file():
@@ -286,7 +286,7 @@ def step_init():
     import torch
     from diffusers import AutoencoderKL, DDIMScheduler
 
-    from covog.model import COMPONENTS, CovOGModel, build_component
+    from covog.models.model import COMPONENTS, CovOGModel, build_component
 
     folder = OUT / "models" / "init"
     if (folder / "model_index.json").is_file():
@@ -415,7 +415,7 @@ def generation_jobs():
 def step_generate():
     from PIL import Image
 
-    from mit_annotator import media
+    from mit_annotator.core import media
 
     (OUT / "generated").mkdir(parents=True, exist_ok=True)
     for conversation in held_out():
@@ -447,7 +447,7 @@ def torso_regions(tracks, frame: int, size: tuple[int, int]) -> dict[int, tuple[
     """Per person, the middle of their shirt where the poses put it at `frame`, in pixels of `size`: between the
     shoulders (their middle 60%), from a third of a shoulder width below them down to the hips or the frame's
     bottom."""
-    from mit_annotator import keypoints as kp
+    from mit_annotator.core import keypoints as kp
 
     sx, sy = size[0] / tracks.width, size[1] / tracks.height
     out = {}
@@ -476,7 +476,7 @@ def pose_and_identity(video: Path, reference: np.ndarray, tracks) -> dict:
     the region where the poses put their shirt have their colour (within COLOUR_MATCH); the centroid error: how far
     the pixels of their colour within their half of the frame lie from that region's centre (pixels); identity: the
     region's median colour is nearer their own colour than anyone else's and the wall's."""
-    from mit_annotator import media
+    from mit_annotator.core import media
 
     frames = media.read_frames(video, fps=25, size=SIZE)
     regions0 = torso_regions(tracks, 0, SIZE)
@@ -521,8 +521,8 @@ def pose_and_identity(video: Path, reference: np.ndarray, tracks) -> dict:
 
 def step_measure():
     from covog.evaluate import EvaluationSettings, evaluate
-    from mit_annotator import media
-    from mit_annotator.records import SpeakingActivity, VideoTracks
+    from mit_annotator.core import media
+    from mit_annotator.core.records import SpeakingActivity, VideoTracks
 
     settings = EvaluationSettings(models_dir=str(MODELS), asd_model=str(ASD_WEIGHTS), pose_model="none",
                                   sync_max_offset=3)
@@ -550,8 +550,9 @@ def step_measure():
         start = time.perf_counter()
         report = evaluate(video, truth, tracks, reference_video=conversation / "video.mp4", settings=settings)
         (video.with_suffix(".report.json")).write_text(json.dumps(report))
-        from covog.evaluate import report_figure
         import cv2
+
+        from covog.evaluate import report_figure
 
         cv2.imwrite(str(video.with_suffix(".report.png")), cv2.cvtColor(report_figure(report), cv2.COLOR_RGB2BGR))
         a = report["attribution"]
@@ -589,8 +590,8 @@ def audio_driver_probe(name: str, draws: int = 24) -> dict:
     import torch
 
     import covog.train as tr
-    from covog.dataset import ConversationClips, collate
-    from covog.model import CovOGModel
+    from covog.models.model import CovOGModel
+    from covog.training.dataset import ConversationClips, collate
 
     model = CovOGModel.load(models()[name])
     use_audio = not name.endswith("no audio driver")
@@ -661,7 +662,7 @@ def sample_grid(conversation: Path, frames: list[int], scale: int = 2, skip: tup
     """Rows: the real held-out video, then each model's video of it (but those named in `skip`); columns: `frames`."""
     import cv2
 
-    from mit_annotator import media
+    from mit_annotator.core import media
 
     rows = [("real", OUT / "generated" / f"{conversation.name}__real.mp4")]
     rows += [(name, out) for name, _, c, variant, out in generation_jobs() if c == conversation and name not in skip]

@@ -7,7 +7,7 @@ A SOURCE is a Moore-AnimateAnyone release folder, a CovOG training output folder
 used), an accelerate checkpoint-N folder or its pytorch_model.bin, one checkpoint file (reference_unet.pth,
 denoising_unet-N.pth, motion_module.pth, mm_sd_v15_v2.ckpt, ...), a diffusers SD-1.5 folder, or one model's folder
 (a VAE such as sd-vae-ft-mse, wav2vec2, CLIP vision, a ControlNet for the pose guider). Later sources
-replace the keys of earlier ones. See covog/checkpoints.py for the layouts.
+replace the keys of earlier ones. See covog/loaders/checkpoints.py for the layouts.
 """
 
 from __future__ import annotations
@@ -39,8 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from covog.checkpoints import CheckpointError, convert  # torch and diffusers load slowly: not for --help
-    from covog.model import ModelFolderError, check_model_folder_target
+    from covog.loaders.checkpoints import CheckpointError, convert  # torch and diffusers load slowly: not for --help
+    from covog.models.model import ModelFolderError, check_model_folder_target
 
     try:
         check_model_folder_target(args.out, args.overwrite)  # before minutes of conversion

@@ -44,18 +44,18 @@ import cv2
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from covog import video_metrics as vm
-from mit_annotator import keypoints as kp
-from mit_annotator import media
-from mit_annotator.files import output_file
-from mit_annotator.records import Diarization, FormatError, PersonTrack, SpeakingActivity, VideoTracks, save_json
+from covog.evaluation import video_metrics as vm
+from mit_annotator.core import keypoints as kp
+from mit_annotator.core import media
+from mit_annotator.core.files import output_file
+from mit_annotator.core.media import SAMPLE_RATE
+from mit_annotator.core.records import Diarization, FormatError, PersonTrack, SpeakingActivity, VideoTracks, save_json
 
 log = logging.getLogger("covog")
 
 FORMAT = "covog.evaluation"
 FORMAT_VERSION = 1
 FPS = 25.0  # LR-ASD reads video at 25 fps (and the MIT clips are at 25 fps)
-SAMPLE_RATE = 16000
 SYNC_MAX_OFFSET = 8  # frames (0.32 s) each way
 MATCH_DISTANCE = 1.0  # a detected face is a person's when its centre is within one (intended) face size of theirs
 MIN_MARGIN = 0.3  # a voice whose best agreement is less than this above the next person's: undecided
@@ -147,8 +147,8 @@ def check_tracks(tracks: VideoTracks, ids: list[int], origin: str) -> None:
 def find_people(video: str | Path, frames: np.ndarray, settings: EvaluationSettings, notes: list[str]
                 ) -> tuple[VideoTracks, str | None]:
     """What the annotator finds in the video: people with poses when DWPose resolves, else faces (YuNet)."""
-    from mit_annotator.faces import YuNetFaceDetector
-    from mit_annotator.models import ModelNotFoundError, resolve_model
+    from mit_annotator.core.models import ModelNotFoundError, resolve_model
+    from mit_annotator.vision.faces import YuNetFaceDetector
 
     try:
         faces = YuNetFaceDetector(settings.face_model, models_dir=settings.models_dir)
@@ -162,15 +162,15 @@ def find_people(video: str | Path, frames: np.ndarray, settings: EvaluationSetti
             notes.append(f"no pose model on the video ({error}): faces from YuNet alone; hand jitter and finger "
                          "flicker are not measured")
     if pose_path is None:
-        from mit_annotator.annotate import clip_tracks
-        from mit_annotator.who_speaks import track_faces
+        from mit_annotator.pipeline.annotate import clip_tracks
+        from mit_annotator.speakers.who_speaks import track_faces
 
         found = track_faces(video, faces, fps=FPS)
         kept = [t.track_id for t in found.tracks if len(t) and t.frames[0] < len(frames)]
         return clip_tracks(found, 0, min(len(frames), found.num_frames), kept), None
-    from mit_annotator.detection import PersonDetector
-    from mit_annotator.people import annotate_frames
-    from mit_annotator.pose import WholeBodyPose
+    from mit_annotator.vision.detection import PersonDetector
+    from mit_annotator.vision.people import annotate_frames
+    from mit_annotator.vision.pose import WholeBodyPose
 
     detector = PersonDetector(settings.det_model, device=settings.device, models_dir=settings.models_dir)
     pose = WholeBodyPose(str(pose_path), device=settings.device, models_dir=settings.models_dir)
@@ -297,7 +297,7 @@ def align_people(found: VideoTracks, ids: list[int], frames: int, size: tuple[in
 
 def face_crops(frames: np.ndarray, tracks: VideoTracks, model) -> list[tuple]:
     """(FaceClip, (T, 112, 112) uint8 crops) for every face clip of the tracks, as `active_speaker_scores` crops them."""
-    from mit_annotator.active_speaker import crop_face, face_clips
+    from mit_annotator.speakers.active_speaker import crop_face, face_clips
 
     greys = {}
     out = []
@@ -321,7 +321,7 @@ def shifted_scores(model, crops: list[tuple], audio: np.ndarray, frames: int, id
     `exact_windows` set, `score_clips` runs once per delay."""
     import torch
 
-    from mit_annotator.active_speaker import clip_mfcc
+    from mit_annotator.speakers.active_speaker import clip_mfcc
 
     per_frame = SAMPLE_RATE / FPS
     lengths = [len(faces) for _, faces in crops]
@@ -356,12 +356,12 @@ def annotate_video(video: str | Path, ids: list[int], tracks: VideoTracks | None
                    settings: EvaluationSettings | None = None) -> VideoAnnotation:
     """Run the annotator on the video's first `frames` frames (at 25 fps; default all) for the people `ids` (steps
     1-3 of the module's doc, before any schedule is looked at)."""
-    from mit_annotator.active_speaker import ActiveSpeakerModel
-    from mit_annotator.assignment import Evidence, assign_speakers
-    from mit_annotator.diarization import DiarizationConfig, Diarizer
-    from mit_annotator.lips import loudness
-    from mit_annotator.models import ModelNotFoundError
-    from mit_annotator.who_speaks import lip_activity, mouth_signals
+    from mit_annotator.audio.diarization import DiarizationConfig, Diarizer
+    from mit_annotator.core.models import ModelNotFoundError
+    from mit_annotator.speakers.active_speaker import ActiveSpeakerModel
+    from mit_annotator.speakers.assignment import Evidence, assign_speakers
+    from mit_annotator.speakers.lips import loudness
+    from mit_annotator.speakers.who_speaks import lip_activity, mouth_signals
 
     settings = settings or EvaluationSettings()
     notes: list[str] = []
@@ -596,7 +596,7 @@ def lpips_distance(a: np.ndarray, b: np.ndarray) -> tuple[float | None, str]:
 
 def fvd(a: np.ndarray, b: np.ndarray, settings: EvaluationSettings) -> tuple[float | None, str]:
     """FVD between the two videos' 16-frame clips (non-overlapping), I3D features of the TorchScript detector."""
-    from mit_annotator.models import ModelNotFoundError, resolve_model
+    from mit_annotator.core.models import ModelNotFoundError, resolve_model
 
     try:
         path = resolve_model(FVD_DETECTOR, settings.models_dir)

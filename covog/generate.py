@@ -17,12 +17,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from covog.conditioning import build_conditions
-from covog.model import DTYPES, CovOGModel, ModelFolderError, pick_dtype
-from covog.sampler import SIZE_MULTIPLE, GenerationCancelled, SamplerSettings, generate
-from mit_annotator import media
-from mit_annotator.files import output_file
-from mit_annotator.records import FormatError, SpeakingActivity, VideoTracks
+from covog.models.model import DTYPES, CovOGModel, ModelFolderError, pick_dtype
+from covog.pipeline.conditioning import build_conditions
+from covog.pipeline.sampler import SIZE_MULTIPLE, GenerationCancelled, SamplerSettings, generate
+from mit_annotator.core import media
+from mit_annotator.core.files import output_file
+from mit_annotator.core.records import FormatError, SpeakingActivity, VideoTracks
 
 AUDIO_RATE = 16000
 OUTPUT_AUDIO_RATE = 44100
@@ -140,8 +140,8 @@ def speaking_from_audio(audio: list[np.ndarray], tracks: VideoTracks, per_person
     if not per_person and len(tracks.tracks) > 1:
         raise ValueError(f"{len(tracks.tracks)} people share one audio track: say who speaks when with "
                          "--assignment (python -m mit_annotator assign) or give --person-audio, one file each")
-    from mit_annotator.assignment import speaking_in_order
-    from mit_annotator.who_speaks import voice_tracks_diarization
+    from mit_annotator.speakers.assignment import speaking_in_order
+    from mit_annotator.speakers.who_speaks import voice_tracks_diarization
 
     voices = [f"person_{k}" for k in range(len(audio))]
     diarization = voice_tracks_diarization(list(zip(voices, audio)))

@@ -29,15 +29,15 @@ from accelerate import Accelerator, DistributedDataParallelKwargs
 from accelerate.utils import send_to_device, set_seed
 from torch.utils.data import DataLoader
 
-from covog import reference_attention
-from covog.audio_driver import AudioConditioning
-from covog.dataset import MIN_FRAME_GAP, SIZE_MULTIPLE, ConversationClips, EpochOrder, collate
-from covog.denoiser import denoise
-from covog.encoders import clip_image_embedding, encode_latents
-from covog.model import CovOGModel, ModelFolderError
-from mit_annotator.files import output_folder
-from mit_annotator.media import MediaError
-from mit_annotator.records import FormatError
+from covog.models import reference_attention
+from covog.models.audio_driver import AudioConditioning
+from covog.models.denoiser import denoise
+from covog.models.encoders import clip_image_embedding, encode_latents
+from covog.models.model import CovOGModel, ModelFolderError
+from covog.training.dataset import MIN_FRAME_GAP, SIZE_MULTIPLE, ConversationClips, EpochOrder, collate
+from mit_annotator.core.files import output_folder
+from mit_annotator.core.media import MediaError
+from mit_annotator.core.records import FormatError
 
 LEARNING_RATE = 1e-5  # the paper, both stages
 STEPS = 30_000  # the paper, per stage

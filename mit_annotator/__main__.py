@@ -1,3 +1,3 @@
-from .cli import main
+from mit_annotator.pipeline.cli import main
 
 raise SystemExit(main())

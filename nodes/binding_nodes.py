@@ -9,10 +9,18 @@ import logging
 
 import numpy as np
 import torch
-from mit_annotator.binding import (FADE_SECONDS, ORDERS, REGIONS, masks_preview, nearest_seen_frame, speaker_masks,
-                                   speaker_order, split_voices)
 
-from mit_annotator.voice_layouts import MOTION_FRAMES, LayoutError, sequential_plan, sequential_voices
+from mit_annotator.speakers.binding import (
+    FADE_SECONDS,
+    ORDERS,
+    REGIONS,
+    masks_preview,
+    nearest_seen_frame,
+    speaker_masks,
+    speaker_order,
+    split_voices,
+)
+from mit_annotator.speakers.voice_layouts import MOTION_FRAMES, LayoutError, sequential_plan, sequential_voices
 
 from .comfy_bridge import check_audio_covers, check_people, frames_to_image
 

@@ -7,7 +7,8 @@ from collections.abc import Callable
 
 import numpy as np
 import torch
-from mit_annotator.models import ACTIVE_SPEAKER_FOLDER, COMFY_FOLDER, KNOWN_MODELS, SEGMENTATION_FOLDER
+
+from mit_annotator.core.models import ACTIVE_SPEAKER_FOLDER, COMFY_FOLDER, KNOWN_MODELS, SEGMENTATION_FOLDER
 
 AUDIO_RATE = 16000  # what the diarizer and wav2vec2 read
 

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import numpy as np
-from mit_annotator.pose_formats import tracks_to_pose_keypoint
+
+from mit_annotator.core.pose_formats import tracks_to_pose_keypoint
 from mit_annotator.synthetic import ConversationSpec, default_speech_source, synthesize_conversation
 from mit_annotator.synthetic.speech import SAMPLE_RATE
 

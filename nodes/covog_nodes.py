@@ -7,13 +7,23 @@ import diffusers  # noqa: F401  (imported here so that a missing diffusers leave
 import numpy as np
 import torch
 import torch.nn.functional as F
-from covog.conditioning import build_conditions
-from covog.model import DTYPES, CovOGModel, pick_dtype
-from covog.sampler import SIZE_MULTIPLE, SamplerSettings, generate, window_starts
-from mit_annotator.records import check_speaking_matches
 
-from .comfy_bridge import (AUDIO_RATE, audio_to_mono_16k, check_audio_covers, check_people, free_memory,
-                           model_folders, progress_callback, resolve_model_folder, torch_devices)
+from covog.models.model import DTYPES, CovOGModel, pick_dtype
+from covog.pipeline.conditioning import build_conditions
+from covog.pipeline.sampler import SIZE_MULTIPLE, SamplerSettings, generate, window_starts
+from mit_annotator.core.records import check_speaking_matches
+
+from .comfy_bridge import (
+    AUDIO_RATE,
+    audio_to_mono_16k,
+    check_audio_covers,
+    check_people,
+    free_memory,
+    model_folders,
+    progress_callback,
+    resolve_model_folder,
+    torch_devices,
+)
 
 COMFY_FOLDER = "covog"  # ComfyUI/models/covog/<model folder>/ (python -m covog.convert writes one)
 MAX_PEOPLE = 4

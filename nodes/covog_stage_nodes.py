@@ -2,8 +2,9 @@
 AUDIO_ENCODER_OUTPUT), Render Poses (the Multi-Human Pose Encoder's skeletons), CovOG Sampler (windows, LATENT out)
 and Decode. Chained, they make the frames the one-click Generate Conversation Video node makes.
 
-The sampler runs covog.sampler's own steps (reference attention, one window after another, the overlap re-encoded)
-and keeps each window's latents, so that Decode blends the windows exactly as covog.sampler.generate does.
+The sampler runs covog.pipeline.sampler's own steps (reference attention, one window after another, the overlap
+re-encoded) and keeps each window's latents, so that Decode blends the windows exactly as
+covog.pipeline.sampler.generate does.
 """
 
 from __future__ import annotations
@@ -11,15 +12,34 @@ from __future__ import annotations
 import diffusers  # noqa: F401  (imported here so that a missing diffusers leaves these nodes out at load)
 import torch
 import torch.nn.functional as F
-from covog import reference_attention
-from covog.conditioning import PoseRenders, face_masks, speaking_scores
-from covog.encoders import AUDIO_RATE, audio_features, clip_image_embedding, encode_latents
-from covog.sampler import (SIZE_MULTIPLE, Conditions, SamplerSettings, _audio_tokens, _blend, _decode,
-                           _encode_frames, _sample_window, _StepCounter, window_starts)
-from mit_annotator.records import check_speaking_matches
 
-from .comfy_bridge import (audio_to_mono_16k, check_audio_covers, check_people, free_memory, make_room,
-                           interrupt_check, progress_callback, torch_devices)
+from covog.models import reference_attention
+from covog.models.encoders import AUDIO_RATE, audio_features, clip_image_embedding, encode_latents
+from covog.pipeline.conditioning import PoseRenders, face_masks, speaking_scores
+from covog.pipeline.sampler import (
+    SIZE_MULTIPLE,
+    Conditions,
+    SamplerSettings,
+    _audio_tokens,
+    _blend,
+    _decode,
+    _encode_frames,
+    _sample_window,
+    _StepCounter,
+    window_starts,
+)
+from mit_annotator.core.records import check_speaking_matches
+
+from .comfy_bridge import (
+    audio_to_mono_16k,
+    check_audio_covers,
+    check_people,
+    free_memory,
+    interrupt_check,
+    make_room,
+    progress_callback,
+    torch_devices,
+)
 from .covog_nodes import MAX_PEOPLE, reference_image, validate_window, window_inputs
 
 REFERENCE_FRAME = 0  # the frame of the tracks whose poses the reference image shows (as Generate Conversation)
@@ -125,8 +145,8 @@ class EncodeAudio:
 
 def encoder_output_features(output: dict, model, num_frames: int, fps: float) -> torch.Tensor:
     """ComfyUI's AUDIO_ENCODER_OUTPUT (wav2vec2: `encoded_audio_all_layers`, the input of layer 1 and the output of
-    every layer, each (1, steps, width)) as (num_frames, layers, width) features, as covog.encoders.audio_features
-    makes them: layers 1..N, the steps covering the video, linearly resampled to its frames."""
+    every layer, each (1, steps, width)) as (num_frames, layers, width) features, as
+    covog.models.encoders.audio_features makes them: layers 1..N, the steps covering the video, linearly resampled to its frames."""
     try:
         layers, samples = output["encoded_audio_all_layers"], int(output["audio_samples"])
     except (KeyError, TypeError):
@@ -240,8 +260,8 @@ class CovOGSampler:
 
     @staticmethod
     def _windows(model, conditions, reference, settings, bank, starts, progress):
-        """covog.sampler.generate's loop, keeping each window's latents (the reference's CLIP embedding and latent
-        come from Encode Reference)."""
+        """covog.pipeline.sampler.generate's loop, keeping each window's latents (the reference's CLIP embedding and
+        latent come from Encode Reference)."""
         device, dtype = model.device, model.dtype
         context = reference["clip"].to(device, dtype)
         bank.clear()

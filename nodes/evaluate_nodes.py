@@ -9,14 +9,21 @@ import tempfile
 from pathlib import Path
 
 from covog.evaluate import EvaluationSettings, evaluate, report_figure
-from mit_annotator import media
-from mit_annotator.records import check_speaking_matches
+from mit_annotator.core import media
+from mit_annotator.core.media import SAMPLE_RATE
+from mit_annotator.core.records import check_speaking_matches
 
-from .comfy_bridge import (active_speaker_choices, audio_to_mono_16k, check_audio_covers,
-                           comfy_models_dir, frames_to_image, image_to_frames, progress_callback)
+from .comfy_bridge import (
+    active_speaker_choices,
+    audio_to_mono_16k,
+    check_audio_covers,
+    comfy_models_dir,
+    frames_to_image,
+    image_to_frames,
+    progress_callback,
+)
 
 log = logging.getLogger("MIT-CovOG")
-SAMPLE_RATE = 16000
 
 
 class EvaluateConversation:

@@ -1,5 +1,5 @@
-"""Export in the MIT dataset's layout (mit_annotator.export, mit_annotator.batch): one clip from the graph's frames,
-audio and annotations, or a folder of videos annotated into a dataset. Files go under ComfyUI/output/."""
+"""Export in the MIT dataset's layout (mit_annotator.dataset.export, mit_annotator.pipeline.batch): one clip from the
+graph's frames, audio and annotations, or a folder of videos annotated into a dataset. Files go under ComfyUI/output/."""
 
 from __future__ import annotations
 
@@ -8,15 +8,24 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-from mit_annotator import media
-from mit_annotator.annotate import SAMPLE_RATE, ClipAnnotation
-from mit_annotator.clips import Candidate
-from mit_annotator.export import clip_folder_name, write_clip
-from mit_annotator.models import COMFY_FOLDER
-from mit_annotator.records import Diarization, check_speaking_matches
 
-from .comfy_bridge import (audio_to_mono_16k, check_audio_covers, check_people, comfy_models_dir,
-                           confined_path, image_to_frames, progress_callback, resolve_model_name)
+from mit_annotator.core import media
+from mit_annotator.core.media import SAMPLE_RATE
+from mit_annotator.core.models import COMFY_FOLDER
+from mit_annotator.core.records import Diarization, check_speaking_matches
+from mit_annotator.dataset.clips import Candidate, ClipAnnotation
+from mit_annotator.dataset.export import clip_folder_name, write_clip
+
+from .comfy_bridge import (
+    audio_to_mono_16k,
+    check_audio_covers,
+    check_people,
+    comfy_models_dir,
+    confined_path,
+    image_to_frames,
+    progress_callback,
+    resolve_model_name,
+)
 from .retime import RATE, frames_at, speaking_at, tracks_at
 
 log = logging.getLogger("MIT-CovOG")
@@ -121,9 +130,9 @@ class ExportDataset:
         }}
 
     def export(self, videos, folder, detector, pose_model, speakers, min_seconds):
-        from mit_annotator.annotate import AnnotateSettings
-        from mit_annotator.batch import BatchOptions, find_videos, run_batch, summary_lines
-        from mit_annotator.clips import SelectionConfig
+        from mit_annotator.dataset.clips import SelectionConfig
+        from mit_annotator.pipeline.annotate import AnnotateSettings
+        from mit_annotator.pipeline.batch import BatchOptions, find_videos, run_batch, summary_lines
 
         if not videos.strip():
             raise ValueError("give a video, a folder of videos or a text file listing them")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mit_annotator.pose_formats import VISIBLE_SCORE, tracks_from_pose_keypoint, tracks_to_pose_keypoint
+from mit_annotator.core.pose_formats import VISIBLE_SCORE, tracks_from_pose_keypoint, tracks_to_pose_keypoint
 
 
 class TracksToPoseKeypoint:

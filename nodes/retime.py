@@ -7,8 +7,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 
 import numpy as np
-from mit_annotator.records import PersonSpeaking, PersonTrack, SpeakingActivity, VideoTracks
-from mit_annotator.segments import MERGE_SHORTER_THAN_S, speak_listen_segments
+
+from mit_annotator.core.records import PersonSpeaking, PersonTrack, SpeakingActivity, VideoTracks
+from mit_annotator.core.segments import MERGE_SHORTER_THAN_S, speak_listen_segments
 
 RATE = 25.0  # the rate LR-ASD and the MIT layout count frames at
 

@@ -5,18 +5,33 @@ from __future__ import annotations
 import logging
 
 import numpy as np
-from mit_annotator.assignment import assign_speakers
-from mit_annotator.binding import ORDERS, diarization_timeline, person_thumbnail, speaker_order
-from mit_annotator.binding import speaking_timeline_with_faces
-from mit_annotator.diarization import STAGES, DiarizationConfig
-from mit_annotator.diarizers import DIARIZER_CHOICES, make_diarizer
-from mit_annotator.models import KNOWN_MODELS
-from mit_annotator.timeline import speaking_timeline
-from mit_annotator.voice_activity import require_silero_vad
-from mit_annotator.who_speaks import SPEAKER_EVIDENCE, load_active_speaker, speaking_evidence
 
-from .comfy_bridge import (AUDIO_RATE, active_speaker_choices, segmentation_choices, audio_to_mono_16k, check_audio_covers, check_people,
-                           frames_to_image, image_to_frames, progress_callback)
+from mit_annotator.audio.diarization import STAGES, DiarizationConfig
+from mit_annotator.audio.diarizers import DIARIZER_CHOICES, make_diarizer
+from mit_annotator.audio.voice_activity import require_silero_vad
+from mit_annotator.core.models import KNOWN_MODELS
+from mit_annotator.speakers.assignment import assign_speakers
+from mit_annotator.speakers.binding import (
+    ORDERS,
+    diarization_timeline,
+    person_thumbnail,
+    speaker_order,
+    speaking_timeline_with_faces,
+)
+from mit_annotator.speakers.timeline import speaking_timeline
+from mit_annotator.speakers.who_speaks import SPEAKER_EVIDENCE, load_active_speaker, speaking_evidence
+
+from .comfy_bridge import (
+    AUDIO_RATE,
+    active_speaker_choices,
+    audio_to_mono_16k,
+    check_audio_covers,
+    check_people,
+    frames_to_image,
+    image_to_frames,
+    progress_callback,
+    segmentation_choices,
+)
 from .retime import frames_at, speaking_at, tracks_at
 
 log = logging.getLogger("MIT-CovOG")
@@ -181,7 +196,7 @@ class ActiveSpeakers:
         }}
 
     def score(self, tracks, images, audio, asd_model):
-        from mit_annotator.active_speaker import active_speaker_scores
+        from mit_annotator.speakers.active_speaker import active_speaker_scores
 
         check_people(tracks)
         check_images(images, tracks)
@@ -269,7 +284,7 @@ def get_active_speaker(evidence: str, model: str):
 
 def get_diarizer(kind: str = "auto", segmentation_model: str = KNOWN_MODELS["pyannote_segmentation"].filename,
                  use: str = "diarize"):
-    """The diarizer called `kind` (for `use`: see mit_annotator.diarizers.AUTO), loaded once per session."""
+    """The diarizer called `kind` (for `use`: see mit_annotator.audio.diarizers.AUTO), loaded once per session."""
     if (kind, segmentation_model, use) not in _diarizers:
         _diarizers[(kind, segmentation_model, use)] = make_diarizer(kind, segmentation_model=segmentation_model,
                                                                     use=use)

@@ -7,20 +7,27 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import onnxruntime  # noqa: F401  (imported here so that a missing onnxruntime leaves these nodes out at load)
-from mit_annotator.detection import PersonDetector
-from mit_annotator.faces import YuNetFaceDetector, face_boxes_from_keypoints
-from mit_annotator.models import COMFY_FOLDER, KNOWN_MODELS
-from mit_annotator.people import _attach_detected_faces, annotate_frames
-from mit_annotator.pose import WholeBodyPose
-from mit_annotator.pose_formats import VISIBLE_SCORE, keypoint_box, person_from_openpose, person_to_openpose
-from mit_annotator.records import Detection, VideoTracks
-from mit_annotator.render import draw_people
-from mit_annotator.shots import ShotDetector
-from mit_annotator.tracking import TrackerConfig, track_people
-from mit_annotator.who_speaks import face_tracks
 
-from .comfy_bridge import (comfy_models_dir, frames_to_image, image_to_frames, model_folder_files, progress_callback,
-                          resolve_model_name)
+from mit_annotator.core.models import COMFY_FOLDER, KNOWN_MODELS
+from mit_annotator.core.pose_formats import VISIBLE_SCORE, keypoint_box, person_from_openpose, person_to_openpose
+from mit_annotator.core.records import Detection, VideoTracks
+from mit_annotator.speakers.who_speaks import face_tracks
+from mit_annotator.vision.detection import PersonDetector
+from mit_annotator.vision.faces import YuNetFaceDetector, face_boxes_from_keypoints
+from mit_annotator.vision.people import _attach_detected_faces, annotate_frames
+from mit_annotator.vision.pose import WholeBodyPose
+from mit_annotator.vision.render import draw_people
+from mit_annotator.vision.shots import ShotDetector
+from mit_annotator.vision.tracking import TrackerConfig, track_people
+
+from .comfy_bridge import (
+    comfy_models_dir,
+    frames_to_image,
+    image_to_frames,
+    model_folder_files,
+    progress_callback,
+    resolve_model_name,
+)
 
 DEVICES = ["auto", "cpu", "cuda", "tensorrt"]
 
@@ -223,7 +230,7 @@ class TrackDetections:
 
 def detections_from_pose_keypoint(pose_keypoint, fps: float) -> FrameDetections:
     """POSE_KEYPOINT frames (DWPose node) as detections: each person's box is the extent of their seen points."""
-    from mit_annotator.pose_formats import _canvas_size
+    from mit_annotator.core.pose_formats import _canvas_size
 
     if not isinstance(pose_keypoint, list) or not pose_keypoint:
         raise ValueError("POSE_KEYPOINT must be a non-empty list with one dict per frame")

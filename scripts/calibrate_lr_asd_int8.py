@@ -1,5 +1,5 @@
 """Measure the int8 calibration of LR-ASD's released weights: the largest value of each ReLU output of the visual
-encoder on real faces. The model registry (mit_annotator/models.py, `int8_maxima`) holds what this prints.
+encoder on real faces. The model registry (mit_annotator/core/models.py, `int8_maxima`) holds what this prints.
 
     python scripts/calibrate_lr_asd_int8.py [--shared ../shared/data]
 
@@ -20,12 +20,19 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from mit_annotator import media  # noqa: E402
-from mit_annotator.active_speaker import (MIN_FACE, SCORE_FPS, calibrate_int8, crop_face,  # noqa: E402
-                                          face_clips, load_lr_asd, _crops_by_frame)
-from mit_annotator.faces import YuNetFaceDetector  # noqa: E402
-from mit_annotator.models import KNOWN_MODELS  # noqa: E402
-from mit_annotator.who_speaks import track_faces  # noqa: E402
+from mit_annotator.core import media  # noqa: E402
+from mit_annotator.core.models import KNOWN_MODELS  # noqa: E402
+from mit_annotator.speakers.active_speaker import (  # noqa: E402
+    MIN_FACE,
+    SCORE_FPS,
+    _crops_by_frame,
+    calibrate_int8,
+    crop_face,
+    face_clips,
+    load_lr_asd,
+)
+from mit_annotator.speakers.who_speaks import track_faces  # noqa: E402
+from mit_annotator.vision.faces import YuNetFaceDetector  # noqa: E402
 
 WEIGHTS = ("lr_asd", "lr_asd_talkset")
 STILL_PHOTOS = (("generator", "anytalker_2p-0", "2p-0.png"), ("images", "rtmlib_demo.jpg"))

@@ -60,8 +60,8 @@ import numpy as np
 sys.path.insert(0, "tests")
 from tiny_onnx import export_pose
 
-from covog.model import CovOGModel
-from mit_annotator import media
+from covog.models.model import CovOGModel
+from mit_annotator.core import media
 
 comfy = Path(sys.argv[1])
 if not (comfy / "models/dwpose/tiny_pose.onnx").is_file():

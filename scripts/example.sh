@@ -53,6 +53,6 @@ $PY -m mit_annotator report "$OUT/dataset"
 echo
 echo "two training steps of a tiny random CovOG on the dataset (stage 1: single frames)"
 rm -rf "$OUT/tiny_covog" "$OUT/covog_run"
-$PY -c "from covog.model import CovOGModel; CovOGModel.random('tiny').save('$OUT/tiny_covog')"
+$PY -c "from covog.models.model import CovOGModel; CovOGModel.random('tiny').save('$OUT/tiny_covog')"
 HF_HUB_OFFLINE=1 $PY -m covog.train --stage 1 --data "$OUT/dataset" --model "$OUT/tiny_covog" --out "$OUT/covog_run" \
   --steps 2 --width 128 --height 64 --workers 0 --log-every 1

@@ -2,7 +2,7 @@
 # Mutation testing with mutmut 3 of the modules that carry behaviours: do the tests notice when the code is changed
 # a little (a comparison flipped, a constant moved, a call dropped)?
 #
-#   bash scripts/mutation_check.sh [MODULE ...]      # e.g. mit_annotator/tracking.py; default: every module below
+#   bash scripts/mutation_check.sh [MODULE ...]      # e.g. mit_annotator/vision/tracking.py; default: every module below
 #
 # Not part of CI: it is slow (minutes to an hour per module on 2 cores). Each module runs on its own, in
 # outputs/mutation/<module>/: a copy of the sources and tests whose [tool.mutmut] (pyproject.toml) is narrowed to
@@ -10,7 +10,7 @@
 # only the tests that reach the mutated function. It prints killed / survived per module and writes them, with the
 # surviving mutants' names, to outputs/mutation/summary.txt; `cd outputs/mutation/<module> && ../../../.venv/bin/mutmut
 # show NAME` shows a mutant's diff. MUTATION_JOBS sets the parallel workers (default 2); MUTANTS, mutant-name globs
-# (e.g. "mit_annotator.diarization.x_cluster*"), limits a run to some functions of the module; MUTANT_SAMPLE=N runs
+# (e.g. "mit_annotator.audio.diarization.x_cluster*"), limits a run to some functions of the module; MUTANT_SAMPLE=N runs
 # N of the module's mutants drawn at random (seed MUTANT_SEED, default 0) for modules too slow to run whole; there a
 # glob in MUTANTS that starts with ! leaves those mutants out of the draw.
 set -euo pipefail
@@ -18,18 +18,18 @@ cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 
 declare -A TESTS=(  # module -> the test files that cover it
-  [mit_annotator/tracking.py]="tests/test_tracking.py"
-  [mit_annotator/diarization.py]="tests/test_diarization.py"
-  [mit_annotator/assignment.py]="tests/test_assignment_rules.py"
-  [mit_annotator/lips.py]="tests/test_lips.py"
+  [mit_annotator/vision/tracking.py]="tests/test_tracking.py"
+  [mit_annotator/audio/diarization.py]="tests/test_diarization.py"
+  [mit_annotator/speakers/assignment.py]="tests/test_assignment_rules.py"
+  [mit_annotator/speakers/lips.py]="tests/test_lips.py"
   # the sampler without its four slowest tests (a minute each per mutant here); they cover stitching, which the
   # next-window and blend tests cover too
-  [covog/sampler.py]="tests/test_sampler.py --deselect tests/test_sampler.py::test_windows_without_overlap \
+  [covog/pipeline/sampler.py]="tests/test_sampler.py --deselect tests/test_sampler.py::test_windows_without_overlap \
     --deselect tests/test_sampler.py::test_windows_stitch_to_the_requested_length \
     --deselect tests/test_sampler.py::test_the_same_seed_gives_the_same_frames \
     --deselect tests/test_sampler.py::test_a_model_loaded_in_bfloat16_generates"
   # the audio driver: its own tests (the sampler's run every network for minutes per mutant)
-  [covog/audio_driver.py]="tests/test_covog_model.py::test_the_audio_driver_has_covogs_checkpoint_layout \
+  [covog/models/audio_driver.py]="tests/test_covog_model.py::test_the_audio_driver_has_covogs_checkpoint_layout \
     tests/test_covog_model.py::test_audio_projection_shapes \
     tests/test_covog_model.py::test_one_persons_score_changes_each_block_only_inside_their_face \
     tests/test_covog_model.py::test_one_persons_own_audio_changes_each_block_only_inside_their_face \
@@ -43,7 +43,7 @@ declare -A TESTS=(  # module -> the test files that cover it
     tests/test_covog_model.py::test_each_audio_block_computes_the_published_arithmetic_biases_included"
   [covog/train.py]="tests/test_train.py tests/test_covog_eval_training.py"
   # (its one-line error test reads stderr, where mutmut's own logging lands)
-  [covog/checkpoints.py]="tests/test_checkpoints.py \
+  [covog/loaders/checkpoints.py]="tests/test_checkpoints.py \
     --deselect tests/test_checkpoints.py::test_the_command_line_reports_bad_input_in_one_line"
   # the nodes: the tests that run them in this process (mutmut cannot see into the pack loaded in a subprocess)
   [nodes]="tests/test_covog_nodes.py tests/test_covog_stage_nodes.py tests/test_binding.py \
@@ -51,8 +51,8 @@ declare -A TESTS=(  # module -> the test files that cover it
     tests/test_evaluate.py::test_the_evaluate_node_scores_the_images_against_the_schedule \
     tests/test_who_speaks_real.py::test_the_assign_speakers_node_uses_the_model_on_the_images"
 )
-ORDER=(mit_annotator/tracking.py mit_annotator/diarization.py mit_annotator/assignment.py mit_annotator/lips.py
-       covog/sampler.py covog/audio_driver.py covog/train.py covog/checkpoints.py nodes)
+ORDER=(mit_annotator/vision/tracking.py mit_annotator/audio/diarization.py mit_annotator/speakers/assignment.py mit_annotator/speakers/lips.py
+       covog/pipeline/sampler.py covog/models/audio_driver.py covog/train.py covog/loaders/checkpoints.py nodes)
 MODULES=("$@")
 [ ${#MODULES[@]} -gt 0 ] || MODULES=("${ORDER[@]}")
 for module in "${MODULES[@]}"; do

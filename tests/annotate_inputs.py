@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mit_annotator import media
+from mit_annotator.core import media
 from mit_annotator.synthetic import ConversationSpec, synthesize_conversation
 
 SIZE = (320, 180)

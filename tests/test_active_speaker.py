@@ -8,12 +8,21 @@ import torch
 import torch.nn.functional as F
 from conftest import MODELS, SHARED_DATA, shared_path
 
-from mit_annotator import media
-from mit_annotator.active_speaker import (ActiveSpeakerConfig, ActiveSpeakerError, ActiveSpeakerModel, FaceClip,
-                                          active_speaker_scores, clip_mfcc, crop_face, face_clips, load_lr_asd,
-                                          mfcc_features)
-from mit_annotator.lr_asd import LRASD
-from mit_annotator.records import PersonTrack, VideoTracks
+from mit_annotator.core import media
+from mit_annotator.core.records import PersonTrack, VideoTracks
+from mit_annotator.speakers.active_speaker import (
+    ActiveSpeakerConfig,
+    ActiveSpeakerError,
+    ActiveSpeakerModel,
+    FaceClip,
+    active_speaker_scores,
+    clip_mfcc,
+    crop_face,
+    face_clips,
+    load_lr_asd,
+    mfcc_features,
+)
+from mit_annotator.speakers.lr_asd import LRASD
 
 WEIGHTS = MODELS / "lr_asd" / "finetuning_TalkSet.model"
 INTERACT = SHARED_DATA / "video" / "interact_11.mp4"
@@ -205,8 +214,8 @@ def test_windows_of_each_duration_are_averaged(model):
 
 @pytest.fixture(scope="module")
 def interact_faces():
-    from mit_annotator.faces import YuNetFaceDetector
-    from mit_annotator.who_speaks import track_faces
+    from mit_annotator.speakers.who_speaks import track_faces
+    from mit_annotator.vision.faces import YuNetFaceDetector
 
     return track_faces(shared_path("video", INTERACT.name),
                        YuNetFaceDetector(shared_path("models", "face_detection_yunet.onnx")))
@@ -275,7 +284,7 @@ def test_weights_files_that_are_not_lr_asd_are_refused(weights, tmp_path):
 
 
 def test_the_model_resolves_by_name(weights, monkeypatch, tmp_path):
-    from mit_annotator.models import KNOWN_MODELS, ModelNotFoundError, resolve_model, sha256_of
+    from mit_annotator.core.models import KNOWN_MODELS, ModelNotFoundError, resolve_model, sha256_of
 
     for name in ("lr_asd", "lr_asd_talkset"):
         path = resolve_model(name, weights.parent)
@@ -308,9 +317,9 @@ def test_int8_encoding_follows_the_float_network_within_its_steps(name, calibrat
     import onnxruntime as ort
     from onnx import numpy_helper
 
-    from mit_annotator.active_speaker import calibrate_int8
-    from mit_annotator.lr_asd import ACTIVATIONS, visual_encoder_int8_onnx
-    from mit_annotator.models import KNOWN_MODELS
+    from mit_annotator.core.models import KNOWN_MODELS
+    from mit_annotator.speakers.active_speaker import calibrate_int8
+    from mit_annotator.speakers.lr_asd import ACTIVATIONS, visual_encoder_int8_onnx
 
     network = load_lr_asd(shared_path("models", "lr_asd", KNOWN_MODELS[name].filename))
     faces = calibration_clips[0][None].astype(np.float32)
@@ -368,7 +377,7 @@ def test_int8_runs_on_the_cpu_only_and_never_for_the_published_values(caplog):
 
 def test_an_onnx_runtime_without_the_integer_operators_falls_back_to_float32(weights, monkeypatch, caplog):
     """auto: float32 and a warning saying why; int8 asked for: the error, naming the graph."""
-    from mit_annotator import lr_asd
+    from mit_annotator.speakers import lr_asd
 
     monkeypatch.setattr(lr_asd, "visual_encoder_int8_onnx", lambda network, maxima: b"not an onnx graph")
     model = ActiveSpeakerModel(weights, device="cpu")
@@ -385,8 +394,8 @@ def test_a_random_network_in_int8_runs_in_integers_close_to_float():
     """Without the shared data too: a random network calibrated on smooth random clips, then encoding others."""
     import onnxruntime as ort
 
-    from mit_annotator.active_speaker import calibrate_int8
-    from mit_annotator.lr_asd import visual_encoder_int8_onnx
+    from mit_annotator.speakers.active_speaker import calibrate_int8
+    from mit_annotator.speakers.lr_asd import visual_encoder_int8_onnx
 
     network = _random_network(5)
     rng = np.random.default_rng(5)
@@ -402,8 +411,8 @@ def test_a_random_network_in_int8_runs_in_integers_close_to_float():
 
 def test_the_registry_holds_the_calibration_the_script_measures(calibration_clips):
     """scripts/calibrate_lr_asd_int8.py on the shared real faces gives the maxima the registry ships."""
-    from mit_annotator.active_speaker import calibrate_int8
-    from mit_annotator.models import KNOWN_MODELS
+    from mit_annotator.core.models import KNOWN_MODELS
+    from mit_annotator.speakers.active_speaker import calibrate_int8
 
     assert len(calibration_clips) >= 4 and sum(len(c) for c in calibration_clips) > 400
     for name in ("lr_asd", "lr_asd_talkset"):

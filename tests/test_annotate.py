@@ -17,16 +17,16 @@ from conftest import MODELS, PACK_ROOT, shared_path
 from test_covog_model import perturb
 
 import covog.train as train
-from covog.dataset import ConversationClips
-from covog.model import CovOGModel
-from mit_annotator import media
-from mit_annotator.batch import find_videos, in_shard
-from mit_annotator.clips import RULES, clip_camera_motion
-from mit_annotator.motion import BackgroundFlow, background_motion
-from mit_annotator.reader import open_clip
-from mit_annotator.records import SpeakingActivity, VideoTracks
-from mit_annotator.segments import MERGE_SHORTER_THAN_S, speak_listen_segments
-from mit_annotator.tracking import box_iou
+from covog.models.model import CovOGModel
+from covog.training.dataset import ConversationClips
+from mit_annotator.core import media
+from mit_annotator.core.records import SpeakingActivity, VideoTracks
+from mit_annotator.core.segments import MERGE_SHORTER_THAN_S, speak_listen_segments
+from mit_annotator.dataset.clips import RULES, clip_camera_motion
+from mit_annotator.dataset.reader import open_clip
+from mit_annotator.pipeline.batch import find_videos, in_shard
+from mit_annotator.vision.motion import BackgroundFlow, background_motion
+from mit_annotator.vision.tracking import box_iou
 
 TALKS = {"talk4": (4, 13)}  # name: (people, seed), 10 s; cut.mp4 is 10 s of 2 people (seed 11) then 10 s of 3 (12)
 MIN_FRAMES, MAX_FRAMES, FACE_1080P, MAX_MOTION = 125, 375, 64.0, 0.02  # the defaults: the paper's and ours

@@ -18,9 +18,9 @@ import pytest
 from annotate_inputs import conversation, save_video, without_audio
 from conftest import MODELS, PACK_ROOT, shared_path
 
-from mit_annotator import media
-from mit_annotator.batch import TEMPORARY
-from mit_annotator.records import Diarization
+from mit_annotator.core import media
+from mit_annotator.core.records import Diarization
+from mit_annotator.pipeline.batch import TEMPORARY
 
 KILLS = 10
 CLIP_FILES = {"video.mp4", "speaker_info.json", "speaker_info_merged.json", "speaker_info_with_instance_bbox.json",
@@ -155,20 +155,23 @@ class Stopped(BaseException):
     """The batch stopped dead at a step of its commit protocol (a BaseException: no `except Exception` catches it)."""
 
 
+BATCH_MODULES = {"mit_annotator.pipeline.batch", "mit_annotator.pipeline.video_job"}
+
+
 class StopAtStep:
-    """Counts the batch's file-system steps (the os.replace and shutil.rmtree calls made in batch.py, and its
-    save_json writes) and stops the batch before, or just after, step `stop_at`."""
+    """Counts the batch's file-system steps (the os.replace and shutil.rmtree calls made in batch.py and
+    video_job.py, and batch.py's save_json writes) and stops the batch before, or just after, step `stop_at`."""
 
     def __init__(self, monkeypatch, stop_at=None, after=False):
         self.steps, self.stop_at, self.after = [], stop_at, after
-        from mit_annotator import batch
+        from mit_annotator.pipeline import batch
 
         for owner, name in ((os, "replace"), (shutil, "rmtree"), (batch, "save_json")):
             monkeypatch.setattr(owner, name, self.wrap(getattr(owner, name), name))
 
     def wrap(self, real, name):
         def step(*args, **kwargs):
-            if sys._getframe(1).f_globals.get("__name__") != "mit_annotator.batch":
+            if sys._getframe(1).f_globals.get("__name__") not in BATCH_MODULES:
                 return real(*args, **kwargs)  # not a step of the batch (a file written inside a clip, say)
             target = args[1] if name in ("replace", "save_json") else args[0]
             self.steps.append(f"{name} {Path(target).name}")
@@ -185,9 +188,9 @@ class StopAtStep:
 def annotations_once(videos):
     """annotate_video's result (or failure) per video, computed once: the runs below differ only in where they stop,
     so each one reuses the annotation and runs the rest (clip export, commit, manifest) for real."""
-    from mit_annotator import batch
+    from mit_annotator.pipeline import video_job
 
-    real, cache = batch.annotate_video, {}
+    real, cache = video_job.annotate_video, {}
 
     def cached(path, annotator, report=None):
         if path not in cache:
@@ -202,9 +205,9 @@ def annotations_once(videos):
 
 
 def annotate_in_process(videos, out, monkeypatch, annotations_once):
-    from mit_annotator import batch, cli
+    from mit_annotator.pipeline import cli, video_job
 
-    monkeypatch.setattr(batch, "annotate_video", annotations_once)
+    monkeypatch.setattr(video_job, "annotate_video", annotations_once)
     return cli.main([str(a) for a in command(videos, out)[3:]])
 
 
@@ -242,7 +245,7 @@ def test_a_second_run_on_a_dataset_being_written_stops_and_names_the_first(video
                                                                           monkeypatch, annotations_once):
     """Two runs into one --out once lost clips silently (the second's clean-up deleted the first's staging). While a
     run holds the dataset, another stops before touching it, naming the holder; the lock goes with the holder."""
-    from mit_annotator.batch import dataset_lock
+    from mit_annotator.pipeline.batch import dataset_lock
 
     expected, _ = reference
     out = tmp_path / "dataset"

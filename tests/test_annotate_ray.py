@@ -5,9 +5,9 @@ import pytest
 from annotate_inputs import conversation, save_video, without_audio
 from conftest import IN_CI, MODELS, shared_path
 
-from mit_annotator.annotate import AnnotateSettings
-from mit_annotator.batch import BatchOptions, find_videos, run_batch
-from mit_annotator.clips import SelectionConfig
+from mit_annotator.dataset.clips import SelectionConfig
+from mit_annotator.pipeline.annotate import AnnotateSettings
+from mit_annotator.pipeline.batch import BatchOptions, find_videos, run_batch
 
 try:
     import ray

@@ -5,8 +5,8 @@ import json
 import cv2
 import pytest
 
-from mit_annotator.batch import MANIFEST_FORMAT
-from mit_annotator.report import write_report
+from mit_annotator.dataset.manifest import MANIFEST_FORMAT
+from mit_annotator.dataset.report import write_report
 
 
 def row(folder, people, seconds, ratios, faces):

@@ -5,16 +5,16 @@ import numpy as np
 import pytest
 from conftest import MODELS, PACK_ROOT
 
-from mit_annotator import media
-from mit_annotator.assignment import assign_speakers
-from mit_annotator.diarization import DiarizationConfig, Diarizer
-from mit_annotator.faces import YuNetFaceDetector
-from mit_annotator.lips import activity_from_openings, mouth_openings
-from mit_annotator.metrics import speaking_f1, voice_mapping
-from mit_annotator.records import Diarization, SpeakerTurn, SpeakingActivity
+from mit_annotator.audio.diarization import DiarizationConfig, Diarizer
+from mit_annotator.core import media
+from mit_annotator.core.records import Diarization, SpeakerTurn, SpeakingActivity
+from mit_annotator.speakers.assignment import assign_speakers
+from mit_annotator.speakers.lips import activity_from_openings, mouth_openings
+from mit_annotator.speakers.who_speaks import person_audio_diarization, track_faces, who_speaks
 from mit_annotator.synthetic import ConversationSpec, synthesize_conversation
-from mit_annotator.tracking import box_iou
-from mit_annotator.who_speaks import person_audio_diarization, track_faces, who_speaks
+from mit_annotator.vision.faces import YuNetFaceDetector
+from mit_annotator.vision.metrics import speaking_f1, voice_mapping
+from mit_annotator.vision.tracking import box_iou
 
 
 @pytest.fixture(scope="module")
@@ -93,7 +93,7 @@ def test_without_poses_faces_and_mouth_motion_do_it(saved_conversation):
 def test_tracks_without_keypoints_need_frames(small_conversation):
     import copy
 
-    from mit_annotator.who_speaks import lip_activity
+    from mit_annotator.speakers.who_speaks import lip_activity
 
     tracks = copy.deepcopy(small_conversation.tracks)
     tracks.tracks[0].keypoints = tracks.tracks[0].keypoint_scores = None

@@ -1,14 +1,23 @@
 """The assignment's rules on evidence built frame by frame: one-to-one matching, thresholds, lags, synchrony, the
 model's bounded weight, speaking scores and segments, bad input. Fast: these carry the mutation check of
-mit_annotator/assignment.py (scripts/mutation_check.sh)."""
+mit_annotator/speakers/assignment.py (scripts/mutation_check.sh)."""
 
 import numpy as np
 import pytest
 
-from mit_annotator.assignment import (ACTIVE_SPEAKER, LIPS, SCORE_SCALE, AssignmentConfig, Evidence, assign_speakers,
-                                      correlate, match_voices, speaking_in_order, synchrony)
-from mit_annotator.records import Diarization, SpeakerTurn
-
+from mit_annotator.core.records import Diarization, SpeakerTurn
+from mit_annotator.speakers.assignment import (
+    ACTIVE_SPEAKER,
+    LIPS,
+    SCORE_SCALE,
+    AssignmentConfig,
+    Evidence,
+    assign_speakers,
+    correlate,
+    match_voices,
+    speaking_in_order,
+    synchrony,
+)
 
 FPS, FRAMES = 25.0, 500
 
@@ -234,7 +243,7 @@ def test_matching_at_its_limits():
 
 
 def test_lag_search_and_frame_counts_at_their_limits():
-    from mit_annotator.assignment import _shifted
+    from mit_annotator.speakers.assignment import _shifted
 
     np.testing.assert_array_equal(_shifted(np.arange(5.0), 1), [np.nan, 0, 1, 2, 3])
     np.testing.assert_array_equal(_shifted(np.arange(5.0), -1), [1, 2, 3, 4, np.nan])

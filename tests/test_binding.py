@@ -1,4 +1,4 @@
-"""Speaker binding (Speaker Masks, Split Voices, mit_annotator.binding): which person becomes speaker 1, 2, ...,
+"""Speaker binding (Speaker Masks, Split Voices, mit_annotator.speakers.binding): which person becomes speaker 1, 2, ...,
 the masks' pixels, the voices' samples, the errors a user sees; and the whole chain on real footage
 (interact_11.mp4 as ComfyUI's Load Video gives it: 24 fps frames, 48 kHz stereo audio)."""
 
@@ -10,8 +10,8 @@ import pytest
 import torch
 from conftest import MODELS, PACK_ROOT, SHARED_DATA, shared_path
 
-from mit_annotator import binding
-from mit_annotator.records import PersonSpeaking, PersonTrack, SpeakingActivity, VideoTracks
+from mit_annotator.core.records import PersonSpeaking, PersonTrack, SpeakingActivity, VideoTracks
+from mit_annotator.speakers import binding
 
 sys.path.insert(0, str(PACK_ROOT))
 from nodes.binding_nodes import SpeakerMasks, SplitVoices  # noqa: E402
@@ -170,7 +170,7 @@ def interact():
     workflows run it: frames at the video's 24 fps and its 48 kHz stereo audio, as Load Video gives them."""
     import av
 
-    from mit_annotator import media
+    from mit_annotator.core import media
     from nodes.comfy_bridge import frames_to_image
     from nodes.speaker_nodes import ActiveSpeakers, AssignSpeakers
     from nodes.vision_nodes import DetectFaces
@@ -199,7 +199,7 @@ def interact():
 
 def detected_faces(frames, every=1):
     """YuNet's own face boxes every few frames, split by side of the picture (the right person, the left one)."""
-    from mit_annotator.faces import YuNetFaceDetector
+    from mit_annotator.vision.faces import YuNetFaceDetector
 
     detector = YuNetFaceDetector(MODELS / "face_detection_yunet.onnx")
     sides = {"right": {}, "left": {}}

@@ -9,11 +9,18 @@ import pytest
 import torch
 from conftest import SHARED_DATA
 
-from covog.checkpoints import (REFERENCE_OUTPUT_KEYS, CheckpointError, convert, kind_of_file, load_state_dict,
-                               pose_encoder_keys, unet3d_key_to_diffusers)
 from covog.convert import main
-from covog.model import CovOGModel
-from covog.pose_encoder import MultiHumanPoseEncoder
+from covog.loaders.checkpoints import (
+    REFERENCE_OUTPUT_KEYS,
+    CheckpointError,
+    convert,
+    kind_of_file,
+    load_state_dict,
+    pose_encoder_keys,
+    unet3d_key_to_diffusers,
+)
+from covog.models.model import CovOGModel
+from covog.models.pose_encoder import MultiHumanPoseEncoder
 
 LAYOUTS = SHARED_DATA / "checkpoint-layouts"
 ENCODERS_RANDOM = ["vae", "image_encoder", "audio_encoder"]
@@ -405,7 +412,7 @@ def test_the_command_line_reports_bad_input_in_one_line(moore_folder, tmp_path, 
 def test_the_command_line_never_deletes_a_folder_it_did_not_write(covog_outputs, tmp_path, capsys, monkeypatch):
     """`--out ComfyUI/models/covog` once wiped every model there and exited 0. A non-empty folder that is not a CovOG
     model is refused before any conversion; a model is replaced only with --overwrite."""
-    import covog.checkpoints as checkpoints
+    import covog.loaders.checkpoints as checkpoints
 
     stage1, stage2 = covog_outputs
     models = tmp_path / "models" / "covog"
@@ -434,7 +441,7 @@ def test_the_command_line_never_deletes_a_folder_it_did_not_write(covog_outputs,
 def test_fully_supplied_networks_take_the_source_tensors_without_a_second_copy(source, tmp_path, monkeypatch):
     """A multi-gigabyte UNet is not built and initialised only to be overwritten: the converter builds shapes on the
     meta device and takes the loaded tensors; what keeps a fresh init is built for real. Nothing stays on meta."""
-    import covog.checkpoints as checkpoints
+    import covog.loaders.checkpoints as checkpoints
 
     truth, files = source
     folder = tmp_path / "checkpoint-7"
@@ -477,7 +484,7 @@ def test_encoder_folders_with_bin_weights_load_weights_only(base_folder, tmp_pat
 
 def all_but(name):
     """Every component but `name` (they may keep a fresh init)."""
-    from covog.model import COMPONENTS
+    from covog.models.model import COMPONENTS
 
     return [c for c in COMPONENTS if c != name]
 
@@ -514,8 +521,8 @@ def test_a_model_converted_with_a_random_audio_driver_ignores_the_audio(base_fol
     from test_covog_model import conditioning, latents, perturb
     from test_sampler import make_conditions
 
-    from covog.denoiser import denoise
-    from covog.sampler import SamplerSettings, generate
+    from covog.models.denoiser import denoise
+    from covog.pipeline.sampler import SamplerSettings, generate
 
     sd, wav2vec2, _ = base_folder
     release = save_moore_release(perturb(CovOGModel.random("tiny", seed=3)), tmp_path / "moore")
@@ -615,7 +622,7 @@ def test_an_image_encoder_folder_replaces_the_base_folders(base_folder, tmp_path
 
 
 def test_what_is_missing_says_how_many_keys_one_of_them_and_where_from():
-    from covog.checkpoints import WHERE_FROM, missing_problem
+    from covog.loaders.checkpoints import WHERE_FROM, missing_problem
 
     motion = ["down_blocks.0.motion_modules.0.a", "up_blocks.1.motion_modules.2.b"]
     spatial = ["conv_in.weight", "conv_out.bias"]
@@ -640,7 +647,7 @@ def test_a_folder_without_a_checkpoint_says_what_it_looked_for(tmp_path):
 
 
 def test_an_unknown_component_is_named_with_the_choices(moore_folder):
-    from covog.model import COMPONENTS
+    from covog.models.model import COMPONENTS
 
     with pytest.raises(CheckpointError) as caught:
         convert([moore_folder], size="tiny", allow_random=["motion", "audio"])

@@ -3,7 +3,7 @@ import sys
 
 from conftest import LIBRISPEECH, PACK_ROOT
 
-from mit_annotator.records import Diarization, SpeakingActivity, VideoTracks
+from mit_annotator.core.records import Diarization, SpeakingActivity, VideoTracks
 
 
 def run_cli(*args):

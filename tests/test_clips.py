@@ -4,9 +4,9 @@ frames made by hand."""
 import numpy as np
 import pytest
 
-from mit_annotator.clips import SelectionConfig, clip_camera_motion, select_clips, split_run
-from mit_annotator.motion import BackgroundFlow, background_motion
-from mit_annotator.records import PersonTrack, VideoTracks
+from mit_annotator.core.records import PersonTrack, VideoTracks
+from mit_annotator.dataset.clips import SelectionConfig, clip_camera_motion, select_clips, split_run
+from mit_annotator.vision.motion import BackgroundFlow, background_motion
 
 WIDTH, HEIGHT = 640, 360  # 64 px at 1080p is 21.33 px here
 

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from covog.conditioning import face_masks, speaking_scores
+from covog.pipeline.conditioning import face_masks, speaking_scores
 
 
 def test_face_masks_follow_each_face_at_every_resolution(small_conversation):

@@ -7,8 +7,8 @@ import torch
 from test_train import FAST, changed_parameters, clips, losses, model, model_folder, names, run  # noqa: F401
 
 import covog.train as train
-from covog.denoiser import denoise
-from covog.model import CovOGModel
+from covog.models.denoiser import denoise
+from covog.models.model import CovOGModel
 
 
 def test_stage2_without_the_audio_driver_trains_the_motion_modules_alone(clips, tmp_path, capsys):  # noqa: F811

@@ -7,10 +7,16 @@ import torch
 import torch.nn.functional as F
 from conftest import SHARED_DATA
 
-from covog import reference_attention
-from covog.audio_driver import DOWN_FACTORS, FACE_MASK_FACTORS, UP_FACTORS, AudioConditioning, InteractiveAudioDriver
-from covog.denoiser import denoise
-from covog.model import CovOGModel, ModelFolderError
+from covog.models import reference_attention
+from covog.models.audio_driver import (
+    DOWN_FACTORS,
+    FACE_MASK_FACTORS,
+    UP_FACTORS,
+    AudioConditioning,
+    InteractiveAudioDriver,
+)
+from covog.models.denoiser import denoise
+from covog.models.model import CovOGModel, ModelFolderError
 
 LAYOUTS = SHARED_DATA / "checkpoint-layouts"
 FRAMES, PEOPLE, LATENT = 3, 2, (8, 16)  # latent size: 64x128 pixels

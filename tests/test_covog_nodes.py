@@ -10,9 +10,9 @@ import torch
 from conftest import PACK_ROOT
 from test_covog_model import perturb
 
-from covog.encoders import audio_features
-from covog.model import CovOGModel
-from mit_annotator.records import SpeakingActivity
+from covog.models.encoders import audio_features
+from covog.models.model import CovOGModel
+from mit_annotator.core.records import SpeakingActivity
 from mit_annotator.synthetic import ConversationSpec, synthesize_conversation
 
 # the pack's `nodes` package, run in this process (comfy_host runs the other nodes in a subprocess)

@@ -10,7 +10,7 @@ import torch
 from conftest import PACK_ROOT
 from test_covog_nodes import SETTINGS, conversation, inputs, model, own_audio  # noqa: F401  (fixtures)
 
-from covog.encoders import audio_features
+from covog.models.encoders import audio_features
 
 sys.path.insert(0, str(PACK_ROOT))
 from nodes.comfy_bridge import audio_to_comfy  # noqa: E402
@@ -38,7 +38,7 @@ def chained(model, conversation):
 
 def test_the_stages_make_the_one_click_nodes_frames(model, conversation, chained):
     """30 frames in windows of 16 overlapping by 4: three windows (from frames 0, 12 and 14), each re-encoding the
-    last one's frames and blended into them, as covog.sampler.generate does."""
+    last one's frames and blended into them, as covog.pipeline.sampler.generate does."""
     c = conversation
     frames, _, _ = GenerateConversation().make(model, **inputs(c), **SETTINGS)
     assert chained["frames"].shape == frames.shape == (30, 64, 128, 3)
@@ -106,7 +106,7 @@ def test_bad_input_gives_a_clear_message(model, conversation):
         EncodeAudio().encode(model, c.tracks, audio_encoder_output=whisper)
     with pytest.raises(ValueError, match="per-person audio given for people \\[2\\]; the tracks hold 2 people"):
         EncodeAudio().encode(model, c.tracks, person_2_audio=short)
-    from mit_annotator.records import VideoTracks
+    from mit_annotator.core.records import VideoTracks
 
     nobody = VideoTracks(256, 128, 25.0, 30, [], [(0, 30)])
     with pytest.raises(ValueError, match="no people in the tracks"):

@@ -12,13 +12,13 @@ from safetensors.torch import load_file
 from test_covog_model import perturb
 
 import covog.train as train
-from covog.conditioning import PoseRenders, face_masks
-from covog.dataset import AUDIO_FEATURES_FILE, ConversationClips
-from covog.model import CovOGModel
-from mit_annotator import media
-from mit_annotator.keypoints import face_box_from_keypoints
-from mit_annotator.reader import open_clip
-from mit_annotator.segments import speak_listen_segments
+from covog.models.model import CovOGModel
+from covog.pipeline.conditioning import PoseRenders, face_masks
+from covog.training.dataset import AUDIO_FEATURES_FILE, ConversationClips
+from mit_annotator.core import media
+from mit_annotator.core.keypoints import face_box_from_keypoints
+from mit_annotator.core.segments import speak_listen_segments
+from mit_annotator.dataset.reader import open_clip
 from mit_annotator.synthetic import ConversationSpec, synthesize_conversation
 
 SIZE = (128, 64)

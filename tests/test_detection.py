@@ -4,8 +4,8 @@ import pytest
 from conftest import SHARED_DATA
 from tiny_onnx import cell_box
 
-from mit_annotator.detection import PersonDetector
-from mit_annotator.tracking import box_iou
+from mit_annotator.vision.detection import PersonDetector
+from mit_annotator.vision.tracking import box_iou
 
 RED, GREEN = (255, 0, 0), (0, 255, 0)
 

@@ -4,11 +4,11 @@ import numpy as np
 import pytest
 from conftest import SHARED_DATA, shared_path
 
-from mit_annotator import media
-from mit_annotator.diarization import DiarizationConfig, Diarizer, _turns, cluster
-from mit_annotator.metrics import diarization_error
-from mit_annotator.records import Diarization, SpeakerTurn
-from mit_annotator.who_speaks import diarize_media
+from mit_annotator.audio.diarization import DiarizationConfig, Diarizer, _turns, cluster
+from mit_annotator.core import media
+from mit_annotator.core.records import Diarization, SpeakerTurn
+from mit_annotator.speakers.who_speaks import diarize_media
+from mit_annotator.vision.metrics import diarization_error
 
 DATA = SHARED_DATA / "diarization"
 
@@ -265,7 +265,7 @@ def fake_pyannote(monkeypatch, calls):
 
 
 def test_pyannote_backend_adapter(monkeypatch):
-    from mit_annotator.diarization import PyannoteDiarizer
+    from mit_annotator.audio.diarization import PyannoteDiarizer
 
     calls = []
     fake_pyannote(monkeypatch, calls)
@@ -287,7 +287,7 @@ def test_pyannote_backend_adapter(monkeypatch):
 
 
 def test_pyannote_backend_missing(monkeypatch):
-    from mit_annotator.diarization import PyannoteDiarizer
+    from mit_annotator.audio.diarization import PyannoteDiarizer
 
     monkeypatch.setitem(sys.modules, "pyannote.audio", None)
     with pytest.raises(RuntimeError, match="needs pyannote.audio"):
@@ -299,7 +299,7 @@ def test_pyannote_backend_across_versions_and_failures(monkeypatch):
     the pipeline moved to the asked device; load failures name the model and the cause."""
     import types
 
-    from mit_annotator.diarization import PyannoteDiarizer
+    from mit_annotator.audio.diarization import PyannoteDiarizer
 
     calls = []
 
@@ -372,7 +372,7 @@ def test_the_offline_diarizer_reports_each_stage(diarizer, small_conversation):
 def test_the_banded_window_weights_equal_the_dense_matrix():
     """frame_speakers visits only the windows near each frame (a 3-hour recording's frames x windows matrix would not
     fit); the result equals the dense form, ties to the nearest window included (equal times: the first)."""
-    from mit_annotator.diarization import windows_around
+    from mit_annotator.audio.diarization import windows_around
 
     rng = np.random.default_rng(0)
     for trial in range(200):
@@ -397,8 +397,8 @@ def test_embeddings_made_a_block_at_a_time_equal_resemblyzers_whole_recording(di
     import torch
     from resemblyzer import normalize_volume, wav_to_mel_spectrogram
 
-    from mit_annotator import diarization
-    from mit_annotator.diarization import DiarizationConfig
+    from mit_annotator.audio import diarization
+    from mit_annotator.audio.diarization import DiarizationConfig
 
     samples = media.read_audio(shared_path("diarization", "pyaudioanalysis", "diarizationExample.wav"), 16000)
     config = DiarizationConfig()

@@ -12,11 +12,11 @@ import torch
 from conftest import MODELS, PACK_ROOT, SHARED_DATA
 
 from covog import evaluate as ev
-from covog import video_metrics as vm
-from mit_annotator import keypoints as kp
-from mit_annotator import media
-from mit_annotator.records import PersonSpeaking, PersonTrack, SpeakingActivity, VideoTracks
-from mit_annotator.segments import speak_listen_segments
+from covog.evaluation import video_metrics as vm
+from mit_annotator.core import keypoints as kp
+from mit_annotator.core import media
+from mit_annotator.core.records import PersonSpeaking, PersonTrack, SpeakingActivity, VideoTracks
+from mit_annotator.core.segments import speak_listen_segments
 
 INTERACT = SHARED_DATA / "video" / "interact_11.mp4"
 AVA_WEIGHTS = MODELS / "lr_asd" / "pretrain_AVA.model"
@@ -352,7 +352,7 @@ def test_real_footage_scores_a_shuffled_schedule_near_chance_and_swapped_people_
 def test_sync_peak_moves_with_the_audio(interact):
     """The audio advanced by 3 frames (the voice 3 frames earlier: the lips now trail it 3 frames more) moves the
     left person's peak 3 frames up."""
-    from mit_annotator.active_speaker import ActiveSpeakerModel
+    from mit_annotator.speakers.active_speaker import ActiveSpeakerModel
 
     annotation, settings = interact
     schedule = interact_schedule(annotation.num_frames)
@@ -366,8 +366,8 @@ def test_sync_peak_moves_with_the_audio(interact):
 
 
 def test_shifted_scores_at_zero_are_the_packs_active_speaker_scores(interact):
-    from mit_annotator.active_speaker import ActiveSpeakerModel, active_speaker_scores
-    from mit_annotator.annotate import clip_tracks
+    from mit_annotator.pipeline.annotate import clip_tracks
+    from mit_annotator.speakers.active_speaker import ActiveSpeakerModel, active_speaker_scores
 
     annotation, _ = interact
     n = 60

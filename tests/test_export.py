@@ -8,9 +8,9 @@ import cv2
 import numpy as np
 from test_skeleton import JOINT_COLOURS, LIMB_COLOURS_DIMMED, person
 
-from mit_annotator import keypoints as kp
-from mit_annotator.export import POSE_DIR, POSE_FRAME_DIR, write_poses
-from mit_annotator.records import PersonTrack, VideoTracks
+from mit_annotator.core import keypoints as kp
+from mit_annotator.core.records import PersonTrack, VideoTracks
+from mit_annotator.dataset.export import POSE_DIR, POSE_FRAME_DIR, write_poses
 
 WIDTH, HEIGHT = 240, 320  # portrait
 

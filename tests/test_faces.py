@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from conftest import MODELS
 
-from mit_annotator.faces import Face, YuNetFaceDetector, match_faces
+from mit_annotator.vision.faces import Face, YuNetFaceDetector, match_faces
 
 
 @pytest.fixture(scope="module")
@@ -86,8 +86,9 @@ def insightface_models(tmp_path_factory):
 
 
 def test_scrfd_faces_come_back_in_frame_pixels_with_landmarks(insightface_models):
-    from mit_annotator.faces import ScrfdFaceDetector
     from tiny_onnx import TinySCRFD
+
+    from mit_annotator.vision.faces import ScrfdFaceDetector
 
     detector = ScrfdFaceDetector(insightface_models[0], device="cpu")
     frame = np.zeros((640, 640, 3), np.uint8)
@@ -104,8 +105,8 @@ def test_scrfd_faces_come_back_in_frame_pixels_with_landmarks(insightface_models
 
 
 def test_identity_embeddings_tell_people_apart(insightface_models, small_conversation):
-    from mit_annotator import keypoints as kp
-    from mit_annotator.faces import FaceIdentity
+    from mit_annotator.core import keypoints as kp
+    from mit_annotator.vision.faces import FaceIdentity
 
     identity = FaceIdentity(insightface_models[1], device="cpu")
     c = small_conversation
@@ -133,7 +134,7 @@ def test_identity_embeddings_tell_people_apart(insightface_models, small_convers
 def test_insightface_missing_gives_a_clear_error(monkeypatch, tmp_path):
     import sys
 
-    from mit_annotator.faces import ScrfdFaceDetector
+    from mit_annotator.vision.faces import ScrfdFaceDetector
 
     monkeypatch.setitem(sys.modules, "insightface.model_zoo.scrfd", None)
     with pytest.raises(RuntimeError, match="needs insightface.*pip install --no-deps insightface"):

@@ -9,11 +9,11 @@ from PIL import Image
 from test_covog_model import perturb
 
 from covog import generate as cli
-from covog.conditioning import PoseRenders, build_conditions
-from covog.encoders import audio_features
-from covog.model import CovOGModel
-from covog.sampler import generate
-from mit_annotator import media
+from covog.models.encoders import audio_features
+from covog.models.model import CovOGModel
+from covog.pipeline.conditioning import PoseRenders, build_conditions
+from covog.pipeline.sampler import generate
+from mit_annotator.core import media
 from mit_annotator.synthetic import ConversationSpec, synthesize_conversation
 
 FAST = ["--steps", "1", "--window", "16", "--overlap", "4", "--width", "128", "--height", "64"]

@@ -10,11 +10,19 @@ import av
 import numpy as np
 import pytest
 
-from covog.conditioning import speaking_scores
-from mit_annotator import media
-from mit_annotator.cli import main
-from mit_annotator.records import (MAX_FRAMES, Diarization, FormatError, PersonSpeaking, PersonTrack,
-                                   SpeakingActivity, VideoTracks, check_same_video)
+from covog.pipeline.conditioning import speaking_scores
+from mit_annotator.core import media
+from mit_annotator.core.records import (
+    MAX_FRAMES,
+    Diarization,
+    FormatError,
+    PersonSpeaking,
+    PersonTrack,
+    SpeakingActivity,
+    VideoTracks,
+    check_same_video,
+)
+from mit_annotator.pipeline.cli import main
 
 
 def tracks_document(**change):
@@ -247,7 +255,7 @@ def test_report_on_a_corrupt_or_future_manifest_is_one_line(tmp_path, capsys, te
 
 
 def test_a_corrupt_video_record_is_named_with_what_to_do(tmp_path, capsys):
-    from mit_annotator.batch import BatchError, read_video_record
+    from mit_annotator.pipeline.batch import BatchError, read_video_record
 
     videos = tmp_path / ".annotate" / "videos"
     videos.mkdir(parents=True)

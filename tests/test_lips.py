@@ -1,13 +1,20 @@
 """The mouth per person per frame (opening from keypoints, motion from landmarks), its activity, and the audio's
-loudness per frame: values by hand. Fast: these carry the mutation check of mit_annotator/lips.py."""
+loudness per frame: values by hand. Fast: these carry the mutation check of mit_annotator/speakers/lips.py."""
 
 import numpy as np
 import pytest
 
-from mit_annotator import keypoints as kp
-from mit_annotator.lips import (ACTIVITY_WINDOW_S, MouthMotion, activity_from_motion, activity_from_openings, loudness,
-                                mouth_motion, mouth_openings)
-from mit_annotator.records import PersonTrack
+from mit_annotator.core import keypoints as kp
+from mit_annotator.core.records import PersonTrack
+from mit_annotator.speakers.lips import (
+    ACTIVITY_WINDOW_S,
+    MouthMotion,
+    activity_from_motion,
+    activity_from_openings,
+    loudness,
+    mouth_motion,
+    mouth_openings,
+)
 
 
 def face_with_gap(gap: float, width: float = 20.0, seen: float = 0.9) -> tuple[np.ndarray, np.ndarray]:

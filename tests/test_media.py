@@ -4,8 +4,8 @@ import av
 import numpy as np
 import pytest
 
-from mit_annotator import media
-from mit_annotator.media import MediaError
+from mit_annotator.core import media
+from mit_annotator.core.media import MediaError
 
 
 def gradient_frames(count, width=96, height=64):

@@ -1,5 +1,5 @@
 """`python -m mit_annotator bind`: the files each multi-speaker model's own script reads, read back here the way
-that script reads them (in our own words, from its code; see mit_annotator/model_inputs.py), and checked: each
+that script reads them (in our own words, from its code; see mit_annotator/speakers/model_inputs.py), and checked: each
 script gives person k's voice to person k's place on screen, at the right times."""
 
 import json
@@ -9,15 +9,15 @@ import wave
 import cv2
 import numpy as np
 import pytest
-
 from conftest import PACK_ROOT, shared_path
-from mit_annotator import media
-from mit_annotator.binding import BindingError
-from mit_annotator.cli import BIND_TARGETS, main
-from mit_annotator.faces import YuNetFaceDetector
-from mit_annotator.model_inputs import TARGETS, write_model_inputs
-from mit_annotator.records import PersonSpeaking, SpeakingActivity
-from mit_annotator.who_speaks import track_faces
+
+from mit_annotator.core import media
+from mit_annotator.core.records import PersonSpeaking, SpeakingActivity
+from mit_annotator.pipeline.cli import BIND_TARGETS, main
+from mit_annotator.speakers.binding import BindingError
+from mit_annotator.speakers.model_inputs import TARGETS, write_model_inputs
+from mit_annotator.speakers.who_speaks import track_faces
+from mit_annotator.vision.faces import YuNetFaceDetector
 
 
 def read_wav(path) -> np.ndarray:

@@ -5,8 +5,8 @@ import types
 import pytest
 from conftest import shared_path
 
-from mit_annotator import models
-from mit_annotator.models import ModelNotFoundError, resolve_model
+from mit_annotator.core import models
+from mit_annotator.core.models import ModelNotFoundError, resolve_model
 
 
 def test_an_explicit_path_wins(tmp_path):

@@ -14,7 +14,7 @@ import torch
 from annotate_inputs import conversation, save_video
 from conftest import shared_path
 
-from covog.model import CovOGModel
+from covog.models.model import CovOGModel
 
 
 @pytest.fixture

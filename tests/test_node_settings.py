@@ -99,7 +99,7 @@ def test_the_reference_stays_white_where_resizing_overshoots():
 def test_track_people_from_detections_keeps_the_video_and_draw_tracks_marks_the_people(small):
     """The conversation's own tracks, as detections, tracked again by the node: the same people in the same place;
     Draw Tracks then changes the frames inside the people's boxes, and refuses tracks of another video."""
-    from mit_annotator.records import Detection
+    from mit_annotator.core.records import Detection
     from nodes.vision_nodes import DrawTracks, FrameDetections, TrackDetections
 
     c, images = small
@@ -133,7 +133,7 @@ def test_model_folders_are_the_subfolders_holding_the_marker(tmp_path, monkeypat
 
 
 def test_track_people_from_detections_uses_its_gap_and_length_settings(small):
-    from mit_annotator.records import Detection
+    from mit_annotator.core.records import Detection
     from nodes.vision_nodes import FrameDetections, TrackDetections
 
     c, _ = small

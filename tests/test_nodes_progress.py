@@ -156,7 +156,7 @@ def bad_inputs(small, model):
     """(node, bad input, the call, the message it must give): every node that takes the input in question."""
     import dataclasses
 
-    from mit_annotator.records import VideoTracks
+    from mit_annotator.core.records import VideoTracks
     from nodes.binding_nodes import SpeakerMasks, SplitVoices
     from nodes.covog_nodes import GenerateConversation
     from nodes.covog_stage_nodes import CovOGSampler, EncodeAudio, EncodeReference, RenderPoses

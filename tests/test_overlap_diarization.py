@@ -5,17 +5,23 @@ import logging
 
 import numpy as np
 import pytest
-
 from conftest import shared_path
-from mit_annotator import media
-from mit_annotator.diarization import STAGES, DiarizationConfig, Diarizer
-from mit_annotator.diarizers import DIARIZER_CHOICES, make_diarizer
-from mit_annotator.local_speakers import OverlapSettings, Segments, average_linkage, stitch, stretch_frames
-from mit_annotator.metrics import diarization_error
-from mit_annotator.overlap_diarization import FrameGrid, OverlapAwareDiarizer, reconstruct, speaker_count, to_turns
-from mit_annotator.records import Diarization
-from mit_annotator.synthetic.recordings import in_turns, overlapped_share, trimmed
 from test_voice_activity import music
+
+from mit_annotator.audio.diarization import STAGES, DiarizationConfig, Diarizer
+from mit_annotator.audio.diarizers import DIARIZER_CHOICES, make_diarizer
+from mit_annotator.audio.local_speakers import OverlapSettings, Segments, average_linkage, stitch, stretch_frames
+from mit_annotator.audio.overlap_diarization import (
+    FrameGrid,
+    OverlapAwareDiarizer,
+    reconstruct,
+    speaker_count,
+    to_turns,
+)
+from mit_annotator.core import media
+from mit_annotator.core.records import Diarization
+from mit_annotator.synthetic.recordings import in_turns, overlapped_share, trimmed
+from mit_annotator.vision.metrics import diarization_error
 
 
 @pytest.fixture(scope="module")
@@ -96,7 +102,7 @@ def test_a_long_recording_is_diarized_in_blocks_whose_speakers_are_linked(diariz
     """Past LONG_RECORDING_S the recording goes in blocks (bounded memory) cut in pauses, and the blocks' speakers
     are linked by their centroids: here 3 voices over 80 s in blocks of about 20 s (each block hears 2 or 3 of them)
     come out as the 3 voices, with the error of the whole-recording run, and no turn is cut at a block boundary."""
-    from mit_annotator import overlap_diarization
+    from mit_annotator.audio import overlap_diarization
 
     rng = np.random.default_rng(5)
     voices = ("1688", "3080", "2414")

@@ -132,10 +132,10 @@ def test_the_nodes_values_in_the_loaded_pack(tmp_path):
 
     import numpy as np
 
-    from mit_annotator.pose_formats import tracks_to_pose_keypoint
-    from mit_annotator.records import SpeakingActivity, VideoTracks
-    from mit_annotator.render import draw_people, id_colour
+    from mit_annotator.core.pose_formats import tracks_to_pose_keypoint
+    from mit_annotator.core.records import SpeakingActivity, VideoTracks
     from mit_annotator.synthetic import ConversationSpec, LibriSpeechSource, synthesize_conversation
+    from mit_annotator.vision.render import draw_people, id_colour
 
     shared_path("speech", "librispeech_test-other")
     out = run_values(tmp_path)

@@ -5,13 +5,13 @@ import numpy as np
 import pytest
 from conftest import MODELS, PACK_ROOT
 
-from mit_annotator import media
-from mit_annotator.detection import PersonDetector
-from mit_annotator.faces import YuNetFaceDetector
-from mit_annotator.metrics import score_tracking
-from mit_annotator.people import annotate_frames, annotate_people
-from mit_annotator.pose import WholeBodyPose
-from mit_annotator.records import VideoTracks
+from mit_annotator.core import media
+from mit_annotator.core.records import VideoTracks
+from mit_annotator.vision.detection import PersonDetector
+from mit_annotator.vision.faces import YuNetFaceDetector
+from mit_annotator.vision.metrics import score_tracking
+from mit_annotator.vision.people import annotate_frames, annotate_people
+from mit_annotator.vision.pose import WholeBodyPose
 
 
 def test_the_vision_pass_tracks_everyone_in_a_conversation(saved_conversation, yolox_nano, tiny_models):
@@ -91,7 +91,7 @@ def test_tracks_get_a_face_identity(saved_conversation, yolox_nano, tmp_path):
     pytest.importorskip("insightface.model_zoo.arcface_onnx")
     from tiny_onnx import export_arcface
 
-    from mit_annotator.faces import FaceIdentity
+    from mit_annotator.vision.faces import FaceIdentity
 
     _, paths = saved_conversation
     identity = FaceIdentity(export_arcface(tmp_path / "w600k_r50.onnx"), device="cpu")

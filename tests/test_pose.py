@@ -3,7 +3,7 @@ import pytest
 import torch
 from tiny_onnx import TinyPose
 
-from mit_annotator.pose import WholeBodyPose
+from mit_annotator.vision.pose import WholeBodyPose
 
 
 def frame_with_dots(dots, shape=(400, 600)):

@@ -5,8 +5,8 @@ import pytest
 import torch
 from conftest import SHARED_DATA
 
-from covog.pose_encoder import ADAPTOR_CHANNELS, GUIDER_CHANNELS, MultiHumanPoseEncoder
-from covog.skeleton import render_person
+from covog.models.pose_encoder import ADAPTOR_CHANNELS, GUIDER_CHANNELS, MultiHumanPoseEncoder
+from mit_annotator.vision.skeleton import render_person
 
 LAYOUTS = SHARED_DATA / "checkpoint-layouts"
 

@@ -1,10 +1,16 @@
 import numpy as np
 import pytest
 
-from mit_annotator import keypoints as kp
-from mit_annotator.pose_formats import (person_from_openpose, person_to_openpose, tracks_from_mit_pose,
-                                        tracks_from_pose_keypoint, tracks_to_mit_pose, tracks_to_pose_keypoint)
-from mit_annotator.records import FormatError, PersonTrack, VideoTracks
+from mit_annotator.core import keypoints as kp
+from mit_annotator.core.pose_formats import (
+    person_from_openpose,
+    person_to_openpose,
+    tracks_from_mit_pose,
+    tracks_from_pose_keypoint,
+    tracks_to_mit_pose,
+    tracks_to_pose_keypoint,
+)
+from mit_annotator.core.records import FormatError, PersonTrack, VideoTracks
 
 
 def labelled_person():

@@ -5,10 +5,21 @@ import stat
 import numpy as np
 import pytest
 
-from mit_annotator.files import atomic_path
-from mit_annotator.records import (ClipRecord, Detection, Diarization, FormatError, PersonSpeaking, PersonTrack, SpeakerTurn,
-                                   SpeakingActivity, VideoTracks, clips_from_dict, clips_to_dict)
-from mit_annotator.segments import speak_listen_segments
+from mit_annotator.core.files import atomic_path
+from mit_annotator.core.records import (
+    ClipRecord,
+    Detection,
+    Diarization,
+    FormatError,
+    PersonSpeaking,
+    PersonTrack,
+    SpeakerTurn,
+    SpeakingActivity,
+    VideoTracks,
+    clips_from_dict,
+    clips_to_dict,
+)
+from mit_annotator.core.segments import speak_listen_segments
 
 
 def make_tracks(rng=np.random.default_rng(0)):

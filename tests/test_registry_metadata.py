@@ -5,8 +5,8 @@ archive (`.comfyignore`) that holds the pack and not its tests, benchmarks or sc
 import fnmatch
 import re
 import subprocess
-import tomllib
 
+import tomllib
 from conftest import PACK_ROOT
 
 
@@ -35,7 +35,7 @@ def test_the_published_archive_holds_the_pack_and_not_the_development_files():
                              check=True).stdout.split()
     kept = [p for p in tracked if archived(p, patterns)]
     assert not [p for p in kept if p.startswith(("tests/", "benchmarks/", "scripts/", ".ci/"))]
-    for needed in ("__init__.py", "nodes/speaker_nodes.py", "mit_annotator/overlap_diarization.py",
-                   "covog/sampler.py", "workflows/bind_speakers_infinitetalk.json", "install.py",
+    for needed in ("__init__.py", "nodes/speaker_nodes.py", "mit_annotator/audio/overlap_diarization.py",
+                   "covog/pipeline/sampler.py", "workflows/bind_speakers_infinitetalk.json", "install.py",
                    "requirements.txt", "README.md"):
         assert needed in kept, needed

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from conftest import PACK_ROOT
 
-from mit_annotator.records import PersonSpeaking, PersonTrack, SpeakingActivity, VideoTracks
+from mit_annotator.core.records import PersonSpeaking, PersonTrack, SpeakingActivity, VideoTracks
 
 sys.path.insert(0, str(PACK_ROOT))
 from nodes.retime import frames_at, source_frames, speaking_at, tracks_at  # noqa: E402

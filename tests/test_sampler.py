@@ -5,10 +5,10 @@ import pytest
 import torch
 from test_covog_model import perturb
 
-import covog.sampler as sampler
-from covog.encoders import audio_features, clip_image_embedding
-from covog.model import CovOGModel
-from covog.sampler import Conditions, GenerationCancelled, SamplerSettings, generate, window_starts
+import covog.pipeline.sampler as sampler
+from covog.models.encoders import audio_features, clip_image_embedding
+from covog.models.model import CovOGModel
+from covog.pipeline.sampler import Conditions, GenerationCancelled, SamplerSettings, generate, window_starts
 
 HEIGHT, WIDTH, PEOPLE = 64, 128, 2
 QUICK = dict(steps=2, window=6, overlap=2)

@@ -1,7 +1,7 @@
 import numpy as np
 
-from mit_annotator.shots import ShotDetector, detect_shots
 from mit_annotator.synthetic import ConversationSpec, synthesize_conversation
+from mit_annotator.vision.shots import ShotDetector, detect_shots
 
 
 def test_a_cut_between_two_conversations_is_found(speech):

@@ -10,10 +10,10 @@ import hashlib
 import numpy as np
 import pytest
 
-from covog.conditioning import PoseRenders
-from covog.skeleton import render_person
-from mit_annotator import keypoints as kp
-from mit_annotator.records import PersonTrack, VideoTracks
+from covog.pipeline.conditioning import PoseRenders
+from mit_annotator.core import keypoints as kp
+from mit_annotator.core.records import PersonTrack, VideoTracks
+from mit_annotator.vision.skeleton import render_person
 
 # What DWPose draws, written out here on purpose: the tests must not read the constants they check.
 LIMB_COLOURS_DIMMED = {  # limb k is drawn in OpenPose colour k, then the canvas is multiplied by 0.6 and truncated

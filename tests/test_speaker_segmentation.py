@@ -10,14 +10,20 @@ import zipfile
 import numpy as np
 import pytest
 import torch
-
 from conftest import shared_path
-from mit_annotator import media
-from mit_annotator.lightning_checkpoint import CheckpointError, Foreign, plain, read_checkpoint
-from mit_annotator.models import KNOWN_MODELS, ModelNotFoundError, resolve_model
-from mit_annotator.speaker_segmentation import (SegmentationModelError, SegmentationSpec, SincFilterbank,
-                                                convert_checkpoint, load_converted, load_segmentation,
-                                                spec_from_checkpoint)
+
+from mit_annotator.audio.speaker_segmentation import (
+    SegmentationModelError,
+    SegmentationSpec,
+    SincFilterbank,
+    convert_checkpoint,
+    load_converted,
+    load_segmentation,
+    spec_from_checkpoint,
+)
+from mit_annotator.core import media
+from mit_annotator.core.lightning_checkpoint import CheckpointError, Foreign, plain, read_checkpoint
+from mit_annotator.core.models import KNOWN_MODELS, ModelNotFoundError, resolve_model
 
 RELEASED = ("models", "pyannote_segmentation", "pytorch_model.bin")
 
@@ -71,7 +77,7 @@ def test_our_network_gives_the_published_implementations_scores(converted):
 
 
 def test_onnx_runtime_on_the_cpu_matches_torch(converted):
-    from mit_annotator.speaker_segmentation import SpeakerSegmentation
+    from mit_annotator.audio.speaker_segmentation import SpeakerSegmentation
 
     runner = SpeakerSegmentation(load_converted(converted), device="cpu")
     assert runner.session is not None

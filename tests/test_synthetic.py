@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from mit_annotator import keypoints as kp
-from mit_annotator import media
+from mit_annotator.core import keypoints as kp
+from mit_annotator.core import media
 from mit_annotator.synthetic import ConversationSpec, synthesize_conversation
 from mit_annotator.synthetic.speech import SAMPLE_RATE
 

@@ -1,10 +1,16 @@
 import numpy as np
 import pytest
 
-from mit_annotator import keypoints as kp
-from mit_annotator.metrics import score_tracking
-from mit_annotator.records import Detection
-from mit_annotator.tracking import TrackerConfig, appearance_descriptor, box_iou, keypoint_similarity, track_people
+from mit_annotator.core import keypoints as kp
+from mit_annotator.core.records import Detection
+from mit_annotator.vision.metrics import score_tracking
+from mit_annotator.vision.tracking import (
+    TrackerConfig,
+    appearance_descriptor,
+    box_iou,
+    keypoint_similarity,
+    track_people,
+)
 
 
 def detections_from_truth(conversation, rng, box_noise=0.0, point_noise=0.0, drop=0.0, gaps=(), clutter=0):

@@ -12,14 +12,14 @@ from safetensors.torch import load_file
 from test_covog_model import perturb
 
 import covog.train as train
-from covog import reference_attention
-from covog.conditioning import PoseRenders
-from covog.dataset import AUDIO_FEATURES_FILE, ConversationClips, EpochOrder, collate, frame_pair
-from covog.denoiser import denoise
-from covog.encoders import audio_features
-from covog.model import CovOGModel
-from mit_annotator import media
-from mit_annotator.records import SpeakingActivity, VideoTracks
+from covog.models import reference_attention
+from covog.models.denoiser import denoise
+from covog.models.encoders import audio_features
+from covog.models.model import CovOGModel
+from covog.pipeline.conditioning import PoseRenders
+from covog.training.dataset import AUDIO_FEATURES_FILE, ConversationClips, EpochOrder, collate, frame_pair
+from mit_annotator.core import media
+from mit_annotator.core.records import SpeakingActivity, VideoTracks
 from mit_annotator.synthetic import ConversationSpec, synthesize_conversation
 
 SIZE = (128, 64)  # training size (width, height)

@@ -5,8 +5,8 @@ import pytest
 import torch
 from conftest import SHARED_DATA
 
-from mit_annotator import media
-from mit_annotator.voice_activity import CHUNK, STRETCH_CHUNKS, speech_probabilities, speech_timestamps
+from mit_annotator.audio.voice_activity import CHUNK, STRETCH_CHUNKS, speech_probabilities, speech_timestamps
+from mit_annotator.core import media
 
 RECORDINGS = SHARED_DATA / "diarization"
 
@@ -51,7 +51,7 @@ def test_the_same_speech_as_silero_vads_own_loop(vad, name):
 def test_stretches_run_in_groups_give_the_probabilities_of_one_batch(vad, monkeypatch):
     """A long recording's stretches go through the model a group at a time (bounded memory); each row carries its own
     state, so the grouping changes nothing, and the gain is applied as level_normalised applies it."""
-    from mit_annotator import voice_activity
+    from mit_annotator.audio import voice_activity
 
     path = RECORDINGS / "pyaudioanalysis/diarizationExample.wav"
     if not path.is_file():
@@ -112,7 +112,7 @@ def test_noise_alone_is_no_speech_at_any_level(vad):
 
 
 def test_level_normalisation():
-    from mit_annotator.voice_activity import MAX_GAIN_DB, TARGET_LEVEL_DB, level_normalised
+    from mit_annotator.audio.voice_activity import MAX_GAIN_DB, TARGET_LEVEL_DB, level_normalised
 
     rng = np.random.default_rng(2)
     quiet = at_level(rng.normal(size=16000), -45.0).astype(np.float32)
@@ -147,7 +147,7 @@ def music(seconds=10, seed=3):
 
 
 def test_music_alone_is_no_speech_and_no_speaker_at_any_level(vad):
-    from mit_annotator.diarization import Diarizer
+    from mit_annotator.audio.diarization import Diarizer
 
     for name, samples in music().items():
         for level in (-40.0, -20.0):

@@ -18,12 +18,12 @@ import sys
 import numpy as np
 import pytest
 import torch
-
 from conftest import PACK_ROOT, shared_path
-from mit_annotator import media
-from mit_annotator.binding import speaker_order, split_voices
-from mit_annotator.records import PersonSpeaking, SpeakingActivity
-from mit_annotator.voice_layouts import LayoutError, sequential_plan, speaker_turns
+
+from mit_annotator.core import media
+from mit_annotator.core.records import PersonSpeaking, SpeakingActivity
+from mit_annotator.speakers.binding import speaker_order, split_voices
+from mit_annotator.speakers.voice_layouts import LayoutError, sequential_plan, speaker_turns
 
 sys.path.insert(0, str(PACK_ROOT))
 from nodes.binding_nodes import InfiniteTalkJoin, InfiniteTalkSegment  # noqa: E402

@@ -9,14 +9,14 @@ import numpy as np
 import pytest
 from conftest import MODELS, PACK_ROOT, SHARED_DATA, shared_path
 
-from mit_annotator import media
-from mit_annotator.active_speaker import ActiveSpeakerModel
-from mit_annotator.diarization import DiarizationConfig, Diarizer
-from mit_annotator.faces import YuNetFaceDetector
-from mit_annotator.metrics import frame_score, speaking_frames
-from mit_annotator.records import SpeakingActivity
+from mit_annotator.audio.diarization import DiarizationConfig, Diarizer
+from mit_annotator.core import media
+from mit_annotator.core.records import SpeakingActivity
+from mit_annotator.speakers.active_speaker import ActiveSpeakerModel
+from mit_annotator.speakers.who_speaks import track_faces, who_speaks
 from mit_annotator.synthetic.remix import side_by_side
-from mit_annotator.who_speaks import track_faces, who_speaks
+from mit_annotator.vision.faces import YuNetFaceDetector
+from mit_annotator.vision.metrics import frame_score, speaking_frames
 
 INTERACT = SHARED_DATA / "video" / "interact_11.mp4"
 LEFT_TALKS, RIGHT_TALKS = slice(118, 208), slice(5, 95)  # 25 fps frames where only that person speaks
@@ -40,7 +40,7 @@ def assign_diarizer(tmp_path_factory):
     is found: overlaps from the network, voices told apart by d-vector clustering."""
     import os
 
-    from mit_annotator.diarizers import make_diarizer
+    from mit_annotator.audio.diarizers import make_diarizer
 
     old = os.environ.get("MIT_MODELS_DIR")
     os.environ["MIT_MODELS_DIR"] = str(tmp_path_factory.mktemp("models-cache"))  # where the conversion goes
@@ -108,7 +108,7 @@ def test_two_people_at_once_from_an_overlap_aware_diarization(asd, tmp_path):
     diarization that has the overlap (an RTTM, as pyannote writes), both voices go to the right people and each is
     speaking exactly where their voice plays, the mouthing listener included. (The offline diarizer gives one voice
     per instant, so there each person is right in 5/6 of the frames: BENCHMARKS.md.)"""
-    from mit_annotator.records import Diarization, SpeakerTurn
+    from mit_annotator.core.records import Diarization, SpeakerTurn
 
     frames, audio = media.read_frames(INTERACT, fps=25), media.read_audio(INTERACT, 16000)
     remix = side_by_side(frames, audio, 25.0, 16000, LEFT_TALKS, RIGHT_TALKS, "RBL")

@@ -242,7 +242,7 @@ def test_comfyuis_own_prompt_validation(specs, tmp_path):
     other packs) and what hangs on them are left out, by name; model files are the user's."""
     import numpy as np
 
-    from mit_annotator import media
+    from mit_annotator.core import media
 
     comfy, python = os.environ.get("COMFYUI_PATH"), os.environ.get("COMFYUI_PYTHON")
     if not (comfy and python):

@@ -13,13 +13,27 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import media
-from ..records import (Diarization, PersonSpeaking, PersonTrack, SpeakerTurn, SpeakingActivity, VideoTracks,
-                       save_json)
-from ..segments import MERGE_SHORTER_THAN_S, speak_listen_segments
-from . import figures as fig
-from .speech import (ACTIVITY_HOP_S, SAMPLE_RATE, SpeechSource, default_speech_source, level_to_target, runs,
-                     speech_activity)
+from mit_annotator.core import media
+from mit_annotator.core.records import (
+    Diarization,
+    PersonSpeaking,
+    PersonTrack,
+    SpeakerTurn,
+    SpeakingActivity,
+    VideoTracks,
+    save_json,
+)
+from mit_annotator.core.segments import MERGE_SHORTER_THAN_S, speak_listen_segments
+from mit_annotator.synthetic import figures as fig
+from mit_annotator.synthetic.speech import (
+    ACTIVITY_HOP_S,
+    SAMPLE_RATE,
+    SpeechSource,
+    default_speech_source,
+    level_to_target,
+    runs,
+    speech_activity,
+)
 
 SCORE_SCALE = 2.0  # ground-truth speaking score: SCORE_SCALE * (2 * share of the frame spoken - 1)
 PEAK = 0.9

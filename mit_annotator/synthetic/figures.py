@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from .. import keypoints as kp
+from mit_annotator.core import keypoints as kp
 
 # Face template: iBUG-68 points in head units (x by the head's half-width, y by its half-height, origin at the
 # head's centre, y down), with the mouth closed.

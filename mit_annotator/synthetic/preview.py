@@ -5,7 +5,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from .conversation import Conversation
+from mit_annotator.synthetic.conversation import Conversation
 
 TILE_WIDTH = 320
 ROW_HEIGHT = 22

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..records import Diarization, SpeakerTurn
-from .speech import SAMPLE_RATE, runs, speech_activity
+from mit_annotator.core.records import Diarization, SpeakerTurn
+from mit_annotator.synthetic.speech import SAMPLE_RATE, runs, speech_activity
 
 TRUTH_STEP_S = 0.01
 

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import media
-from ..segments import runs
+from mit_annotator.core import media
+from mit_annotator.core.media import SAMPLE_RATE
+from mit_annotator.core.segments import runs
 
-SAMPLE_RATE = 16000
 ACTIVITY_HOP_S = 0.01
 ACTIVITY_WINDOW_S = 0.03
 ACTIVITY_BELOW_PEAK_DB = 24.0  # a 10 ms hop is speech when within this many dB of the utterance's loud level

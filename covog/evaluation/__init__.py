@@ -1,0 +1,1 @@
+"""Scores of a generated conversation video, as plain functions on arrays."""

@@ -1,0 +1,1 @@
+"""Training data: clip folders in the MIT layout as CovOG's batches."""

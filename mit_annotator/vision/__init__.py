@@ -1,0 +1,1 @@
+"""The vision stages: shots, people, whole-body poses, tracks, faces, camera motion, and drawing them."""

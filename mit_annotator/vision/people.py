@@ -1,0 +1,106 @@
+"""The annotator's vision pass over a video: shots, people, whole-body poses, tracks and faces, in one decode."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable
+
+import numpy as np
+
+from mit_annotator.core import media
+from mit_annotator.core.records import PROCESSING_FPS, Detection, VideoTracks
+from mit_annotator.vision.detection import PersonDetector
+from mit_annotator.vision.faces import FaceIdentity, face_boxes_from_keypoints, match_faces
+from mit_annotator.vision.pose import WholeBodyPose
+from mit_annotator.vision.shots import CONTENT_THRESHOLD, ShotDetector
+from mit_annotator.vision.tracking import TrackerConfig, appearance_descriptor, track_people
+
+IDENTITY_EVERY = 10  # frames between face identity embeddings (each costs a recogniser run per face)
+
+
+def annotate_people(video: str | os.PathLike, detector: PersonDetector, pose_model: WholeBodyPose | None = None,
+                    face_detector=None, fps: float | None = PROCESSING_FPS,
+                    tracker: TrackerConfig | None = None, shot_threshold: float = CONTENT_THRESHOLD,
+                    progress: Callable[[int, int], None] | None = None,
+                    face_identity: FaceIdentity | None = None) -> VideoTracks:
+    """Track everyone in `video` (frames counted at `fps`; None keeps the video's own frames).
+
+    `face_detector`: a YuNetFaceDetector or ScrfdFaceDetector for landmarks (and face boxes where keypoints give
+    none); `face_identity` (with a face detector) gives each track an identity embedding.
+    """
+    info = media.probe(video)
+    rate = fps or info.fps
+    expected = int(round(info.duration * rate)) if fps else info.num_frames
+    tracks = annotate_frames(media.iter_frames(video, fps=fps), rate, detector, pose_model, face_detector, tracker,
+                             shot_threshold, progress, expected, face_identity)
+    tracks.source = str(video)
+    return tracks
+
+
+def annotate_frames(frames: Iterable[np.ndarray], fps: float, detector: PersonDetector,
+                    pose_model: WholeBodyPose | None = None, face_detector=None,
+                    tracker: TrackerConfig | None = None, shot_threshold: float = CONTENT_THRESHOLD,
+                    progress: Callable[[int, int], None] | None = None, total: int | None = None,
+                    face_identity: FaceIdentity | None = None, identity_every: int = IDENTITY_EVERY) -> VideoTracks:
+    """Track everyone in a sequence of RGB frames taken at `fps` (see `annotate_people`)."""
+    tracker = tracker or TrackerConfig()
+    shots = ShotDetector(fps, threshold=shot_threshold)
+    detections: list[list[Detection]] = []
+    looks: list[list[np.ndarray]] = []
+    faces = []
+    size = None
+    for index, frame in enumerate(frames):
+        if size is not None and (frame.shape[1], frame.shape[0]) != size:
+            raise ValueError(f"frame {index} is {frame.shape[1]}x{frame.shape[0]}, frame 0 was {size[0]}x{size[1]}")
+        size = frame.shape[1], frame.shape[0]
+        shots.add(frame)
+        boxes, scores = detector(frame)
+        if pose_model is not None:
+            points, point_scores = pose_model(frame, boxes)
+            found = [Detection(index, b, s, p, ps) for b, s, p, ps in zip(boxes, scores, points, point_scores)]
+        else:
+            found = [Detection(index, b, s) for b, s in zip(boxes, scores)]
+        detections.append(found)
+        if tracker.reid:
+            looks.append([appearance_descriptor(frame, b) for b in boxes])
+        if face_detector is not None:
+            faces.append(face_detector(frame))
+            if face_identity is not None and index % identity_every == 0:
+                for face in faces[-1]:
+                    face.embedding = face_identity.embed(frame, face)
+        if progress:
+            progress(index + 1, max(total or 0, index + 1))
+    if size is None:
+        raise ValueError("no frames to annotate")
+    tracks = track_people(detections, shots.shots(), tracker, looks if tracker.reid else None)
+    for track in tracks:
+        track.face_boxes = face_boxes_from_keypoints(track)
+    if face_detector is not None:
+        _attach_detected_faces(tracks, faces)
+    return VideoTracks(size[0], size[1], fps, len(detections), tracks, shots.shots())
+
+
+def _attach_detected_faces(tracks, faces_per_frame) -> None:
+    """Detected faces give each track its landmarks, its face box where the keypoints gave none, and its identity
+    (the mean of its faces' embeddings)."""
+    embeddings = {t.track_id: [] for t in tracks}
+    for track in tracks:
+        track.face_landmarks = np.full((len(track), 5, 2), np.nan, np.float32)
+    for frame, faces in enumerate(faces_per_frame):
+        present = [(t, row) for t in tracks if (row := t.row_of(frame)) is not None]
+        if not present or not faces:
+            continue
+        boxes = np.stack([t.boxes[row] for t, row in present])
+        hints = np.stack([t.face_boxes[row] for t, row in present])
+        for (track, row), face in zip(present, match_faces(boxes, hints, faces)):
+            if face is None:
+                continue
+            track.face_landmarks[row] = face.landmarks
+            if np.isnan(track.face_boxes[row]).any():
+                track.face_boxes[row] = face.box
+            if face.embedding is not None:
+                embeddings[track.track_id].append(face.embedding)
+    for track in tracks:
+        if embeddings[track.track_id]:
+            mean = np.mean(embeddings[track.track_id], axis=0)
+            track.identity = mean / max(float(np.linalg.norm(mean)), 1e-12)
