@@ -59,7 +59,7 @@ class NetworkClock:
     @contextmanager
     def installed(self, model: CovOGModel):
         """Time the sampler's network calls: module-level functions it calls, and the modules' forwards."""
-        names = ("denoise", "_encode_frames", "_decode", "clip_image_embedding")
+        names = ("denoise", "encode_frames", "decode_latents", "clip_image_embedding")
         originals = {name: getattr(sampler, name) for name in names}
         modules = [model.reference_unet, model.pose_guider, model.pose_adaptor]
         forwards = [m.forward for m in modules]

@@ -14,19 +14,18 @@ import torch
 import torch.nn.functional as F
 
 from covog.models import reference_attention
-from covog.models.encoders import AUDIO_RATE, audio_features, clip_image_embedding, encode_latents
+from covog.models.encoders import AUDIO_RATE, audio_features
 from covog.pipeline.conditioning import PoseRenders, face_masks, speaking_scores
 from covog.pipeline.sampler import (
     SIZE_MULTIPLE,
     Conditions,
     SamplerSettings,
-    _audio_tokens,
-    _blend,
-    _decode,
-    _encode_frames,
-    _sample_window,
-    _StepCounter,
+    check_window,
+    decode_windows,
+    encode_reference,
+    sample_windows,
     window_starts,
+    write_reference,
 )
 from mit_annotator.core.records import check_speaking_matches
 
@@ -84,9 +83,7 @@ class EncodeReference:
     def encode(self, model, image, width, height):
         picture = torch.from_numpy(reference_image(image, (width, height))).permute(2, 0, 1).float() / 255.0
         with torch.no_grad(), on_compute(model):
-            device = model.device
-            clip = clip_image_embedding(model.image_encoder, picture[None].to(device)).to(model.dtype)
-            latent = encode_latents(model.vae, picture[None, None], sample=False).float()[:, :, 0]
+            clip, latent = encode_reference(model, picture)
         return ({"image": picture, "size": (width, height), "clip": clip.cpu(), "latent": latent.cpu()},)
 
 
@@ -242,47 +239,21 @@ class CovOGSampler:
             speaking_scores=speaking_scores(speaking, tracks, frames), face_masks=face_masks(tracks, frames,
                                                                                           renders.size))
         conditions.check()
-        longest = model.denoising_unet.config.motion_max_seq_length
-        if min(window, conditions.frames) > longest:
-            raise ValueError(f"window {window}: the motion modules encode at most {longest} frames at once")
-        starts = window_starts(conditions.frames, window, overlap)
-        progress = progress_callback(len(starts) * steps)
+        check_window(model, window, conditions.frames)
+        progress = progress_callback(len(window_starts(conditions.frames, window, overlap)) * steps)
         with torch.no_grad(), on_compute(model):
             bank = reference_attention.attach(model.reference_unet, model.denoising_unet)
             try:
-                windows = self._windows(model, conditions, reference, settings, bank, starts, progress)
+                write_reference(model, bank, reference["clip"], reference["latent"], conditions.reference_poses)
+                sampled = sample_windows(model, conditions, settings, reference["clip"].to(model.device, model.dtype),
+                                         bank, progress, interrupt_check(), decode_last=False)
             finally:
                 bank.clear()
+        windows = [(start, latents.float().cpu()) for start, latents in sampled.windows]
         scale = model.vae.config.scaling_factor
         samples = torch.cat([w[0].permute(1, 0, 2, 3)[max(0, _end_of(windows, k) - start):]
                              for k, (start, w) in enumerate(windows)]) / scale
         return ({"samples": samples, "covog_windows": windows},)
-
-    @staticmethod
-    def _windows(model, conditions, reference, settings, bank, starts, progress):
-        """covog.pipeline.sampler.generate's loop, keeping each window's latents (the reference's CLIP embedding and
-        latent come from Encode Reference)."""
-        device, dtype = model.device, model.dtype
-        context = reference["clip"].to(device, dtype)
-        bank.clear()
-        pose = model.pose_adaptor(conditions.reference_poses[None].to(device))
-        reference_attention.write_reference(model.reference_unet, reference["latent"].to(device, dtype), context,
-                                            pose)
-        tokens = _audio_tokens(model, conditions.audio_features)
-        generator = torch.Generator("cpu").manual_seed(settings.seed)
-        video, windows = None, []
-        for index, start in enumerate(starts):
-            stop = min(start + settings.window, conditions.frames)
-            known = _encode_frames(model, video[start:]) if video is not None and start < video.shape[0] else None
-            step = _StepCounter(progress, interrupt_check(), index * settings.steps,
-                                len(starts) * settings.steps)
-            latents = _sample_window(model, conditions, range(start, stop), context, tokens, bank, known, settings,
-                                     generator, step)
-            windows.append((start, latents.float().cpu()))
-            if index + 1 < len(starts):  # the next window re-encodes these frames
-                frames = _decode(model, latents, settings.decode_chunk)
-                video = frames if video is None else _blend(video, frames, start)
-        return windows
 
 
 def _end_of(windows, k: int) -> int:
@@ -314,13 +285,8 @@ class CovOGDecode:
             if samples.ndim != 4:
                 raise ValueError(f"latent samples must be (frames, channels, h, w), got {tuple(samples.shape)}")
             windows = [(0, (samples * model.vae.config.scaling_factor).permute(1, 0, 2, 3)[None])]
-        progress = progress_callback(len(windows))
-        video = None
         with torch.no_grad(), on_compute(model):
-            for k, (start, latents) in enumerate(windows):
-                frames = _decode(model, latents.to(model.device), decode_chunk)
-                video = frames if video is None else _blend(video, frames, start)
-                progress(k + 1, len(windows))
+            video = decode_windows(model, windows, decode_chunk, progress_callback(len(windows)))
         return (video.permute(0, 2, 3, 1).contiguous(),)
 
 

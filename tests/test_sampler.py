@@ -66,9 +66,9 @@ def test_the_next_window_starts_from_the_previous_windows_frames(model, monkeypa
     """The overlap's latents are the re-encoded frames of the previous window: imposed at every step (noised to it)
     and at the end; the overlapping frames are then blended."""
     encoded, decoded, inputs = [], [], []
-    real_encode, real_decode, real_denoise = sampler._encode_frames, sampler._decode, sampler.denoise
-    monkeypatch.setattr(sampler, "_encode_frames", lambda m, f: encoded.append(real_encode(m, f)) or encoded[-1])
-    monkeypatch.setattr(sampler, "_decode", lambda m, x, c: decoded.append(x.clone()) or real_decode(m, x, c))
+    real_encode, real_decode, real_denoise = sampler.encode_frames, sampler.decode_latents, sampler.denoise
+    monkeypatch.setattr(sampler, "encode_frames", lambda m, f: encoded.append(real_encode(m, f)) or encoded[-1])
+    monkeypatch.setattr(sampler, "decode_latents", lambda m, x, c: decoded.append(x.clone()) or real_decode(m, x, c))
     monkeypatch.setattr(sampler, "denoise", lambda u, a, x, t, *rest: inputs.append((t, x.clone())) or
                         real_denoise(u, a, x, t, *rest))
     generate(model, make_conditions(model, 9), SamplerSettings(steps=3, window=6, overlap=2, guidance=1.0))
@@ -92,8 +92,8 @@ def test_windows_without_overlap(model, monkeypatch, frames, imposed):
     """overlap=0: windows that do not overlap start from noise alone (no empty re-encode); a last window that has to
     overlap to end on the last frame still takes the previous frames. The first window is as if made alone."""
     encoded = []
-    real_encode = sampler._encode_frames
-    monkeypatch.setattr(sampler, "_encode_frames", lambda m, f: encoded.append(f.shape[0]) or real_encode(m, f))
+    real_encode = sampler.encode_frames
+    monkeypatch.setattr(sampler, "encode_frames", lambda m, f: encoded.append(f.shape[0]) or real_encode(m, f))
     settings = SamplerSettings(steps=2, window=6, overlap=0)
     conditions = make_conditions(model, frames)
     video = generate(model, conditions, settings)
@@ -123,14 +123,14 @@ def test_guidance_is_uncond_plus_scale_times_the_difference(model, monkeypatch, 
 
 def test_blend_fades_from_the_old_window_to_the_new():
     old, new = torch.zeros(5, 1, 1, 1), torch.ones(4, 1, 1, 1)
-    blended = sampler._blend(old, new, 2)
+    blended = sampler.blend(old, new, 2)
     assert blended.shape[0] == 6
     np.testing.assert_allclose(blended.flatten().numpy(), [0, 0, 0.25, 0.5, 0.75, 1], atol=1e-6)
     old, new = torch.full((3, 1, 1, 1), 2.0), torch.full((3, 1, 1, 1), -1.0)  # both sides weighed, neither zero
-    np.testing.assert_allclose(sampler._blend(old, new, 1).flatten().numpy(), [2, 1, 0, -1], atol=1e-6)
-    one = sampler._blend(torch.full((2, 1, 1, 1), 4.0), torch.zeros(2, 1, 1, 1), 1)  # one frame overlaps: the middle
+    np.testing.assert_allclose(sampler.blend(old, new, 1).flatten().numpy(), [2, 1, 0, -1], atol=1e-6)
+    one = sampler.blend(torch.full((2, 1, 1, 1), 4.0), torch.zeros(2, 1, 1, 1), 1)  # one frame overlaps: the middle
     np.testing.assert_allclose(one.flatten().numpy(), [4, 2, 0], atol=1e-6)
-    after = sampler._blend(torch.zeros(2, 1, 1, 1), torch.ones(2, 1, 1, 1), 2)  # no overlap: appended
+    after = sampler.blend(torch.zeros(2, 1, 1, 1), torch.ones(2, 1, 1, 1), 2)  # no overlap: appended
     np.testing.assert_allclose(after.flatten().numpy(), [0, 0, 1, 1])
 
 
@@ -148,7 +148,7 @@ def test_decoding_unscales_the_latents_and_maps_minus_one_one_to_zero_one():
 
     latents = torch.tensor([-0.75, -0.25, 0.0, 0.25, 0.5, 1.0]).reshape(1, 1, 6, 1, 1).repeat(1, 4, 1, 1, 1)
     vae = Echo()
-    frames = sampler._decode(SimpleNamespace(vae=vae), latents, chunk=4)
+    frames = sampler.decode_latents(SimpleNamespace(vae=vae), latents, chunk=4)
     assert vae.calls == [4, 2] and frames.shape == (6, 3, 1, 1)
     np.testing.assert_allclose(frames[:, 0, 0, 0].numpy(), [0, 0.25, 0.5, 0.75, 1, 1], atol=1e-6)
 
@@ -356,7 +356,7 @@ def test_each_window_is_conditioned_on_its_own_frames(model, monkeypatch):
     conditions = make_conditions(model, 9)
     generate(model, conditions, SamplerSettings(steps=1, window=6, overlap=2, guidance=2.0))
     assert len(seen) == 2  # one step in each of the windows starting at frames 0 and 3
-    tokens = sampler._audio_tokens(model, conditions.audio_features)
+    tokens = sampler.audio_tokens(model, conditions.audio_features)
     for (pose, audio), start in zip(seen, window_starts(9, 6, 2)):
         frames = slice(start, start + 6)
         for row in (slice(0, 6), slice(6, 12)):

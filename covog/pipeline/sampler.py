@@ -116,6 +116,12 @@ def window_starts(frames: int, window: int, overlap: int) -> list[int]:
     return starts + [frames - window]
 
 
+def check_window(model: CovOGModel, window: int, frames: int) -> None:
+    longest = model.denoising_unet.config.motion_max_seq_length
+    if min(window, frames) > longest:
+        raise ValueError(f"window {window}: the motion modules encode at most {longest} frames at once")
+
+
 def generate(model: CovOGModel, conditions: Conditions, settings: SamplerSettings | None = None,
              progress: Callable[[int, int], None] | None = None,
              cancelled: Callable[[], bool] | None = None) -> torch.Tensor:
@@ -127,38 +133,63 @@ def generate(model: CovOGModel, conditions: Conditions, settings: SamplerSetting
     settings = settings or SamplerSettings()
     settings.check()
     conditions.check()
-    longest = model.denoising_unet.config.motion_max_seq_length
-    if min(settings.window, conditions.frames) > longest:
-        raise ValueError(f"window {settings.window}: the motion modules encode at most {longest} frames at once")
+    check_window(model, settings.window, conditions.frames)
     bank = reference_attention.attach(model.reference_unet, model.denoising_unet)
     try:
         with torch.no_grad():
-            return _generate_windows(model, conditions, settings, bank, progress, cancelled)
+            context, latent = encode_reference(model, conditions.reference)
+            write_reference(model, bank, context, latent, conditions.reference_poses)
+            return sample_windows(model, conditions, settings, context, bank, progress, cancelled).video
     finally:
         bank.clear()  # the reference tokens would otherwise stay in (GPU) memory
 
 
-def _generate_windows(model, conditions, settings, bank, progress, cancelled) -> torch.Tensor:
-    context = _encode_reference(model, conditions, bank)
-    tokens = _audio_tokens(model, conditions.audio_features)
+@dataclass
+class SampledWindows:
+    windows: list[tuple[int, torch.Tensor]]  # (first frame, latents (1, channels, frames, h, w)) per window
+    video: torch.Tensor | None  # the decoded windows blended, (frames, 3, H, W) in 0..1 on the CPU
+
+
+def sample_windows(model: CovOGModel, conditions: Conditions, settings: SamplerSettings, context: torch.Tensor,
+                   bank, progress: Callable[[int, int], None] | None = None,
+                   cancelled: Callable[[], bool] | None = None, decode_last: bool = True) -> SampledWindows:
+    """Every window in turn, each starting from the previous windows' frames it overlaps (decoded, blended and
+    re-encoded). The reference must be in `bank` already (write_reference). With decode_last=False the last
+    window is left as latents: `video` then holds the frames before it, as the next window would have read them."""
+    tokens = audio_tokens(model, conditions.audio_features)
     generator = torch.Generator("cpu").manual_seed(settings.seed)
     starts = window_starts(conditions.frames, settings.window, settings.overlap)
     total = len(starts) * settings.steps
-    video = None  # (frames so far, 3, H, W)
+    video, windows = None, []  # video: (frames so far, 3, H, W)
     for index, start in enumerate(starts):
         stop = min(start + settings.window, conditions.frames)
         known = None
         if video is not None and start < video.shape[0]:  # the previous window's frames inside this one, re-encoded
-            known = _encode_frames(model, video[start:])
-        step = _StepCounter(progress, cancelled, index * settings.steps, total)
-        latents = _sample_window(model, conditions, range(start, stop), context, tokens, bank, known, settings,
-                                 generator, step)
-        frames = _decode(model, latents, settings.decode_chunk)
-        video = frames if video is None else _blend(video, frames, start)
+            known = encode_frames(model, video[start:])
+        step = StepCounter(progress, cancelled, index * settings.steps, total)
+        latents = sample_window(model, conditions, range(start, stop), context, tokens, bank, known, settings,
+                                generator, step)
+        windows.append((start, latents))
+        if decode_last or index + 1 < len(starts):
+            video = blend(video, decode_latents(model, latents, settings.decode_chunk), start)
+    return SampledWindows(windows, video)
+
+
+def decode_windows(model: CovOGModel, windows: list[tuple[int, torch.Tensor]], chunk: int,
+                   progress: Callable[[int, int], None] | None = None) -> torch.Tensor:
+    """Windows of latents (sample_windows' `windows`) as frames, blended over their overlaps as generate does."""
+    video = None
+    for k, (start, latents) in enumerate(windows):
+        video = blend(video, decode_latents(model, latents.to(model.device), chunk), start)
+        if progress is not None:
+            progress(k + 1, len(windows))
     return video
 
 
-class _StepCounter:
+class StepCounter:
+    """Counts denoising steps across windows for progress(done, total), and stops at the next step once
+    cancelled() says so."""
+
     def __init__(self, progress, cancelled, done, total):
         self.progress, self.cancelled, self.done, self.total = progress, cancelled, done, total
 
@@ -172,26 +203,32 @@ class _StepCounter:
             self.progress(self.done, self.total)
 
 
-def _encode_reference(model: CovOGModel, conditions: Conditions, bank) -> torch.Tensor:
-    """The CLIP context (1, 1, dim); fills the reference bank by running the ReferenceNet at timestep 0 on the
-    reference latent, with the pose adaptor's features added after its conv_in."""
+def encode_reference(model: CovOGModel, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The reference image (3, H, W) in 0..1 as its CLIP context (1, 1, dim), in the model's dtype, and its VAE
+    latent (1, channels, H/8, W/8), float32."""
+    context = clip_image_embedding(model.image_encoder, image[None].to(model.device)).to(model.dtype)
+    latent = encode_frames(model, image[None])[:, :, 0]
+    return context, latent
+
+
+def write_reference(model: CovOGModel, bank, context: torch.Tensor, latent: torch.Tensor,
+                    reference_poses: torch.Tensor) -> None:
+    """Fill the reference bank: the ReferenceNet at timestep 0 on the reference latent, with the pose adaptor's
+    features of the reference frame's skeletons added after its conv_in."""
     device, dtype = model.device, model.dtype
-    reference = conditions.reference[None].to(device)
-    context = clip_image_embedding(model.image_encoder, reference).to(dtype)
-    latent = _encode_frames(model, conditions.reference[None])[:, :, 0]
     bank.clear()
-    pose = model.pose_adaptor(conditions.reference_poses[None].to(device))
-    reference_attention.write_reference(model.reference_unet, latent.to(dtype), context, pose)
-    return context
+    pose = model.pose_adaptor(reference_poses[None].to(device))
+    reference_attention.write_reference(model.reference_unet, latent.to(device, dtype), context.to(device, dtype),
+                                        pose)
 
 
-def _audio_tokens(model: CovOGModel, features: torch.Tensor) -> torch.Tensor:
+def audio_tokens(model: CovOGModel, features: torch.Tensor) -> torch.Tensor:
     """(frames, tokens, dim) or, per person, (frames, people, tokens, dim)."""
     tokens = model.audio_driver.project(features.to(model.device))
     return tokens.transpose(0, 1) if tokens.ndim == 4 else tokens
 
 
-def _sample_window(model, conditions, frames: range, context, tokens, bank, known, settings, generator, step):
+def sample_window(model, conditions, frames: range, context, tokens, bank, known, settings, generator, step):
     device, dtype = model.device, model.dtype
     scheduler = model.scheduler
     scheduler.set_timesteps(settings.steps, device=device)
@@ -228,12 +265,12 @@ def _sample_window(model, conditions, frames: range, context, tokens, bank, know
     return latents
 
 
-def _encode_frames(model: CovOGModel, frames: torch.Tensor) -> torch.Tensor:
+def encode_frames(model: CovOGModel, frames: torch.Tensor) -> torch.Tensor:
     """(n, 3, H, W) in 0..1 -> scaled VAE latents (1, channels, n, H/8, W/8), float32."""
     return encode_latents(model.vae, frames[None], sample=False).float()
 
 
-def _decode(model: CovOGModel, latents: torch.Tensor, chunk: int) -> torch.Tensor:
+def decode_latents(model: CovOGModel, latents: torch.Tensor, chunk: int) -> torch.Tensor:
     """(1, channels, n, h, w) latents -> (n, 3, H, W) frames in 0..1 on the CPU."""
     vae = model.vae
     flat = latents[0].permute(1, 0, 2, 3) / vae.config.scaling_factor
@@ -241,8 +278,11 @@ def _decode(model: CovOGModel, latents: torch.Tensor, chunk: int) -> torch.Tenso
     return ((torch.cat(frames) + 1) / 2).clamp(0, 1)
 
 
-def _blend(video: torch.Tensor, window: torch.Tensor, start: int) -> torch.Tensor:
-    """Append a window whose first frames overlap the video from `start` on, fading linearly from old to new."""
+def blend(video: torch.Tensor | None, window: torch.Tensor, start: int) -> torch.Tensor:
+    """Append a window whose first frames overlap the video from `start` on, fading linearly from old to new (the
+    window itself when there is no video yet)."""
+    if video is None:
+        return window
     overlap = video.shape[0] - start
     if overlap <= 0:
         return torch.cat([video, window])
