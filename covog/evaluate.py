@@ -47,9 +47,10 @@ from scipy.optimize import linear_sum_assignment
 from covog.evaluation import video_metrics as vm
 from mit_annotator.core import keypoints as kp
 from mit_annotator.core import media
+from mit_annotator.core.documents import FormatError, save_json
 from mit_annotator.core.files import output_file
 from mit_annotator.core.media import SAMPLE_RATE
-from mit_annotator.core.records import Diarization, FormatError, PersonTrack, SpeakingActivity, VideoTracks, save_json
+from mit_annotator.core.records import Diarization, PersonTrack, SpeakingActivity, VideoTracks
 
 log = logging.getLogger("covog")
 
@@ -162,12 +163,11 @@ def find_people(video: str | Path, frames: np.ndarray, settings: EvaluationSetti
             notes.append(f"no pose model on the video ({error}): faces from YuNet alone; hand jitter and finger "
                          "flicker are not measured")
     if pose_path is None:
-        from mit_annotator.pipeline.annotate import clip_tracks
         from mit_annotator.speakers.who_speaks import track_faces
 
         found = track_faces(video, faces, fps=FPS)
         kept = [t.track_id for t in found.tracks if len(t) and t.frames[0] < len(frames)]
-        return clip_tracks(found, 0, min(len(frames), found.num_frames), kept), None
+        return found.clip(0, min(len(frames), found.num_frames), kept), None
     from mit_annotator.vision.detection import PersonDetector
     from mit_annotator.vision.people import annotate_frames
     from mit_annotator.vision.pose import WholeBodyPose

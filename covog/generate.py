@@ -21,8 +21,9 @@ from covog.models.model import DTYPES, CovOGModel, ModelFolderError, pick_dtype
 from covog.pipeline.conditioning import build_conditions
 from covog.pipeline.sampler import SIZE_MULTIPLE, GenerationCancelled, SamplerSettings, generate
 from mit_annotator.core import media
+from mit_annotator.core.documents import FormatError
 from mit_annotator.core.files import output_file
-from mit_annotator.core.records import FormatError, SpeakingActivity, VideoTracks
+from mit_annotator.core.records import SpeakingActivity, VideoTracks
 
 AUDIO_RATE = 16000
 OUTPUT_AUDIO_RATE = 44100

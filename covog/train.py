@@ -35,9 +35,9 @@ from covog.models.denoiser import denoise
 from covog.models.encoders import clip_image_embedding, encode_latents
 from covog.models.model import CovOGModel, ModelFolderError
 from covog.training.dataset import MIN_FRAME_GAP, SIZE_MULTIPLE, ConversationClips, EpochOrder, collate
+from mit_annotator.core.documents import FormatError
 from mit_annotator.core.files import output_folder
 from mit_annotator.core.media import MediaError
-from mit_annotator.core.records import FormatError
 
 LEARNING_RATE = 1e-5  # the paper, both stages
 STEPS = 30_000  # the paper, per stage

@@ -12,9 +12,10 @@ import numpy as np
 from mit_annotator.core import media
 from mit_annotator.core.media import SAMPLE_RATE
 from mit_annotator.core.models import COMFY_FOLDER
-from mit_annotator.core.records import Diarization, check_speaking_matches
+from mit_annotator.core.records import PROCESSING_FPS, Diarization, check_speaking_matches
 from mit_annotator.dataset.clips import Candidate, ClipAnnotation
-from mit_annotator.dataset.export import clip_folder_name, write_clip
+from mit_annotator.dataset.export import write_clip
+from mit_annotator.dataset.layout import clip_folder_name
 
 from .comfy_bridge import (
     audio_to_mono_16k,
@@ -26,7 +27,6 @@ from .comfy_bridge import (
     progress_callback,
     resolve_model_name,
 )
-from .retime import RATE, frames_at, speaking_at, tracks_at
 
 log = logging.getLogger("MIT-CovOG")
 
@@ -83,19 +83,21 @@ class ExportClip:
                 raise ValueError(f"{name} {value!r}: use letters, digits and '-' (it names the clip folder)")
         samples = audio_to_mono_16k(audio)
         check_audio_covers(len(samples) / SAMPLE_RATE, tracks.num_frames, tracks.fps)
-        local = tracks_at(tracks, RATE)
+        local = tracks.at_rate(PROCESSING_FPS)
         count = local.num_frames
-        clip_audio = np.pad(samples, (0, max(0, int(round(count / RATE * SAMPLE_RATE)) - len(samples))))
-        clip_audio = clip_audio[:int(round(count / RATE * SAMPLE_RATE))]
+        length = int(round(count / PROCESSING_FPS * SAMPLE_RATE))
+        clip_audio = np.pad(samples, (0, max(0, length - len(samples))))[:length]
         candidate = Candidate(0, count, tuple(t.track_id for t in local.tracks), 0)
-        clip = ClipAnnotation(candidate, local, speaking_at(speaking, RATE, count), diarization or Diarization([]),
-                              clip_audio)
+        clip = ClipAnnotation(candidate, local, speaking.at_rate(PROCESSING_FPS, count),
+                              diarization or Diarization([]), clip_audio)
         progress = progress_callback(count)
         out = output_folder(folder) / clip_folder_name(source, video_name, 0, count)
         with tempfile.TemporaryDirectory() as work:
-            frames = frames_at(image_to_frames(images), tracks.num_frames, tracks.fps, RATE)
+            frames = media.frames_at_rate(image_to_frames(images), tracks.num_frames, tracks.fps,
+                                          PROCESSING_FPS)
             counted = (progress(k + 1, count) or frame for k, frame in enumerate(frames))
-            source_video = media.write_video(Path(work) / "source.mp4", counted, RATE, clip_audio, SAMPLE_RATE)
+            source_video = media.write_video(Path(work) / "source.mp4", counted, PROCESSING_FPS, clip_audio,
+                                             SAMPLE_RATE)
             write_clip(out, source_video, clip, source, video_name, frames=write_frames,
                        provenance={"input": "ComfyUI graph"})
         log.info("[MIT-CovOG] clip written to %s", out)

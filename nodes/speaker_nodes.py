@@ -9,7 +9,9 @@ import numpy as np
 from mit_annotator.audio.diarization import STAGES, DiarizationConfig
 from mit_annotator.audio.diarizers import DIARIZER_CHOICES, make_diarizer
 from mit_annotator.audio.voice_activity import require_silero_vad
+from mit_annotator.core import media
 from mit_annotator.core.models import KNOWN_MODELS
+from mit_annotator.core.records import PROCESSING_FPS
 from mit_annotator.speakers.assignment import assign_speakers
 from mit_annotator.speakers.binding import (
     ORDERS,
@@ -32,7 +34,6 @@ from .comfy_bridge import (
     progress_callback,
     segmentation_choices,
 )
-from .retime import frames_at, speaking_at, tracks_at
 
 log = logging.getLogger("MIT-CovOG")
 
@@ -113,7 +114,7 @@ class AssignSpeakers:
             raise ValueError("these tracks have no keypoints (faces only, e.g. from Detect Faces): connect the images "
                              "they came from, whose faces the lips and the active-speaker model are read from")
         # the assignment counts frames at 25 fps, LR-ASD's rate; the speaking comes back at the tracks' rate
-        at_rate = tracks_at(tracks)
+        at_rate = tracks.at_rate(PROCESSING_FPS)
         total = STAGES + at_rate.num_frames + 1  # diarization's stages, each frame's evidence, the assignment
         bar = progress_callback(total)
         bar(0, total)
@@ -122,7 +123,8 @@ class AssignSpeakers:
             diarization = get_diarizer(diarizer, segmentation_model, "assign")(
                 samples, DiarizationConfig(max_speakers=max(most, 1)), progress=lambda done, _: bar(done, total))
         bar(STAGES, total)
-        frames = frames_at(image_to_frames(images), tracks.num_frames, tracks.fps) if images is not None else None
+        frames = None if images is None else media.frames_at_rate(image_to_frames(images), tracks.num_frames,
+                                                                   tracks.fps, PROCESSING_FPS)
         model = None
         if active_speakers is None:
             model = get_active_speaker(speaker_evidence if images is not None else "lips", asd_model)
@@ -134,7 +136,7 @@ class AssignSpeakers:
         for person in found.people:
             log.info("[MIT-CovOG] person %d: %s, from %s", person.track_id, person.voice or "listener",
                      (person.evidence or "no visual evidence").replace("_", "-"))
-        speaking = speaking_at(found, tracks.fps, tracks.num_frames)
+        speaking = found.at_rate(tracks.fps, tracks.num_frames)
         return speaking, frames_to_image(speaking_timeline(speaking)[None])
 
 
@@ -203,8 +205,8 @@ class ActiveSpeakers:
         samples = audio_to_mono_16k(audio)
         check_audio_covers(len(samples) / AUDIO_RATE, tracks.num_frames, tracks.fps)
         model = get_active_speaker("asd", asd_model)
-        at_rate = tracks_at(tracks)
-        frames = frames_at(image_to_frames(images), tracks.num_frames, tracks.fps)
+        at_rate = tracks.at_rate(PROCESSING_FPS)
+        frames = media.frames_at_rate(image_to_frames(images), tracks.num_frames, tracks.fps, PROCESSING_FPS)
         scores = active_speaker_scores(None, at_rate, model, audio=samples, frames=frames,
                                        progress=progress_callback(at_rate.num_frames))
         return ({"fps": at_rate.fps, "num_frames": at_rate.num_frames, "scores": scores},)

@@ -7,7 +7,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import PACK_ROOT
 
 LINT_IMPORTS = Path(sys.executable).parent / "lint-imports"

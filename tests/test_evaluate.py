@@ -366,12 +366,11 @@ def test_sync_peak_moves_with_the_audio(interact):
 
 
 def test_shifted_scores_at_zero_are_the_packs_active_speaker_scores(interact):
-    from mit_annotator.pipeline.annotate import clip_tracks
     from mit_annotator.speakers.active_speaker import ActiveSpeakerModel, active_speaker_scores
 
     annotation, _ = interact
     n = 60
-    tracks = clip_tracks(annotation.observed, 0, n, [0, 1])
+    tracks = annotation.observed.clip(0, n, [0, 1])
     model = ActiveSpeakerModel(AVA_WEIGHTS, device="cpu")
     audio = annotation.audio[:n * 640]
     ours = ev.shifted_scores(model, ev.face_crops(annotation.frames[:n], tracks, model), audio, n, [0, 1], [0])[0]

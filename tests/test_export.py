@@ -10,7 +10,8 @@ from test_skeleton import JOINT_COLOURS, LIMB_COLOURS_DIMMED, person
 
 from mit_annotator.core import keypoints as kp
 from mit_annotator.core.records import PersonTrack, VideoTracks
-from mit_annotator.dataset.export import POSE_DIR, POSE_FRAME_DIR, write_poses
+from mit_annotator.dataset.export import write_poses
+from mit_annotator.dataset.layout import POSE_DIR, POSE_FRAME_DIR
 
 WIDTH, HEIGHT = 240, 320  # portrait
 

@@ -12,10 +12,10 @@ import pytest
 
 from covog.pipeline.conditioning import speaking_scores
 from mit_annotator.core import media
+from mit_annotator.core.documents import FormatError
 from mit_annotator.core.records import (
     MAX_FRAMES,
     Diarization,
-    FormatError,
     PersonSpeaking,
     PersonTrack,
     SpeakingActivity,

@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 
 from mit_annotator.core import keypoints as kp
+from mit_annotator.core.documents import FormatError
 from mit_annotator.core.pose_formats import (
     person_from_openpose,
     person_to_openpose,
@@ -10,7 +11,7 @@ from mit_annotator.core.pose_formats import (
     tracks_to_mit_pose,
     tracks_to_pose_keypoint,
 )
-from mit_annotator.core.records import FormatError, PersonTrack, VideoTracks
+from mit_annotator.core.records import PersonTrack, VideoTracks
 
 
 def labelled_person():

@@ -5,21 +5,19 @@ import stat
 import numpy as np
 import pytest
 
+from mit_annotator.core.documents import FormatError
 from mit_annotator.core.files import atomic_path
 from mit_annotator.core.records import (
-    ClipRecord,
     Detection,
     Diarization,
-    FormatError,
     PersonSpeaking,
     PersonTrack,
     SpeakerTurn,
     SpeakingActivity,
     VideoTracks,
-    clips_from_dict,
-    clips_to_dict,
 )
 from mit_annotator.core.segments import speak_listen_segments
+from mit_annotator.dataset.layout import CLIP_NAME, clip_folder_name, frame_file
 
 
 def make_tracks(rng=np.random.default_rng(0)):
@@ -154,13 +152,12 @@ def test_speaking_activity_round_trip(tmp_path):
     np.testing.assert_allclose(loaded.person(0).scores, people[0].scores, atol=1e-4)
 
 
-def test_clip_records_name_their_folder_like_the_mit_layout():
-    clip = ClipRecord("talkshow", 3, 125, 300, 25.0, (2, 0, 5), url="https://example.org/v")
-    assert clip.folder_name == "talkshow_3_000125to000300"
-    assert clip.period == (5.0, 12.0) and clip.num_people == 3
-    assert clips_from_dict(clips_to_dict([clip])) == [clip]
-    with pytest.raises(ValueError, match="start < end"):
-        ClipRecord("s", 0, 10, 10, 25.0, (0, 1))
+def test_clip_folders_are_named_like_the_mit_layout_and_parsed_back():
+    name = clip_folder_name("talkshow", "ep-3_b", 125, 300)
+    assert name == "talkshow_ep-3_b_000125to000300"
+    match = CLIP_NAME.match(name)
+    assert (match["source"], match["video"], int(match["start"]), int(match["end"])) == ("talkshow", "ep-3_b", 125, 300)
+    assert frame_file(0, 12, ".png") == "output_0001.png" and frame_file(12344, 12345, ".json") == "output_12345.json"
 
 
 def test_atomic_path_leaves_nothing_when_writing_fails(tmp_path):

@@ -17,6 +17,7 @@ import av
 import numpy as np
 
 from mit_annotator.core.files import atomic_path
+from mit_annotator.core.records import nearest_frames
 
 SAMPLE_RATE = 16000  # Hz: the audio every stage reads, and the clips' audio (the MIT dataset's: 16 kHz mono)
 MAX_FRAME_GAP_S = 60.0  # longer between two frames: broken or crafted timestamps, not a recording
@@ -159,6 +160,19 @@ def _decode(path, timestamps: np.ndarray, wanted: np.ndarray, size: tuple[int, i
             raise MediaError(path, f"corrupt or truncated data after {decoded} decoded frames ({error})") from None
     raise MediaError(path, f"truncated: the packets announce {len(timestamps)} frames but decoding stopped "
                            f"before frame {wanted[position]}")
+
+
+def frames_at_rate(frames: Iterable[np.ndarray], num_frames: int, fps: float, rate: float) -> Iterator[np.ndarray]:
+    """Frames of a video at `fps` re-counted at `rate` (the nearest source frame in time), read once and in order."""
+    if abs(fps - rate) < 1e-6:
+        yield from frames
+        return
+    picks = nearest_frames(num_frames, fps, rate)
+    position = 0
+    for index, frame in enumerate(frames):
+        while position < len(picks) and picks[position] == index:
+            yield frame
+            position += 1
 
 
 def read_audio(path: str | os.PathLike, sample_rate: int = 16000) -> np.ndarray:

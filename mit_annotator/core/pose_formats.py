@@ -17,7 +17,8 @@ from typing import Any
 import numpy as np
 
 from mit_annotator.core import keypoints as kp
-from mit_annotator.core.records import FormatError, PersonTrack, VideoTracks
+from mit_annotator.core.documents import FormatError
+from mit_annotator.core.records import PersonTrack, VideoTracks
 
 VISIBLE_SCORE = 0.3  # controlnet_aux keeps a point when its score >= 0.3
 TRACK_ID_KEY = "mit_track_id"

@@ -6,20 +6,27 @@ Boxes are (x1, y1, x2, y2) in source pixels. Every document saves as versioned J
 
 from __future__ import annotations
 
-import json
 import math
 import os
-from contextlib import contextmanager
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from mit_annotator.core.files import atomic_path
+from mit_annotator.core.documents import (
+    FormatError,
+    envelope,
+    field_errors,
+    load_json,
+    open_envelope,
+    save_json,
+    write_text_atomic,
+)
 from mit_annotator.core.keypoints import NUM_KEYPOINTS
+from mit_annotator.core.segments import MERGE_SHORTER_THAN_S, speak_listen_segments
 
-FORMAT_VERSION = 1
 PROCESSING_FPS = 25.0  # the rate the annotator counts frames at: the MIT dataset's
 COORD_DECIMALS = 2  # 0.01 px: JSON stays compact, and a save -> load -> save is exact
 SCORE_DECIMALS = 4
@@ -29,10 +36,6 @@ MAX_FPS = 1000.0
 MAX_SIDE = 16384  # px
 MAX_FRAMES = 10_000_000  # 4.6 days at 25 fps
 MAX_SECONDS = 1_000_000.0  # 11.6 days
-
-
-class FormatError(ValueError):
-    """A file or dict is not the document it should be (wrong format name, newer version, bad field)."""
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -93,6 +96,14 @@ class PersonTrack:
         """The row holding `frame`, or None when the person is not seen in it."""
         row = int(np.searchsorted(self.frames, frame))
         return row if row < len(self.frames) and self.frames[row] == frame else None
+
+    def select(self, rows: np.ndarray, frames: np.ndarray, shot: int | None) -> PersonTrack:
+        """The track's `rows` (indices or a mask) as a new track whose rows are seen at `frames`."""
+        def cut(values):
+            return None if values is None else values[rows]
+
+        return PersonTrack(self.track_id, frames, self.boxes[rows], cut(self.keypoints), cut(self.keypoint_scores),
+                           cut(self.face_boxes), shot, cut(self.face_landmarks), self.identity)
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"track_id": self.track_id, "shot": self.shot, "frames": self.frames.tolist(),
@@ -162,16 +173,38 @@ class VideoTracks:
                 found.append((t, row))
         return found
 
+    def clip(self, start: int, end: int, track_ids: Iterable[int]) -> VideoTracks:
+        """The tracks of `track_ids` over frames [start, end), counted from 0, as one shot."""
+        kept = []
+        for track_id in track_ids:
+            track = self.track(track_id)
+            rows = (track.frames >= start) & (track.frames < end)
+            kept.append(track.select(rows, track.frames[rows] - start, 0))
+        return VideoTracks(self.width, self.height, self.fps, end - start, kept, [(0, end - start)], self.source)
+
+    def at_rate(self, rate: float) -> VideoTracks:
+        """The tracks counted at `rate`: frame j holds what the source frame nearest in time holds."""
+        if abs(self.fps - rate) < 1e-6:
+            return self
+        picks = nearest_frames(self.num_frames, self.fps, rate)
+        kept = []
+        for track in self.tracks:
+            rows = np.array([-1 if (row := track.row_of(int(f))) is None else row for f in picks], np.int64)
+            seen = np.flatnonzero(rows >= 0)
+            kept.append(track.select(rows[seen], seen, track.shot))
+        shots = [(int(np.searchsorted(picks, s)), int(np.searchsorted(picks, e))) for s, e in self.shots]
+        return VideoTracks(self.width, self.height, rate, len(picks), kept, shots, self.source)
+
     def to_dict(self) -> dict[str, Any]:
-        return _envelope(self.FORMAT, {
+        return envelope(self.FORMAT, {
             "source": self.source, "width": self.width, "height": self.height, "fps": self.fps,
             "num_frames": self.num_frames, "shots": [list(s) for s in self.shots],
             "tracks": [t.to_dict() for t in self.tracks]})
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], origin: str = "tracks") -> VideoTracks:
-        body = _open_envelope(data, cls.FORMAT, origin)
-        with _field_errors(origin):
+        body = open_envelope(data, cls.FORMAT, origin)
+        with field_errors(origin):
             return cls(width=int(body["width"]), height=int(body["height"]), fps=float(body["fps"]),
                        num_frames=int(body["num_frames"]),
                        tracks=[PersonTrack.from_dict(t) for t in body["tracks"]],
@@ -232,6 +265,12 @@ class Diarization:
                 covered[k] += max(0.0, min(turn.end, (k + 1) / fps) - max(turn.start, k / fps)) * fps
         return np.clip(covered, 0.0, 1.0).astype(np.float32)
 
+    def clip(self, start: float, end: float) -> Diarization:
+        """The turns inside [start, end) seconds, cut to it and counted from its start."""
+        turns = [SpeakerTurn(t.speaker, max(t.start, start) - start, min(t.end, end) - start)
+                 for t in self.turns if t.end > start and t.start < end]
+        return Diarization([t for t in turns if t.end > t.start], uri=self.uri)
+
     def to_rttm(self) -> str:
         uri = self.uri.replace(" ", "_")
         return "".join(f"SPEAKER {uri} 1 {t.start:.3f} {t.duration:.3f} <NA> <NA> {t.speaker} <NA> <NA>\n"
@@ -258,20 +297,20 @@ class Diarization:
         return cls(turns, uri=uris.pop() if len(uris) == 1 else "recording")
 
     def save_rttm(self, path: str | os.PathLike) -> Path:
-        return _write_atomic(path, self.to_rttm())
+        return write_text_atomic(path, self.to_rttm())
 
     @classmethod
     def load_rttm(cls, path: str | os.PathLike) -> Diarization:
         return cls.from_rttm(Path(path).read_text(), origin=str(path))
 
     def to_dict(self) -> dict[str, Any]:
-        return _envelope(self.FORMAT, {"uri": self.uri, "turns": [
+        return envelope(self.FORMAT, {"uri": self.uri, "turns": [
             {"speaker": t.speaker, "start": round(t.start, 3), "end": round(t.end, 3)} for t in self.turns]})
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], origin: str = "diarization") -> Diarization:
-        body = _open_envelope(data, cls.FORMAT, origin)
-        with _field_errors(origin):
+        body = open_envelope(data, cls.FORMAT, origin)
+        with field_errors(origin):
             return cls([SpeakerTurn(t["speaker"], float(t["start"]), float(t["end"])) for t in body["turns"]],
                        uri=body.get("uri", "recording"))
 
@@ -323,8 +362,21 @@ class SpeakingActivity:
                 return p
         raise KeyError(f"no person with track id {track_id}; ids are {[p.track_id for p in self.people]}")
 
+    def at_rate(self, fps: float, num_frames: int) -> SpeakingActivity:
+        """The activity counted at `fps` over `num_frames` frames: each frame takes the score of the frame nearest in
+        time; speak/listen segments recomputed by the same rules (the merged variant, as the assignment makes them)."""
+        if abs(self.fps - fps) < 1e-6 and self.num_frames == num_frames:
+            return self
+        picks = np.clip(np.round(np.arange(num_frames) * self.fps / fps).astype(np.int64), 0, self.num_frames - 1)
+        people = []
+        for person in self.people:
+            scores = person.scores[picks]
+            speak, listen = speak_listen_segments(scores, fps, merge_shorter_than=MERGE_SHORTER_THAN_S)
+            people.append(PersonSpeaking(person.track_id, scores, person.voice, speak, listen, person.evidence))
+        return SpeakingActivity(fps, num_frames, people, list(self.unassigned_voices))
+
     def to_dict(self) -> dict[str, Any]:
-        return _envelope(self.FORMAT, {
+        return envelope(self.FORMAT, {
             "fps": self.fps, "num_frames": self.num_frames, "unassigned_voices": list(self.unassigned_voices),
             "people": [{"track_id": p.track_id, "voice": p.voice, "scores": _rounded(p.scores, SCORE_DECIMALS),
                         "speak": [list(s) for s in p.speak], "listen": [list(s) for s in p.listen],
@@ -333,8 +385,8 @@ class SpeakingActivity:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], origin: str = "speaking") -> SpeakingActivity:
-        body = _open_envelope(data, cls.FORMAT, origin)
-        with _field_errors(origin):
+        body = open_envelope(data, cls.FORMAT, origin)
+        with field_errors(origin):
             people = [PersonSpeaking(int(p["track_id"]), np.asarray(p["scores"], dtype=np.float32), p.get("voice"),
                                      [tuple(s) for s in p.get("speak", [])], [tuple(s) for s in p.get("listen", [])],
                                      p.get("evidence"))
@@ -349,116 +401,10 @@ class SpeakingActivity:
         return cls.from_dict(load_json(path), origin=str(path))
 
 
-# ---------------------------------------------------------------------------------------------------------------------
-# Clips
-
-
-@dataclass(frozen=True)
-class ClipRecord:
-    """A selected clip: N people together in one shot; names its folder in the MIT layout."""
-
-    source: str  # e.g. the show's name
-    video_index: int
-    start_frame: int
-    end_frame: int  # exclusive
-    fps: float
-    track_ids: tuple[int, ...]
-    url: str | None = None
-
-    FORMAT = "mit_annotator.clips"
-
-    def __post_init__(self):
-        if not 0 <= self.start_frame < self.end_frame:
-            raise ValueError(f"clip frames must satisfy 0 <= start < end, got {self.start_frame}..{self.end_frame}")
-        object.__setattr__(self, "track_ids", tuple(int(t) for t in self.track_ids))
-
-    @property
-    def num_people(self) -> int:
-        return len(self.track_ids)
-
-    @property
-    def period(self) -> tuple[float, float]:
-        """Start and end in seconds of the source video."""
-        return self.start_frame / self.fps, self.end_frame / self.fps
-
-    @property
-    def folder_name(self) -> str:
-        return f"{self.source}_{self.video_index}_{self.start_frame:06d}to{self.end_frame:06d}"
-
-    def to_json_dict(self) -> dict[str, Any]:
-        return {"source": self.source, "video_index": self.video_index, "start_frame": self.start_frame,
-                "end_frame": self.end_frame, "fps": self.fps, "track_ids": list(self.track_ids), "url": self.url}
-
-
-def clips_to_dict(clips: list[ClipRecord]) -> dict[str, Any]:
-    return _envelope(ClipRecord.FORMAT, {"clips": [c.to_json_dict() for c in clips]})
-
-
-def clips_from_dict(data: dict[str, Any], origin: str = "clips") -> list[ClipRecord]:
-    body = _open_envelope(data, ClipRecord.FORMAT, origin)
-    with _field_errors(origin):
-        return [ClipRecord(**c) for c in body["clips"]]
-
-
-# ---------------------------------------------------------------------------------------------------------------------
-# JSON plumbing
-
-
-def save_json(data: dict[str, Any], path: str | os.PathLike) -> Path:
-    """Write JSON atomically: a reader never sees a half-written file under the final name."""
-    return _write_atomic(path, json.dumps(data, separators=(",", ":"), allow_nan=False))
-
-
-def load_json(path: str | os.PathLike) -> dict[str, Any]:
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: {'is a folder, not a JSON file' if path.is_dir() else 'no such file'}")
-    try:
-        return json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise FormatError(f"{path}: not valid JSON ({error})") from None
-
-
-def read_document(path: str | os.PathLike, format_name: str) -> dict[str, Any]:
-    """A JSON document of `format_name` (a dict with its format and a version this code reads), or a FormatError
-    naming the file."""
-    return _open_envelope(load_json(path), format_name, str(path))
-
-
-def _write_atomic(path: str | os.PathLike, text: str) -> Path:
-    with atomic_path(path) as tmp:
-        tmp.write_text(text)
-    return Path(path)
-
-
-def _envelope(format_name: str, body: dict[str, Any]) -> dict[str, Any]:
-    return {"format": format_name, "version": FORMAT_VERSION, **body}
-
-
-def _open_envelope(data: Any, format_name: str, origin: str) -> dict[str, Any]:
-    if not isinstance(data, dict):
-        raise FormatError(f"{origin}: expected a JSON object holding {format_name!r}, got {type(data).__name__}")
-    found = data.get("format")
-    if found != format_name:
-        raise FormatError(f"{origin}: expected format {format_name!r}, found {found!r}")
-    version = data.get("version")
-    if not isinstance(version, int) or version < 1:
-        raise FormatError(f"{origin}: missing or bad version {version!r}")
-    if version > FORMAT_VERSION:
-        raise FormatError(f"{origin}: version {version} is newer than this mit_annotator reads "
-                          f"({FORMAT_VERSION}); update the pack")
-    return data
-
-
-@contextmanager
-def _field_errors(origin: str):
-    """Turn a missing key or a malformed value while reading a document into a FormatError naming its origin."""
-    try:
-        yield
-    except FormatError:
-        raise
-    except (KeyError, TypeError, ValueError) as error:
-        raise FormatError(f"{origin}: malformed document ({type(error).__name__}: {error})") from error
+def nearest_frames(num_frames: int, fps: float, rate: float) -> np.ndarray:
+    """For each frame at `rate` covering the video's length, the index of the nearest of its `num_frames` frames."""
+    count = max(int(round(num_frames / fps * rate)), 1)
+    return np.clip(np.round(np.arange(count) * fps / rate).astype(np.int64), 0, num_frames - 1)
 
 
 def check_rate_and_length(fps: float, num_frames: int) -> None:

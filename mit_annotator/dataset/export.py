@@ -32,30 +32,31 @@ import cv2
 import numpy as np
 
 from mit_annotator.core import media
+from mit_annotator.core.documents import FORMAT_VERSION, save_json
 from mit_annotator.core.files import atomic_path
 from mit_annotator.core.keypoints import NUM_KEYPOINTS
 from mit_annotator.core.media import SAMPLE_RATE
 from mit_annotator.core.pose_formats import tracks_to_mit_pose
-from mit_annotator.core.records import FORMAT_VERSION, VideoTracks, save_json
+from mit_annotator.core.records import VideoTracks
 from mit_annotator.core.segments import MERGE_SHORTER_THAN_S, speak_listen_segments
 from mit_annotator.dataset.clips import ClipAnnotation
+from mit_annotator.dataset.layout import (
+    CLIP_RECORD,
+    DIARIZATION,
+    FRAMES_DIR,
+    META,
+    POSE_DIR,
+    POSE_FRAME_DIR,
+    SPEAKER_INFO,
+    SPEAKER_INFO_BBOX,
+    SPEAKER_INFO_MERGED,
+    SPEAKING,
+    TRACKS,
+    VIDEO,
+    frame_file,
+)
 
-SPEAKER_INFO = "speaker_info.json"
-SPEAKER_INFO_MERGED = "speaker_info_merged.json"
-SPEAKER_INFO_BBOX = "speaker_info_with_instance_bbox.json"
-META = "meta.json"
-POSE_DIR, POSE_FRAME_DIR, FRAMES_DIR = "pose", "pose_frame", "frames"
-CLIP_RECORD = "clip.json"
 CLIP_FORMAT = "mit_annotator.clip"
-
-
-def clip_folder_name(source: str, video: str, start: int, end: int) -> str:
-    return f"{source}_{video}_{start:06d}to{end:06d}"
-
-
-def frame_file(index: int, count: int, suffix: str) -> str:
-    """`output_0001.png` for frame 0: numbered from 1 as ffmpeg numbers extracted frames, at least 4 digits."""
-    return f"output_{index + 1:0{max(4, len(str(count)))}d}{suffix}"
 
 
 def write_clip(folder: str | os.PathLike, video: str | os.PathLike, clip: ClipAnnotation, source: str,
@@ -70,7 +71,7 @@ def write_clip(folder: str | os.PathLike, video: str | os.PathLike, clip: ClipAn
     decoded = media.iter_frames(video, candidate.start, candidate.end, fps=fps)
     if frames:
         decoded = _saving_frames(decoded, folder / FRAMES_DIR, count)
-    media.write_video(folder / "video.mp4", decoded, fps, clip.audio, SAMPLE_RATE)
+    media.write_video(folder / VIDEO, decoded, fps, clip.audio, SAMPLE_RATE)
 
     info = speaker_info(clip)
     _save_plain_json(info, folder / SPEAKER_INFO)
@@ -84,9 +85,9 @@ def write_clip(folder: str | os.PathLike, video: str | os.PathLike, clip: ClipAn
                       "width": tracks.width, "height": tracks.height}, folder / META)
 
     write_poses(folder, tracks)
-    tracks.save(folder / "tracks.json")
-    clip.speaking.save(folder / "speaking.json")
-    clip.diarization.save_rttm(folder / "diarization.rttm")
+    tracks.save(folder / TRACKS)
+    clip.speaking.save(folder / SPEAKING)
+    clip.diarization.save_rttm(folder / DIARIZATION)
     save_json({"format": CLIP_FORMAT, "version": FORMAT_VERSION, "source": source, "video": video_name,
                "start_frame": candidate.start, "end_frame": candidate.end, "fps": fps,
                "track_ids": list(candidate.track_ids), "shot": candidate.shot, "measures": candidate.measures,

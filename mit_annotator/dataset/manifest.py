@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from mit_annotator.core.records import FORMAT_VERSION, read_document
+from mit_annotator.core.documents import FORMAT_VERSION, read_document
 
 MANIFEST = "manifest.json"
 MANIFEST_FORMAT = "mit_annotator.manifest"

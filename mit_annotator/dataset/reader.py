@@ -27,18 +27,22 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 from mit_annotator.core import media
+from mit_annotator.core.documents import FormatError
 from mit_annotator.core.keypoints import NUM_KEYPOINTS, face_box_from_keypoints
-from mit_annotator.core.records import (
-    PROCESSING_FPS,
-    FormatError,
-    PersonSpeaking,
-    PersonTrack,
-    SpeakingActivity,
-    VideoTracks,
+from mit_annotator.core.records import PROCESSING_FPS, PersonSpeaking, PersonTrack, SpeakingActivity, VideoTracks
+from mit_annotator.dataset.layout import (
+    FRAMES_DIR,
+    META,
+    POSE_DIR,
+    SPEAKER_INFO,
+    SPEAKER_INFO_BBOX,
+    SPEAKING,
+    TRACKS,
+    VIDEO,
 )
 
-SPEAKER_FILES = ("speaker_info_with_instance_bbox.json", "speaker_info.json")
-LEGACY_FILES = ("video.mp4", "tracks.json", "speaking.json")
+SPEAKER_FILES = (SPEAKER_INFO_BBOX, SPEAKER_INFO)
+LEGACY_FILES = (VIDEO, TRACKS, SPEAKING)
 MATCH_SCORE = 0.4  # the published training code counts keypoints at least this sure inside a person's box
 NUMBERED = re.compile(r"^(?P<stem>.*?)(?P<number>\d+)$")
 
@@ -52,9 +56,9 @@ def is_clip(folder: str | os.PathLike) -> bool:
     error naming what is missing."""
     folder = Path(folder)
     if any((folder / name).is_file() for name in SPEAKER_FILES):
-        missing = [] if (folder / "pose").is_dir() else ["pose/"]
-        if not (folder / "video.mp4").is_file() and not (folder / "frames").is_dir():
-            missing.append("video.mp4 (or frames/)")
+        missing = [] if (folder / POSE_DIR).is_dir() else [f"{POSE_DIR}/"]
+        if not (folder / VIDEO).is_file() and not (folder / FRAMES_DIR).is_dir():
+            missing.append(f"{VIDEO} (or {FRAMES_DIR}/)")
         if missing:
             raise ClipReadError(f"{folder}: incomplete clip folder, missing {', '.join(missing)}")
         return True
@@ -84,25 +88,25 @@ class RecordsClip:
 
     def __init__(self, folder: Path):
         self.folder = folder
-        tracks = VideoTracks.load(folder / "tracks.json")
+        tracks = VideoTracks.load(folder / TRACKS)
         self.num_frames, self.fps, self.people = tracks.num_frames, tracks.fps, len(tracks.tracks)
         self.size = (tracks.width, tracks.height)
         self.has_keypoints = all(t.keypoints is not None for t in tracks.tracks)
         self.missing_keypoints = [t.track_id for t in tracks.tracks if t.keypoints is None]
-        self.speaking_frames = SpeakingActivity.load(folder / "speaking.json").num_frames
+        self.speaking_frames = SpeakingActivity.load(folder / SPEAKING).num_frames
 
     def tracks(self, frames: Iterable[int] | None = None) -> VideoTracks:
-        return VideoTracks.load(self.folder / "tracks.json")
+        return VideoTracks.load(self.folder / TRACKS)
 
     def speaking(self) -> SpeakingActivity:
-        return SpeakingActivity.load(self.folder / "speaking.json")
+        return SpeakingActivity.load(self.folder / SPEAKING)
 
     def read_frames(self, start: int, stop: int, size: tuple[int, int]) -> np.ndarray:
-        return media.read_frames(self.folder / "video.mp4", start, stop, size=size, fps=self.fps)
+        return media.read_frames(self.folder / VIDEO, start, stop, size=size, fps=self.fps)
 
     @property
     def audio_media(self) -> Path:
-        return self.folder / "video.mp4"
+        return self.folder / VIDEO
 
 
 class MitClip:
@@ -119,7 +123,7 @@ class MitClip:
         self.meta = _meta(folder)
         self.fps = float(self.meta.get("fps") or PROCESSING_FPS)
         self.pose_files = _pose_files(folder, self.num_frames)
-        self.frame_files = _frame_files(folder) if (folder / "frames").is_dir() else None
+        self.frame_files = _frame_files(folder) if (folder / FRAMES_DIR).is_dir() else None
         if self.frame_files is not None and len(self.frame_files) < self.num_frames:
             raise ClipReadError(f"{folder}: frames/ holds {len(self.frame_files)} images; {self.info_file.name} "
                                 f"covers {self.num_frames} frames")
@@ -135,7 +139,7 @@ class MitClip:
             if image is None:
                 raise ClipReadError(f"{self.frame_files[0]}: not an image")
             return image.shape[1], image.shape[0]
-        info = media.probe(self.folder / "video.mp4")
+        info = media.probe(self.folder / VIDEO)
         return info.width, info.height
 
     def tracks(self, frames: Iterable[int] | None = None) -> VideoTracks:
@@ -198,7 +202,7 @@ class MitClip:
 
     def read_frames(self, start: int, stop: int, size: tuple[int, int]) -> np.ndarray:
         if self.frame_files is None:
-            return media.read_frames(self.folder / "video.mp4", start, stop, size=size, fps=self.fps)
+            return media.read_frames(self.folder / VIDEO, start, stop, size=size, fps=self.fps)
         images = []
         for path in self.frame_files[start:stop]:
             image = cv2.imread(str(path), cv2.IMREAD_COLOR)
@@ -209,7 +213,7 @@ class MitClip:
 
     @property
     def audio_media(self) -> Path:
-        return self.folder / "video.mp4"
+        return self.folder / VIDEO
 
 
 def _speaker_entries(path: Path) -> list[dict[str, Any]]:
@@ -251,7 +255,7 @@ def _speaker_entries(path: Path) -> list[dict[str, Any]]:
 
 
 def _meta(folder: Path) -> dict[str, Any]:
-    path = folder / "meta.json"
+    path = folder / META
     if not path.is_file():
         return {}
     try:
@@ -272,7 +276,7 @@ def _numbered(files: list[Path]) -> list[Path]:
 
 
 def _pose_files(folder: Path, count: int) -> list[Path]:
-    files = _numbered([p for p in (folder / "pose").iterdir() if p.suffix == ".json" and not p.name.startswith(".")])
+    files = _numbered([p for p in (folder / POSE_DIR).iterdir() if p.suffix == ".json" and not p.name.startswith(".")])
     matches = [NUMBERED.match(p.stem) for p in files]
     if files and all(matches):
         numbers = [int(m.group("number")) for m in matches]
@@ -288,7 +292,7 @@ def _pose_files(folder: Path, count: int) -> list[Path]:
 
 
 def _frame_files(folder: Path) -> list[Path]:
-    return _numbered([p for p in (folder / "frames").iterdir()
+    return _numbered([p for p in (folder / FRAMES_DIR).iterdir()
                       if p.suffix.lower() in (".png", ".jpg", ".jpeg") and not p.name.startswith(".")])
 
 

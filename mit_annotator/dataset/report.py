@@ -89,8 +89,8 @@ def report_image(report: dict[str, Any]) -> np.ndarray:
 
 def write_report(dataset: str | os.PathLike, out: str | os.PathLike | None = None) -> tuple[dict[str, Any], Path, Path]:
     """report.json and report.png in `out` (default: the dataset folder)."""
+    from mit_annotator.core.documents import save_json
     from mit_annotator.core.files import atomic_path
-    from mit_annotator.core.records import save_json
 
     report = dataset_report(dataset)
     folder = Path(out) if out is not None else Path(dataset)

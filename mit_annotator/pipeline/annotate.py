@@ -220,42 +220,16 @@ def who_speaks_in_clip(video: str | os.PathLike, tracks: VideoTracks, diarizatio
     """The clip's records (clip-local frames) and who speaks in it, from its own frames, audio and voices."""
     from mit_annotator.speakers.who_speaks import who_speaks
 
-    local = clip_tracks(tracks, candidate.start, candidate.end, candidate.track_ids)
+    local = tracks.clip(candidate.start, candidate.end, candidate.track_ids)
     first, last = (int(round(f / tracks.fps * SAMPLE_RATE)) for f in (candidate.start, candidate.end))
     clip_audio = audio[first:last]
     if len(clip_audio) < last - first:  # the recording ends early: silence
         clip_audio = np.concatenate([clip_audio, np.zeros(last - first - len(clip_audio), np.float32)])
-    voices = clip_diarization(diarization, candidate.start / tracks.fps, candidate.end / tracks.fps)
+    voices = diarization.clip(candidate.start / tracks.fps, candidate.end / tracks.fps)
     frames = media.iter_frames(video, candidate.start, candidate.end, fps=tracks.fps)
     speaking, _ = who_speaks(video, local, voices, active_speaker=annotator.active_speaker, audio=clip_audio,
                              frames=frames, progress=progress)
     return ClipAnnotation(candidate, local, speaking, voices, clip_audio)
-
-
-def clip_tracks(tracks: VideoTracks, start: int, end: int, track_ids: Iterable[int]) -> VideoTracks:
-    """The tracks of `track_ids` over frames [start, end), counted from 0, in one shot."""
-    from mit_annotator.core.records import PersonTrack
-
-    kept = []
-    for track_id in track_ids:
-        track = tracks.track(track_id)
-        rows = (track.frames >= start) & (track.frames < end)
-
-        def cut(values):
-            return None if values is None else values[rows]
-
-        kept.append(PersonTrack(track.track_id, track.frames[rows] - start, track.boxes[rows], cut(track.keypoints),
-                                cut(track.keypoint_scores), cut(track.face_boxes), 0, cut(track.face_landmarks),
-                                track.identity))
-    return VideoTracks(tracks.width, tracks.height, tracks.fps, end - start, kept, [(0, end - start)],
-                       source=tracks.source)
-
-
-def clip_diarization(diarization: Diarization, start: float, end: float) -> Diarization:
-    """The turns inside [start, end) seconds, cut to it and counted from its start."""
-    turns = [SpeakerTurn(t.speaker, max(t.start, start) - start, min(t.end, end) - start)
-             for t in diarization.turns if t.end > start and t.start < end]
-    return Diarization([t for t in turns if t.end > t.start], uri=diarization.uri)
 
 
 def _observed(frames: Iterable[np.ndarray], observe: Callable[[np.ndarray], None]) -> Iterator[np.ndarray]:

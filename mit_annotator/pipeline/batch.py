@@ -38,7 +38,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mit_annotator.core.records import FORMAT_VERSION, FormatError, read_document, save_json
+from mit_annotator.core.documents import FORMAT_VERSION, FormatError, read_document, save_json
+from mit_annotator.dataset.layout import CLIP_NAME
 from mit_annotator.dataset.manifest import MANIFEST, manifest_document
 from mit_annotator.pipeline.annotate import AnnotateSettings, Annotator
 from mit_annotator.pipeline.video_job import (
@@ -56,7 +57,6 @@ log = logging.getLogger("mit_annotator")
 
 VIDEO_SUFFIXES = {".mp4", ".mkv", ".mov", ".avi", ".webm", ".m4v", ".flv", ".mpg", ".mpeg", ".ts", ".mts"}
 SETTINGS_FORMAT = "mit_annotator.annotate_settings"
-CLIP_NAME = re.compile(r"^(?P<source>[A-Za-z0-9-]+)_(?P<video>[A-Za-z0-9_-]+)_(?P<start>\d{6,})to(?P<end>\d{6,})$")
 TEMPORARY = re.compile(r"^\..*\.partial(\.[A-Za-z0-9]+)?$")  # files.atomic_path's temporary names
 
 

@@ -17,8 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from mit_annotator.core import media
-from mit_annotator.core.records import FORMAT_VERSION
-from mit_annotator.dataset.export import clip_folder_name, write_clip
+from mit_annotator.core.documents import FORMAT_VERSION
+from mit_annotator.dataset.export import write_clip
+from mit_annotator.dataset.layout import clip_folder_name
 from mit_annotator.pipeline.annotate import Annotator, VideoAnnotation, VideoFailed, annotate_video
 
 log = logging.getLogger("mit_annotator")

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from mit_annotator.core import media
+from mit_annotator.core.documents import save_json
 from mit_annotator.core.records import (
     Diarization,
     PersonSpeaking,
@@ -21,7 +22,6 @@ from mit_annotator.core.records import (
     SpeakerTurn,
     SpeakingActivity,
     VideoTracks,
-    save_json,
 )
 from mit_annotator.core.segments import MERGE_SHORTER_THAN_S, speak_listen_segments
 from mit_annotator.synthetic import figures as fig
