@@ -100,8 +100,8 @@ def main() -> None:
     settings = SamplerSettings(steps=args.steps, guidance=args.cfg)
     generate(model, conditions, SamplerSettings(steps=1, guidance=args.cfg))  # warm up
 
-    print(f"| size | device | dtype | frames | people | WxH | steps | cfg | run | seconds | in networks | "
-          f"overhead share | peak memory |")
+    print("| size | device | dtype | frames | people | WxH | steps | cfg | run | seconds | in networks | "
+          "overhead share | peak memory |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for run in range(1, args.runs + 1):
         if device.type == "cuda":

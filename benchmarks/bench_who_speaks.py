@@ -62,7 +62,7 @@ def evaluate(video: Path, truth: dict[str, np.ndarray], order: tuple[str, ...], 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--split", choices=("tune", "held-out", "all"), default="all")
-    parser.add_argument("--diarizer", default="auto", help="a name of mit_annotator.audio.diarizers.DIARIZER_CHOICES "
+    parser.add_argument("--diarizer", default="auto", help="a name of mit_annotator.audio.diarizers.diarizer_choices() "
                         "(auto: what assign uses)")
     parser.add_argument("--show", action="store_true", help="each person's voices")
     args = parser.parse_args()

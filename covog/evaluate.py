@@ -83,7 +83,7 @@ class EvaluationSettings:
     det_model: str = "yolox_l"  # DWPose's person detector, used with the pose model
     device: str = "cpu"
     sync_max_offset: int = SYNC_MAX_OFFSET
-    max_speakers: int | None = None  # for diarizing (default: the people + 2)
+    max_speakers: int | None = None  # for diarizing (default: the people + diarization.EXTRA_VOICES)
 
 
 @dataclass(eq=False)
@@ -297,7 +297,7 @@ def align_people(found: VideoTracks, ids: list[int], frames: int, size: tuple[in
 
 def face_crops(frames: np.ndarray, tracks: VideoTracks, model) -> list[tuple]:
     """(FaceClip, (T, 112, 112) uint8 crops) for every face clip of the tracks, as `active_speaker_scores` crops them."""
-    from mit_annotator.speakers.active_speaker import crop_face, face_clips
+    from mit_annotator.speakers.asd_inputs import crop_face, face_clips
 
     greys = {}
     out = []
@@ -321,7 +321,7 @@ def shifted_scores(model, crops: list[tuple], audio: np.ndarray, frames: int, id
     `exact_windows` set, `score_clips` runs once per delay."""
     import torch
 
-    from mit_annotator.speakers.active_speaker import clip_mfcc
+    from mit_annotator.speakers.asd_inputs import clip_mfcc
 
     per_frame = SAMPLE_RATE / FPS
     lengths = [len(faces) for _, faces in crops]
@@ -395,7 +395,7 @@ def annotate_video(video: str | Path, ids: list[int], tracks: VideoTracks | None
     offsets = list(range(-settings.sync_max_offset, settings.sync_max_offset + 1))
     by_offset = shifted_scores(asd, crops, audio, n, ids, offsets)
 
-    diarization = Diarizer()(audio, DiarizationConfig(max_speakers=settings.max_speakers or len(ids) + 2),
+    diarization = Diarizer()(audio, DiarizationConfig.for_people(len(ids), settings.max_speakers),
                              uri=Path(video).stem)
     mouths = mouth_signals(observed, pixels)
     evidence = Evidence(lips=lip_activity(observed, mouths=mouths), active_speaker=by_offset[0], mouth=mouths,

@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import logging
-
 import numpy as np
 
 from mit_annotator.audio.diarization import STAGES, DiarizationConfig
-from mit_annotator.audio.diarizers import DIARIZER_CHOICES, make_diarizer
+from mit_annotator.audio.diarizers import AUTO, DIARIZERS, FALLBACK, diarizer_choices, make_diarizer
 from mit_annotator.audio.voice_activity import require_silero_vad
 from mit_annotator.core import media
 from mit_annotator.core.models import KNOWN_MODELS
 from mit_annotator.core.records import PROCESSING_FPS
-from mit_annotator.speakers.assignment import assign_speakers
 from mit_annotator.speakers.binding import (
     ORDERS,
     diarization_timeline,
@@ -21,7 +18,7 @@ from mit_annotator.speakers.binding import (
     speaking_timeline_with_faces,
 )
 from mit_annotator.speakers.timeline import speaking_timeline
-from mit_annotator.speakers.who_speaks import SPEAKER_EVIDENCE, load_active_speaker, speaking_evidence
+from mit_annotator.speakers.who_speaks import SPEAKER_EVIDENCE, load_active_speaker, who_speaks
 
 from .comfy_bridge import (
     AUDIO_RATE,
@@ -35,8 +32,6 @@ from .comfy_bridge import (
     segmentation_choices,
 )
 
-log = logging.getLogger("MIT-CovOG")
-
 # a missing silero-vad leaves these nodes out at load; checked without importing it (its import would set torch's CPU
 # threads to 1 for all of ComfyUI)
 require_silero_vad()
@@ -49,12 +44,10 @@ SEGMENTATION_TOOLTIP = (
     "huggingface.co/pyannote/segmentation); converted once to pyannote_segmentation.safetensors beside it, its "
     "pickled classes never run.")
 DIARIZER_TOOLTIP = (
-    "overlap: finds two voices at once and counts voices by pyannote's segmentation model (pytorch_model.bin in "
-    "ComfyUI/models/speaker_segmentation/, converted once to safetensors). overlap-embeddings: the same overlaps, "
-    "voices told apart by speaker-embedding clustering (best for assigning voices to people). offline: silero-vad "
-    "+ resemblyzer, nothing to download, one voice at a time. auto: overlap (Diarize) or overlap-embeddings "
-    "(Assign Speakers) when the model is there, else offline. pyannote: pyannote.audio's pipeline; needs pyannote.audio and a Hugging Face token in HF_TOKEN "
-    "(never stored in the workflow).")
+    "; ".join(f"{name}: the {backend.description}" for name, backend in DIARIZERS.items())
+    + f". auto: {AUTO['diarize']} (Diarize) or {AUTO['assign']} (Assign Speakers) when pyannote's segmentation "
+    f"model is in ComfyUI/models/speaker_segmentation/, else {FALLBACK}. pyannote needs pyannote.audio and a Hugging "
+    "Face token in HF_TOKEN (never stored in the workflow).")
 _active_speakers: dict = {}
 
 
@@ -77,7 +70,7 @@ class AssignSpeakers:
                 "audio": ("AUDIO",),
                 "max_speakers": ("INT", {"default": 0, "min": 0, "max": 16, "tooltip": (
                     "Most voices to look for; 0: the number of people plus 2 (off-screen voices).")}),
-                "diarizer": (list(DIARIZER_CHOICES), {"default": "auto", "tooltip": DIARIZER_TOOLTIP}),
+                "diarizer": (list(diarizer_choices()), {"default": "auto", "tooltip": DIARIZER_TOOLTIP}),
             },
             "optional": {
                 "images": ("IMAGE", {"tooltip": "The frames the tracks came from: the active-speaker model reads "
@@ -119,23 +112,19 @@ class AssignSpeakers:
         bar = progress_callback(total)
         bar(0, total)
         if diarization is None:
-            most = max_speakers or len(tracks.tracks) + 2
             diarization = get_diarizer(diarizer, segmentation_model, "assign")(
-                samples, DiarizationConfig(max_speakers=max(most, 1)), progress=lambda done, _: bar(done, total))
+                samples, DiarizationConfig.for_people(len(tracks.tracks), max_speakers),
+                progress=lambda done, _: bar(done, total))
         bar(STAGES, total)
         frames = None if images is None else media.frames_at_rate(image_to_frames(images), tracks.num_frames,
                                                                    tracks.fps, PROCESSING_FPS)
         model = None
         if active_speakers is None:
             model = get_active_speaker(speaker_evidence if images is not None else "lips", asd_model)
-        evidence = speaking_evidence(None, at_rate, samples, model, frames, lambda done, _: bar(STAGES + done, total))
-        if active_speakers is not None:
-            evidence.active_speaker = scores_for(active_speakers, at_rate)
-        found, _ = assign_speakers(diarization, evidence, at_rate.fps, at_rate.num_frames)
+        given = None if active_speakers is None else scores_for(active_speakers, at_rate)
+        found, _ = who_speaks(None, at_rate, diarization, active_speaker=model, audio=samples, frames=frames,
+                              progress=lambda done, _: bar(STAGES + done, total), scores=given)
         bar(total, total)
-        for person in found.people:
-            log.info("[MIT-CovOG] person %d: %s, from %s", person.track_id, person.voice or "listener",
-                     (person.evidence or "no visual evidence").replace("_", "-"))
         speaking = found.at_rate(tracks.fps, tracks.num_frames)
         return speaking, frames_to_image(speaking_timeline(speaking)[None])
 
@@ -157,8 +146,8 @@ class Diarize:
             "num_speakers": ("INT", {"default": 0, "min": 0, "max": 16, "tooltip": (
                 "Exactly this many voices, when you know; 0: find out, between min and max.")}),
             "min_speakers": ("INT", {"default": 1, "min": 1, "max": 16}),
-            "max_speakers": ("INT", {"default": 6, "min": 1, "max": 16}),
-            "diarizer": (list(DIARIZER_CHOICES), {"default": "auto", "tooltip": DIARIZER_TOOLTIP}),
+            "max_speakers": ("INT", {"default": DiarizationConfig.max_speakers, "min": 1, "max": 16}),
+            "diarizer": (list(diarizer_choices()), {"default": "auto", "tooltip": DIARIZER_TOOLTIP}),
         }, "optional": {
             "segmentation_model": (segmentation_choices(), {"tooltip": SEGMENTATION_TOOLTIP}),
         }}
@@ -198,8 +187,6 @@ class ActiveSpeakers:
         }}
 
     def score(self, tracks, images, audio, asd_model):
-        from mit_annotator.speakers.active_speaker import active_speaker_scores
-
         check_people(tracks)
         check_images(images, tracks)
         samples = audio_to_mono_16k(audio)
@@ -207,8 +194,8 @@ class ActiveSpeakers:
         model = get_active_speaker("asd", asd_model)
         at_rate = tracks.at_rate(PROCESSING_FPS)
         frames = media.frames_at_rate(image_to_frames(images), tracks.num_frames, tracks.fps, PROCESSING_FPS)
-        scores = active_speaker_scores(None, at_rate, model, audio=samples, frames=frames,
-                                       progress=progress_callback(at_rate.num_frames))
+        scores = model.scores(None, at_rate, audio=samples, frames=frames,
+                              progress=progress_callback(at_rate.num_frames))
         return ({"fps": at_rate.fps, "num_frames": at_rate.num_frames, "scores": scores},)
 
 

@@ -22,15 +22,8 @@ sys.path.insert(0, str(ROOT))
 
 from mit_annotator.core import media  # noqa: E402
 from mit_annotator.core.models import KNOWN_MODELS  # noqa: E402
-from mit_annotator.speakers.active_speaker import (  # noqa: E402
-    MIN_FACE,
-    SCORE_FPS,
-    _crops_by_frame,
-    calibrate_int8,
-    crop_face,
-    face_clips,
-    load_lr_asd,
-)
+from mit_annotator.speakers.active_speaker import calibrate_int8, crops_by_frame, load_lr_asd  # noqa: E402
+from mit_annotator.speakers.asd_inputs import MIN_FACE, SCORE_FPS, crop_face, face_clips  # noqa: E402
 from mit_annotator.speakers.who_speaks import track_faces  # noqa: E402
 from mit_annotator.vision.faces import YuNetFaceDetector  # noqa: E402
 
@@ -44,7 +37,7 @@ def calibration_clips(shared: Path) -> list[np.ndarray]:
     video = shared / "video" / "interact_11.mp4"
     tracks = track_faces(video, detector, fps=SCORE_FPS)
     clips = face_clips(tracks)
-    for _ in _crops_by_frame(media.iter_frames(video, fps=SCORE_FPS, end=tracks.num_frames), clips,
+    for _ in crops_by_frame(media.iter_frames(video, fps=SCORE_FPS, end=tracks.num_frames), clips,
                              tracks.num_frames):
         pass
     faces = [np.stack(clip.faces) for clip in clips]

@@ -14,14 +14,10 @@ from mit_annotator.speakers.active_speaker import (
     ActiveSpeakerConfig,
     ActiveSpeakerError,
     ActiveSpeakerModel,
-    FaceClip,
     active_speaker_scores,
-    clip_mfcc,
-    crop_face,
-    face_clips,
     load_lr_asd,
-    mfcc_features,
 )
+from mit_annotator.speakers.asd_inputs import clip_mfcc, crop_face, face_clips, mfcc_features
 from mit_annotator.speakers.lr_asd import LRASD
 
 WEIGHTS = MODELS / "lr_asd" / "finetuning_TalkSet.model"

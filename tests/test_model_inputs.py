@@ -3,13 +3,12 @@ that script reads them (in our own words, from its code; see mit_annotator/speak
 script gives person k's voice to person k's place on screen, at the right times."""
 
 import json
-import sys
 import wave
 
 import cv2
 import numpy as np
 import pytest
-from conftest import PACK_ROOT, shared_path
+from conftest import shared_path
 
 from mit_annotator.core import media
 from mit_annotator.core.records import PersonSpeaking, SpeakingActivity

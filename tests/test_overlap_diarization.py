@@ -9,7 +9,7 @@ from conftest import shared_path
 from test_voice_activity import music
 
 from mit_annotator.audio.diarization import STAGES, DiarizationConfig, Diarizer
-from mit_annotator.audio.diarizers import DIARIZER_CHOICES, make_diarizer
+from mit_annotator.audio.diarizers import diarizer_choices, make_diarizer
 from mit_annotator.audio.local_speakers import OverlapSettings, Segments, average_linkage, stitch, stretch_frames
 from mit_annotator.audio.overlap_diarization import (
     FrameGrid,
@@ -273,7 +273,7 @@ def test_turns_fill_short_pauses_drop_short_bursts_and_name_speakers_by_first_ap
 
 
 def test_the_registry_names_every_diarizer_and_auto_falls_back_offline(tmp_path, monkeypatch, caplog):
-    assert DIARIZER_CHOICES == ("auto", "overlap", "overlap-embeddings", "offline", "pyannote")
+    assert diarizer_choices() == ("auto", "overlap", "overlap-embeddings", "offline", "pyannote")
     monkeypatch.setenv("MIT_MODELS_DIR", str(tmp_path))
     caplog.set_level(logging.INFO, "mit_annotator")
     assert isinstance(make_diarizer("auto", tmp_path, "cpu"), Diarizer)

@@ -606,5 +606,5 @@ def test_resuming_on_other_data_says_the_order_changed(clips, model_folder, tmp_
     assert code == 0, err
     code, stdout, err = run(capsys, *common, "--data", clips / "clip2", clips / "clip3", "--steps", 2, "--resume")
     assert code == 0, err
-    assert (f"the data changed since state-1 (1 steps per epoch, now 2): the clips are not read in the order of an "
+    assert ("the data changed since state-1 (1 steps per epoch, now 2): the clips are not read in the order of an "
             "uninterrupted run") in stdout

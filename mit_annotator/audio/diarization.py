@@ -54,6 +54,14 @@ class DiarizationConfig:
                              f"{self.max_speakers}")
 
 
+    @classmethod
+    def for_people(cls, people: int, max_speakers: int | None = None) -> DiarizationConfig:
+        """For a recording of `people` people on screen: at most `max_speakers` voices, by default the people and
+        EXTRA_VOICES more (off-screen speakers)."""
+        return cls(max_speakers=max(max_speakers or people + EXTRA_VOICES, 1))
+
+
+EXTRA_VOICES = 2  # voices a diarization allows beyond the people on screen (off-screen speakers, narrators)
 STAGES = 4  # the steps a diarizer reports: voice activity, embeddings, clustering, turns
 
 
@@ -72,7 +80,7 @@ class Diarizer:
         stop between stages (ComfyUI's Cancel)."""
         progress = progress or (lambda done, total: None)
         config = config or DiarizationConfig()
-        samples = _checked_samples(samples)
+        samples = checked_samples(samples)
         speech = self.speech_regions(samples, config)
         progress(1, STAGES)
         times, embeddings = self.embed(samples, speech, config) if speech else (np.zeros(0), np.zeros((0, 256)))
@@ -164,7 +172,7 @@ def mel_frames(samples: np.ndarray, gain: float, first: int, end: int) -> np.nda
     return frames
 
 
-def _checked_samples(samples: np.ndarray) -> np.ndarray:
+def checked_samples(samples: np.ndarray) -> np.ndarray:
     samples = np.asarray(samples, dtype=np.float32).reshape(-1)
     if samples.size == 0:
         raise ValueError("no audio samples to diarize")
@@ -362,7 +370,7 @@ class PyannoteDiarizer:
         progress = progress or (lambda done, total: None)
         progress(0, STAGES)
         config = config or DiarizationConfig()
-        samples = _checked_samples(samples)
+        samples = checked_samples(samples)
         bounds = ({"num_speakers": config.num_speakers} if config.num_speakers else
                   {"min_speakers": config.min_speakers, "max_speakers": config.max_speakers})
         output = self.pipeline({"waveform": torch.from_numpy(samples)[None], "sample_rate": SAMPLE_RATE}, **bounds)
@@ -370,3 +378,13 @@ class PyannoteDiarizer:
         progress(STAGES, STAGES)
         return Diarization([SpeakerTurn(str(label), float(segment.start), float(segment.end))
                             for segment, _, label in annotation.itertracks(yield_label=True)], uri=uri)
+
+
+def make_offline(options) -> Diarizer:
+    """The "offline" backend (diarizers.DIARIZERS)."""
+    return Diarizer(device="cpu" if options.device == "auto" else options.device)
+
+
+def make_pyannote(options) -> PyannoteDiarizer:
+    """The "pyannote" backend (diarizers.DIARIZERS)."""
+    return PyannoteDiarizer(device="cpu" if options.device == "auto" else options.device)

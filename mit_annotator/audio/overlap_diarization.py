@@ -23,7 +23,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from mit_annotator.audio.diarization import DiarizationConfig, _checked_samples
+from mit_annotator.audio.diarization import DiarizationConfig, checked_samples
 from mit_annotator.audio.local_speakers import (
     OverlapSettings,
     Segments,
@@ -48,6 +48,21 @@ BLOCK_S = 300.0  # a block's length, cut in the nearest pause (a block's own wor
 IDENTITIES = ("network", "embeddings")
 
 
+def make_network_identity(options) -> OverlapAwareDiarizer:
+    """The "overlap" backend (diarizers.DIARIZERS): voices told apart by the network's local speakers."""
+    return _make(options, "network")
+
+
+def make_embeddings_identity(options) -> OverlapAwareDiarizer:
+    """The "overlap-embeddings" backend (diarizers.DIARIZERS): voices told apart by the offline d-vectors."""
+    return _make(options, "embeddings")
+
+
+def _make(options, identity: str) -> OverlapAwareDiarizer:
+    segmentation = load_segmentation(options.segmentation_model, options.models_dir, options.device, options.download)
+    return OverlapAwareDiarizer(segmentation, OverlapSettings(identity=identity))
+
+
 class OverlapAwareDiarizer:
     """Called like `Diarizer`: 16 kHz mono samples -> Diarization, turns of different speakers may overlap."""
 
@@ -66,7 +81,7 @@ class OverlapAwareDiarizer:
         blocks x STAGES); it may raise to stop between stages (ComfyUI's Cancel)."""
         progress = progress or (lambda done, total: None)
         config = config or DiarizationConfig()
-        samples = _checked_samples(samples)
+        samples = checked_samples(samples)
         if len(samples) <= LONG_RECORDING_S * SAMPLE_RATE:
             return Diarization(self._block(samples, config, progress)[0], uri=uri)
         return Diarization(self._long(samples, config, progress), uri=uri)

@@ -25,13 +25,12 @@ import numpy as np
 
 from mit_annotator.core import media
 from mit_annotator.core.media import SAMPLE_RATE
-from mit_annotator.core.records import PROCESSING_FPS, Diarization, SpeakerTurn, VideoTracks
+from mit_annotator.core.records import PROCESSING_FPS, Diarization, VideoTracks
 from mit_annotator.dataset.clips import Candidate, ClipAnnotation, SelectionConfig, select_clips
 from mit_annotator.vision.motion import BackgroundFlow, background_motion
 
 log = logging.getLogger("mit_annotator")
 
-EXTRA_VOICES = 2  # diarization allows this many voices more than the most people in a clip (off-screen speakers)
 STAGES = ("probe", "vision", "select", "diarize", "who_speaks", "export")
 
 Report = Callable[[str, int, int], None]  # (stage, done, total)
@@ -52,7 +51,7 @@ class AnnotateSettings:
     speakers: str = "auto"  # who-speaks evidence: auto (LR-ASD when its weights are found), asd, lips
     asd_model: str = "lr_asd"
     asd_precision: str = "auto"  # LR-ASD's face encoder on the CPU: int8, float32, or auto (int8 where it can run)
-    diarizer: str = "auto"  # see diarizers.DIARIZER_CHOICES: overlap-aware when its model is found, else offline
+    diarizer: str = "auto"  # see diarizers.diarizer_choices(): overlap-aware when its model is found, else offline
     device: str = "auto"
     det_threshold: float = 0.5
     selection: SelectionConfig = field(default_factory=SelectionConfig)
@@ -188,7 +187,7 @@ def annotate_video(video: str | os.PathLike, annotator: Annotator, report: Repor
     from mit_annotator.audio.diarization import DiarizationConfig
 
     most = max(len(c.track_ids) for c in accepted)
-    diarization = annotator.diarizer(audio, DiarizationConfig(max_speakers=most + EXTRA_VOICES), uri=Path(video).stem)
+    diarization = annotator.diarizer(audio, DiarizationConfig.for_people(most), uri=Path(video).stem)
     lap("diarize")
 
     clips = []

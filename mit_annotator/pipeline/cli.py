@@ -6,9 +6,12 @@ import argparse
 import sys
 from pathlib import Path
 
-from mit_annotator.audio.diarizers import DIARIZER_CHOICES
+from mit_annotator.audio.diarization import DiarizationConfig
+from mit_annotator.audio.diarizers import AUTO, DIARIZERS, FALLBACK, diarizer_choices
 from mit_annotator.core.files import output_file, output_folder
 from mit_annotator.core.records import MAX_FPS
+from mit_annotator.speakers.active_speaker import PRECISIONS
+from mit_annotator.speakers.who_speaks import SPEAKER_EVIDENCE
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -220,21 +223,17 @@ def _add_diarize(commands) -> None:
     p.add_argument("--out", required=True, type=output_file, help="RTTM file to write")
     p.add_argument("--num-speakers", type=int, default=None)
     p.add_argument("--min-speakers", type=int, default=1)
-    p.add_argument("--max-speakers", type=int, default=8)
+    p.add_argument("--max-speakers", type=int, default=DiarizationConfig.max_speakers)
     _add_diarizer_options(p, "--backend", "--diarizer")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.set_defaults(run=_diarize)
 
 
 def _add_diarizer_options(p, *flags: str) -> None:
-    p.add_argument(*(flags or ("--diarizer",)), dest="diarizer", choices=list(DIARIZER_CHOICES), default="auto",
-                   help="overlap: pyannote's segmentation model with speaker embeddings, overlapping speech "
-                        "found, voices counted by its local speakers (its weights must be found, see --models); "
-                        "overlap-embeddings: the same, voices told apart by d-vector clustering (what who-speaks "
-                        "reads best); offline: silero-vad + resemblyzer, one voice at a time; pyannote: "
-                        "pyannote.audio's pipeline (needs pyannote.audio and $HF_TOKEN); default auto: overlap "
-                        "(diarize) or overlap-embeddings (assign, annotate) when the weights are found, else "
-                        "offline")
+    named = "; ".join(f"{name}: the {backend.description}" for name, backend in DIARIZERS.items())
+    p.add_argument(*(flags or ("--diarizer",)), dest="diarizer", choices=list(diarizer_choices()), default="auto",
+                   help=f"{named}; default auto: {AUTO['diarize']} (diarize) or {AUTO['assign']} (assign, annotate) "
+                        f"when the segmentation model's weights are found (see --models), else {FALLBACK}")
     if not any(a.dest == "models" for a in p._actions):
         p.add_argument("--models", type=Path, default=None, help="models directory (a model is also looked for in "
                                                                  "the subfolder it ships in, e.g. lr_asd/)")
@@ -245,7 +244,6 @@ def _add_diarizer_options(p, *flags: str) -> None:
 def _diarize(args) -> int:
     import logging
 
-    from mit_annotator.audio.diarization import DiarizationConfig
     from mit_annotator.audio.diarizers import make_diarizer
     from mit_annotator.speakers.who_speaks import diarize_media
 
@@ -284,7 +282,7 @@ def _add_assign(commands) -> None:
 
 def _add_speaker_model_options(p, evidence_choice: bool = True) -> None:
     if evidence_choice:
-        p.add_argument("--speakers", choices=["auto", "asd", "lips"], default="auto",
+        p.add_argument("--speakers", choices=list(SPEAKER_EVIDENCE), default="auto",
                        help="the visual evidence: asd = the active-speaker model LR-ASD (its weights must be "
                             "found), lips = lip activity; both with the mouth's synchrony with the audio (default "
                             "auto: asd when its weights are found)")
@@ -296,7 +294,7 @@ def _add_speaker_model_options(p, evidence_choice: bool = True) -> None:
 
 
 def _add_asd_precision(p) -> None:
-    p.add_argument("--asd-precision", choices=["auto", "float32", "int8"], default="auto",
+    p.add_argument("--asd-precision", choices=list(PRECISIONS), default="auto",
                    help="LR-ASD's face encoder on the CPU: int8 (all the scoring 1.6-2.1x as fast as float32, "
                         "scores within 0.01-0.03 of float32's on average on real faces; the released weights only) "
                         "or float32; default auto: int8 where it can run")
@@ -334,7 +332,6 @@ def _who_speaks_in(args):
 
     from tqdm import tqdm
 
-    from mit_annotator.audio.diarization import DiarizationConfig
     from mit_annotator.core.records import Diarization
     from mit_annotator.speakers.who_speaks import (
         diarize_media,
@@ -357,8 +354,8 @@ def _who_speaks_in(args):
     else:
         from mit_annotator.audio.diarizers import make_diarizer
 
-        most = args.max_speakers or len(tracks.tracks) + 2
-        diarization = diarize_media(args.video, DiarizationConfig(max_speakers=max(most, 1)),
+        config = DiarizationConfig.for_people(len(tracks.tracks), args.max_speakers)
+        diarization = diarize_media(args.video, config,
                                     make_diarizer(args.diarizer, args.models, args.device, args.download,
                                                   use="assign"))
     with tqdm(unit="frame", desc="who speaks") as bar:
@@ -455,7 +452,7 @@ def _active_speakers(args) -> int:
 
     from mit_annotator.core.records import PersonSpeaking, SpeakingActivity
     from mit_annotator.core.segments import MERGE_SHORTER_THAN_S, speak_listen_segments
-    from mit_annotator.speakers.active_speaker import ActiveSpeakerConfig, ActiveSpeakerModel, active_speaker_scores
+    from mit_annotator.speakers.active_speaker import ActiveSpeakerConfig, ActiveSpeakerModel
     from mit_annotator.speakers.timeline import speaking_timeline
     from mit_annotator.speakers.who_speaks import track_faces
     from mit_annotator.vision.faces import YuNetFaceDetector
@@ -467,7 +464,7 @@ def _active_speakers(args) -> int:
     tracks = _tracks_of(args.video, args.poses) if args.poses else track_faces(args.video, YuNetFaceDetector(
         models_dir=args.models))
     with tqdm(unit="frame", desc="active speakers") as bar:
-        scores = active_speaker_scores(args.video, tracks, model, progress=_bar_progress(bar))
+        scores = model.scores(args.video, tracks, progress=_bar_progress(bar))
     people = []
     for track in tracks.tracks:
         values = scores[track.track_id]
@@ -569,7 +566,7 @@ def _add_annotate(commands) -> None:
                                                           "faces only: the clips' poses are then empty)")
     p.add_argument("--faces", choices=["yunet", "scrfd", "none"], default="yunet",
                    help="face detector, for face boxes where keypoints give none (default yunet)")
-    p.add_argument("--speakers", choices=["auto", "asd", "lips"], default="auto",
+    p.add_argument("--speakers", choices=list(SPEAKER_EVIDENCE), default="auto",
                    help="who-speaks evidence: asd = LR-ASD (its weights must be found), lips = lip activity; "
                         "default auto: asd when its weights are found")
     p.add_argument("--asd-model", default="lr_asd", help="LR-ASD weights: a path or a known name")

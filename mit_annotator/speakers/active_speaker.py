@@ -21,31 +21,30 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
-from scipy.signal import medfilt
 
 from mit_annotator.core import media
-from mit_annotator.core.keypoints import face_extent
 from mit_annotator.core.media import SAMPLE_RATE
 from mit_annotator.core.models import resolve_model
 from mit_annotator.core.records import VideoTracks
+from mit_annotator.speakers.asd_inputs import (
+    MAX_GAP,
+    MFCC_PER_FRAME,
+    MIN_FACE,
+    SCORE_FPS,
+    FaceClip,
+    clip_mfcc,
+    crop_face,
+    face_clips,
+)
 
 log = logging.getLogger("mit_annotator")
 
-SCORE_FPS = 25.0  # LR-ASD reads video at 25 fps and audio at 100 Hz
-MFCC_PER_FRAME = 4
-MFCC_REACH = int(0.015 * SAMPLE_RATE)  # the last 25 ms MFCC window of a frame ends 15 ms after the frame
-CROP_SCALE = 0.40  # published cropScale
-BOX_SMOOTHING = 13  # published: median filter (frames) over the crop centre and size
-CROP_SIZE, FACE_SIZE = 224, 112
-PAD_GREY = 110
 DURATIONS = (1, 2, 3, 4, 5, 6)  # seconds; the demo's durationSet {1,1,1,2,2,2,3,3,4,5,6} is a Python set: these six
-MAX_GAP = 10  # frames without a face bridged inside one face clip (published numFailedDet)
-MIN_FACE = 16.0  # pixels: smaller faces are not scored
 PRECISIONS = ("auto", "float32", "int8")
 VISUAL_REACH = 9  # frames on each side that one frame's face embedding depends on (3 blocks x (5 // 2 + 3 // 2))
 
@@ -78,21 +77,6 @@ class ActiveSpeakerConfig:
             raise ValueError(f"chunk_frames must exceed {2 * VISUAL_REACH}, got {self.chunk_frames}")
 
 
-@dataclass
-class FaceClip:
-    """Consecutive frames of one track's face: where to crop (centre x, centre y, half size per frame)."""
-
-    track_id: int
-    start: int  # first frame
-    centres: np.ndarray  # (T, 2)
-    sizes: np.ndarray  # (T,)
-    faces: list[np.ndarray] = field(default_factory=list)  # 112x112 uint8 crops, filled while decoding
-
-    @property
-    def end(self) -> int:
-        return self.start + len(self.sizes)
-
-
 # ---------------------------------------------------------------------------------------------------------------------
 # The model
 
@@ -115,6 +99,12 @@ class ActiveSpeakerModel:
         self.config = config or ActiveSpeakerConfig()
         self.encode_faces = self._face_encoder()
         log.info("[mit_annotator] %s (LR-ASD) runs on %s", self.path.name, self.device)
+
+    def scores(self, video: str | os.PathLike | None, tracks: VideoTracks, audio: np.ndarray | None = None,
+               frames: Iterable[np.ndarray] | None = None,
+               progress: Callable[[int, int], None] | None = None) -> dict[int, np.ndarray]:
+        """The speakers.who_speaks.ActiveSpeakerDetector interface: active_speaker_scores with this model."""
+        return active_speaker_scores(video, tracks, self, audio, frames, progress)
 
     def _face_encoder(self) -> Callable:
         """(B, T, 112, 112) float tensor -> (B, T, 128): torch's network, or its ONNX Runtime twin on the CPU (in
@@ -241,6 +231,12 @@ class ActiveSpeakerModel:
         return encoder(batch)
 
 
+def make(options) -> ActiveSpeakerModel:
+    """The "lr_asd" active-speaker model (speakers.who_speaks.ACTIVE_SPEAKER_MODELS)."""
+    return ActiveSpeakerModel(options.weights, device=options.device, models_dir=options.models_dir,
+                              download=options.download, config=ActiveSpeakerConfig(precision=options.precision))
+
+
 def int8_calibration(path: str | os.PathLike) -> list[float]:
     """The int8 calibration (the visual encoder's activation maxima) the model registry holds for the weights file
     at `path`, recognised by its sha256."""
@@ -305,97 +301,6 @@ def load_lr_asd(path: str | os.PathLike):
 
 
 # ---------------------------------------------------------------------------------------------------------------------
-# Audio
-
-
-def mfcc_features(samples: np.ndarray) -> np.ndarray:
-    """(N, 13) MFCCs at 100 Hz of 16 kHz mono float samples, computed as the published pipeline does: on 16-bit
-    sample values (what it reads from a wav file), with python_speech_features' defaults."""
-    try:
-        from python_speech_features import mfcc
-    except ImportError:
-        raise RuntimeError("active-speaker scores need python_speech_features: pip install python_speech_features"
-                           ) from None
-    pcm = np.clip(np.round(np.asarray(samples, np.float64) * 32768.0), -32768, 32767)
-    return mfcc(pcm, SAMPLE_RATE, numcep=13, winlen=0.025, winstep=0.010).astype(np.float32)
-
-
-def clip_mfcc(audio: np.ndarray, start: int, frames: int) -> np.ndarray:
-    """The 4 MFCC frames of each of `frames` video frames from `start`: from the clip's own audio, as the published
-    pipeline cuts it, and the 15 ms the last MFCC window reaches past it (silence where the recording ends)."""
-    per_frame = SAMPLE_RATE / SCORE_FPS
-    first = int(round(start * per_frame))
-    last = int(round((start + frames) * per_frame)) + MFCC_REACH
-    samples = audio[first:last]
-    if len(samples) < last - first:
-        samples = np.concatenate([samples, np.zeros(last - first - len(samples), np.float32)])
-    return mfcc_features(samples)[:MFCC_PER_FRAME * frames]
-
-
-# ---------------------------------------------------------------------------------------------------------------------
-# Faces
-
-
-def face_clips(tracks: VideoTracks, config: ActiveSpeakerConfig | None = None) -> list[FaceClip]:
-    """The face clips of every track: runs of frames with a face at least `min_face` pixels wide, gaps of up to
-    `max_gap` frames filled in, boxes smoothed as the published pipeline does."""
-    config = config or ActiveSpeakerConfig()
-    clips = []
-    for track in tracks.tracks:
-        boxes = crop_boxes(track)
-        sizes = np.maximum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])
-        usable = ~np.isnan(sizes) & (np.nan_to_num(sizes) >= config.min_face)
-        frames = track.frames[usable]
-        if len(frames) == 0:
-            continue
-        breaks = np.flatnonzero(np.diff(frames) > config.max_gap + 1) + 1
-        for run_frames, run_boxes in zip(np.split(frames, breaks), np.split(boxes[usable], breaks)):
-            clips.append(_clip(track.track_id, run_frames, run_boxes))
-    return clips
-
-
-def crop_boxes(track) -> np.ndarray:
-    """(N, 4) face boxes to crop by: the extent of the face keypoints where they are seen (a detector-like box,
-    which the published crop scale was set for), else the track's face box (a face detector's)."""
-    boxes = track.face_boxes.copy() if track.face_boxes is not None else np.full((len(track), 4), np.nan, np.float32)
-    if track.keypoints is not None:
-        for row in range(len(track)):
-            extent = face_extent(track.keypoints[row], track.keypoint_scores[row])
-            if not np.isnan(extent).any():
-                boxes[row] = extent
-    return boxes
-
-
-def _clip(track_id: int, frames: np.ndarray, boxes: np.ndarray) -> FaceClip:
-    every = np.arange(frames[0], frames[-1] + 1)
-    boxes = np.stack([np.interp(every, frames, boxes[:, k]) for k in range(4)], axis=1)
-    kernel = min(BOX_SMOOTHING, len(every) if len(every) % 2 else len(every) - 1)  # never wider than the clip
-    sizes = np.maximum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]) / 2
-    centres = np.stack([(boxes[:, 0] + boxes[:, 2]) / 2, (boxes[:, 1] + boxes[:, 3]) / 2], axis=1)
-    smooth = [medfilt(values, kernel) for values in (sizes, centres[:, 0], centres[:, 1])]
-    return FaceClip(track_id, int(every[0]), np.stack(smooth[1:], axis=1), smooth[0])
-
-
-def crop_face(grey: np.ndarray, centre: np.ndarray, size: float) -> np.ndarray:
-    """The network's 112x112 input from a greyscale frame: the published crop (computed in the coordinates of its
-    padded frame, then read here without padding the whole frame), resized to 224, its centre."""
-    pad = int(size * (1 + 2 * CROP_SCALE))
-    cx, cy = centre[0] + pad, centre[1] + pad
-    y1, y2 = int(cy - size) - pad, int(cy + size * (1 + 2 * CROP_SCALE)) - pad
-    x1, x2 = int(cx - size * (1 + CROP_SCALE)) - pad, int(cx + size * (1 + CROP_SCALE)) - pad
-    if y2 <= y1 or x2 <= x1:
-        return np.full((FACE_SIZE, FACE_SIZE), PAD_GREY, np.uint8)
-    crop = np.full((y2 - y1, x2 - x1), PAD_GREY, np.uint8)
-    top, left = max(y1, 0), max(x1, 0)
-    bottom, right = min(y2, grey.shape[0]), min(x2, grey.shape[1])
-    if bottom > top and right > left:
-        crop[top - y1:bottom - y1, left - x1:right - x1] = grey[top:bottom, left:right]
-    resized = cv2.resize(crop, (CROP_SIZE, CROP_SIZE))
-    margin = (CROP_SIZE - FACE_SIZE) // 2
-    return resized[margin:margin + FACE_SIZE, margin:margin + FACE_SIZE]
-
-
-# ---------------------------------------------------------------------------------------------------------------------
 # A whole video
 
 
@@ -417,7 +322,7 @@ def active_speaker_scores(video: str | os.PathLike | None, tracks: VideoTracks, 
     scores = {t.track_id: np.full(tracks.num_frames, np.nan, np.float32) for t in tracks.tracks}
     cut = _cut_to_audio(clips, audio, str(video or "the audio"))
     pending: list[FaceClip] = []
-    for index, frame in enumerate(_crops_by_frame(frames, cut, tracks.num_frames)):
+    for index, frame in enumerate(crops_by_frame(frames, cut, tracks.num_frames)):
         pending.extend(frame)
         if sum(len(c.sizes) for c in pending) >= model.config.batch_frames or index == tracks.num_frames - 1:
             _score_into(scores, pending, audio, model)
@@ -444,7 +349,7 @@ def _cut_to_audio(clips: list[FaceClip], audio: np.ndarray, video: str) -> list[
     return kept
 
 
-def _crops_by_frame(frames: Iterable[np.ndarray], clips: list[FaceClip], num_frames: int):
+def crops_by_frame(frames: Iterable[np.ndarray], clips: list[FaceClip], num_frames: int):
     """Crop every clip's face from each frame; yield, per frame, the clips that end with it (complete)."""
     by_start: dict[int, list[FaceClip]] = {}
     for clip in clips:

@@ -9,12 +9,15 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
 from mit_annotator.audio.diarization import DiarizationConfig, Diarizer
 from mit_annotator.core import media
+from mit_annotator.core.backends import Backend
 from mit_annotator.core.media import SAMPLE_RATE
 from mit_annotator.core.records import (
     PROCESSING_FPS,
@@ -117,17 +120,20 @@ def voice_tracks_diarization(voices: list[tuple[str, np.ndarray]], diarizer: Dia
 
 def who_speaks(video: str | os.PathLike, tracks: VideoTracks, diarization: Diarization,
                config: AssignmentConfig | None = None, active_speaker=None, audio: np.ndarray | None = None,
-               frames: Iterable[np.ndarray] | None = None,
-               progress: Callable[[int, int], None] | None = None) -> tuple[SpeakingActivity, np.ndarray]:
+               frames: Iterable[np.ndarray] | None = None, progress: Callable[[int, int], None] | None = None,
+               scores: dict[int, np.ndarray] | None = None) -> tuple[SpeakingActivity, np.ndarray]:
     """Assign `diarization`'s voices to `tracks`' people (see `assign_speakers`), by their active-speaker scores
     when `active_speaker` (an ActiveSpeakerModel) is given (lip activity for anyone it could not score), and by
     the synchrony of their mouths with the audio. `audio`: 16 kHz mono (default: the video's); `frames`: RGB at the
-    tracks' rate (default: decoded from the video, once, only when needed)."""
+    tracks' rate (default: decoded from the video, once, only when needed); `scores`: active-speaker scores per
+    person already computed, used instead of running `active_speaker`."""
     if audio is None:
         if video is None:
             raise ValueError("who speaks needs the video, or its audio")
         audio = media.read_audio(video, SAMPLE_RATE)
-    evidence = speaking_evidence(video, tracks, audio, active_speaker, frames, progress)
+    evidence = speaking_evidence(video, tracks, audio, None if scores is not None else active_speaker, frames, progress)
+    if scores is not None:
+        evidence.active_speaker = scores
     speaking, agreement = assign_speakers(diarization, evidence, tracks.fps, tracks.num_frames, config)
     for person in speaking.people:
         log.info("[mit_annotator] person %d: %s, from %s", person.track_id, person.voice or "listener",
@@ -138,21 +144,45 @@ def who_speaks(video: str | os.PathLike, tracks: VideoTracks, diarization: Diari
 SPEAKER_EVIDENCE = ("auto", "asd", "lips")
 
 
+class ActiveSpeakerDetector(Protocol):
+    def scores(self, video: str | os.PathLike | None, tracks: VideoTracks, audio: np.ndarray | None = None,
+               frames: Iterable[np.ndarray] | None = None,
+               progress: Callable[[int, int], None] | None = None) -> dict[int, np.ndarray]:
+        """Per track id, (num_frames,) float32 scores, > 0 while that face speaks, NaN where it is not scored."""
+
+
+@dataclass(frozen=True)
+class ActiveSpeakerOptions:
+    weights: str | os.PathLike = "lr_asd"  # a path, a file in the models folders or a known name
+    models_dir: str | os.PathLike | None = None
+    device: str = "auto"
+    download: bool = False
+    precision: str = "auto"  # see active_speaker.ActiveSpeakerConfig
+
+
+# A new active-speaker model is one module with a make(ActiveSpeakerOptions) function returning an
+# ActiveSpeakerDetector, and one line here.
+ACTIVE_SPEAKER_MODELS: dict[str, Backend] = {
+    "lr_asd": Backend("mit_annotator.speakers.active_speaker:make", "LR-ASD (Liao et al., IJCV 2025)"),
+}
+
+
 def load_active_speaker(evidence: str = "auto", model: str | os.PathLike = "lr_asd",
                         models_dir: str | os.PathLike | None = None, device: str = "auto", download: bool = False,
-                        precision: str = "auto"):
-    """The active-speaker model for `evidence` "asd" (its weights must resolve), "auto" (when they resolve; else
-    None, and a log line says so) or "lips" (None); `precision`: see ActiveSpeakerConfig."""
+                        precision: str = "auto", backend: str = "lr_asd") -> ActiveSpeakerDetector | None:
+    """The active-speaker model `backend` (ACTIVE_SPEAKER_MODELS) with the weights `model`, for `evidence` "asd"
+    (the weights must resolve), "auto" (when they resolve; else None, and a log line says so) or "lips" (None)."""
     from mit_annotator.core.models import ModelNotFoundError
-    from mit_annotator.speakers.active_speaker import ActiveSpeakerConfig, ActiveSpeakerModel
 
     if evidence not in SPEAKER_EVIDENCE:
         raise ValueError(f"speaker evidence must be one of {', '.join(SPEAKER_EVIDENCE)}, got {evidence!r}")
+    if backend not in ACTIVE_SPEAKER_MODELS:
+        raise ValueError(f"active-speaker model must be one of {', '.join(ACTIVE_SPEAKER_MODELS)}, got {backend!r}")
     if evidence == "lips":
         return None
     try:
-        return ActiveSpeakerModel(model, device=device, models_dir=models_dir, download=download,
-                                  config=ActiveSpeakerConfig(precision=precision))
+        return ACTIVE_SPEAKER_MODELS[backend].load(ActiveSpeakerOptions(model, models_dir, device, download,
+                                                                        precision))
     except ModelNotFoundError as error:
         if evidence == "asd":
             raise
@@ -174,9 +204,7 @@ def speaking_evidence(video: str | os.PathLike, tracks: VideoTracks, audio: np.n
     frames = _observed(frames, motion.add) if need_motion else frames
     scores = {}
     if active_speaker is not None:
-        from mit_annotator.speakers.active_speaker import active_speaker_scores
-
-        scores = active_speaker_scores(video, tracks, active_speaker, audio=audio, frames=frames, progress=progress)
+        scores = active_speaker.scores(video, tracks, audio=audio, frames=frames, progress=progress)
     else:
         for _ in frames:  # the mouth motion still needs every frame
             pass
