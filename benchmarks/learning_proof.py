@@ -520,7 +520,8 @@ def pose_and_identity(video: Path, reference: np.ndarray, tracks) -> dict:
 
 
 def step_measure():
-    from covog.evaluate import EvaluationSettings, evaluate
+    from covog.evaluation.observation import EvaluationSettings
+    from covog.evaluation.scoring import evaluate
     from mit_annotator.core import media
     from mit_annotator.core.records import SpeakingActivity, VideoTracks
 
@@ -550,11 +551,11 @@ def step_measure():
         start = time.perf_counter()
         report = evaluate(video, truth, tracks, reference_video=conversation / "video.mp4", settings=settings)
         (video.with_suffix(".report.json")).write_text(json.dumps(report))
-        import cv2
 
-        from covog.evaluate import report_figure
+        from covog.evaluation.figure import report_chart
+        from mit_annotator.core.charts import save_figure
 
-        cv2.imwrite(str(video.with_suffix(".report.png")), cv2.cvtColor(report_figure(report), cv2.COLOR_RGB2BGR))
+        save_figure(report_chart(report), video.with_suffix(".report.png"))
         a = report["attribution"]
         results[key] = {
             "conversation": conversation.name, "model": name, "poses": variant,

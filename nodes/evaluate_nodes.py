@@ -8,7 +8,9 @@ import logging
 import tempfile
 from pathlib import Path
 
-from covog.evaluate import EvaluationSettings, evaluate, report_figure
+from covog.evaluation.figure import report_figure
+from covog.evaluation.observation import EvaluationSettings
+from covog.evaluation.scoring import evaluate
 from mit_annotator.core import media
 from mit_annotator.core.media import SAMPLE_RATE
 from mit_annotator.core.records import check_speaking_matches

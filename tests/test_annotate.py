@@ -263,6 +263,7 @@ def test_report(dataset):
     assert {f["video"] for f in report["failed"]} == {"test_broken", "test_silent"}
     image = cv2.imread(str(out / "report.png"))
     assert image.shape == (640, 1440, 3) and (image < 128).any()
+    assert (out / "report.svg").read_text().count("<svg") == 1
     assert "4 clips" in done.stdout and "failed: test_silent" in done.stdout
 
 
@@ -279,7 +280,7 @@ def test_a_rerun_skips_what_is_done_and_retries_failures_when_asked(dataset, inp
     after = {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file() and "timings" not in p.parts}
     changed = {p.relative_to(out).as_posix() for p in before if after.get(p) != before[p]}
     assert changed <= {"manifest.json", ".annotate/videos/test_broken.json", ".annotate/videos/test_silent.json",
-                       "report.json", "report.png", ".annotate/lock"}, changed  # every run takes the lock
+                       "report.json", "report.png", "report.svg", ".annotate/lock"}, changed  # every run takes the lock
     other = annotate(folder, "--out", out, "--source", "test", *fast_models("--speakers", "asd"), code=None)
     assert other.returncode == 2 and "was annotated with other settings (speakers differ)" in other.stderr
 

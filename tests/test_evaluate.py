@@ -12,6 +12,8 @@ import torch
 from conftest import MODELS, PACK_ROOT, SHARED_DATA
 
 from covog import evaluate as ev
+from covog.evaluation import figure as charts
+from covog.evaluation import observation, scoring
 from covog.evaluation import video_metrics as vm
 from mit_annotator.core import keypoints as kp
 from mit_annotator.core import media
@@ -212,7 +214,7 @@ def test_faces_are_matched_to_the_poses_frame_by_frame():
         face_track(0, [0, 1, 2], [[70, 15, 80, 25], [71, 15, 81, 25], [90, 40, 99, 49]]),
         face_track(1, [1], [[20, 15, 30, 25]]),
     ])
-    observed, detected, from_poses, matching = ev.align_people(found, [7, 3], 4, (100, 50), intended)
+    observed, detected, from_poses, matching = observation.align_people(found, [7, 3], 4, (100, 50), intended)
     assert "per frame" in matching
     assert detected[3].tolist() == [True, True, False, False] and from_poses[3].tolist() == [False, False, True, True]
     assert detected[7].tolist() == [False, True, False, False] and from_poses[7].tolist() == [True, False, True, True]
@@ -233,7 +235,7 @@ def test_without_poses_faces_go_left_to_right_in_id_order():
         face_track(2, [5], [[12, 10, 22, 20]]),  # a fragment of the left face, in the frame its track lost
         face_track(3, [1], [[40, 10, 50, 20]]),  # a short false face in the middle, nearer the left one
     ])
-    observed, detected, from_poses, matching = ev.align_people(found, [4, 2], 6, (100, 50))
+    observed, detected, from_poses, matching = observation.align_people(found, [4, 2], 6, (100, 50))
     assert "left to right" in matching
     assert observed.track(2).boxes[:, 0].tolist() == [10, 10, 10, 10, 10, 12]  # left: track 1, then the fragment
     assert observed.track(4).boxes[:, 0].tolist() == [70] * 6
@@ -244,23 +246,23 @@ def test_with_a_pose_model_people_come_with_keypoints_and_hands_are_measured(sma
     """The pose path (DWPose's place taken by a tiny random model with its signature): people found by the detector
     get keypoints, and the hands report runs on them; rows filled from the poses carry no keypoints of the video."""
     frames = media.read_frames(small_video["video"], fps=25)
-    settings = ev.EvaluationSettings(models_dir=str(MODELS), pose_model=str(tiny_models["pose"]),
+    settings = observation.EvaluationSettings(models_dir=str(MODELS), pose_model=str(tiny_models["pose"]),
                                      det_model=str(yolox_nano))
     notes = []
-    found, pose_model = ev.find_people(small_video["video"], frames, settings, notes)
+    found, pose_model = observation.find_people(small_video["video"], frames, settings, notes)
     assert pose_model == tiny_models["pose"].name and notes == []
     assert found.tracks and all(t.keypoints is not None for t in found.tracks)
     intended = VideoTracks.load(small_video["tracks"])
-    observed, detected, from_poses, _ = ev.align_people(found, [0, 1], len(frames), (256, 128), intended)
+    observed, detected, from_poses, _ = observation.align_people(found, [0, 1], len(frames), (256, 128), intended)
     for person in (0, 1):
         track = observed.track(person)
         assert track.keypoints is not None
         filled = from_poses[person][track.frames]
         assert not track.keypoint_scores[filled].any()
-    hands = ev.hands_report(observed, pose_model)
+    hands = scoring.hands_report(observed, pose_model)
     assert hands["ran"] and hands["model"] == pose_model
     assert [sorted(p) for p in hands["per_person"]] == [["left", "right", "track_id"]] * 2
-    assert ev.hands_report(observed, None)["ran"] is False
+    assert scoring.hands_report(observed, None)["ran"] is False
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -295,13 +297,13 @@ def interact():
         if not path.is_file():
             pytest.skip(f"needs {path} (shared test data: ../shared/data beside the checkout)")
     frames = int(round(media.probe(INTERACT).duration * 25))
-    settings = ev.EvaluationSettings(models_dir=str(MODELS), asd_model=str(AVA_WEIGHTS), sync_max_offset=4)
-    return ev.annotate_video(INTERACT, [0, 1], frames=frames, settings=settings), settings
+    settings = observation.EvaluationSettings(models_dir=str(MODELS), asd_model=str(AVA_WEIGHTS), sync_max_offset=4)
+    return observation.observe_video(INTERACT, [0, 1], frames=frames, settings=settings), settings
 
 
 def test_real_footage_scores_its_true_schedule(interact):
     annotation, settings = interact
-    report = ev.score_video(annotation, interact_schedule(annotation.num_frames), settings=settings)
+    report = scoring.score_video(annotation, interact_schedule(annotation.num_frames), settings=settings)
     a = report["attribution"]
     print(json.dumps({k: a[k] for k in ("frame_accuracy", "f1", "chance", "kappa")}))
     assert [p["accuracy"] >= 0.9 for p in a["per_person"]] == [True, True]
@@ -311,7 +313,7 @@ def test_real_footage_scores_its_true_schedule(interact):
     assert all(v["annotated_owner"] == v["schedule_owner"] for v in a["voices"] if v["seconds"] > 1)
     assert sorted(v["schedule_owner"] for v in a["voices"] if v["seconds"] > 1) == [0, 1]
     print("margins", [(v["voice"], v["seconds"], v["margin"]) for v in a["voices"]])
-    assert all(v["margin"] >= ev.MIN_MARGIN for v in a["voices"] if v["seconds"] > 1)  # each voice told apart
+    assert all(v["margin"] >= scoring.MIN_MARGIN for v in a["voices"] if v["seconds"] > 1)  # each voice told apart
     assert not [note for note in report["notes"] if "is a guess" in note]
     assert a["active_speaker_only"]["frame_accuracy"] >= 0.85
     assert [p["face_detected_share"] for p in report["people"]] == [1.0, 1.0]
@@ -325,22 +327,22 @@ def test_real_footage_scores_its_true_schedule(interact):
 def test_a_voice_everyone_agrees_with_alike_is_reported_as_a_guess():
     """As on a video of noise whose active-speaker scores follow the audio alone (held-out conversation 9002 of the
     learning proof as noise: margins 0.18 and 0.13, scored like the real video, whose margins are 0.94 and 1.12)."""
-    assert ev.agreement_margin(np.array([0.52, 0.36])) == pytest.approx(0.16)
-    assert ev.agreement_margin(np.array([0.1, np.nan, 0.9, 0.5])) == pytest.approx(0.4)
-    assert ev.agreement_margin(np.array([0.7, np.nan])) is None  # one person measured: nothing to tell apart
+    assert scoring.agreement_margin(np.array([0.52, 0.36])) == pytest.approx(0.16)
+    assert scoring.agreement_margin(np.array([0.1, np.nan, 0.9, 0.5])) == pytest.approx(0.4)
+    assert scoring.agreement_margin(np.array([0.7, np.nan])) is None  # one person measured: nothing to tell apart
     attribution = {"voices": [{"voice": "SPEAKER_00", "seconds": 1.8, "margin": 0.16},
                               {"voice": "SPEAKER_01", "seconds": 2.4, "margin": 0.94},
                               {"voice": "SPEAKER_02", "seconds": 0.3, "margin": None}]}
-    notes = ev.undecided_voices(attribution)
+    notes = scoring.undecided_voices(attribution)
     assert len(notes) == 1 and notes[0].startswith("voice SPEAKER_00 (1.8 s)") and "is a guess" in notes[0]
 
 
 def test_real_footage_scores_a_shuffled_schedule_near_chance_and_swapped_people_near_zero(interact):
     annotation, settings = interact
     n = annotation.num_frames
-    swapped = ev.score_video(annotation, interact_schedule(n, {0: "right", 1: "left"}), settings=settings)
+    swapped = scoring.score_video(annotation, interact_schedule(n, {0: "right", 1: "left"}), settings=settings)
     assert swapped["attribution"]["frame_accuracy"] <= 0.1 and swapped["attribution"]["kappa"] < -0.8
-    shuffled = [ev.score_video(annotation, interact_schedule(n, shuffle_seed=seed), settings=settings)["attribution"]
+    shuffled = [scoring.score_video(annotation, interact_schedule(n, shuffle_seed=seed), settings=settings)["attribution"]
                 for seed in range(8)]
     accuracy = np.mean([a["frame_accuracy"] for a in shuffled])
     chance = np.mean([a["chance"] for a in shuffled])
@@ -356,12 +358,12 @@ def test_sync_peak_moves_with_the_audio(interact):
 
     annotation, settings = interact
     schedule = interact_schedule(annotation.num_frames)
-    before = ev.score_video(annotation, schedule, settings=settings)["sync"]["per_person"][0]["offset_frames"]
+    before = scoring.score_video(annotation, schedule, settings=settings)["sync"]["per_person"][0]["offset_frames"]
     advanced = vm.delayed(annotation.audio, -3 * 640)
     model = ActiveSpeakerModel(AVA_WEIGHTS, device="cpu")
     offsets = list(range(before, before + 7))
-    scores = ev.shifted_scores(model, annotation.crops, advanced, annotation.num_frames, [0, 1], offsets)
-    left = ev.intended_speaking(schedule, annotation.num_frames)[0]
+    scores = observation.shifted_scores(model, annotation.crops, advanced, annotation.num_frames, [0, 1], offsets)
+    left = observation.intended_speaking(schedule, annotation.num_frames)[0]
     assert vm.sync_score({o: s[0] for o, s in scores.items()}, left).offset_frames == before + 3
 
 
@@ -373,7 +375,7 @@ def test_shifted_scores_at_zero_are_the_packs_active_speaker_scores(interact):
     tracks = annotation.observed.clip(0, n, [0, 1])
     model = ActiveSpeakerModel(AVA_WEIGHTS, device="cpu")
     audio = annotation.audio[:n * 640]
-    ours = ev.shifted_scores(model, ev.face_crops(annotation.frames[:n], tracks, model), audio, n, [0, 1], [0])[0]
+    ours = observation.shifted_scores(model, observation.face_crops(annotation.frames[:n], tracks, model), audio, n, [0, 1], [0])[0]
     packs = active_speaker_scores(None, tracks, model, audio=audio, frames=iter(annotation.frames[:n]))
     for person in (0, 1):
         assert np.allclose(ours[person], packs[person], atol=1e-4, equal_nan=True)
@@ -382,9 +384,9 @@ def test_shifted_scores_at_zero_are_the_packs_active_speaker_scores(interact):
 
 def test_report_figure_draws_every_panel(interact, tmp_path):
     annotation, settings = interact
-    report = ev.score_video(annotation, interact_schedule(annotation.num_frames), settings=settings)
-    image = ev.report_figure(report)
-    assert image.shape[1] == ev.WIDTH and image.dtype == np.uint8
+    report = scoring.score_video(annotation, interact_schedule(annotation.num_frames), settings=settings)
+    image = charts.report_figure(report)
+    assert image.shape[1] == charts.WIDTH and image.dtype == np.uint8
     blue = (image[..., 2] > 150) & (image[..., 0] < 90)  # person 0's annotated speaking bars, (40, 90, 200)
     assert blue.sum() > 500
     assert json.loads(json.dumps(report))["attribution"]["frame_accuracy"] == report["attribution"]["frame_accuracy"]
@@ -419,7 +421,7 @@ def test_cli_reports_a_video_with_its_poses_and_a_reference(small_video, tmp_pat
         def forward(self, x, rescale: bool, resize: bool, return_features: bool):
             return torch.cat([x.mean(dim=(2, 3, 4)), x.std(dim=(2, 3, 4))], dim=1)
 
-    torch.jit.script(MeanColour()).save(str(models / ev.FVD_DETECTOR))
+    torch.jit.script(MeanColour()).save(str(models / observation.FVD_DETECTOR))
     frames = media.read_frames(small_video["video"], fps=25)
     darker = media.write_video(tmp_path / "darker.mp4", (frames * 0.8).astype(np.uint8), 25.0)
     out = tmp_path / "report.json"
@@ -448,7 +450,7 @@ def test_cli_reports_a_video_with_its_poses_and_a_reference(small_video, tmp_pat
     assert expected > 0.01 and reference["fvd"] == pytest.approx(expected, abs=1e-3)
     assert "4 clips" in reference["fvd_note"]
     image = cv2.imread(str(out.with_suffix(".png")))
-    assert image is not None and image.shape[1] == ev.WIDTH
+    assert image is not None and image.shape[1] == charts.WIDTH
 
 
 def write_tracks(path, fps=25.0, ids=(0, 1)):
@@ -514,11 +516,11 @@ def test_the_evaluate_node_scores_the_images_against_the_schedule(small_video, m
     text, figure = result["result"]
     report = json.loads(text)
     assert report["frames"] == 75 and report["sync"]["max_offset_frames"] == 2
-    assert figure.shape[0] == 1 and figure.shape[2] == ev.WIDTH and figure.shape[3] == 3
+    assert figure.shape[0] == 1 and figure.shape[2] == charts.WIDTH and figure.shape[3] == 3
     assert result["ui"]["text"][0].startswith("speaker attribution: frame accuracy")
     # what the library gives on the same frames and audio written the same way, with the same settings
     written = media.write_video(tmp_path / "same.mp4", frames, 25.0, audio, 16000)
-    expected = ev.evaluate(written, schedule, tracks, settings=ev.EvaluationSettings(
+    expected = scoring.evaluate(written, schedule, tracks, settings=observation.EvaluationSettings(
         models_dir=str(YUNET.parent), asd_model=str(AVA_WEIGHTS), sync_max_offset=2))
     for part in ("attribution", "sync", "people"):
         assert report[part] == json.loads(json.dumps(expected[part])), part

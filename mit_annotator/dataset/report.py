@@ -1,5 +1,5 @@
 """What an annotated dataset holds: hours, clips per people count, clip lengths, speaking ratios, face sizes and why
-candidates were rejected, from its manifest; as a dict (JSON) and as a picture of six bar charts (PNG)."""
+candidates were rejected, from its manifest; as a dict (JSON) and as six bar charts (PNG and SVG)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,11 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
+from matplotlib.ticker import MaxNLocator
 
+from mit_annotator.core.charts import COLOURS, new_figure, save_figure
+from mit_annotator.core.documents import save_json
 from mit_annotator.dataset.clips import RULES
 from mit_annotator.dataset.manifest import read_manifest
 
@@ -63,42 +65,47 @@ def report_lines(report: dict[str, Any]) -> list[str]:
     return lines
 
 
-def report_image(report: dict[str, Any]) -> np.ndarray:
-    """RGB: six bar charts (clips per people count, hours per people count, clip length, speaking ratio per
-    person, face size, rejection reasons)."""
+def report_figure(report: dict[str, Any]):
+    """Six bar charts: clips and minutes per people count, clip length, speaking ratio per person, face size,
+    rejection reasons (a matplotlib Figure, 1440x640 px)."""
     panels = [
-        ("clips per people count", list(report["clips_per_people"]), list(report["clips_per_people"].values())),
+        ("clips per people count", list(report["clips_per_people"]), list(report["clips_per_people"].values()),
+         "people in the clip", "clips"),
         ("minutes per people count", list(report["hours_per_people"]),
-         [round(h * 60, 2) for h in report["hours_per_people"].values()]),
-        ("clip length (s)", report["clip_seconds"]["bins"], report["clip_seconds"]["counts"]),
+         [round(h * 60, 2) for h in report["hours_per_people"].values()], "people in the clip", "minutes"),
+        ("clip length", report["clip_seconds"]["bins"], report["clip_seconds"]["counts"], "seconds", "clips"),
         ("speaking ratio per person", report["speaking_ratio_per_person"]["bins"],
-         report["speaking_ratio_per_person"]["counts"]),
-        ("face size (px at 1080p)", report["face_px_1080p"]["bins"], report["face_px_1080p"]["counts"]),
-        ("rejected candidates by reason", list(report["rejections"]), list(report["rejections"].values())),
+         report["speaking_ratio_per_person"]["counts"], "share of the clip spoken", "people"),
+        ("face size", report["face_px_1080p"]["bins"], report["face_px_1080p"]["counts"], "px at 1080p", "faces"),
+        ("rejected candidates", list(report["rejections"]), list(report["rejections"].values()), "rule",
+         "candidates"),
     ]
-    width, height = 480, 300
-    canvas = np.full((2 * height + 40, 3 * width, 3), 255, np.uint8)
-    title = (f"{report['clips']} clips, {report['hours'] * 60:.1f} min of video; "
-             f"{report['videos']['done']} videos done, {report['videos']['failed']} failed")
-    cv2.putText(canvas, title, (10, 26), cv2.FONT_HERSHEY_SIMPLEX, 0.65, (0, 0, 0), 1, cv2.LINE_AA)
-    for k, (name, labels, values) in enumerate(panels):
-        x, y = (k % 3) * width, 40 + (k // 3) * height
-        _bar_chart(canvas[y:y + height, x:x + width], name, [str(v) for v in labels], values)
-    return canvas
+    figure = new_figure(1440, 640)
+    figure.suptitle(f"{report['clips']} clips, {report['hours'] * 60:.1f} min of video; {report['videos']['done']} "
+                    f"videos done, {report['videos']['failed']} failed")
+    for axes, (title, labels, values, xlabel, ylabel) in zip(figure.subplots(2, 3).flat, panels):
+        axes.set_title(title)
+        axes.set_xlabel(xlabel)
+        axes.set_ylabel(ylabel)
+        if not values:
+            axes.text(0.5, 0.5, "nothing", transform=axes.transAxes, ha="center", color="grey")
+            continue
+        bars = axes.bar(range(len(values)), values, color=COLOURS[0])
+        axes.bar_label(bars, labels=[f"{v:g}" for v in values], fontsize=8)
+        axes.set_xticks(range(len(labels)), [str(label) for label in labels], fontsize=8,
+                        rotation=30 if len(labels) > 4 else 0, ha="right" if len(labels) > 4 else "center")
+        axes.margins(y=0.15)
+        if ylabel != "minutes":
+            axes.yaxis.set_major_locator(MaxNLocator(integer=True))
+    return figure
 
 
 def write_report(dataset: str | os.PathLike, out: str | os.PathLike | None = None) -> tuple[dict[str, Any], Path, Path]:
-    """report.json and report.png in `out` (default: the dataset folder)."""
-    from mit_annotator.core.documents import save_json
-    from mit_annotator.core.files import atomic_path
-
+    """report.json, report.png and report.svg in `out` (default: the dataset folder)."""
     report = dataset_report(dataset)
     folder = Path(out) if out is not None else Path(dataset)
     json_path = save_json(report, folder / "report.json")
-    png_path = folder / "report.png"
-    with atomic_path(png_path) as tmp:
-        if not cv2.imwrite(str(tmp), cv2.cvtColor(report_image(report), cv2.COLOR_RGB2BGR)):
-            raise RuntimeError(f"could not write {png_path}")
+    png_path, _ = save_figure(report_figure(report), folder / "report.png")
     return report, json_path, png_path
 
 
@@ -115,25 +122,3 @@ def _stats(values: list[float]) -> dict[str, Any]:
         return {"count": 0, "mean": None, "min": None, "max": None}
     return {"count": len(values), "mean": round(float(np.mean(values)), 4), "min": round(float(np.min(values)), 4),
             "max": round(float(np.max(values)), 4)}
-
-
-def _bar_chart(panel: np.ndarray, title: str, labels: list[str], values: list[float]) -> None:
-    height, width = panel.shape[:2]
-    cv2.putText(panel, title, (12, 22), cv2.FONT_HERSHEY_SIMPLEX, 0.55, (0, 0, 0), 1, cv2.LINE_AA)
-    left, right, top, bottom = 40, width - 12, 40, height - 60
-    cv2.line(panel, (left, bottom), (right, bottom), (0, 0, 0), 1)
-    if not values:
-        cv2.putText(panel, "nothing", (left + 10, (top + bottom) // 2), cv2.FONT_HERSHEY_SIMPLEX, 0.5,
-                    (120, 120, 120), 1, cv2.LINE_AA)
-        return
-    most = max(max(values), 1e-9)
-    slot = (right - left) / len(values)
-    for k, (label, value) in enumerate(zip(labels, values)):
-        x1, x2 = int(left + k * slot + 0.15 * slot), int(left + (k + 1) * slot - 0.15 * slot)
-        y = int(bottom - (bottom - top) * value / most)
-        cv2.rectangle(panel, (x1, y), (x2, bottom), (60, 110, 190), -1)
-        cv2.putText(panel, f"{value:g}", (x1, max(y - 4, top - 4)), cv2.FONT_HERSHEY_SIMPLEX, 0.38, (0, 0, 0), 1,
-                    cv2.LINE_AA)
-        text = label[:14]
-        origin = (int(left + k * slot + 2), bottom + 16 + (k % 2) * 16)
-        cv2.putText(panel, text, origin, cv2.FONT_HERSHEY_SIMPLEX, 0.36, (0, 0, 0), 1, cv2.LINE_AA)

@@ -616,13 +616,13 @@ def _annotate(args) -> int:
 
 
 def _add_report(commands) -> None:
-    p = commands.add_parser("report", help="what an annotated dataset holds (JSON + PNG)",
+    p = commands.add_parser("report", help="what an annotated dataset holds (JSON, PNG and SVG)",
                             description="Hours, clips per people count, clip lengths, speaking ratio per person, "
                                         "face sizes and rejection reasons of a dataset that annotate wrote; printed, "
-                                        "and written as report.json and report.png.")
+                                        "and written as report.json, report.png and report.svg.")
     p.add_argument("dataset", type=Path)
     p.add_argument("--out", type=output_folder, default=None,
-                   help="folder for report.json and report.png (default: the dataset)")
+                   help="folder for report.json, .png and .svg (default: the dataset)")
     p.set_defaults(run=_report)
 
 
