@@ -624,39 +624,21 @@ def audio_driver_probe(name: str, draws: int = 24) -> dict:
 
 def line_plot(series: list[tuple[str, list[tuple[float, float]], tuple[int, int, int]]], title: str,
               size=(900, 300), smooth: int = 1) -> np.ndarray:
-    """A small line chart (RGB): (label, [(x, y)], colour) series, each averaged over `smooth` points."""
-    import cv2
+    """A line chart (RGB, matplotlib): (label, [(x, y)], colour) series, each averaged over `smooth` points."""
+    from mit_annotator.core.charts import figure_rgb, new_figure
 
-    width, height = size
-    image = np.full((height, width, 3), 255, np.uint8)
-    left, right, top, bottom = 60, 20, 30, 30
-    points = [(label, np.array(values, float), colour) for label, values, colour in series if values]
-    if not points:
-        return image
-    xs = np.concatenate([p[:, 0] for _, p, _ in points])
-    smoothed = [(label, p, np.convolve(p[:, 1], np.ones(smooth) / smooth, mode="valid"), colour)
-                for label, p, colour in points]
-    ys = np.concatenate([y for _, _, y, _ in smoothed])
-    lo, hi = float(ys.min()), float(ys.max())
-    hi = hi if hi > lo else lo + 1
-
-    def at(x, y):
-        return (int(left + (x - xs.min()) / max(xs.max() - xs.min(), 1) * (width - left - right)),
-                int(height - bottom - (y - lo) / (hi - lo) * (height - top - bottom)))
-
-    cv2.rectangle(image, (left, top), (width - right, height - bottom), (200, 200, 200), 1)
-    for k, (label, p, y, colour) in enumerate(smoothed):
-        x = p[smooth - 1:, 0]
-        for a, b in zip(zip(x[:-1], y[:-1]), zip(x[1:], y[1:])):
-            cv2.line(image, at(*a), at(*b), colour, 2, cv2.LINE_AA)
-        cv2.putText(image, label, (left + 10, top + 18 + 18 * k), cv2.FONT_HERSHEY_SIMPLEX, 0.5, colour, 1, cv2.LINE_AA)
-    cv2.putText(image, title, (left, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.55, (0, 0, 0), 1, cv2.LINE_AA)
-    for value, y in ((lo, height - bottom), (hi, top)):
-        cv2.putText(image, f"{value:.3f}", (2, y + 4), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 1, cv2.LINE_AA)
-    cv2.putText(image, f"step {int(xs.min())}", (left, height - 8), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 1)
-    cv2.putText(image, f"{int(xs.max())}", (width - right - 40, height - 8), cv2.FONT_HERSHEY_SIMPLEX, 0.4,
-                (0, 0, 0), 1)
-    return image
+    figure = new_figure(*size)
+    axes = figure.add_subplot()
+    axes.set(title=title, xlabel="step", ylabel="loss")
+    for label, values, colour in series:
+        if not values:
+            continue
+        points = np.array(values, float)
+        ys = np.convolve(points[:, 1], np.ones(smooth) / smooth, mode="valid")
+        axes.plot(points[smooth - 1:, 0], ys, color=np.array(colour) / 255, lw=1.5, label=label)
+    if axes.lines:
+        axes.legend(fontsize=8)
+    return figure_rgb(figure)
 
 
 def sample_grid(conversation: Path, frames: list[int], scale: int = 2, skip: tuple[str, ...] = ()) -> np.ndarray:

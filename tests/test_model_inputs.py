@@ -12,7 +12,7 @@ from conftest import shared_path
 
 from mit_annotator.core import media
 from mit_annotator.core.records import PersonSpeaking, SpeakingActivity
-from mit_annotator.pipeline.cli import BIND_TARGETS, main
+from mit_annotator.pipeline.cli import main
 from mit_annotator.speakers.binding import BindingError
 from mit_annotator.speakers.model_inputs import TARGETS, write_model_inputs
 from mit_annotator.speakers.who_speaks import track_faces
@@ -159,4 +159,3 @@ def test_the_bind_command_writes_the_inputs_and_says_where(interact, tmp_path, c
                  str(tmp_path / "x"), "--poses", str(tmp_path / "tracks.json"), "--speaking",
                  str(tmp_path / "speaking.json"), "--reference-frame", "9999"]) == 2
     assert "--reference-frame 9999 is outside" in capsys.readouterr().err
-    assert BIND_TARGETS == TARGETS

@@ -1,0 +1,114 @@
+"""The commands on datasets: annotate, report."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from mit_annotator.core.files import output_folder
+from mit_annotator.pipeline.cli.options import (
+    add_asd_precision,
+    add_diarizer_options,
+)
+from mit_annotator.speakers.who_speaks import SPEAKER_EVIDENCE
+
+
+def add(commands) -> None:
+    _add_annotate(commands)
+    _add_report(commands)
+
+
+def _add_annotate(commands) -> None:
+    from mit_annotator.dataset.clips import SelectionConfig
+
+    defaults = SelectionConfig()
+    p = commands.add_parser("annotate", help="videos of conversations -> a dataset of clips in the MIT layout",
+                            description="Annotate a video, a folder of videos (recursively) or a text file listing "
+                                        "videos: shots, people, faces and tracks, diarization, who speaks, clip "
+                                        "selection by the MIT paper's rules, and export in the MIT layout. A rerun "
+                                        "skips what is done and redoes what a killed run left partial.")
+    p.add_argument("input", type=Path, help="a video, a folder of videos, or a text file with one path a line")
+    p.add_argument("--out", required=True, type=output_folder, help="dataset folder")
+    p.add_argument("--people", type=int, nargs="+", default=list(defaults.people),
+                   help="people counts a clip may show (default 2 3 4, the paper's)")
+    p.add_argument("--source", default=None, help="the source's name in clip folder names (default: the input's "
+                                                  "name)")
+    p.add_argument("--workers", type=int, default=1, help="videos annotated at once (processes, or Ray CPUs)")
+    p.add_argument("--shard", default="0/1", help="i/n: annotate only this share of the videos (0 <= i < n; the "
+                                                  "same split on every machine)")
+    p.add_argument("--retry-failed", action="store_true", help="annotate again the videos that failed before")
+    p.add_argument("--models", type=Path, default=None, help="models directory (default $MIT_MODELS_DIR)")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "tensorrt"])
+    p.add_argument("--det-model", default="yolox_l", help="person detector: a path or a known name")
+    p.add_argument("--det-threshold", type=float, default=0.5)
+    p.add_argument("--pose-model", default="dwpose", help="pose model: a path, a known name, or none (boxes and "
+                                                          "faces only: the clips' poses are then empty)")
+    p.add_argument("--faces", choices=["yunet", "scrfd", "none"], default="yunet",
+                   help="face detector, for face boxes where keypoints give none (default yunet)")
+    p.add_argument("--speakers", choices=list(SPEAKER_EVIDENCE), default="auto",
+                   help="who-speaks evidence: asd = LR-ASD (its weights must be found), lips = lip activity; "
+                        "default auto: asd when its weights are found")
+    p.add_argument("--asd-model", default="lr_asd", help="LR-ASD weights: a path or a known name")
+    add_asd_precision(p)
+    add_diarizer_options(p)
+    p.add_argument("--min-seconds", type=float, default=defaults.min_seconds,
+                   help=f"least clip length (default {defaults.min_seconds:g}, the paper's)")
+    p.add_argument("--max-seconds", type=float, default=defaults.max_seconds,
+                   help=f"longer runs are cut into clips at most this long (default {defaults.max_seconds:g})")
+    p.add_argument("--min-face", type=float, default=defaults.min_face_px_1080p,
+                   help=f"least mean face size, px at 1080p (default {defaults.min_face_px_1080p:g}, the paper's)")
+    p.add_argument("--max-camera-motion", type=float, default=defaults.max_camera_motion,
+                   help="most background motion, frame widths per second (default "
+                        f"{defaults.max_camera_motion:g})")
+    p.add_argument("--frames", action="store_true", help="also write each clip's frames as frames/*.png")
+    p.add_argument("--backend", choices=["local", "ray"], default="local",
+                   help="local processes, or Ray tasks (pip install mit-covog[cluster])")
+    p.add_argument("--ray-address", default=None, help="a running Ray cluster (default $RAY_ADDRESS, else a local "
+                                                       "one with --workers CPUs)")
+    p.set_defaults(run=_annotate)
+
+
+def _annotate(args) -> int:
+    import logging
+
+    from mit_annotator.dataset.clips import SelectionConfig
+    from mit_annotator.pipeline.annotate import AnnotateSettings
+    from mit_annotator.pipeline.batch import BatchOptions, find_videos, parse_shard, run_batch, summary_lines
+
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    selection = SelectionConfig(people=tuple(args.people), min_seconds=args.min_seconds, max_seconds=args.max_seconds,
+                                min_face_px_1080p=args.min_face, max_camera_motion=args.max_camera_motion)
+    settings = AnnotateSettings(models_dir=str(args.models) if args.models else None, det_model=args.det_model,
+                                pose_model=args.pose_model, faces=args.faces, speakers=args.speakers,
+                                asd_model=args.asd_model, asd_precision=args.asd_precision, diarizer=args.diarizer,
+                                device=args.device,
+                                det_threshold=args.det_threshold,
+                                selection=selection)
+    jobs = find_videos(args.input, args.source)
+    options = BatchOptions(settings=settings, workers=args.workers, shard=parse_shard(args.shard),
+                           retry_failed=args.retry_failed, frames=args.frames, backend=args.backend,
+                           ray_address=args.ray_address)
+    summary = run_batch(jobs, args.out, options)
+    for line in summary_lines(summary, args.out):
+        print(line)
+    return 1 if summary.failed else 0  # scripts see when videos failed
+
+
+def _add_report(commands) -> None:
+    p = commands.add_parser("report", help="what an annotated dataset holds (JSON, PNG and SVG)",
+                            description="Hours, clips per people count, clip lengths, speaking ratio per person, "
+                                        "face sizes and rejection reasons of a dataset that annotate wrote; printed, "
+                                        "and written as report.json, report.png and report.svg.")
+    p.add_argument("dataset", type=Path)
+    p.add_argument("--out", type=output_folder, default=None,
+                   help="folder for report.json, .png and .svg (default: the dataset)")
+    p.set_defaults(run=_report)
+
+
+def _report(args) -> int:
+    from mit_annotator.dataset.report import report_lines, write_report
+
+    report, json_path, png_path = write_report(args.dataset, args.out)
+    for line in report_lines(report):
+        print(line)
+    print(f"-> {json_path}, {png_path}")
+    return 0
