@@ -39,7 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from covog.loaders.checkpoints import CheckpointError, convert  # torch and diffusers load slowly: not for --help
+    from covog.loaders.checkpoint_files import CheckpointError
+    from covog.loaders.checkpoints import convert  # torch and diffusers load slowly: not for --help
     from covog.models.model import ModelFolderError, check_model_folder_target
 
     try:

@@ -10,15 +10,9 @@ import torch
 from conftest import SHARED_DATA
 
 from covog.convert import main
-from covog.loaders.checkpoints import (
-    REFERENCE_OUTPUT_KEYS,
-    CheckpointError,
-    convert,
-    kind_of_file,
-    load_state_dict,
-    pose_encoder_keys,
-    unet3d_key_to_diffusers,
-)
+from covog.loaders.checkpoint_files import CheckpointError, load_state_dict
+from covog.loaders.checkpoints import REFERENCE_OUTPUT_KEYS, convert, kind_of_file
+from covog.loaders.key_rules import pose_encoder_keys, unet3d_key_to_diffusers
 from covog.models.model import CovOGModel
 from covog.models.pose_encoder import MultiHumanPoseEncoder
 

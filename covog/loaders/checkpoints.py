@@ -36,32 +36,26 @@ from pathlib import Path
 
 import torch
 
+from covog.loaders.checkpoint_files import (
+    CheckpointError,
+    first_line,
+    load_state_dict,
+)
+from covog.loaders.key_rules import (
+    ACCELERATE_PREFIXES,
+    CONTROLNET_PREFIX,
+    pose_encoder_keys,
+    split_accelerate,
+    split_audio,
+    strip_ddp_prefix,
+    unet3d_key_to_diffusers,
+)
 from covog.models.configs import configs
 from covog.models.model import COMPONENTS, CovOGModel, build_component
 
-TORCH_SUFFIXES = (".pth", ".pt", ".bin", ".ckpt")
-CHECKPOINT_SUFFIXES = (".safetensors", *TORCH_SUFFIXES)
-
-ACCELERATE_PREFIXES = ("reference_unet", "denoising_unet", "pose_guider", "pose_adaptor")
 ACCELERATE_FILES = ("pytorch_model.bin", "model.safetensors")
-DDP_PREFIX = "module."
-AUDIO_PREFIXES = ("audio_proj.", "audio_down_module.", "audio_up_module.")
-CONTROLNET_PREFIX = "controlnet_cond_embedding."
-CONTROLNET_ZEROED = "conv_out."  # a ControlNet's conditioning output is not taken: the pose guider starts at zero
-GUIDER_PREFIX = "guider."
 REFERENCE_OUTPUT_KEYS = ("conv_norm_out.weight", "conv_norm_out.bias", "conv_out.weight", "conv_out.bias")
 
-# Moore/AnimateDiff motion-module names -> diffusers' (README rule 3); indices are unchanged
-MOTION_RENAMES = (
-    (".temporal_transformer.", "."),
-    (".attention_blocks.0.", ".attn1."),
-    (".attention_blocks.1.", ".attn2."),
-    (".norms.0.", ".norm1."),
-    (".norms.1.", ".norm2."),
-    (".ff_norm.", ".norm3."),
-)
-KEPT_PE = ".attention_blocks.0.pos_encoder.pe"
-DUPLICATE_PE = ".attention_blocks.1.pos_encoder.pe"  # the same sinusoid table again; diffusers keeps one
 
 # Moore / CovOG training file names, optionally with the training step: reference_unet-26560.pth
 CHECKPOINT_NAME = re.compile(r"^(reference_unet|denoising_unet|motion_module|pose_guider|pose_adaptor)"
@@ -92,10 +86,6 @@ WHERE_FROM = {
 }
 
 
-class CheckpointError(ValueError):
-    """A checkpoint that cannot be read safely or does not fit the model; the message names the file and key."""
-
-
 @dataclass
 class Piece:
     """Weights for one component from one source, already under the component's own key names."""
@@ -121,121 +111,6 @@ class LoadReport:
         line = (f"{self.component:<15} loaded {self.loaded:>5}  missing {len(self.missing):>4}  "
                 f"unexpected {len(self.unexpected):>3}  from {', '.join(self.sources) or 'nothing (fresh init)'}")
         return "\n".join([line, *(f"    {note}" for note in self.notes)])
-
-
-# ---------------------------------------------------------------------------------------------- reading files
-
-def load_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
-    """A flat {key: tensor} from a .safetensors file, or from a .pth/.pt/.bin/.ckpt pickle read weights-only."""
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"{path}: no such checkpoint file")
-    if path.suffix not in CHECKPOINT_SUFFIXES:
-        raise CheckpointError(f"{path}: not a checkpoint (expected one of {', '.join(CHECKPOINT_SUFFIXES)})")
-    if path.suffix == ".safetensors":
-        return _read_safetensors(path)
-    return _flat_tensors(_read_pickle(path), path)
-
-
-def _read_safetensors(path: Path) -> dict[str, torch.Tensor]:
-    from safetensors.torch import load_file
-
-    try:
-        return load_file(path, device="cpu")
-    except Exception as error:  # safetensors raises its own error types for any malformed file
-        raise CheckpointError(f"{path}: not a readable safetensors file ({_first_line(error)})") from None
-
-
-def _read_pickle(path: Path) -> object:
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # weights-only refusals, truncated or foreign files: all mean "not plain weights"
-        refused = re.search(r"GLOBAL (\S+)", str(error))  # the object it would not build
-        if refused:
-            raise CheckpointError(f"{path}: refused, it pickles {refused[1]}, which is not a tensor; only plain "
-                                  "weights are loaded from pickles, never code or custom objects") from None
-        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({type(error).__name__}: "
-                              f"{_first_line(error)})") from None
-
-
-def _flat_tensors(content: object, path: Path) -> dict[str, torch.Tensor]:
-    if isinstance(content, Mapping) and isinstance(content.get("state_dict"), Mapping):
-        content = content["state_dict"]  # AnimateDiff / Lightning wrapper; its siblings are training metadata
-    if not isinstance(content, Mapping):
-        raise CheckpointError(f"{path}: holds a {type(content).__name__}, not a mapping of names to tensors")
-    for key, value in content.items():
-        if not isinstance(key, str) or not isinstance(value, torch.Tensor):
-            raise CheckpointError(f"{path}: key {key!r} holds a {type(value).__name__}, not a tensor; only flat "
-                                  "state dicts of tensors are accepted")
-    return dict(content)
-
-
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
-
-
-# ---------------------------------------------------------------------------------------------- key rules
-
-def strip_ddp_prefix(state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Drop the `module.` that DistributedDataParallel puts in front of every key (only if every key has it)."""
-    if state_dict and all(key.startswith(DDP_PREFIX) for key in state_dict):
-        return {key[len(DDP_PREFIX):]: value for key, value in state_dict.items()}
-    return dict(state_dict)
-
-
-def split_accelerate(state_dict: Mapping[str, torch.Tensor], source: str) -> dict[str, dict[str, torch.Tensor]]:
-    """accelerate's whole-Net state dict -> {submodule: its unprefixed state dict}."""
-    parts: dict[str, dict[str, torch.Tensor]] = {}
-    strays = []
-    for key, value in strip_ddp_prefix(state_dict).items():
-        prefix, _, rest = key.partition(".")
-        if prefix in ACCELERATE_PREFIXES and rest:
-            parts.setdefault(prefix, {})[rest] = value
-        else:
-            strays.append(key)
-    if strays:
-        raise CheckpointError(f"{source}: {len(strays)} keys outside the known submodules "
-                              f"{', '.join(ACCELERATE_PREFIXES)}, e.g. {strays[0]!r}")
-    return parts
-
-
-def motion_key_to_diffusers(key: str) -> str | None:
-    """A Moore/AnimateDiff motion-module key -> diffusers' MotionAdapter/UNetMotionModel key; None for the
-    duplicate positional table. diffusers keys come back unchanged."""
-    if key.endswith(DUPLICATE_PE):
-        return None
-    if key.endswith(KEPT_PE):
-        key = key[: -len(KEPT_PE)] + ".pos_embed.pe"
-    for old, new in MOTION_RENAMES:
-        key = key.replace(old, new)
-    return key
-
-
-def unet3d_key_to_diffusers(key: str) -> str | None:
-    """A Moore/CovOG 3D-UNet key -> UNetMotionModel key: spatial keys are diffusers' already."""
-    return motion_key_to_diffusers(key) if ".motion_modules." in key else key
-
-
-def split_audio(state_dict: Mapping[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
-    """CovOG's stage-2 UNet state dict -> (the UNet's own keys, the audio driver's keys)."""
-    unet, audio = {}, {}
-    for key, value in state_dict.items():
-        (audio if key.startswith(AUDIO_PREFIXES) else unet)[key] = value
-    return unet, audio
-
-
-def pose_encoder_keys(state_dict: Mapping[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], list[str]]:
-    """PoseGuider keys (or a ControlNet's `controlnet_cond_embedding.*`) -> MultiHumanPoseEncoder keys, and the
-    keys left out (the rest of a ControlNet, and its conv_out: as AnimateAnyone's and CovOG's training do, a guider
-    taken from a ControlNet keeps a zero conv_out, so it adds nothing until trained)."""
-    if not any(key.startswith(CONTROLNET_PREFIX) for key in state_dict):
-        return {GUIDER_PREFIX + key: value for key, value in state_dict.items()}, []
-    embedding = {key[len(CONTROLNET_PREFIX):]: v for key, v in state_dict.items() if key.startswith(CONTROLNET_PREFIX)}
-    zeroed = {key: torch.zeros_like(v) for key, v in embedding.items() if key.startswith(CONTROLNET_ZEROED)}
-    dropped = [key for key in state_dict if not key.startswith(CONTROLNET_PREFIX) or
-               key[len(CONTROLNET_PREFIX):] in zeroed]
-    return {GUIDER_PREFIX + key: value for key, value in {**embedding, **zeroed}.items()}, dropped
 
 
 # ---------------------------------------------------------------------------------------------- sources -> pieces
@@ -327,7 +202,7 @@ def _pretrained(cls, folder: Path, subfolder: str | None = None):
             raise CheckpointError(f"{where}: refused, its weights file pickles objects that are not plain tensors; "
                                   "only plain weights are loaded, never code or custom objects") from None
         raise CheckpointError(f"{where}: cannot load a {cls.__name__} from it ({type(error).__name__}: "
-                              f"{_first_line(error)})") from None
+                              f"{first_line(error)})") from None
     if info.get("missing_keys") or info.get("mismatched_keys"):
         bad = sorted(info.get("missing_keys") or []) + sorted(str(k) for k in info.get("mismatched_keys") or [])
         raise CheckpointError(f"{where}: {len(bad)} weights of {cls.__name__} missing or mismatched, e.g. {bad[0]}")
