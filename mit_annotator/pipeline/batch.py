@@ -29,7 +29,6 @@ import logging
 import os
 import re
 import shutil
-import sys
 import time
 import zlib
 from collections.abc import Iterable, Iterator
@@ -42,6 +41,7 @@ from mit_annotator.core.documents import FORMAT_VERSION, FormatError, read_docum
 from mit_annotator.dataset.layout import CLIP_NAME
 from mit_annotator.dataset.manifest import MANIFEST, manifest_document
 from mit_annotator.pipeline.annotate import AnnotateSettings, Annotator
+from mit_annotator.pipeline.progress import BatchProgress
 from mit_annotator.pipeline.video_job import (
     BOOKKEEPING,
     DONE,
@@ -216,7 +216,7 @@ def _run_locked(inputs: list[VideoJob], out: Path, options: BatchOptions, starte
         summary.video_seconds += (result.get("media") or {}).get("seconds", 0.0)
 
     if todo:
-        with _progress_bar(len(todo), options.progress) as bar:
+        with BatchProgress(len(todo), options.progress) as bar:
             if options.backend == "ray":
                 from mit_annotator.pipeline.cluster import run_on_ray
 
@@ -432,45 +432,6 @@ def _drain(messages, bar) -> None:
         except queue.Empty:
             return
         bar.stage(key, stage, done, total)
-
-
-class _progress_bar:
-    """One tqdm bar over the batch's videos; its postfix names the videos in work and their stage."""
-
-    def __init__(self, total: int, enabled: bool):
-        self.total, self.enabled = total, enabled
-        self.current: dict[str, str] = {}
-        self.last = 0.0
-
-    def __enter__(self):
-        from tqdm import tqdm
-
-        self.bar = tqdm(total=self.total, unit="video", desc="annotate", disable=not self.enabled, file=sys.stderr)
-        return self
-
-    def __exit__(self, *exc):
-        self.bar.close()
-
-    def start(self, job: VideoJob) -> None:
-        self.stage(job.key, "start", 0, 1)
-
-    def finish(self, job: VideoJob) -> None:
-        self.current.pop(job.key, None)
-        self.bar.update(1)
-        self._show(force=True)
-
-    def stage(self, key: str, stage: str, done: int, total: int) -> None:
-        self.current[key] = stage if stage in ("start", "probe", "select", "diarize") else f"{stage} {done}/{total}"
-        self._show()
-
-    def reporter(self, job: VideoJob):
-        return lambda stage, done, total: self.stage(job.key, stage, done, total)
-
-    def _show(self, force: bool = False) -> None:
-        now = time.monotonic()
-        if force or now - self.last > 0.2:
-            self.bar.set_postfix_str("; ".join(f"{k}: {v}" for k, v in self.current.items()), refresh=True)
-            self.last = now
 
 
 def summary_lines(summary: BatchSummary, out: Path) -> Iterable[str]:
