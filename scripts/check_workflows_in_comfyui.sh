@@ -85,9 +85,9 @@ grep -E "ComfyUI-MIT-CovOG|IMPORT FAILED" "$OUT/quick_test.log" || true
 ! grep -q "IMPORT FAILED" "$OUT/quick_test.log"
 echo "quick test: $(( $(date +%s) - start )) s"
 
-step "ComfyUI's own validate_prompt on every workflow (tests/test_workflows.py)"
+step "ComfyUI's own validate_prompt on every workflow (tests/pack/test_workflows.py)"
 (cd "$PACK" && COMFYUI_PATH="$COMFY" COMFYUI_PYTHON="$PY" HF_HUB_OFFLINE=1 CUDA_VISIBLE_DEVICES="" \
-    .venv/bin/python -m pytest -q tests/test_workflows.py -k own_prompt)
+    .venv/bin/python -m pytest -q tests/pack/test_workflows.py -k own_prompt)
 
 step "the server"
 (cd "$COMFY" && exec "$PY" main.py --cpu --listen 127.0.0.1 --port "$PORT") > "$OUT/server.log" 2>&1 &

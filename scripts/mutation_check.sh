@@ -18,38 +18,38 @@ cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 
 declare -A TESTS=(  # module -> the test files that cover it
-  [mit_annotator/vision/tracking.py]="tests/test_tracking.py"
-  [mit_annotator/audio/diarization.py]="tests/test_diarization.py"
-  [mit_annotator/speakers/assignment.py]="tests/test_assignment_rules.py"
-  [mit_annotator/speakers/lips.py]="tests/test_lips.py"
+  [mit_annotator/vision/tracking.py]="tests/vision/test_tracking.py"
+  [mit_annotator/audio/diarization.py]="tests/audio/test_diarization.py"
+  [mit_annotator/speakers/assignment.py]="tests/speakers/test_assignment_rules.py"
+  [mit_annotator/speakers/lips.py]="tests/speakers/test_lips.py"
   # the sampler without its four slowest tests (a minute each per mutant here); they cover stitching, which the
   # next-window and blend tests cover too
-  [covog/pipeline/sampler.py]="tests/test_sampler.py --deselect tests/test_sampler.py::test_windows_without_overlap \
-    --deselect tests/test_sampler.py::test_windows_stitch_to_the_requested_length \
-    --deselect tests/test_sampler.py::test_the_same_seed_gives_the_same_frames \
-    --deselect tests/test_sampler.py::test_a_model_loaded_in_bfloat16_generates"
+  [covog/pipeline/sampler.py]="tests/covog/test_sampler.py --deselect tests/covog/test_sampler.py::test_windows_without_overlap \
+    --deselect tests/covog/test_sampler.py::test_windows_stitch_to_the_requested_length \
+    --deselect tests/covog/test_sampler.py::test_the_same_seed_gives_the_same_frames \
+    --deselect tests/covog/test_sampler.py::test_a_model_loaded_in_bfloat16_generates"
   # the audio driver: its own tests (the sampler's run every network for minutes per mutant)
-  [covog/models/audio_driver.py]="tests/test_covog_model.py::test_the_audio_driver_has_covogs_checkpoint_layout \
-    tests/test_covog_model.py::test_audio_projection_shapes \
-    tests/test_covog_model.py::test_one_persons_score_changes_each_block_only_inside_their_face \
-    tests/test_covog_model.py::test_one_persons_own_audio_changes_each_block_only_inside_their_face \
-    tests/test_covog_model.py::test_the_mixed_track_behaves_as_the_paper \
-    tests/test_covog_model.py::test_a_fresh_audio_block_is_exactly_the_identity \
-    tests/test_covog_model.py::test_an_untrained_audio_driver_is_skipped \
-    tests/test_covog_model.py::test_the_trained_flag_is_saved_with_the_model \
-    tests/test_covog_model.py::test_face_masks_of_the_wrong_size_are_refused \
-    tests/test_covog_model.py::test_one_persons_audio_changes_the_final_output \
-    tests/test_covog_model.py::test_audio_rows_must_match_the_frames \
-    tests/test_covog_model.py::test_each_audio_block_computes_the_published_arithmetic_biases_included"
-  [covog/train.py]="tests/test_train.py tests/test_covog_eval_training.py"
+  [covog/models/audio_driver.py]="tests/covog/test_covog_model.py::test_the_audio_driver_has_covogs_checkpoint_layout \
+    tests/covog/test_covog_model.py::test_audio_projection_shapes \
+    tests/covog/test_covog_model.py::test_one_persons_score_changes_each_block_only_inside_their_face \
+    tests/covog/test_covog_model.py::test_one_persons_own_audio_changes_each_block_only_inside_their_face \
+    tests/covog/test_covog_model.py::test_the_mixed_track_behaves_as_the_paper \
+    tests/covog/test_covog_model.py::test_a_fresh_audio_block_is_exactly_the_identity \
+    tests/covog/test_covog_model.py::test_an_untrained_audio_driver_is_skipped \
+    tests/covog/test_covog_model.py::test_the_trained_flag_is_saved_with_the_model \
+    tests/covog/test_covog_model.py::test_face_masks_of_the_wrong_size_are_refused \
+    tests/covog/test_covog_model.py::test_one_persons_audio_changes_the_final_output \
+    tests/covog/test_covog_model.py::test_audio_rows_must_match_the_frames \
+    tests/covog/test_covog_model.py::test_each_audio_block_computes_the_published_arithmetic_biases_included"
+  [covog/train.py]="tests/covog/test_train.py tests/covog/test_covog_eval_training.py"
   # (its one-line error test reads stderr, where mutmut's own logging lands)
-  [covog/loaders/checkpoints.py]="tests/test_checkpoints.py \
-    --deselect tests/test_checkpoints.py::test_the_command_line_reports_bad_input_in_one_line"
+  [covog/loaders/checkpoints.py]="tests/covog/test_checkpoints.py \
+    --deselect tests/covog/test_checkpoints.py::test_the_command_line_reports_bad_input_in_one_line"
   # the nodes: the tests that run them in this process (mutmut cannot see into the pack loaded in a subprocess)
-  [nodes]="tests/test_covog_nodes.py tests/test_covog_stage_nodes.py tests/test_binding.py \
-    tests/test_nodes_progress.py tests/test_node_settings.py tests/test_node_widgets.py \
-    tests/test_evaluate.py::test_the_evaluate_node_scores_the_images_against_the_schedule \
-    tests/test_who_speaks_real.py::test_the_assign_speakers_node_uses_the_model_on_the_images"
+  [nodes]="tests/nodes/test_covog_nodes.py tests/nodes/test_covog_stage_nodes.py tests/speakers/test_binding.py \
+    tests/nodes/test_nodes_progress.py tests/nodes/test_node_settings.py tests/nodes/test_node_widgets.py \
+    tests/covog/test_evaluate.py::test_the_evaluate_node_scores_the_images_against_the_schedule \
+    tests/speakers/test_who_speaks_real.py::test_the_assign_speakers_node_uses_the_model_on_the_images"
 )
 ORDER=(mit_annotator/vision/tracking.py mit_annotator/audio/diarization.py mit_annotator/speakers/assignment.py mit_annotator/speakers/lips.py
        covog/pipeline/sampler.py covog/models/audio_driver.py covog/train.py covog/loaders/checkpoints.py nodes)

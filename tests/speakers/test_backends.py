@@ -96,9 +96,9 @@ def test_an_unknown_backend_is_named_with_the_choices():
 
 
 def test_a_registered_active_speaker_model_decides_who_speaks(standins, speech):
-    from mit_annotator.synthetic import ConversationSpec, synthesize_conversation
-
     import standin_truth
+
+    from mit_annotator.synthetic import ConversationSpec, synthesize_conversation
 
     conversation = synthesize_conversation(ConversationSpec(num_people=2, seconds=8.0, width=320, height=192,
                                                             seed=3), speech)

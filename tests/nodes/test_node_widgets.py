@@ -1,14 +1,15 @@
 """The nodes' inputs and outputs as a saved workflow sees them. ComfyUI stores a node's widget values by position and
 its links by output slot: a renamed, reordered or removed input, a new default or range, or another output order
 changes what a user's saved workflow means. node_widgets.json holds the pack's interface (tooltips aside); after a
-deliberate change, rewrite it with `python tests/test_node_widgets.py` and update the workflows and the README."""
+deliberate change, rewrite it with `python tests/nodes/test_node_widgets.py` and update the workflows and the README."""
 
 import json
 import sys
 from pathlib import Path
 
-SNAPSHOT = Path(__file__).with_name("node_widgets.json")
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+ROOT = Path(__file__).resolve().parents[2]
+SNAPSHOT = ROOT / "tests" / "node_widgets.json"
+sys.path.insert(0, str(ROOT))
 
 
 def interface() -> dict:

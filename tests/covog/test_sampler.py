@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 import torch
-from test_covog_model import perturb
+from tiny_covog import perturb
 
 import covog.pipeline.sampler as sampler
 from covog.models.encoders import audio_features, clip_image_embedding

@@ -6,6 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from conftest import SHARED_DATA
+from tiny_covog import perturb
 
 from covog.models import reference_attention
 from covog.models.audio_driver import (
@@ -20,19 +21,6 @@ from covog.models.model import CovOGModel, ModelFolderError
 
 LAYOUTS = SHARED_DATA / "checkpoint-layouts"
 FRAMES, PEOPLE, LATENT = 3, 2, (8, 16)  # latent size: 64x128 pixels
-
-
-def perturb(model: CovOGModel, seed=0) -> CovOGModel:
-    """Give the zero-initialised weights (audio face convs and outputs, pose encoder outputs, motion outputs) random
-    values and mark the audio driver trained, as a trained model has: a fresh model's audio driver and pose encoders
-    add exactly nothing."""
-    torch.manual_seed(seed)
-    for module in model.modules.values():
-        for p in module.parameters():
-            if p.ndim > 1 and not p.any():
-                torch.nn.init.normal_(p, std=0.05)
-    model.audio_driver.mark_trained()
-    return model
 
 
 @pytest.fixture(scope="module")

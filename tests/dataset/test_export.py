@@ -6,7 +6,7 @@ import json
 
 import cv2
 import numpy as np
-from test_skeleton import JOINT_COLOURS, LIMB_COLOURS_DIMMED, person
+from skeleton_colours import JOINT_COLOURS, LIMB_COLOURS_DIMMED, person
 
 from mit_annotator.core import keypoints as kp
 from mit_annotator.core.records import PersonTrack, VideoTracks

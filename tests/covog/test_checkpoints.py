@@ -512,8 +512,9 @@ def save_moore_release(model, folder):
 def test_a_model_converted_with_a_random_audio_driver_ignores_the_audio(base_folder, tmp_path):
     """Before stage 2 trains it, the audio driver changes nothing: the UNet's output is the same with and without it,
     and the frames are the same whatever the audio and the speaking scores."""
-    from test_covog_model import conditioning, latents, perturb
+    from test_covog_model import conditioning, latents
     from test_sampler import make_conditions
+    from tiny_covog import perturb
 
     from covog.models.denoiser import denoise
     from covog.pipeline.sampler import SamplerSettings, generate

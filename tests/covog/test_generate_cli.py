@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from test_covog_model import perturb
+from tiny_covog import perturb
 
 from covog import generate as cli
 from covog.models.encoders import audio_features

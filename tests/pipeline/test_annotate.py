@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from annotate_inputs import conversation, corrupt, link, panning, save_video, shot_cut, without_audio
 from conftest import MODELS, PACK_ROOT, shared_path
-from test_covog_model import perturb
+from tiny_covog import perturb
 
 import covog.train as train
 from covog.models.model import CovOGModel

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import MODELS, SHARED_DATA, shared_path
+from conftest import MODELS, PACK_ROOT, SHARED_DATA, shared_path
 
 from mit_annotator.core import media
 from mit_annotator.core.records import PersonTrack, VideoTracks
@@ -297,7 +297,7 @@ def calibration_clips():
     import importlib.util
 
     shared_path("video", INTERACT.name)  # the shared data must be there (a failure under CI, else a skip)
-    spec = importlib.util.spec_from_file_location("calibrate", Path(__file__).parents[1] / "scripts" /
+    spec = importlib.util.spec_from_file_location("calibrate", PACK_ROOT / "scripts" /
                                                   "calibrate_lr_asd_int8.py")
     script = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(script)

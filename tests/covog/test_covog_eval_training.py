@@ -1,5 +1,5 @@
 """The two training options the learning proof (benchmarks/learning_proof.py) uses: stage 2 without the audio driver
-(its ablation) and torch's fused AdamW; tiny model, tiny synthetic clips, as tests/test_train.py."""
+(its ablation) and torch's fused AdamW; tiny model, tiny synthetic clips, as tests/covog/test_train.py."""
 
 import numpy as np
 import pytest
