@@ -8,9 +8,10 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
+from mit_annotator.core.media import SAMPLE_RATE
 from mit_annotator.core.models import ACTIVE_SPEAKER_FOLDER, COMFY_FOLDER, KNOWN_MODELS, SEGMENTATION_FOLDER
 
-AUDIO_RATE = 16000  # what the diarizer and wav2vec2 read
+AUDIO_RATE = SAMPLE_RATE  # what the diarizer and wav2vec2 read
 
 
 def progress_callback(total: int) -> Callable[[int, int], None]:
@@ -231,6 +232,16 @@ def check_people(tracks) -> None:
         raise ValueError(f"no people in the tracks ({tracks.num_frames} frames of {tracks.width}x{tracks.height}): "
                          "nobody was found, so there is no one to annotate or animate. Check the detector's "
                          "threshold and that people are in view")
+
+
+def check_images(images, tracks) -> None:
+    """Images used with tracks must be the frames the tracks were made from: their count and size."""
+    if images.ndim != 4 or images.shape[-1] != 3:
+        raise ValueError(f"images must be a batch of RGB frames (F, H, W, 3), got shape {tuple(images.shape)}")
+    if images.shape[0] != tracks.num_frames or (images.shape[2], images.shape[1]) != (tracks.width, tracks.height):
+        raise ValueError(f"the tracks were made for {tracks.num_frames} frames of {tracks.width}x{tracks.height}, "
+                         f"the images are {images.shape[0]} frames of {images.shape[2]}x{images.shape[1]}: give "
+                         "the frames the tracks came from")
 
 
 def interrupt_check() -> Callable[[], bool]:

@@ -20,6 +20,7 @@ from mit_annotator.dataset.layout import clip_folder_name
 from .comfy_bridge import (
     audio_to_mono_16k,
     check_audio_covers,
+    check_images,
     check_people,
     comfy_models_dir,
     confined_path,
@@ -76,8 +77,7 @@ class ExportClip:
     def export(self, images, audio, tracks, speaking, folder, source, video_name, write_frames, diarization=None):
         check_people(tracks)
         check_speaking_matches(speaking, tracks)
-        if images.shape[0] != tracks.num_frames:
-            raise ValueError(f"the tracks cover {tracks.num_frames} frames, the images are {images.shape[0]}")
+        check_images(images, tracks)
         for name, value in (("source", source), ("video_name", video_name)):
             if not value or any(not (c.isalnum() or c == "-") for c in value):
                 raise ValueError(f"{name} {value!r}: use letters, digits and '-' (it names the clip folder)")

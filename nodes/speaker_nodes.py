@@ -25,6 +25,7 @@ from .comfy_bridge import (
     active_speaker_choices,
     audio_to_mono_16k,
     check_audio_covers,
+    check_images,
     check_people,
     frames_to_image,
     image_to_frames,
@@ -241,15 +242,6 @@ class FrameReader:
 
     def __getitem__(self, index: int) -> np.ndarray:
         return (self.images[index].clamp(0, 1) * 255).round().byte().cpu().numpy()
-
-
-def check_images(images, tracks) -> None:
-    if images.ndim != 4 or images.shape[-1] != 3:
-        raise ValueError(f"images must be a batch of RGB frames (F, H, W, 3), got shape {tuple(images.shape)}")
-    if images.shape[0] != tracks.num_frames or (images.shape[2], images.shape[1]) != (tracks.width, tracks.height):
-        raise ValueError(f"the tracks were made for {tracks.num_frames} frames of {tracks.width}x{tracks.height}; "
-                         f"the images are {images.shape[0]} frames of {images.shape[2]}x{images.shape[1]}: give "
-                         "the frames the tracks came from")
 
 
 def scores_for(active_speakers: dict, tracks) -> dict[int, np.ndarray]:

@@ -21,6 +21,7 @@ from mit_annotator.vision.shots import ShotDetector
 from mit_annotator.vision.tracking import TrackerConfig, track_people
 
 from .comfy_bridge import (
+    check_images,
     comfy_models_dir,
     frames_to_image,
     image_to_frames,
@@ -99,11 +100,7 @@ class DrawTracks:
         return {"required": {"images": ("IMAGE",), "tracks": ("MIT_TRACKS",)}}
 
     def draw(self, images, tracks):
-        if images.shape[0] != tracks.num_frames or (images.shape[2], images.shape[1]) != (tracks.width,
-                                                                                          tracks.height):
-            raise ValueError(f"the tracks were made for {tracks.num_frames} frames of {tracks.width}x"
-                             f"{tracks.height}, the images are {images.shape[0]} frames of "
-                             f"{images.shape[2]}x{images.shape[1]}")
+        check_images(images, tracks)
         drawn = np.stack([draw_people(frame, tracks, k) for k, frame in enumerate(image_to_frames(images))])
         return (frames_to_image(drawn),)
 
