@@ -41,7 +41,7 @@ declare -A TESTS=(  # module -> the test files that cover it
     tests/covog/test_covog_model.py::test_one_persons_audio_changes_the_final_output \
     tests/covog/test_covog_model.py::test_audio_rows_must_match_the_frames \
     tests/covog/test_covog_model.py::test_each_audio_block_computes_the_published_arithmetic_biases_included"
-  [covog/train.py]="tests/covog/test_train.py tests/covog/test_covog_eval_training.py"
+  [covog/training/trainer.py]="tests/covog/test_train.py tests/covog/test_covog_eval_training.py"
   # (its one-line error test reads stderr, where mutmut's own logging lands)
   [covog/loaders/checkpoints.py]="tests/covog/test_checkpoints.py \
     --deselect tests/covog/test_checkpoints.py::test_the_command_line_reports_bad_input_in_one_line"
@@ -52,7 +52,7 @@ declare -A TESTS=(  # module -> the test files that cover it
     tests/speakers/test_who_speaks_real.py::test_the_assign_speakers_node_uses_the_model_on_the_images"
 )
 ORDER=(mit_annotator/vision/tracking.py mit_annotator/audio/diarization.py mit_annotator/speakers/assignment.py mit_annotator/speakers/lips.py
-       covog/pipeline/sampler.py covog/models/audio_driver.py covog/train.py covog/loaders/checkpoints.py nodes)
+       covog/pipeline/sampler.py covog/models/audio_driver.py covog/training/trainer.py covog/loaders/checkpoints.py nodes)
 MODULES=("$@")
 [ ${#MODULES[@]} -gt 0 ] || MODULES=("${ORDER[@]}")
 for module in "${MODULES[@]}"; do

@@ -6,9 +6,9 @@ import pytest
 import torch
 from test_train import FAST, changed_parameters, clips, losses, model, model_folder, names, run  # noqa: F401
 
-import covog.train as train
 from covog.models.denoiser import denoise
 from covog.models.model import CovOGModel
+from covog.training import trainer
 
 
 def test_stage2_without_the_audio_driver_trains_the_motion_modules_alone(clips, tmp_path, capsys):  # noqa: F811
@@ -17,18 +17,18 @@ def test_stage2_without_the_audio_driver_trains_the_motion_modules_alone(clips, 
     folder = CovOGModel.random("tiny").save(tmp_path / "fresh")
     out = tmp_path / "out"
     calls = []
-    original = train.denoise
+    original = trainer.denoise
 
     def spy(unet, audio_driver, *args):
         calls.append((audio_driver, args[-1]))
         return original(unet, audio_driver, *args)
 
-    train.denoise = spy
+    trainer.denoise = spy
     try:
         code, stdout, err = run(capsys, "--stage", 2, "--data", clips, "--model", folder, "--out", out, "--steps", 2,
                                 "--clip-frames", 4, "--no-audio-driver", *FAST)
     finally:
-        train.denoise = original
+        trainer.denoise = original
     assert code == 0, err
     assert len(losses(stdout)) == 2 and all(np.isfinite(losses(stdout)))
     assert calls and all(driver is None and audio is None for driver, audio in calls)
@@ -48,9 +48,9 @@ def test_the_ablation_is_the_same_training_without_the_driver(clips, model_folde
     nothing; the driver itself is left exactly as it was (and still marked trained, as it came)."""
     model = CovOGModel.load(model_folder)
     assert model.audio_driver.trained
-    net = train.TrainingNet(model, 2, train.Recipe(condition_dropout=0.0), audio_driver=False)
+    net = trainer.TrainingNet(model, 2, trainer.Recipe(condition_dropout=0.0), audio_driver=False)
     assert set(net.trained) == {"denoising_unet"} and not net.audio_driver
-    parameters = train.set_trainable(model, 2, audio_driver=False)
+    parameters = trainer.set_trainable(model, 2, audio_driver=False)
     assert {id(p) for p in parameters} == {id(p) for n, p in model.denoising_unet.named_parameters()
                                            if "motion_modules" in n}
     assert all(not p.requires_grad for p in model.audio_driver.parameters())
@@ -89,7 +89,7 @@ def test_fused_adamw_takes_the_same_steps_as_the_default():
     for fused in (False, True):
         layer = torch.nn.Linear(8, 4)
         layer.load_state_dict(start.state_dict())
-        optimizer = train.make_optimizer(list(layer.parameters()), 1e-2, 1, accelerator, fused=fused)
+        optimizer = trainer.make_optimizer(list(layer.parameters()), 1e-2, 1, accelerator, fused=fused)
         for _ in range(3):
             optimizer.zero_grad()
             layer(x).pow(2).mean().backward()
@@ -102,8 +102,8 @@ def test_fused_adamw_takes_the_same_steps_as_the_default():
 def test_make_optimizer_fused_flag():
     parameters = [torch.nn.Parameter(torch.zeros(3))]
     accelerator = type("A", (), {"device": torch.device("cpu"), "print": lambda self, *a: None})()
-    assert train.make_optimizer(parameters, 1e-4, 1, accelerator, fused=True).defaults["fused"] is True
-    assert not train.make_optimizer(parameters, 1e-4, 1, accelerator).defaults.get("fused")
+    assert trainer.make_optimizer(parameters, 1e-4, 1, accelerator, fused=True).defaults["fused"] is True
+    assert not trainer.make_optimizer(parameters, 1e-4, 1, accelerator).defaults.get("fused")
 
 
 @pytest.mark.parametrize("audio_driver", [True, False])
@@ -111,8 +111,8 @@ def test_training_net_runs_the_driver_only_when_asked(clips, model, audio_driver
     from test_train import one_batch
 
     seen = []
-    monkeypatch.setattr(train, "denoise", lambda unet, driver, *args: seen.append(driver) or denoise(unet, driver,
+    monkeypatch.setattr(trainer, "denoise", lambda unet, driver, *args: seen.append(driver) or denoise(unet, driver,
                                                                                                      *args))
-    net = train.TrainingNet(model, 2, train.Recipe(condition_dropout=0.0), audio_driver=audio_driver)
+    net = trainer.TrainingNet(model, 2, trainer.Recipe(condition_dropout=0.0), audio_driver=audio_driver)
     net(one_batch(clips, 2, model))
     assert seen == [model.audio_driver if audio_driver else None]

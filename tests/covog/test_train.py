@@ -17,6 +17,7 @@ from covog.models.denoiser import denoise
 from covog.models.encoders import audio_features
 from covog.models.model import CovOGModel
 from covog.pipeline.conditioning import PoseRenders
+from covog.training import trainer
 from covog.training.dataset import AUDIO_FEATURES_FILE, ConversationClips, EpochOrder, collate, frame_pair
 from mit_annotator.core import media
 from mit_annotator.core.records import SpeakingActivity, VideoTracks
@@ -266,10 +267,10 @@ def test_stage2_learns_a_fresh_audio_driver_and_marks_it_trained(clips, tmp_path
     assert not CovOGModel.load(folder).audio_driver.trained
     for source, reached in ((folder, {"proj_out"}), (out / "checkpoint-2", None)):
         model = CovOGModel.load(source)
-        train.set_trainable(model, 2)
+        trainer.set_trainable(model, 2)
         assert model.audio_driver.trained
         torch.manual_seed(1)
-        train.TrainingNet(model, 2, train.Recipe(condition_dropout=0.0))(one_batch(clips, 2, model)).backward()
+        trainer.TrainingNet(model, 2, trainer.Recipe(condition_dropout=0.0))(one_batch(clips, 2, model)).backward()
         with_gradient = {n for n, p in model.audio_driver.named_parameters() if p.grad is not None and p.grad.any()}
         if reached is None:
             assert with_gradient == names(model.audio_driver)
@@ -284,7 +285,7 @@ def test_min_snr_weights_are_the_published_ones(model):
     alphas = model.scheduler.alphas_cumprod[timesteps]
     snr = (alphas.sqrt() / (1 - alphas).sqrt()) ** 2 + 1
     expected = torch.stack([snr, 5.0 * torch.ones_like(snr)], dim=1).min(dim=1)[0] / snr
-    weights = train.min_snr_weights(model.scheduler, timesteps, 5.0)
+    weights = trainer.min_snr_weights(model.scheduler, timesteps, 5.0)
     torch.testing.assert_close(weights, expected)
     assert weights[-1] == 1.0  # zero-terminal SNR: the pure-noise step keeps its full weight
     assert weights[0] < 0.005 and weights[-3:].min() > 0.99
@@ -299,7 +300,7 @@ def one_batch(clips, stage, model, count=1):
 def step_loss(model, stage, batch, dropout=0.1, seed=0):
     torch.manual_seed(seed)
     with torch.no_grad():
-        return train.TrainingNet(model, stage, train.Recipe(condition_dropout=dropout))(batch)
+        return trainer.TrainingNet(model, stage, trainer.Recipe(condition_dropout=dropout))(batch)
 
 
 def noising_spy(model, monkeypatch):
@@ -309,7 +310,7 @@ def noising_spy(model, monkeypatch):
     real_add_noise = model.scheduler.add_noise
     monkeypatch.setattr(model.scheduler, "add_noise", lambda x, noise, t: noised.append((x, noise, t)) or
                         real_add_noise(x, noise, t))
-    monkeypatch.setattr(train, "denoise", lambda unet, driver, noisy, *rest: torch.zeros_like(noisy))
+    monkeypatch.setattr(trainer, "denoise", lambda unet, driver, noisy, *rest: torch.zeros_like(noisy))
     return noised
 
 
@@ -323,7 +324,7 @@ def test_the_loss_is_the_min_snr_weighted_v_prediction_error(clips, model, monke
     a = model.scheduler.alphas_cumprod[t].float()[:, None, None, None, None]
     v = a.sqrt() * noise - (1 - a).sqrt() * x0
     snr = a.flatten() / (1 - a.flatten())
-    weights = torch.minimum(snr + 1, torch.tensor(train.SNR_GAMMA)) / (snr + 1)
+    weights = torch.minimum(snr + 1, torch.tensor(trainer.SNR_GAMMA)) / (snr + 1)
     torch.testing.assert_close(loss, (v.pow(2).mean(dim=(1, 2, 3, 4)) * weights).mean(), rtol=1e-5, atol=1e-6)
 
 
@@ -334,7 +335,7 @@ def test_the_noise_offset_is_drawn_per_clip_and_channel(clips, model, monkeypatc
     batch = one_batch(clips, 2, model, count=2)
     torch.manual_seed(0)
     with torch.no_grad():
-        train.TrainingNet(model, 2, train.Recipe(noise_offset=1.0, condition_dropout=0.0))(batch)
+        trainer.TrainingNet(model, 2, trainer.Recipe(noise_offset=1.0, condition_dropout=0.0))(batch)
     noise = noised[0][1]
     means = noise.mean(dim=(2, 3, 4))  # (clips, channels): the offset plus the mean of the Gaussian part
     within = (noise - means[:, :, None, None, None]).std()  # the Gaussian part, about 1
@@ -348,7 +349,7 @@ def test_condition_dropout_keeps_the_pose(clips, model, monkeypatch, stage):
     """Dropout drops what the unconditional pass drops at sampling (CLIP, reference attention), never the pose: the
     sampler's unconditional rows keep it."""
     poses = []
-    monkeypatch.setattr(train, "denoise", lambda unet, driver, noisy, t, context, pose, *rest:
+    monkeypatch.setattr(trainer, "denoise", lambda unet, driver, noisy, t, context, pose, *rest:
                         poses.append(pose.clone()) or torch.zeros_like(noisy))
     batch = one_batch(clips, stage, model)
     step_loss(model, stage, batch, 1.0)
@@ -367,7 +368,7 @@ def test_condition_dropout_zeros_clip_and_skips_the_reference(clips, model, monk
         seen.append((context.clone(), bank.reading_rows.clone(), len(bank.tokens), audio_driver))
         return denoise(unet, audio_driver, latents, timestep, context, *rest)
 
-    monkeypatch.setattr(train, "denoise", spy)
+    monkeypatch.setattr(trainer, "denoise", spy)
     batch = one_batch(clips, stage, model)
     frames = 1 if stage == 1 else 4
     other = dict(batch, reference=batch["reference"].flip(-1))
@@ -391,7 +392,7 @@ def test_dropout_is_per_sample_in_a_batch(clips, model, monkeypatch):
         seen.append((context.clone(), bank.reading_rows.clone()))
         return denoise(unet, audio_driver, latents, timestep, context, *rest)
 
-    monkeypatch.setattr(train, "denoise", spy)
+    monkeypatch.setattr(trainer, "denoise", spy)
     batch = one_batch(clips, 2, model, count=2)
     mixed = False
     for seed in range(12):
@@ -411,13 +412,13 @@ def test_gradient_checkpointing_gives_the_same_gradients(clips, model_folder):
     gradients = []
     for checkpointing in (False, True):
         model = CovOGModel.load(model_folder)
-        train.set_trainable(model, 1)
+        trainer.set_trainable(model, 1)
         if checkpointing:
             model.reference_unet.enable_gradient_checkpointing()
             model.denoising_unet.enable_gradient_checkpointing()
         batch = one_batch(clips, 1, model)
         torch.manual_seed(3)
-        train.TrainingNet(model, 1, train.Recipe(condition_dropout=0.0))(batch).backward()
+        trainer.TrainingNet(model, 1, trainer.Recipe(condition_dropout=0.0))(batch).backward()
         gradients.append({n: p.grad for n, p in model.reference_unet.named_parameters() if p.grad is not None})
     assert gradients[0].keys() == gradients[1].keys() and len(gradients[0]) > 100
     for name, gradient in gradients[0].items():
@@ -449,14 +450,14 @@ def test_resume_continues_the_step_count(clips, model_folder, tmp_path, capsys, 
     assert sorted(p.name for p in out.iterdir()) == ["checkpoint-1", "checkpoint-2", "state-2"]
 
     started = {}
-    original = train.train
+    original = trainer.train
 
     def spy(run_):
         started["step"] = run_.start_step
         started["pose_guider"] = {k: v.clone() for k, v in run_.model.pose_guider.state_dict().items()}
         return original(run_)
 
-    monkeypatch.setattr(train, "train", spy)
+    monkeypatch.setattr(trainer, "train", spy)
     code, stdout, err = run(capsys, *common, "--steps", 3, "--resume")
     assert code == 0, err
     assert f"resuming from {out / 'state-2'} at step 2" in stdout
@@ -591,9 +592,9 @@ def test_the_command_line_settings_reach_the_training(clips, model_folder, tmp_p
                              "--out", str(tmp_path / "out"), "--clip-frames", "4", "--noise-offset", "0.07",
                              "--snr-gamma", "3.5", "--condition-dropout", "0.2", "--gradient-checkpointing",
                              "--no-audio-driver", *map(str, FAST)])
-    prepared = train.prepare(args)
+    prepared = trainer.prepare(train.settings_from(args))
     net = prepared.accelerator.unwrap_model(prepared.net)
-    assert net.recipe == train.Recipe(noise_offset=0.07, snr_gamma=3.5, condition_dropout=0.2)
+    assert net.recipe == trainer.Recipe(noise_offset=0.07, snr_gamma=3.5, condition_dropout=0.2)
     assert set(net.trained) == {"denoising_unet"} and not net.audio_driver
     assert prepared.model.denoising_unet.is_gradient_checkpointing
     assert not prepared.model.reference_unet.is_gradient_checkpointing  # stage 1's, frozen here
