@@ -2,34 +2,7 @@
 own annotator (the benchmark CovOG's paper lacked: who moves their lips to whose voice, in sync, staying the same
 person with the same fingers).
 
-    python -m covog.evaluate GENERATED.mp4 --reference-speaking SPEAKING.json [--tracks TRACKS.json] \\
-        [--reference-video REAL.mp4] [--audio AUDIO] --out REPORT.json [--plot REPORT.png]
-
-Steps, on the video's frames at 25 fps (LR-ASD's rate) and its audio (or --audio) at 16 kHz:
-1. people: faces found and tracked with YuNet (`who_speaks.track_faces`), or, when DWPose's weights are found,
-   people with whole-body poses (person detector + DWPose + YuNet, `people.annotate_frames`). Each person of the
-   schedule gets the faces that belong to them: with --tracks (the poses the video was made from), per frame the
-   detected face nearest the face the poses put there (within one face size), and where none was found, the box the
-   poses give (`face_detected_share`, `face_from_poses_share` per person); without --tracks, the detected face
-   tracks in left-to-right order stand for the schedule's people in the order of their track ids. The poses' own
-   mouths never count as the video's: from the poses only the face box and where the eyes, nose and mouth corners
-   are (for measuring motion around the mouth) reach the annotator.
-2. speaker attribution: active-speaker scores (LR-ASD) of each face, the audio diarized into voices, and the pack's
-   assignment of voices to people (`assignment.assign_speakers`: activity, and the mouth's synchrony with the voice);
-   per person, annotated speaking (score > 0) against the intended (the schedule's score > 0): frame accuracy, F1,
-   the accuracy that a video independent of the schedule would get (`chance`) and kappa; the confusion matrix of
-   whose voice plays (rows) against whose lips the annotator finds moving (columns); each voice, whose it is by the
-   schedule and to whom the annotator gave it; and the same scores from LR-ASD alone (score > 0).
-3. sync per person: the faces scored again with the audio delayed by -K..K frames; over the frames the schedule has
-   them speak, the delay with the highest mean score (> 0: the lips trail the voice) and its margin over the median.
-4. temporal consistency: hand jitter and finger-count flicker from DWPose keypoints of the video (only when DWPose
-   ran; otherwise the report says so), and face identity drift per person from a simple descriptor of the face box
-   (a grey thumbnail and a colour histogram, `video_metrics.face_descriptor`).
-5. with --reference-video (read at 25 fps and the generated size, frame for frame): PSNR and SSIM; LPIPS when the
-   `lpips` package and its weights load; FVD when an I3D TorchScript detector (`i3d_torchscript.pt`, the one
-   StyleGAN-V's FVD code uses) is in the models directory; otherwise the report says why not.
-
-The video's frames are held in memory (about 0.7 MB a frame at 640x384).
+The details: docs/evaluation.md.
 """
 
 from __future__ import annotations

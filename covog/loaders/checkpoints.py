@@ -1,29 +1,7 @@
 """Build a CovOGModel from published checkpoints: Moore-AnimateAnyone, CovOG training outputs, AnimateDiff v2
 motion modules, diffusers SD-1.5 folders and transformers encoder folders.
 
-The key layouts and the mapping rules are documented in shared/data/checkpoint-layouts/README.md. In short:
-
-- Moore-AnimateAnyone releases `reference_unet.pth` (SD-1.5's UNet without conv_norm_out/conv_out),
-  `denoising_unet.pth` (the spatial UNet, no motion modules), `pose_guider.pth` and `motion_module.pth`
-  (AnimateDiff motion modules, the same keys as `mm_sd_v15_v2.ckpt`).
-- CovOG stage 1 writes `reference_unet-N.pth`, `denoising_unet-N.pth`, `pose_guider-N.pth` and
-  `pose_adaptor-N.pth`; stage 2 writes only `denoising_unet-N.pth`, the whole UNet (spatial + motion, and the
-  `audio_*` modules when trained with use_audio_module). accelerate's `checkpoint-N/pytorch_model.bin` holds the
-  same modules under `reference_unet.` / `denoising_unet.` / `pose_guider.` / `pose_adaptor.` prefixes, plus an
-  outer `module.` under DDP.
-- Spatial UNet keys are diffusers' own. Motion-module keys are renamed to diffusers' UNetMotionModel ones
-  (`motion_key_to_diffusers`), keeping one of the two identical positional tables per block. Audio keys go to the
-  InteractiveAudioDriver unchanged, pose guider keys under `guider.`.
-- The VAE and image encoder come from a diffusers folder (`--base`, e.g. lambdalabs/sd-image-variations-diffusers)
-  or their own folders (`--vae`, e.g. stabilityai/sd-vae-ft-mse as the paper; `--image-encoder`), the audio encoder
-  from a wav2vec2 folder; all through from_pretrained, local files only (safetensors, or .bin read weights-only).
-- A pose guider taken from a ControlNet (`controlnet_cond_embedding.*`, as AnimateAnyone's stage 1 starts) keeps a
-  zero conv_out, as its training does.
-
-Sources are read in order (the base first, the explicit encoder folders last); where two supply the same key the
-later one wins. Every key of every component must be supplied, except the documented drops (the reference UNet's 4
-output keys, unused for reference features) and components the caller allows to keep their fresh init.
-Pickled checkpoints are read with torch.load(weights_only=True) only and must hold nothing but tensors.
+The details: docs/checkpoints.md.
 """
 
 from __future__ import annotations

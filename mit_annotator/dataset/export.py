@@ -1,25 +1,6 @@
 """Writing an accepted clip in the MIT dataset's layout, with our own records beside it.
 
-A clip folder `{source}_{video}_{start:06d}to{end:06d}/` (frames at 25 fps of the source video, [start, end)) holds,
-as the published pipeline and training code write and read them:
-
-- `video.mp4`: the clip at 25 fps with its audio (16 kHz mono, the dataset's), cut from the source;
-- `speaker_info.json` and `speaker_info_merged.json`: a list, one entry per person: `face_track` (per frame
-  [x1, y1, x2, y2] in source pixels, null where no face was found), `speak` and `listen` ([start, end] frame ranges,
-  clip-local, end exclusive), `period_num` (their count) and `speaking_score` (per frame, > 0 while speaking); the
-  merged variant folds segments shorter than 1 s into their neighbours;
-- `speaker_info_with_instance_bbox.json`: the entries of `speaker_info.json` with `instance_bbox` (the person's box
-  over the whole clip, source pixels) and `clip_range` ([first, last] frame of the clip, 1-based, inclusive, as the
-  published stage-1 dataset slices its sorted frame lists);
-- `meta.json`: `source`, `video`, `period` ([start, end] in seconds of the source), `num_speaker`, `url`, and ours:
-  `fps`, `num_frames`, `width`, `height`;
-- `pose/output_0001.json` ...: per frame `instance_info`, one entry per person with 133 `keypoints` [x, y] and
-  `keypoint_scores` (all 0 when the annotation ran without a pose model), `bbox`, `bbox_score` and our `track_id`;
-- `pose_frame/output_0001.png` ...: the skeletons drawn as DWPose draws them for AnimateAnyone's pose guider;
-- `frames/output_0001.png` ...: the frames as PNG, only when asked for (the published training code reads them; our
-  reader reads `video.mp4`);
-- ours: `tracks.json` (VideoTracks), `speaking.json` (SpeakingActivity), `diarization.rttm` and `clip.json` (where the
-  clip comes from and the selection's measures), all clip-local.
+The details: docs/dataset-layout.md.
 """
 
 from __future__ import annotations

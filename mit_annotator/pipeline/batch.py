@@ -1,25 +1,6 @@
 """A folder of videos into a dataset, losing nothing: the annotate command's loop, shards, resuming and workers.
 
-Dataset folder:
-- the clip folders (see `export`), straight under it, as the MIT dataset lays them out;
-- `manifest.json`: one row per clip (and one per video), written last, from every video record present;
-- `.annotate/`: the bookkeeping. `settings.json` (what the dataset was annotated with: a rerun with other settings
-  is refused), `videos/{source}_{video}.json` per video (done with its clips and every rejected candidate, or failed
-  with the reason), `timings/` (seconds per stage, per video), `staging/` (clips being written).
-
-A video's clips are written into `.annotate/staging/` first, then moved into place, then its record is written:
-the record is the commit. A rerun skips videos with a record (failed ones too, unless `retry_failed`), and redoes a
-video whose clips were moved but whose record is missing (a partial commit: its clip folders are removed first).
-Every file is written under a temporary name and renamed, so a killed run leaves temporary files, never a partial
-file under a final name; the next run removes them.
-
-One run writes a dataset at a time: it holds `.annotate/lock` (the OS's advisory lock, gone when the holder dies),
-and a second run on the same folder stops with a message naming the first. An error of the machine rather than of a
-video (disk full, no permission) stops the batch without recording the video it was writing, so a rerun once the
-cause is gone completes the dataset; a video's own failure is recorded and the run exits 1.
-
-Videos run in this process (workers=1), in a pool of worker processes, or on a Ray cluster (`cluster`), all
-through `process_video`; results are committed here, in the order they finish (the dataset does not depend on it).
+The details: docs/annotate-batch.md.
 """
 
 from __future__ import annotations
