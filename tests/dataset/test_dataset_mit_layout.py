@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
-from test_covog_model import perturb
+from tiny_covog import perturb
 
 import covog.train as train
 from covog.models.model import CovOGModel

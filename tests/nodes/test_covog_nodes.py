@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import PACK_ROOT
-from test_covog_model import perturb
+from tiny_covog import perturb
 
 from covog.models.encoders import audio_features
 from covog.models.model import CovOGModel
