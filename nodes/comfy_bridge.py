@@ -8,8 +8,8 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from mit_annotator.core.media import SAMPLE_RATE
 from mit_annotator.core.models import ACTIVE_SPEAKER_FOLDER, COMFY_FOLDER, KNOWN_MODELS, SEGMENTATION_FOLDER
+from mit_annotator.core.records import SAMPLE_RATE  # not core.media: these nodes load without PyAV
 
 AUDIO_RATE = SAMPLE_RATE  # what the diarizer and wav2vec2 read
 

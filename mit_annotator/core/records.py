@@ -28,6 +28,7 @@ from mit_annotator.core.keypoints import NUM_KEYPOINTS
 from mit_annotator.core.segments import MERGE_SHORTER_THAN_S, speak_listen_segments
 
 PROCESSING_FPS = 25.0  # the rate the annotator counts frames at: the MIT dataset's
+SAMPLE_RATE = 16000  # Hz: the audio every stage reads, and the clips' audio (the MIT dataset's: 16 kHz mono)
 COORD_DECIMALS = 2  # 0.01 px: JSON stays compact, and a save -> load -> save is exact
 SCORE_DECIMALS = 4
 
