@@ -13,7 +13,7 @@ from bench_audio import DATA, timed
 
 from mit_annotator.audio.diarization import Diarizer
 from mit_annotator.core import media
-from mit_annotator.core.media import SAMPLE_RATE
+from mit_annotator.core.records import SAMPLE_RATE
 
 RECORDINGS = ("pyannote_sample/sample.wav", "pyaudioanalysis/diarizationExample.wav",
               "pyaudioanalysis/diarizationExample2.wav")

@@ -19,8 +19,7 @@ from mit_annotator.core import media
 from mit_annotator.core.charts import save_figure
 from mit_annotator.core.documents import FormatError, save_json
 from mit_annotator.core.files import output_file
-from mit_annotator.core.media import SAMPLE_RATE
-from mit_annotator.core.records import SpeakingActivity, VideoTracks
+from mit_annotator.core.records import SAMPLE_RATE, SpeakingActivity, VideoTracks
 
 
 def parse_args(argv=None) -> argparse.Namespace:

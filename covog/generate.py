@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from covog.models.encoders import AUDIO_RATE as WAV2VEC2_RATE
+from covog.models.encoders import AUDIO_RATE  # the driver's audio features are read at wav2vec2's rate
 from covog.models.model import DTYPES, CovOGModel, ModelFolderError, pick_dtype
 from covog.pipeline.conditioning import build_conditions
 from covog.pipeline.sampler import SIZE_MULTIPLE, GenerationCancelled, SamplerSettings, generate
@@ -26,7 +26,6 @@ from mit_annotator.core.documents import FormatError
 from mit_annotator.core.files import output_file
 from mit_annotator.core.records import SpeakingActivity, VideoTracks
 
-AUDIO_RATE = WAV2VEC2_RATE  # the driver's audio features are read at wav2vec2's rate
 OUTPUT_AUDIO_RATE = 44100
 
 

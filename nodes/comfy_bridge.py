@@ -11,8 +11,6 @@ import torch
 from mit_annotator.core.models import ACTIVE_SPEAKER_FOLDER, COMFY_FOLDER, KNOWN_MODELS, SEGMENTATION_FOLDER
 from mit_annotator.core.records import SAMPLE_RATE  # not core.media: these nodes load without PyAV
 
-AUDIO_RATE = SAMPLE_RATE  # what the diarizer and wav2vec2 read
-
 
 def progress_callback(total: int) -> Callable[[int, int], None]:
     """A (done, total) callback that drives ComfyUI's progress bar and raises if the user cancelled."""
@@ -53,11 +51,11 @@ def audio_to_mono_16k(audio: dict) -> np.ndarray:
     samples = waveform[0].float().mean(dim=0).cpu().numpy()
     if samples.size == 0:
         raise ValueError("the audio has no samples")
-    if rate != AUDIO_RATE:
+    if rate != SAMPLE_RATE:
         from scipy.signal import resample_poly
 
-        divisor = np.gcd(rate, AUDIO_RATE)
-        samples = resample_poly(samples, AUDIO_RATE // divisor, rate // divisor)
+        divisor = np.gcd(rate, SAMPLE_RATE)
+        samples = resample_poly(samples, SAMPLE_RATE // divisor, rate // divisor)
     return samples.astype(np.float32)
 
 

@@ -11,10 +11,9 @@ import torch.nn.functional as F
 from covog.models.model import DTYPES, CovOGModel, pick_dtype
 from covog.pipeline.conditioning import build_conditions
 from covog.pipeline.sampler import SIZE_MULTIPLE, SamplerSettings, generate, window_starts
-from mit_annotator.core.records import check_speaking_matches
+from mit_annotator.core.records import SAMPLE_RATE, check_speaking_matches
 
 from .comfy_bridge import (
-    AUDIO_RATE,
     audio_to_mono_16k,
     check_audio_covers,
     check_people,
@@ -119,7 +118,7 @@ class GenerateConversation:
                              "people: give every person's own audio, in the tracks' order, or none")
         voices = [audio_to_mono_16k(a) for a in own[:len(tracks.tracks)]] if given else audio_to_mono_16k(audio)
         for samples in voices if given else [voices]:
-            check_audio_covers(len(samples) / AUDIO_RATE, tracks.num_frames, tracks.fps)
+            check_audio_covers(len(samples) / SAMPLE_RATE, tracks.num_frames, tracks.fps)
         image = reference_image(reference, (width, height))
         compute, offload = torch_devices()
         try:

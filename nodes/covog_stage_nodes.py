@@ -244,9 +244,10 @@ class CovOGSampler:
         with torch.no_grad(), on_compute(model):
             bank = reference_attention.attach(model.reference_unet, model.denoising_unet)
             try:
-                write_reference(model, bank, reference["clip"], reference["latent"], conditions.reference_poses)
-                sampled = sample_windows(model, conditions, settings, reference["clip"].to(model.device, model.dtype),
-                                         bank, progress, interrupt_check(), decode_last=False)
+                context = reference["clip"].to(model.device, model.dtype)
+                write_reference(model, bank, context, reference["latent"], conditions.reference_poses)
+                sampled = sample_windows(model, conditions, settings, context, bank, progress, interrupt_check(),
+                                         decode_last=False)
             finally:
                 bank.clear()
         windows = [(start, latents.float().cpu()) for start, latents in sampled.windows]

@@ -12,8 +12,7 @@ from covog.evaluation.figure import report_figure
 from covog.evaluation.observation import EvaluationSettings
 from covog.evaluation.scoring import evaluate
 from mit_annotator.core import media
-from mit_annotator.core.media import SAMPLE_RATE
-from mit_annotator.core.records import check_speaking_matches
+from mit_annotator.core.records import SAMPLE_RATE, check_speaking_matches
 
 from .comfy_bridge import (
     active_speaker_choices,

@@ -10,9 +10,8 @@ from pathlib import Path
 import numpy as np
 
 from mit_annotator.core import media
-from mit_annotator.core.media import SAMPLE_RATE
 from mit_annotator.core.models import COMFY_FOLDER
-from mit_annotator.core.records import PROCESSING_FPS, Diarization, check_speaking_matches
+from mit_annotator.core.records import PROCESSING_FPS, SAMPLE_RATE, Diarization, check_speaking_matches
 from mit_annotator.dataset.clips import Candidate, ClipAnnotation
 from mit_annotator.dataset.export import write_clip
 from mit_annotator.dataset.layout import clip_folder_name

@@ -9,7 +9,7 @@ from mit_annotator.audio.diarizers import AUTO, DIARIZERS, FALLBACK, diarizer_ch
 from mit_annotator.audio.voice_activity import require_silero_vad
 from mit_annotator.core import media
 from mit_annotator.core.models import KNOWN_MODELS
-from mit_annotator.core.records import PROCESSING_FPS
+from mit_annotator.core.records import PROCESSING_FPS, SAMPLE_RATE
 from mit_annotator.speakers.binding import (
     ORDERS,
     diarization_timeline,
@@ -21,7 +21,6 @@ from mit_annotator.speakers.timeline import speaking_timeline
 from mit_annotator.speakers.who_speaks import SPEAKER_EVIDENCE, load_active_speaker, who_speaks
 
 from .comfy_bridge import (
-    AUDIO_RATE,
     active_speaker_choices,
     audio_to_mono_16k,
     check_audio_covers,
@@ -99,7 +98,7 @@ class AssignSpeakers:
                segmentation_model=KNOWN_MODELS["pyannote_segmentation"].filename):
         check_people(tracks)
         samples = audio_to_mono_16k(audio)
-        check_audio_covers(len(samples) / AUDIO_RATE, tracks.num_frames, tracks.fps)
+        check_audio_covers(len(samples) / SAMPLE_RATE, tracks.num_frames, tracks.fps)
         if images is not None:
             check_images(images, tracks)
         if images is None and speaker_evidence == "asd" and active_speakers is None:
@@ -163,7 +162,7 @@ class Diarize:
         progress = progress_callback(STAGES)  # voice activity, embeddings, clustering, turns
         progress(0, STAGES)
         diarization = get_diarizer(diarizer, segmentation_model)(samples, config, progress=progress)
-        picture = diarization_timeline(diarization, len(samples) / AUDIO_RATE)
+        picture = diarization_timeline(diarization, len(samples) / SAMPLE_RATE)
         return diarization, frames_to_image(picture[None])
 
 
@@ -191,7 +190,7 @@ class ActiveSpeakers:
         check_people(tracks)
         check_images(images, tracks)
         samples = audio_to_mono_16k(audio)
-        check_audio_covers(len(samples) / AUDIO_RATE, tracks.num_frames, tracks.fps)
+        check_audio_covers(len(samples) / SAMPLE_RATE, tracks.num_frames, tracks.fps)
         model = get_active_speaker("asd", asd_model)
         at_rate = tracks.at_rate(PROCESSING_FPS)
         frames = media.frames_at_rate(image_to_frames(images), tracks.num_frames, tracks.fps, PROCESSING_FPS)

@@ -82,7 +82,7 @@ def _sync_panel(axes, people: list[dict]) -> None:
                       label=f"person {entry['track_id']}")
     axes.axvline(0, color="#cccccc", lw=0.8)
     axes.set(title="sync", xlabel="audio delay (frames)", ylabel="mean LR-ASD score")
-    if axes.lines[1:]:
+    if any("curve" in entry for entry in people):
         axes.legend(fontsize=7)
 
 

@@ -14,8 +14,7 @@ from scipy.optimize import linear_sum_assignment
 from covog.evaluation import video_metrics as vm
 from mit_annotator.core import keypoints as kp
 from mit_annotator.core import media
-from mit_annotator.core.media import SAMPLE_RATE
-from mit_annotator.core.records import Diarization, PersonTrack, SpeakingActivity, VideoTracks
+from mit_annotator.core.records import SAMPLE_RATE, Diarization, PersonTrack, SpeakingActivity, VideoTracks
 
 FPS = 25.0  # LR-ASD reads video at 25 fps (and the MIT clips are at 25 fps)
 SYNC_MAX_OFFSET = 8  # frames (0.32 s) each way

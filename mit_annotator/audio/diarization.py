@@ -24,8 +24,7 @@ from scipy.cluster.vq import kmeans2
 from scipy.ndimage import uniform_filter1d
 
 from mit_annotator.audio.voice_activity import load_vad, speech_timestamps
-from mit_annotator.core.media import SAMPLE_RATE
-from mit_annotator.core.records import Diarization, SpeakerTurn
+from mit_annotator.core.records import SAMPLE_RATE, Diarization, SpeakerTurn
 
 
 @dataclass

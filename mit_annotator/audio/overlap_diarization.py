@@ -36,8 +36,7 @@ from mit_annotator.audio.local_speakers import (
     stretch_frames,
 )
 from mit_annotator.audio.speaker_segmentation import SpeakerSegmentation, load_segmentation
-from mit_annotator.core.media import SAMPLE_RATE
-from mit_annotator.core.records import Diarization, SpeakerTurn
+from mit_annotator.core.records import SAMPLE_RATE, Diarization, SpeakerTurn
 from mit_annotator.core.segments import joined_runs, runs
 
 log = logging.getLogger("mit_annotator")

@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mit_annotator.core.media import SAMPLE_RATE
+from mit_annotator.core.records import SAMPLE_RATE
 
 log = logging.getLogger("mit_annotator")
 

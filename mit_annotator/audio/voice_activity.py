@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from mit_annotator.core.media import SAMPLE_RATE
+from mit_annotator.core.records import SAMPLE_RATE
 
 CHUNK = 512  # samples per model call at 16 kHz (silero-vad's fixed window)
 STRETCH_CHUNKS = 256  # chunks per stretch (8.2 s): a 60 s recording runs as 8 rows

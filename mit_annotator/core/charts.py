@@ -32,9 +32,6 @@ def figure_rgb(figure) -> np.ndarray:
 
 def save_figure(figure, png: str | os.PathLike) -> tuple[Path, Path]:
     """`png`, and an SVG of the same name beside it, each written under a temporary name and renamed."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-
-    FigureCanvasAgg(figure)
     paths = Path(png), Path(png).with_suffix(".svg")
     for path, kind in zip(paths, ("png", "svg")):
         with atomic_path(path) as tmp:

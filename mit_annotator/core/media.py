@@ -17,7 +17,7 @@ import av
 import numpy as np
 
 from mit_annotator.core.files import atomic_path
-from mit_annotator.core.records import SAMPLE_RATE, nearest_frames  # noqa: F401  (SAMPLE_RATE: read here too)
+from mit_annotator.core.records import nearest_frames
 
 MAX_FRAME_GAP_S = 60.0  # longer between two frames: broken or crafted timestamps, not a recording
 VFR_TOLERANCE = 0.05  # relative spread of frame durations above which a stream counts as variable-rate

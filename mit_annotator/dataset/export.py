@@ -16,9 +16,8 @@ from mit_annotator.core import media
 from mit_annotator.core.documents import FORMAT_VERSION, save_json
 from mit_annotator.core.files import atomic_path
 from mit_annotator.core.keypoints import NUM_KEYPOINTS
-from mit_annotator.core.media import SAMPLE_RATE
 from mit_annotator.core.pose_formats import tracks_to_mit_pose
-from mit_annotator.core.records import VideoTracks
+from mit_annotator.core.records import SAMPLE_RATE, VideoTracks
 from mit_annotator.core.segments import MERGE_SHORTER_THAN_S, speak_listen_segments
 from mit_annotator.dataset.clips import ClipAnnotation
 from mit_annotator.dataset.layout import (

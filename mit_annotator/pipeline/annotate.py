@@ -24,8 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from mit_annotator.core import media
-from mit_annotator.core.media import SAMPLE_RATE
-from mit_annotator.core.records import PROCESSING_FPS, Diarization, VideoTracks
+from mit_annotator.core.records import PROCESSING_FPS, SAMPLE_RATE, Diarization, VideoTracks
 from mit_annotator.dataset.clips import Candidate, ClipAnnotation, SelectionConfig, select_clips
 from mit_annotator.vision.motion import BackgroundFlow, background_motion
 

@@ -28,9 +28,8 @@ import cv2
 import numpy as np
 
 from mit_annotator.core import media
-from mit_annotator.core.media import SAMPLE_RATE
 from mit_annotator.core.models import resolve_model
-from mit_annotator.core.records import VideoTracks
+from mit_annotator.core.records import SAMPLE_RATE, VideoTracks
 from mit_annotator.speakers.asd_inputs import (
     MAX_GAP,
     MFCC_PER_FRAME,

@@ -10,8 +10,7 @@ import numpy as np
 from scipy.signal import medfilt
 
 from mit_annotator.core.keypoints import face_extent
-from mit_annotator.core.media import SAMPLE_RATE
-from mit_annotator.core.records import VideoTracks
+from mit_annotator.core.records import SAMPLE_RATE, VideoTracks
 
 MFCC_PER_FRAME = 4
 MFCC_REACH = int(0.015 * SAMPLE_RATE)  # the last 25 ms MFCC window of a frame ends 15 ms after the frame

@@ -25,8 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mit_annotator.core.media import SAMPLE_RATE
-from mit_annotator.core.records import SpeakingActivity, VideoTracks
+from mit_annotator.core.records import SAMPLE_RATE, SpeakingActivity, VideoTracks
 from mit_annotator.speakers.binding import BindingError, nearest_seen_frame, region_boxes, speaker_order, split_voices
 
 TARGETS = ("multitalk", "infinitetalk", "anytalker", "longcat")

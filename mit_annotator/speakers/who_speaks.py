@@ -18,9 +18,9 @@ import numpy as np
 from mit_annotator.audio.diarization import DiarizationConfig, Diarizer
 from mit_annotator.core import media
 from mit_annotator.core.backends import Backend
-from mit_annotator.core.media import SAMPLE_RATE
 from mit_annotator.core.records import (
     PROCESSING_FPS,
+    SAMPLE_RATE,
     Detection,
     Diarization,
     SpeakerTurn,

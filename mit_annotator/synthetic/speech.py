@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from mit_annotator.core import media
-from mit_annotator.core.media import SAMPLE_RATE
+from mit_annotator.core.records import SAMPLE_RATE
 from mit_annotator.core.segments import runs
 
 ACTIVITY_HOP_S = 0.01

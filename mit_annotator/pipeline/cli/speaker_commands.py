@@ -157,8 +157,7 @@ def _add_bind(commands) -> None:
 
 def _bind(args) -> int:
     from mit_annotator.core import media
-    from mit_annotator.core.media import SAMPLE_RATE
-    from mit_annotator.core.records import SpeakingActivity, check_speaking_matches
+    from mit_annotator.core.records import SAMPLE_RATE, SpeakingActivity, check_speaking_matches
     from mit_annotator.speakers.model_inputs import write_model_inputs
 
     if args.speaking:
