@@ -103,7 +103,7 @@ def instance_box(tracks: VideoTracks, track_id: int) -> list[float]:
 
 def write_poses(folder: Path, tracks: VideoTracks) -> None:
     """pose/*.json per frame and pose_frame/*.png, the skeletons of everyone on black."""
-    from mit_annotator.vision.skeleton import render_person
+    from mit_annotator.vision.skeleton import SEEN, render_person
 
     with_points = tracks_with_keypoints(tracks)
     documents = tracks_to_mit_pose(with_points)
@@ -112,7 +112,8 @@ def write_poses(folder: Path, tracks: VideoTracks) -> None:
         _save_plain_json(document, folder / POSE_DIR / frame_file(index, len(documents), ".json"), indent=None)
         canvas = np.zeros((tracks.height, tracks.width, 3), np.uint8)
         for track, row in with_points.people_at(index):
-            np.maximum(canvas, render_person(track.keypoints[row], track.keypoint_scores[row], size), out=canvas)
+            if (track.keypoint_scores[row] >= SEEN).any():  # nothing seen draws nothing (no pose model ran)
+                np.maximum(canvas, render_person(track.keypoints[row], track.keypoint_scores[row], size), out=canvas)
         _save_png(canvas, folder / POSE_FRAME_DIR / frame_file(index, len(documents), ".png"))
 
 

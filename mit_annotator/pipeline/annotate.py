@@ -26,6 +26,8 @@ import numpy as np
 from mit_annotator.core import media
 from mit_annotator.core.records import PROCESSING_FPS, SAMPLE_RATE, Diarization, VideoTracks
 from mit_annotator.dataset.clips import Candidate, ClipAnnotation, SelectionConfig, select_clips
+from mit_annotator.vision.detection_schedule import VisionSpeed
+from mit_annotator.vision.faces import FacesAtScale
 from mit_annotator.vision.motion import BackgroundFlow, background_motion
 
 log = logging.getLogger("mit_annotator")
@@ -53,7 +55,15 @@ class AnnotateSettings:
     diarizer: str = "auto"  # see diarizers.diarizer_choices(): overlap-aware when its model is found, else offline
     device: str = "auto"
     det_threshold: float = 0.5
+    detect_every: int = 3  # person detection on every Nth frame, tracked between (1: every frame; BENCHMARKS.md)
+    face_search: str = "heads"  # faces searched around each tracked head ("frame": the whole frame)
     selection: SelectionConfig = field(default_factory=SelectionConfig)
+
+    def __post_init__(self):
+        self.vision_speed()  # a bad stride or face search fails here, before any model loads
+
+    def vision_speed(self) -> VisionSpeed:
+        return VisionSpeed(detect_every=self.detect_every, face_search=self.face_search)
 
     def to_dict(self) -> dict:
         from dataclasses import asdict
@@ -75,8 +85,8 @@ class Annotator:
         models = settings.models_dir
         self.detector = PersonDetector(settings.det_model, score_threshold=settings.det_threshold,
                                        device=settings.device, models_dir=models)
-        self.pose = None if settings.pose_model == "none" else WholeBodyPose(settings.pose_model, device=settings.device,
-                                                                           models_dir=models)
+        self.pose = None if settings.pose_model == "none" else WholeBodyPose(settings.pose_model,
+                                                                           device=settings.device, models_dir=models)
         if settings.faces == "yunet":
             from mit_annotator.vision.faces import YuNetFaceDetector
 
@@ -104,33 +114,6 @@ class Annotator:
             self._diarizer = make_diarizer(self.settings.diarizer, self.settings.models_dir,
                                            "cpu" if self.settings.device == "cpu" else "auto", use="assign")
         return self._diarizer
-
-
-class FacesAtScale:
-    """A face detector run on frames scaled down so that the smallest face a clip may have (the selection's minimum,
-    at the frame's scale) is about FACE_PIXELS wide: large frames cost a fraction, and no face that matters is lost.
-    Boxes and landmarks come back in source pixels."""
-
-    FACE_PIXELS = 24.0  # YuNet and SCRFD find faces down to about 10-16 px
-
-    def __init__(self, detector, min_face_px_1080p: float):
-        self.detector, self.min_face = detector, min_face_px_1080p
-
-    def __call__(self, frame: np.ndarray):
-        import cv2
-
-        height, width = frame.shape[:2]
-        scale = min(1.0, self.FACE_PIXELS / max(self.min_face * height / 1080.0, 1e-6))
-        if scale > 0.9:
-            return self.detector(frame)
-        small = cv2.resize(frame, (max(1, round(width * scale)), max(1, round(height * scale))),
-                           interpolation=cv2.INTER_AREA)
-        factor = np.array([width / small.shape[1], height / small.shape[0]], np.float32)
-        faces = self.detector(small)
-        for face in faces:
-            face.box = face.box * np.tile(factor, 2)
-            face.landmarks = face.landmarks * factor
-        return faces
 
 
 @dataclass(eq=False)
@@ -207,7 +190,7 @@ def vision(video: str | os.PathLike, info: media.VideoInfo, annotator: Annotator
     expected = int(round(info.duration * PROCESSING_FPS))
     frames = _observed(media.iter_frames(video, fps=PROCESSING_FPS), flow.add)
     tracks = annotate_frames(frames, PROCESSING_FPS, annotator.detector, annotator.pose, annotator.faces,
-                             progress=progress, total=expected)
+                             progress=progress, total=expected, speed=annotator.settings.vision_speed())
     tracks.source = str(video)
     return tracks, flow
 

@@ -38,6 +38,8 @@ log = logging.getLogger("mit_annotator")
 
 VIDEO_SUFFIXES = {".mp4", ".mkv", ".mov", ".avi", ".webm", ".m4v", ".flv", ".mpg", ".mpeg", ".ts", ".mts"}
 SETTINGS_FORMAT = "mit_annotator.annotate_settings"
+# what a dataset folder made before a setting existed was annotated with (0.2.0: every frame, faces in whole frames)
+SETTINGS_BEFORE_THEY_WERE_RECORDED = {"detect_every": 1, "face_search": "frame"}
 TEMPORARY = re.compile(r"^\..*\.partial(\.[A-Za-z0-9]+)?$")  # files.atomic_path's temporary names
 
 
@@ -324,8 +326,9 @@ def _check_settings(book: Path, settings: AnnotateSettings) -> None:
         found = read_document(path, SETTINGS_FORMAT)
         if not isinstance(found.get("settings"), dict):
             raise FormatError(f"{path}: no settings in it")
-        if found.get("settings") != wanted["settings"]:
-            differ = sorted(k for k in wanted["settings"] if found.get("settings", {}).get(k) != wanted["settings"][k])
+        made_with = {**SETTINGS_BEFORE_THEY_WERE_RECORDED, **found["settings"]}
+        if made_with != wanted["settings"]:
+            differ = sorted(k for k in wanted["settings"] if made_with.get(k) != wanted["settings"][k])
             raise BatchError(f"{book.parent} was annotated with other settings ({', '.join(differ)} differ): "
                              "choose another --out, or the settings it was made with (in "
                              f"{path})")

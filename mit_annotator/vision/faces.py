@@ -174,3 +174,96 @@ def _share_inside(box: np.ndarray, region: np.ndarray) -> float:
     area = max((box[2] - box[0]) * (box[3] - box[1]), 1e-6)
     return float(width * height / area)
 
+
+
+class FacesAtScale:
+    """A face detector run on frames scaled down so that the smallest face a clip may have (the selection's minimum,
+    at the frame's scale) is about FACE_PIXELS wide: large frames cost a fraction, and no face that matters is lost.
+    Boxes and landmarks come back in source pixels.
+
+    `in_regions` looks only inside given parts of the frame (people's heads), at the same scale as a whole-frame
+    search, so a face is found there as it would be in the whole frame.
+    """
+
+    FACE_PIXELS = 24.0  # YuNet and SCRFD find faces down to about 10-16 px
+    MIN_REGION = 32  # px at the detection scale: YuNet's coarsest anchors need some context around a face
+    MOST_OF_A_FRAME = 0.6  # regions covering more than this share of the frame: one whole-frame search instead
+
+    def __init__(self, detector, min_face_px_1080p: float):
+        self.detector, self.min_face = detector, min_face_px_1080p
+
+    def scale(self, frame_height: int) -> float:
+        return min(1.0, self.FACE_PIXELS / max(self.min_face * frame_height / 1080.0, 1e-6))
+
+    def __call__(self, frame: np.ndarray) -> list[Face]:
+        return self._detect(frame, self.scale(frame.shape[0]), np.zeros(2, np.float32))
+
+    def in_regions(self, frame: np.ndarray, regions: np.ndarray) -> list[Face]:
+        """Faces inside `regions` ((R, 4) x1 y1 x2 y2, source pixels), best first; one face seen from two
+        overlapping regions is kept once."""
+        scale = self.scale(frame.shape[0])
+        crops = self._crops(frame.shape[:2], regions, self.MIN_REGION / scale)
+        if sum((r - le) * (b - t) for le, t, r, b in crops) > self.MOST_OF_A_FRAME * frame.shape[0] * frame.shape[1]:
+            return self(frame)  # close-ups: the heads fill the frame, and one search costs less than several
+        faces: list[Face] = []
+        for left, top, right, bottom in crops:
+            faces += self._detect(frame[top:bottom, left:right], scale, np.array([left, top], np.float32))
+        return _distinct(sorted(faces, key=lambda f: -f.score))
+
+    @staticmethod
+    def _crops(frame_hw: tuple[int, int], regions: np.ndarray, least: float) -> list[tuple[int, int, int, int]]:
+        """The regions as whole pixels inside the frame, each at least `least` source pixels a side."""
+        height, width = frame_hw
+        crops = []
+        for x1, y1, x2, y2 in np.asarray(regions, np.float32).reshape(-1, 4):
+            grow_x, grow_y = max(0.0, least - (x2 - x1)) / 2, max(0.0, least - (y2 - y1)) / 2
+            left, top = int(max(0, np.floor(x1 - grow_x))), int(max(0, np.floor(y1 - grow_y)))
+            right, bottom = int(min(width, np.ceil(x2 + grow_x))), int(min(height, np.ceil(y2 + grow_y)))
+            if right - left >= 2 and bottom - top >= 2:
+                crops.append((left, top, right, bottom))
+        return crops
+
+    def _detect(self, image: np.ndarray, scale: float, offset: np.ndarray) -> list[Face]:
+        height, width = image.shape[:2]
+        if scale > 0.9:
+            small, factor = image, np.ones(2, np.float32)
+        else:
+            small = cv2.resize(image, (max(1, round(width * scale)), max(1, round(height * scale))),
+                               interpolation=cv2.INTER_AREA)
+            factor = np.array([width / small.shape[1], height / small.shape[0]], np.float32)
+        faces = self.detector(np.ascontiguousarray(small))
+        for face in faces:
+            face.box = face.box * np.tile(factor, 2) + np.tile(offset, 2)
+            face.landmarks = face.landmarks * factor + offset
+        return faces
+
+
+def head_regions(person_boxes: np.ndarray, previous_faces: list[Face]) -> np.ndarray:
+    """Where the faces of a frame can be, (R, 4) in source pixels:
+    - around each face of the frame before, three times its size (a head moves little in 40 ms, and the detector
+      needs the face's surroundings to find it);
+    - for each person whose box holds none of those faces in its upper half (where `match_faces` looks for a
+      person's face), the box's upper three quarters: a close-up's face reaches below the half, and a face cut by
+      the region's edge would be found cut."""
+    regions = []
+    for face in previous_faces:
+        centre, size = (face.box[:2] + face.box[2:]) / 2, face.box[2:] - face.box[:2]
+        regions.append(np.concatenate([centre - 1.5 * size, centre + 1.5 * size]))
+    for person in np.asarray(person_boxes, np.float32).reshape(-1, 4):
+        upper = person.copy()
+        upper[3] = person[1] + 0.5 * (person[3] - person[1])
+        if any(_share_inside(face.box, upper) > 0.5 for face in previous_faces):
+            continue
+        margin = 0.1 * (person[2] - person[0])  # a face at the box's edge, or above its top
+        region = person + np.array([-margin, -margin, margin, 0], np.float32)
+        region[3] = person[1] + 0.75 * (person[3] - person[1])
+        regions.append(region)
+    return np.array(regions, np.float32).reshape(-1, 4)
+
+
+def _distinct(faces: list[Face], overlap: float = 0.5) -> list[Face]:
+    kept: list[Face] = []
+    for face in faces:
+        if all(box_iou(face.box, other.box) < overlap for other in kept):
+            kept.append(face)
+    return kept

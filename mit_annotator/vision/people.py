@@ -8,9 +8,17 @@ from collections.abc import Callable, Iterable
 import numpy as np
 
 from mit_annotator.core import media
-from mit_annotator.core.records import PROCESSING_FPS, Detection, VideoTracks
+from mit_annotator.core.records import PROCESSING_FPS, Detection, PersonTrack, VideoTracks
 from mit_annotator.vision.detection import PersonDetector
-from mit_annotator.vision.faces import FaceIdentity, face_boxes_from_keypoints, match_faces
+from mit_annotator.vision.detection_schedule import EXACT, DetectionSchedule, VisionSpeed
+from mit_annotator.vision.faces import (
+    Face,
+    FaceIdentity,
+    FacesAtScale,
+    face_boxes_from_keypoints,
+    head_regions,
+    match_faces,
+)
 from mit_annotator.vision.pose import WholeBodyPose
 from mit_annotator.vision.shots import CONTENT_THRESHOLD, ShotDetector
 from mit_annotator.vision.tracking import TrackerConfig, appearance_descriptor, track_people
@@ -41,30 +49,44 @@ def annotate_frames(frames: Iterable[np.ndarray], fps: float, detector: PersonDe
                     pose_model: WholeBodyPose | None = None, face_detector=None,
                     tracker: TrackerConfig | None = None, shot_threshold: float = CONTENT_THRESHOLD,
                     progress: Callable[[int, int], None] | None = None, total: int | None = None,
-                    face_identity: FaceIdentity | None = None, identity_every: int = IDENTITY_EVERY) -> VideoTracks:
-    """Track everyone in a sequence of RGB frames taken at `fps` (see `annotate_people`)."""
+                    face_identity: FaceIdentity | None = None, identity_every: int = IDENTITY_EVERY,
+                    speed: VisionSpeed = EXACT) -> VideoTracks:
+    """Track everyone in a sequence of RGB frames taken at `fps` (see `annotate_people`).
+
+    `speed`: person detection at a stride (`DetectionSchedule`; the pose model still runs on every frame, on the
+    latest detected boxes, and those frames' boxes are then interpolated between detections), and faces searched
+    around the heads only. The default, EXACT, looks at every frame whole.
+    """
     tracker = tracker or TrackerConfig()
     shots = ShotDetector(fps, threshold=shot_threshold)
-    detections: list[list[Detection]] = []
-    looks: list[list[np.ndarray]] = []
-    faces = []
+    schedule = DetectionSchedule(speed)
+    if face_detector is not None and speed.face_search == "heads" and not hasattr(face_detector, "in_regions"):
+        face_detector = FacesAtScale(face_detector, 0.0)
+    detections: list[list[Detection] | None] = []
+    looks: list[list[np.ndarray] | None] = []
+    faces: list[list[Face]] = []
+    carried: set[int] = set()  # frames posed on the latest detection's boxes
+    boxes, scores = np.zeros((0, 4), np.float32), np.zeros(0, np.float32)
     size = None
     for index, frame in enumerate(frames):
         if size is not None and (frame.shape[1], frame.shape[0]) != size:
             raise ValueError(f"frame {index} is {frame.shape[1]}x{frame.shape[0]}, frame 0 was {size[0]}x{size[1]}")
         size = frame.shape[1], frame.shape[0]
-        shots.add(frame)
-        boxes, scores = detector(frame)
-        if pose_model is not None:
-            points, point_scores = pose_model(frame, boxes)
-            found = [Detection(index, b, s, p, ps) for b, s, p, ps in zip(boxes, scores, points, point_scores)]
-        else:
-            found = [Detection(index, b, s) for b, s in zip(boxes, scores)]
+        cut = shots.add(frame)
+        looked = schedule.due(index, cut)
+        if looked:
+            boxes, scores = detector(frame)
+            schedule.found(index, boxes)
+        elif pose_model is not None:
+            carried.add(index)
+        found = _people(index, frame, boxes, scores, pose_model) if looked or pose_model is not None else None
         detections.append(found)
         if tracker.reid:
-            looks.append([appearance_descriptor(frame, b) for b in boxes])
+            looks.append(None if found is None else [appearance_descriptor(frame, b) for b in boxes])
         if face_detector is not None:
-            faces.append(face_detector(frame))
+            before = faces[-1] if faces and not cut else []
+            faces.append(face_detector.in_regions(frame, head_regions(boxes, before))
+                         if speed.face_search == "heads" else face_detector(frame))
             if face_identity is not None and index % identity_every == 0:
                 for face in faces[-1]:
                     face.embedding = face_identity.embed(frame, face)
@@ -73,11 +95,51 @@ def annotate_frames(frames: Iterable[np.ndarray], fps: float, detector: PersonDe
     if size is None:
         raise ValueError("no frames to annotate")
     tracks = track_people(detections, shots.shots(), tracker, looks if tracker.reid else None)
+    looked = np.array([found is not None for found in detections])
+    tracks = [_held_to_the_shot_end(track, shots.shots(), looked) for track in tracks]
     for track in tracks:
+        _interpolate_carried(track, carried)
         track.face_boxes = face_boxes_from_keypoints(track)
     if face_detector is not None:
         _attach_detected_faces(tracks, faces)
     return VideoTracks(size[0], size[1], fps, len(detections), tracks, shots.shots())
+
+
+def _people(index: int, frame: np.ndarray, boxes: np.ndarray, scores: np.ndarray,
+            pose_model: WholeBodyPose | None) -> list[Detection]:
+    if pose_model is None:
+        return [Detection(index, b, s) for b, s in zip(boxes, scores)]
+    points, point_scores = pose_model(frame, boxes)
+    return [Detection(index, b, s, p, ps) for b, s, p, ps in zip(boxes, scores, points, point_scores)]
+
+
+def _held_to_the_shot_end(track: PersonTrack, shots: list[tuple[int, int]], looked: np.ndarray) -> PersonTrack:
+    """A track seen at the last look of its shot, held (its last box) to the shot's end: the frames after that look
+    were not looked at, and a person there at the last look is taken to stay, as between two looks."""
+    last = int(track.frames[-1])
+    end = next(e for s, e in shots if s <= last < e)
+    if last + 1 >= end or looked[last + 1:end].any():
+        return track
+    extra = end - last - 1
+
+    def held(values):
+        return None if values is None else np.concatenate([values, np.repeat(values[-1:], extra, axis=0)])
+
+    frames = np.concatenate([track.frames, np.arange(last + 1, end)])
+    return PersonTrack(track.track_id, frames, held(track.boxes), held(track.keypoints), held(track.keypoint_scores),
+                       shot=track.shot)
+
+
+def _interpolate_carried(track, carried: set[int]) -> None:
+    """Boxes of the frames posed on an earlier detection's boxes, interpolated between the detections around them
+    (their keypoints are the pose model's own)."""
+    if not carried:
+        return
+    kept = np.array([int(f) not in carried for f in track.frames])
+    if kept.all() or not kept.any():
+        return
+    for k in range(4):
+        track.boxes[~kept, k] = np.interp(track.frames[~kept], track.frames[kept], track.boxes[kept, k])
 
 
 def _attach_detected_faces(tracks, faces_per_frame) -> None:

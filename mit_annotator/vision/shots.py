@@ -22,11 +22,14 @@ class ShotDetector:
         self.cuts: list[int] = []
         self.count = 0
 
-    def add(self, frame: np.ndarray) -> None:
+    def add(self, frame: np.ndarray) -> bool:
+        """Whether a cut was found at this frame."""
         bgr = cv2.cvtColor(frame, cv2.COLOR_RGB2BGR)  # several times faster than a reversed numpy copy
-        for cut in self.detector.process_frame(FrameTimecode(self.count, fps=self.fps), bgr):
-            self.cuts.append(int(cut.frame_num))
+        found = [int(cut.frame_num) for cut in self.detector.process_frame(FrameTimecode(self.count, fps=self.fps),
+                                                                             bgr)]
+        self.cuts += found
         self.count += 1
+        return bool(found)
 
     def shots(self) -> list[tuple[int, int]]:
         bounds = [0, *sorted(c for c in set(self.cuts) if 0 < c < self.count), self.count]

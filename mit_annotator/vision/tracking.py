@@ -41,6 +41,7 @@ class _OpenTrack:
     frames: list[int] = field(default_factory=list)
     detections: list[Detection] = field(default_factory=list)
     appearance: np.ndarray | None = None
+    missed: int = 0  # frames looked at since the last sighting, in which this track was not found
 
     @property
     def last(self) -> Detection:
@@ -58,14 +59,19 @@ class _OpenTrack:
     def add(self, frame: int, detection: Detection, appearance: np.ndarray | None) -> None:
         self.frames.append(frame)
         self.detections.append(detection)
+        self.missed = 0
         if appearance is not None:
             self.appearance = appearance if self.appearance is None else 0.8 * self.appearance + 0.2 * appearance
 
 
-def track_people(detections: list[list[Detection]], shots: list[tuple[int, int]] | None = None,
+def track_people(detections: list[list[Detection] | None], shots: list[tuple[int, int]] | None = None,
                  config: TrackerConfig | None = None,
-                 appearances: list[list[np.ndarray]] | None = None) -> list[PersonTrack]:
+                 appearances: list[list[np.ndarray] | None] | None = None) -> list[PersonTrack]:
     """Tracks from per-frame detections (`detections[frame]`); ids start at 0 and never repeat.
+
+    A frame whose detections are None was not looked at (detection at a stride): the tracks wait over it, and a
+    new track's patience counts the frames looked at, so it is confirmed after `min_length` sightings whatever
+    the stride. Gaps are filled as any other gap.
 
     `shots`: half-open frame ranges; no track crosses a boundary (default: one shot). `appearances`, per frame
     and detection (see `appearance_descriptor`), enable re-identification when `config.reid` is set.
@@ -79,12 +85,16 @@ def track_people(detections: list[list[Detection]], shots: list[tuple[int, int]]
         lost: list[_OpenTrack] = []
         for frame in range(start, min(end, len(detections))):
             found = detections[frame]
+            if found is None:
+                continue
             looks = appearances[frame] if appearances is not None else [None] * len(found)
-            for track in [t for t in open_tracks if frame - t.frames[-1] - 1 > _patience(t, config)]:  # unseen frames
+            for track in [t for t in open_tracks if _unseen(t, frame, config) > _patience(t, config)]:
                 open_tracks.remove(track)
                 if len(track.frames) >= config.min_length:
                     lost.append(track)
             matched = _match(open_tracks, found, frame, config)
+            for track in open_tracks:
+                track.missed += 1  # reset by `add` for the matched ones
             for t, d in matched:
                 open_tracks[t].add(frame, found[d], looks[d])
             for d in sorted(set(range(len(found))) - {d for _, d in matched}):
@@ -107,6 +117,11 @@ def track_people(detections: list[list[Detection]], shots: list[tuple[int, int]]
 
 def _patience(track: _OpenTrack, config: TrackerConfig) -> int:
     return config.max_missing if len(track.frames) >= config.min_length else config.tentative_max_missing
+
+
+def _unseen(track: _OpenTrack, frame: int, config: TrackerConfig) -> int:
+    """A confirmed track's patience is time (frames since its last sighting); a new one's is frames looked at."""
+    return frame - track.frames[-1] - 1 if len(track.frames) >= config.min_length else track.missed
 
 
 def _match(tracks: list[_OpenTrack], found: list[Detection], frame: int,

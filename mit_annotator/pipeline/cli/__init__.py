@@ -9,12 +9,16 @@ import sys
 from mit_annotator.pipeline.cli import dataset_commands, speaker_commands, vision_commands
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m mit_annotator", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     for family in (vision_commands, speaker_commands, dataset_commands):
         family.add(commands)
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     try:
         return args.run(args)
     except (ValueError, FileNotFoundError, RuntimeError) as error:  # bad input: one clear line, no traceback

@@ -8,6 +8,7 @@ from mit_annotator.core.files import output_folder
 from mit_annotator.pipeline.cli.options import (
     add_asd_precision,
     add_diarizer_options,
+    in_range,
 )
 from mit_annotator.speakers.who_speaks import SPEAKER_EVIDENCE
 
@@ -19,8 +20,9 @@ def add(commands) -> None:
 
 def _add_annotate(commands) -> None:
     from mit_annotator.dataset.clips import SelectionConfig
+    from mit_annotator.pipeline.annotate import AnnotateSettings
 
-    defaults = SelectionConfig()
+    defaults, defaults_settings = SelectionConfig(), AnnotateSettings()
     p = commands.add_parser("annotate", help="videos of conversations -> a dataset of clips in the MIT layout",
                             description="Annotate a video, a folder of videos (recursively) or a text file listing "
                                         "videos: shots, people, faces and tracks, diarization, who speaks, clip "
@@ -40,6 +42,15 @@ def _add_annotate(commands) -> None:
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "tensorrt"])
     p.add_argument("--det-model", default="yolox_l", help="person detector: a path or a known name")
     p.add_argument("--det-threshold", type=float, default=0.5)
+    p.add_argument("--detect-every", type=in_range(int, 1, 25), default=defaults_settings.detect_every,
+                   help="person detection on every Nth frame, people tracked between; every frame after a cut, "
+                        f"a new or lost person or fast motion (default {defaults_settings.detect_every})")
+    p.add_argument("--face-search", choices=["heads", "frame"], default=defaults_settings.face_search,
+                   help="faces searched around each tracked head, or in the whole frame (default "
+                        f"{defaults_settings.face_search})")
+    p.add_argument("--exact", action="store_true",
+                   help="detect people and faces on every whole frame (--detect-every 1 --face-search frame): "
+                        "the slower reference the defaults are measured against")
     p.add_argument("--pose-model", default="dwpose", help="pose model: a path, a known name, or none (boxes and "
                                                           "faces only: the clips' poses are then empty)")
     p.add_argument("--faces", choices=["yunet", "scrfd", "none"], default="yunet",
@@ -70,19 +81,10 @@ def _add_annotate(commands) -> None:
 def _annotate(args) -> int:
     import logging
 
-    from mit_annotator.dataset.clips import SelectionConfig
-    from mit_annotator.pipeline.annotate import AnnotateSettings
     from mit_annotator.pipeline.batch import BatchOptions, find_videos, parse_shard, run_batch, summary_lines
 
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
-    selection = SelectionConfig(people=tuple(args.people), min_seconds=args.min_seconds, max_seconds=args.max_seconds,
-                                min_face_px_1080p=args.min_face, max_camera_motion=args.max_camera_motion)
-    settings = AnnotateSettings(models_dir=str(args.models) if args.models else None, det_model=args.det_model,
-                                pose_model=args.pose_model, faces=args.faces, speakers=args.speakers,
-                                asd_model=args.asd_model, asd_precision=args.asd_precision, diarizer=args.diarizer,
-                                device=args.device,
-                                det_threshold=args.det_threshold,
-                                selection=selection)
+    settings = annotate_settings(args)
     jobs = find_videos(args.input, args.source)
     options = BatchOptions(settings=settings, workers=args.workers, shard=parse_shard(args.shard),
                            retry_failed=args.retry_failed, frames=args.frames, backend=args.backend,
@@ -112,3 +114,18 @@ def _report(args) -> int:
         print(line)
     print(f"-> {json_path}, {png_path}")
     return 0
+
+
+def annotate_settings(args):
+    """The AnnotateSettings an `annotate` command line asks for."""
+    from mit_annotator.dataset.clips import SelectionConfig
+    from mit_annotator.pipeline.annotate import AnnotateSettings
+
+    selection = SelectionConfig(people=tuple(args.people), min_seconds=args.min_seconds, max_seconds=args.max_seconds,
+                                min_face_px_1080p=args.min_face, max_camera_motion=args.max_camera_motion)
+    return AnnotateSettings(models_dir=str(args.models) if args.models else None, det_model=args.det_model,
+                            pose_model=args.pose_model, faces=args.faces, speakers=args.speakers,
+                            asd_model=args.asd_model, asd_precision=args.asd_precision, diarizer=args.diarizer,
+                            device=args.device, det_threshold=args.det_threshold,
+                            detect_every=1 if args.exact else args.detect_every,
+                            face_search="frame" if args.exact else args.face_search, selection=selection)
