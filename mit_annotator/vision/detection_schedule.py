@@ -38,49 +38,55 @@ EXACT = VisionSpeed()
 class DetectionSchedule:
     """Say `due(frame, cut)` before each frame and `found(frame, boxes)` after each detection.
 
-    Dense detection (every frame for `settle` frames) follows a box that matches no one seen in the last second
-    (someone new: the tracker confirms a track after `min_length` sightings, as it would on every frame) and a
-    box that moved fast since the last look. Someone missing is not a change: a detector that misses a person now
-    and then would otherwise keep the schedule dense, and the tracker bridges the gap either way.
+    The schedule keeps the people seen in the last second (`MEMORY`, the tracker's patience), each at their latest
+    box. It looks at every frame for `settle` frames after a box that matches none of them (someone new: the tracker
+    confirms a track after `min_length` sightings, as it would on every frame) or that moved fast since the last look;
+    and on the next frame after a look that missed someone still remembered (a detector that misses a person now and
+    then finds them again on the frames between, as every-frame detection would).
     """
 
     SAME_PERSON = 0.3  # IoU between two boxes that count as one person who stayed
-    MEMORY = 25  # frames a person seen stays known (TrackerConfig.max_missing)
+    MEMORY = 26  # frames a person seen stays known: the tracker still matches them 25 unseen frames later
 
     def __init__(self, speed: VisionSpeed):
         self.speed = speed
-        self.recent: list[tuple[int, np.ndarray]] = []  # the detections of the last MEMORY frames: frame, boxes
-        self.dense_until = -1  # detect every frame up to and including this one
+        self.known: list[tuple[int, np.ndarray]] = []  # people seen in the last MEMORY frames: frame, latest box
+        self.last_look = -1
+        self.dense_until = -1  # look at every frame up to and including this one
 
     def due(self, frame: int, cut: bool) -> bool:
         if cut:
-            self.recent = []
-        if not self.recent or frame <= self.dense_until:
+            self.known = []
+        if self.last_look < 0 or cut or frame <= self.dense_until:
             return True
-        return frame - self.recent[-1][0] >= self.speed.detect_every
+        return frame - self.last_look >= self.speed.detect_every
 
     def found(self, frame: int, boxes: np.ndarray) -> None:
         boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
-        self.recent = [(f, b) for f, b in self.recent if frame - f <= self.MEMORY]
-        if self.recent and (self._someone_new(boxes) or self._fast(boxes, *self.recent[-1], frame)):
+        self.known = [(f, b) for f, b in self.known if frame - f <= self.MEMORY]
+        pairs = self._pairs([b for _, b in self.known], boxes)
+        span = max(frame - self.last_look, 1)
+        fast = any(self._moved(self.known[k][1], boxes[j], span) for k, j in pairs
+                   if self.known[k][0] == self.last_look)
+        if self.known and (len(pairs) < len(boxes) or fast):
             self.dense_until = frame + self.speed.settle
-        self.recent.append((frame, boxes))
+        elif len(pairs) < len(self.known):
+            self.dense_until = max(self.dense_until, frame + 1)
+        matched = {j for _, j in pairs}
+        seen = {k for k, _ in pairs}
+        self.known = ([(frame, boxes[j]) for _, j in pairs] + [p for k, p in enumerate(self.known) if k not in seen]
+                      + [(frame, boxes[j]) for j in range(len(boxes)) if j not in matched])
+        self.last_look = frame
 
-    def _someone_new(self, boxes: np.ndarray) -> bool:
-        known = np.concatenate([b for _, b in self.recent])
-        return any(max((box_iou(box, other) for other in known), default=0.0) < self.SAME_PERSON for box in boxes)
-
-    def _fast(self, boxes: np.ndarray, before_frame: int, before: np.ndarray, frame: int) -> bool:
-        """Someone's box centre moved more than `max_motion` of their height per frame since the last look (the
-        centre: a box's edges follow every gesture of the arms)."""
-        if not len(boxes) or not len(before):
-            return False
-        overlap = np.array([[box_iou(a, b) for b in boxes] for a in before])
+    def _pairs(self, known: list[np.ndarray], boxes: np.ndarray) -> list[tuple[int, int]]:
+        if not known or not len(boxes):
+            return []
+        overlap = np.array([[box_iou(a, b) for b in boxes] for a in known])
         rows, cols = linear_sum_assignment(-overlap)
-        same = overlap[rows, cols] >= self.SAME_PERSON
-        rows, cols = rows[same], cols[same]
-        span = max(frame - before_frame, 1)
-        centres = (boxes[:, :2] + boxes[:, 2:]) / 2, (before[:, :2] + before[:, 2:]) / 2
-        shift = np.abs(centres[0][cols] - centres[1][rows]).max(axis=1) / span
-        height = np.maximum(boxes[cols, 3] - boxes[cols, 1], 1.0)
-        return bool((shift > self.speed.max_motion * height).any())
+        return [(int(r), int(c)) for r, c in zip(rows, cols) if overlap[r, c] >= self.SAME_PERSON]
+
+    def _moved(self, before: np.ndarray, box: np.ndarray, span: int) -> bool:
+        """The box centre moved more than `max_motion` of its height per frame (the centre: a box's edges follow
+        every gesture of the arms)."""
+        shift = np.abs((box[:2] + box[2:]) / 2 - (before[:2] + before[2:]) / 2).max() / span
+        return bool(shift > self.speed.max_motion * max(float(box[3] - box[1]), 1.0))

@@ -61,8 +61,9 @@ def test_the_schedule_looks_at_a_stride_and_densely_after_a_change():
             due.append(frame)
             boxes = [person] if frame < 9 or 12 <= frame < 15 else [person, newcomer]
             schedule.found(frame, np.array(boxes))
-    # stride 3; someone new at 9: every frame up to 9 + 4; someone missing at 12-14 is no change; a cut looks again
-    assert due == [0, 3, 6, 9, 10, 11, 12, 13, 16, 19, 22, 24, 27], due
+    # stride 3; someone new at 9: every frame up to 9 + 4; someone missed at 12-14: the next frame too, until they
+    # are found again (15); a cut looks again
+    assert due == [0, 3, 6, 9, 10, 11, 12, 13, 14, 15, 18, 21, 24, 27], due
 
 
 def test_fast_motion_makes_the_schedule_dense():
