@@ -59,11 +59,11 @@ def test_the_schedule_looks_at_a_stride_and_densely_after_a_change():
         cut = frame == 24
         if schedule.due(frame, cut):
             due.append(frame)
-            boxes = [person] if frame < 9 or 12 <= frame < 15 else [person, newcomer]
+            boxes = [person] if frame < 9 or 16 <= frame < 18 else [person, newcomer]
             schedule.found(frame, np.array(boxes))
-    # stride 3; someone new at 9: every frame up to 9 + 4; someone missed at 12-14: the next frame too, until they
-    # are found again (15); a cut looks again
-    assert due == [0, 3, 6, 9, 10, 11, 12, 13, 14, 15, 18, 21, 24, 27], due
+    # stride 3; someone new at 9: every frame up to 9 + 4; someone seen at 13 and missed at 16: 17 too, and missed
+    # again there: the stride (20, found again, no one new); a cut looks again
+    assert due == [0, 3, 6, 9, 10, 11, 12, 13, 16, 17, 20, 23, 24, 27], due
 
 
 def test_fast_motion_makes_the_schedule_dense():
