@@ -367,3 +367,51 @@ def _mux_audio(container, stream, audio: np.ndarray, start: int, end: int, sampl
     chunk.time_base = Fraction(1, sample_rate)
     container.mux(stream.encode(chunk))
     return end
+
+
+def prefetched(frames: Iterable[np.ndarray], depth: int = 8) -> Iterator[np.ndarray]:
+    """`frames`, made by a background thread up to `depth` ahead: decoding overlaps the caller's work (PyAV, OpenCV
+    and ONNX Runtime release the GIL). Errors come out where the frame would have; stopping early stops the thread
+    and closes `frames`."""
+    import contextlib
+    import queue
+    import threading
+
+    ahead: queue.Queue = queue.Queue(depth)
+    stop = threading.Event()
+    end = object()
+
+    def put(item) -> bool:
+        while not stop.is_set():
+            try:
+                ahead.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            with contextlib.closing(iter(frames)) as source:
+                for frame in source:
+                    if not put(frame):
+                        return
+            put(end)
+        except BaseException as error:  # noqa: BLE001 -- handed to the consumer, raised there
+            put(_Failed(error))
+
+    thread = threading.Thread(target=produce, name="prefetch-frames", daemon=True)
+    thread.start()
+    try:
+        while (item := ahead.get()) is not end:
+            if isinstance(item, _Failed):
+                raise item.error
+            yield item
+    finally:
+        stop.set()
+        thread.join()
+
+
+@dataclass(frozen=True)
+class _Failed:
+    error: BaseException

@@ -183,14 +183,17 @@ def annotate_video(video: str | os.PathLike, annotator: Annotator, report: Repor
 
 def vision(video: str | os.PathLike, info: media.VideoInfo, annotator: Annotator,
            progress: Callable[[int, int], None] | None = None) -> tuple[VideoTracks, BackgroundFlow]:
-    """Shots, people, poses, faces and tracks, and the background's flow, from one decode at the MIT rate."""
+    """Shots, people, poses, faces and tracks, and the background's flow, from one decode at the MIT rate (the
+    decode and the flow run a few frames ahead in a thread of their own)."""
+    from contextlib import closing
+
     from mit_annotator.vision.people import annotate_frames
 
     flow = BackgroundFlow()
     expected = int(round(info.duration * PROCESSING_FPS))
-    frames = _observed(media.iter_frames(video, fps=PROCESSING_FPS), flow.add)
-    tracks = annotate_frames(frames, PROCESSING_FPS, annotator.detector, annotator.pose, annotator.faces,
-                             progress=progress, total=expected, speed=annotator.settings.vision_speed())
+    with closing(media.prefetched(_observed(media.iter_frames(video, fps=PROCESSING_FPS), flow.add))) as frames:
+        tracks = annotate_frames(frames, PROCESSING_FPS, annotator.detector, annotator.pose, annotator.faces,
+                                 progress=progress, total=expected, speed=annotator.settings.vision_speed())
     tracks.source = str(video)
     return tracks, flow
 

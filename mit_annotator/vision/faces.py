@@ -181,13 +181,15 @@ class FacesAtScale:
     at the frame's scale) is about FACE_PIXELS wide: large frames cost a fraction, and no face that matters is lost.
     Boxes and landmarks come back in source pixels.
 
-    `in_regions` looks only inside given parts of the frame (people's heads), at the same scale as a whole-frame
-    search, so a face is found there as it would be in the whole frame.
+    `in_regions` looks only inside given parts of the frame (people's heads): a region around a face already seen is
+    searched at the scale that makes that face KNOWN_FACE_PIXELS wide (a large face costs no more than a small one),
+    any other at the whole frame's scale.
     """
 
     FACE_PIXELS = 24.0  # YuNet and SCRFD find faces down to about 10-16 px
+    KNOWN_FACE_PIXELS = 32.0  # a face seen in the frame before is looked for at this width: its landmarks stay sharp
     MIN_REGION = 32  # px at the detection scale: YuNet's coarsest anchors need some context around a face
-    MOST_OF_A_FRAME = 0.6  # regions covering more than this share of the frame: one whole-frame search instead
+    MOST_OF_A_FRAME = 0.6  # regions costing more than this share of a whole-frame search: one whole-frame search
 
     def __init__(self, detector, min_face_px_1080p: float):
         self.detector, self.min_face = detector, min_face_px_1080p
@@ -198,30 +200,32 @@ class FacesAtScale:
     def __call__(self, frame: np.ndarray) -> list[Face]:
         return self._detect(frame, self.scale(frame.shape[0]), np.zeros(2, np.float32))
 
-    def in_regions(self, frame: np.ndarray, regions: np.ndarray) -> list[Face]:
-        """Faces inside `regions` ((R, 4) x1 y1 x2 y2, source pixels), best first; one face seen from two
-        overlapping regions is kept once."""
-        scale = self.scale(frame.shape[0])
-        crops = self._crops(frame.shape[:2], regions, self.MIN_REGION / scale)
-        if sum((r - le) * (b - t) for le, t, r, b in crops) > self.MOST_OF_A_FRAME * frame.shape[0] * frame.shape[1]:
-            return self(frame)  # close-ups: the heads fill the frame, and one search costs less than several
+    def in_regions(self, frame: np.ndarray, regions: np.ndarray, face_widths: np.ndarray | None = None) -> list[Face]:
+        """Faces inside `regions` ((R, 4) x1 y1 x2 y2, source pixels; `face_widths` (R,): the width of the face
+        expected in each, NaN where unknown), best first; one face seen from two overlapping regions is kept once."""
+        regions = np.asarray(regions, np.float32).reshape(-1, 4)
+        widths = np.full(len(regions), np.nan) if face_widths is None else np.asarray(face_widths, np.float64)
+        whole = self.scale(frame.shape[0])
+        scales = np.where(np.isnan(widths), whole, np.minimum(whole, self.KNOWN_FACE_PIXELS / np.maximum(widths, 1.0)))
+        crops = [(crop, scale) for region, scale in zip(regions, scales)
+                 if (crop := self._crop(frame.shape[:2], region, self.MIN_REGION / scale)) is not None]
+        cost = sum((r - le) * (b - t) * scale ** 2 for (le, t, r, b), scale in crops)
+        if cost > self.MOST_OF_A_FRAME * frame.shape[0] * frame.shape[1] * whole ** 2:
+            return self(frame)  # the heads fill the frame: one search costs less than several
         faces: list[Face] = []
-        for left, top, right, bottom in crops:
+        for (left, top, right, bottom), scale in crops:
             faces += self._detect(frame[top:bottom, left:right], scale, np.array([left, top], np.float32))
         return _distinct(sorted(faces, key=lambda f: -f.score))
 
     @staticmethod
-    def _crops(frame_hw: tuple[int, int], regions: np.ndarray, least: float) -> list[tuple[int, int, int, int]]:
-        """The regions as whole pixels inside the frame, each at least `least` source pixels a side."""
+    def _crop(frame_hw: tuple[int, int], region: np.ndarray, least: float) -> tuple[int, int, int, int] | None:
+        """The region as whole pixels inside the frame, at least `least` source pixels a side (None: nothing left)."""
         height, width = frame_hw
-        crops = []
-        for x1, y1, x2, y2 in np.asarray(regions, np.float32).reshape(-1, 4):
-            grow_x, grow_y = max(0.0, least - (x2 - x1)) / 2, max(0.0, least - (y2 - y1)) / 2
-            left, top = int(max(0, np.floor(x1 - grow_x))), int(max(0, np.floor(y1 - grow_y)))
-            right, bottom = int(min(width, np.ceil(x2 + grow_x))), int(min(height, np.ceil(y2 + grow_y)))
-            if right - left >= 2 and bottom - top >= 2:
-                crops.append((left, top, right, bottom))
-        return crops
+        x1, y1, x2, y2 = region
+        grow_x, grow_y = max(0.0, least - (x2 - x1)) / 2, max(0.0, least - (y2 - y1)) / 2
+        left, top = int(max(0, np.floor(x1 - grow_x))), int(max(0, np.floor(y1 - grow_y)))
+        right, bottom = int(min(width, np.ceil(x2 + grow_x))), int(min(height, np.ceil(y2 + grow_y)))
+        return (left, top, right, bottom) if right - left >= 2 and bottom - top >= 2 else None
 
     def _detect(self, image: np.ndarray, scale: float, offset: np.ndarray) -> list[Face]:
         height, width = image.shape[:2]
@@ -229,7 +233,7 @@ class FacesAtScale:
             small, factor = image, np.ones(2, np.float32)
         else:
             small = cv2.resize(image, (max(1, round(width * scale)), max(1, round(height * scale))),
-                               interpolation=cv2.INTER_AREA)
+                               interpolation=cv2.INTER_AREA if scale < 0.5 else cv2.INTER_LINEAR)
             factor = np.array([width / small.shape[1], height / small.shape[0]], np.float32)
         faces = self.detector(np.ascontiguousarray(small))
         for face in faces:
@@ -238,27 +242,27 @@ class FacesAtScale:
         return faces
 
 
-def head_regions(person_boxes: np.ndarray, previous_faces: list[Face]) -> np.ndarray:
-    """Where the faces of a frame can be, (R, 4) in source pixels:
+def head_regions(person_boxes: np.ndarray, previous_faces: list[Face]) -> tuple[np.ndarray, np.ndarray]:
+    """Where the faces of a frame can be, (R, 4) in source pixels, and the width of the face expected in each (R,),
+    NaN where unknown:
     - around each face of the frame before, three times its size (a head moves little in 40 ms, and the detector
       needs the face's surroundings to find it);
-    - for each person whose box holds none of those faces in its upper half (where `match_faces` looks for a
-      person's face), the box's upper three quarters: a close-up's face reaches below the half, and a face cut by
-      the region's edge would be found cut."""
-    regions = []
+    - for each person none of those faces belongs to, the person box's upper three quarters (`match_faces` gives a
+      person a face in the box's upper half; a close-up's face reaches below the half, and a face cut by the
+      region's edge would be found cut)."""
+    regions, widths = [], []
     for face in previous_faces:
         centre, size = (face.box[:2] + face.box[2:]) / 2, face.box[2:] - face.box[:2]
         regions.append(np.concatenate([centre - 1.5 * size, centre + 1.5 * size]))
+        widths.append(float(size[0]))
     for person in np.asarray(person_boxes, np.float32).reshape(-1, 4):
-        upper = person.copy()
-        upper[3] = person[1] + 0.5 * (person[3] - person[1])
-        if any(_share_inside(face.box, upper) > 0.5 for face in previous_faces):
-            continue
         margin = 0.1 * (person[2] - person[0])  # a face at the box's edge, or above its top
         region = person + np.array([-margin, -margin, margin, 0], np.float32)
         region[3] = person[1] + 0.75 * (person[3] - person[1])
-        regions.append(region)
-    return np.array(regions, np.float32).reshape(-1, 4)
+        if not any(_share_inside(face.box, region) > 0.5 for face in previous_faces):
+            regions.append(region)
+            widths.append(np.nan)
+    return np.array(regions, np.float32).reshape(-1, 4), np.array(widths, np.float64)
 
 
 def _distinct(faces: list[Face], overlap: float = 0.5) -> list[Face]:

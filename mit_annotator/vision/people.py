@@ -85,7 +85,7 @@ def annotate_frames(frames: Iterable[np.ndarray], fps: float, detector: PersonDe
             looks.append(None if found is None else [appearance_descriptor(frame, b) for b in boxes])
         if face_detector is not None:
             before = faces[-1] if faces and not cut else []
-            faces.append(face_detector.in_regions(frame, head_regions(boxes, before))
+            faces.append(face_detector.in_regions(frame, *head_regions(boxes, before))
                          if speed.face_search == "heads" else face_detector(frame))
             if face_identity is not None and index % identity_every == 0:
                 for face in faces[-1]:

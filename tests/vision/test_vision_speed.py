@@ -141,9 +141,11 @@ def test_faces_around_the_heads_are_the_whole_frames_faces(size):
     people = PersonDetector(shared_path("models", "yolox_nano.onnx"))(frame)[0]
     for before in ([], whole):  # no face yet (the people's upper parts), then around the faces found before
         searched.clear()
-        found = faces.in_regions(frame, head_regions(people, before))
+        found = faces.in_regions(frame, *head_regions(people, before))
         assert len(found) == 2 and len(searched) == 2
         assert sum(h * w for h, w in searched) < 0.25 * faces.scale(size[1]) ** 2 * size[0] * size[1], searched
+        if before:  # a face seen before is looked for at 48 px at most, whatever its size: 3 x 48 px wide
+            assert all(shape[1] <= 146 for shape in searched) and max(s[1] for s in searched) >= 140, searched
         for face in whole:
             nearest = max(found, key=lambda f: box_iou(f.box, face.box))
             # a CNN sees a crop's edges: the same face, a few per cent apart
@@ -157,18 +159,20 @@ def test_close_ups_are_searched_whole():
     yunet = YuNetFaceDetector(MODELS / "face_detection_yunet.onnx")
     faces = FacesAtScale(lambda image: searched.append(image.shape[:2]) or yunet(image), 64.0)
     whole = faces(frame)
-    found = faces.in_regions(frame, head_regions(np.zeros((0, 4)), whole))
-    assert searched[-1] == frame.shape[:2] and len(searched) == 2  # the heads' regions cover most of it
+    people = PersonDetector(shared_path("models", "yolox_nano.onnx"))(frame)[0]
+    found = faces.in_regions(frame, *head_regions(people, []))
+    assert searched[-1] == frame.shape[:2] and len(searched) == 2  # the people's heads cover most of it
     assert [f.box.tolist() for f in found] == [f.box.tolist() for f in whole]
 
 
 def test_head_regions_cover_each_known_face_and_each_faceless_person():
     face = Face(np.array([100, 50, 140, 100], np.float32), np.zeros((5, 2), np.float32), 0.9)
     people = np.array([[80, 40, 160, 300], [300, 40, 380, 300]], np.float32)
-    regions = head_regions(people, [face])
+    regions, widths = head_regions(people, [face])
     np.testing.assert_allclose(regions[0], [60, 0, 180, 150])  # three times the face, about its centre
     np.testing.assert_allclose(regions[1], [292, 32, 388, 235])  # the faceless person's upper 3/4, 10% wider
     assert len(regions) == 2  # the first person's upper half holds the known face: no second region
+    assert widths[0] == 40 and np.isnan(widths[1])
 
 
 def test_people_seen_at_the_last_look_of_a_shot_stay_to_its_end():
