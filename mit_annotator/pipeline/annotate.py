@@ -32,6 +32,7 @@ from mit_annotator.vision.motion import BackgroundFlow, background_motion
 
 log = logging.getLogger("mit_annotator")
 
+VISION_HEIGHT = 720  # sources taller than this are decoded at this height for the vision pass (`vision_size`)
 STAGES = ("probe", "vision", "select", "diarize", "who_speaks", "export")
 
 Report = Callable[[str, int, int], None]  # (stage, done, total)
@@ -151,8 +152,7 @@ def annotate_video(video: str | os.PathLike, annotator: Annotator, report: Repor
         raise VideoFailed(f"{video}: no audio stream (the clips need the conversation's audio)")
     lap("probe")
 
-    tracks, flow = vision(video, info, annotator, lambda done, total: report("vision", done, total))
-    motion = background_motion(flow.flows, flow.points, tracks) if flow.points is not None else np.zeros(0)
+    tracks, motion = vision(video, info, annotator, lambda done, total: report("vision", done, total))
     lap("vision")
     if not tracks.tracks:
         raise VideoFailed(f"{video}: no people found")
@@ -182,20 +182,36 @@ def annotate_video(video: str | os.PathLike, annotator: Annotator, report: Repor
 
 
 def vision(video: str | os.PathLike, info: media.VideoInfo, annotator: Annotator,
-           progress: Callable[[int, int], None] | None = None) -> tuple[VideoTracks, BackgroundFlow]:
-    """Shots, people, poses, faces and tracks, and the background's flow, from one decode at the MIT rate (the
-    decode and the flow run a few frames ahead in a thread of their own)."""
+           progress: Callable[[int, int], None] | None = None) -> tuple[VideoTracks, np.ndarray]:
+    """Shots, people, poses, faces and tracks, and the background's motion (source pixels per frame), from one
+    decode at the MIT rate. The decode and the flow run a few frames ahead in a thread of their own; a source taller
+    than VISION_HEIGHT is decoded at that height (`vision_size`), and the tracks come back in source pixels."""
     from contextlib import closing
 
-    from mit_annotator.vision.people import annotate_frames
+    from mit_annotator.vision.people import annotate_frames, in_source_pixels
 
     flow = BackgroundFlow()
     expected = int(round(info.duration * PROCESSING_FPS))
-    with closing(media.prefetched(_observed(media.iter_frames(video, fps=PROCESSING_FPS), flow.add))) as frames:
+    size = vision_size(info.width, info.height)
+    decoded = media.iter_frames(video, fps=PROCESSING_FPS, size=size)
+    with closing(media.prefetched(_observed(decoded, flow.add))) as frames:
         tracks = annotate_frames(frames, PROCESSING_FPS, annotator.detector, annotator.pose, annotator.faces,
                                  progress=progress, total=expected, speed=annotator.settings.vision_speed())
+    motion = background_motion(flow.flows, flow.points, tracks) if flow.points is not None else np.zeros(0)
+    if size is not None:
+        motion = motion * (info.width / tracks.width)
+        tracks = in_source_pixels(tracks, info.width, info.height)
     tracks.source = str(video)
-    return tracks, flow
+    return tracks, motion
+
+
+def vision_size(width: int, height: int) -> tuple[int, int] | None:
+    """The size the vision pass decodes a source at: VISION_HEIGHT high (even width) for taller sources, else None
+    (as it is). The detectors see no more: YOLOX looks at 416 or 640 px, faces are searched at 24 px for the
+    smallest face a clip may have (64 px at 1080p), and DWPose at 288x384 per person."""
+    if height <= VISION_HEIGHT:
+        return None
+    return 2 * round(width * VISION_HEIGHT / height / 2), VISION_HEIGHT
 
 
 def who_speaks_in_clip(video: str | os.PathLike, tracks: VideoTracks, diarization: Diarization, audio: np.ndarray,

@@ -41,9 +41,9 @@ class DetectionSchedule:
     The schedule keeps the people seen in the last second (`MEMORY`, the tracker's patience), each at their latest
     box. It looks at every frame for `settle` frames after a box that matches none of them (someone new: the tracker
     confirms a track after `min_length` sightings, as it would on every frame) or that moved fast since the last look;
-    and on the next frame after a look that missed someone seen at the look before (a detector that misses a person
-    now and then mostly finds them again a frame later; one who stays missing is looked for at the stride, for as
-    long as the tracker would still take them back).
+    and on every frame while someone remembered is missing, for as long as the tracker would still take them back
+    (a detector that misses a person now and then finds them again on the frames between looks, as it would if it
+    looked at every frame; looking again only at the stride cost up to 0.065 MOTA on the synthetic conversations).
     """
 
     SAME_PERSON = 0.3  # IoU between two boxes that count as one person who stayed
@@ -71,8 +71,8 @@ class DetectionSchedule:
                    if self.known[k][0] == self.last_look)
         if self.known and (len(pairs) < len(boxes) or fast):
             self.dense_until = frame + self.speed.settle
-        elif any(f == self.last_look for k, (f, _) in enumerate(self.known) if k not in {k for k, _ in pairs}):
-            self.dense_until = max(self.dense_until, frame + 1)  # someone seen at the last look, missed now
+        elif len(pairs) < len(self.known):
+            self.dense_until = max(self.dense_until, frame + 1)  # someone remembered is missing: look again
         matched = {j for _, j in pairs}
         seen = {k for k, _ in pairs}
         self.known = ([(frame, boxes[j]) for _, j in pairs] + [p for k, p in enumerate(self.known) if k not in seen]

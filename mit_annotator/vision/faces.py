@@ -187,7 +187,7 @@ class FacesAtScale:
     """
 
     FACE_PIXELS = 24.0  # YuNet and SCRFD find faces down to about 10-16 px
-    KNOWN_FACE_PIXELS = 32.0  # a face seen in the frame before is looked for at this width: its landmarks stay sharp
+    KNOWN_FACE_PIXELS = 40.0  # a face seen in the frame before is looked for at this width: its landmarks stay sharp
     MIN_REGION = 32  # px at the detection scale: YuNet's coarsest anchors need some context around a face
     MOST_OF_A_FRAME = 0.6  # regions costing more than this share of a whole-frame search: one whole-frame search
 

@@ -105,6 +105,21 @@ def annotate_frames(frames: Iterable[np.ndarray], fps: float, detector: PersonDe
     return VideoTracks(size[0], size[1], fps, len(detections), tracks, shots.shots())
 
 
+def in_source_pixels(tracks: VideoTracks, width: int, height: int) -> VideoTracks:
+    """Tracks found on frames scaled from a `width` x `height` source, in the source's pixels."""
+    factor = np.array([width / tracks.width, height / tracks.height], np.float32)
+
+    def scaled(values, points=False):
+        if values is None:
+            return None
+        return values * (factor if points else np.tile(factor, 2))
+
+    people = [PersonTrack(t.track_id, t.frames, scaled(t.boxes), scaled(t.keypoints, points=True), t.keypoint_scores,
+                          scaled(t.face_boxes), t.shot, scaled(t.face_landmarks, points=True), t.identity)
+              for t in tracks.tracks]
+    return VideoTracks(width, height, tracks.fps, tracks.num_frames, people, tracks.shots, tracks.source)
+
+
 def _people(index: int, frame: np.ndarray, boxes: np.ndarray, scores: np.ndarray,
             pose_model: WholeBodyPose | None) -> list[Detection]:
     if pose_model is None:

@@ -61,9 +61,9 @@ def test_the_schedule_looks_at_a_stride_and_densely_after_a_change():
             due.append(frame)
             boxes = [person] if frame < 9 or 16 <= frame < 18 else [person, newcomer]
             schedule.found(frame, np.array(boxes))
-    # stride 3; someone new at 9: every frame up to 9 + 4; someone seen at 13 and missed at 16: 17 too, and missed
-    # again there: the stride (20, found again, no one new); a cut looks again
-    assert due == [0, 3, 6, 9, 10, 11, 12, 13, 16, 17, 20, 23, 24, 27], due
+    # stride 3; someone new at 9: every frame up to 9 + 4; someone missing at 16 and 17: every frame until they
+    # are found again (18, no one new); a cut looks again
+    assert due == [0, 3, 6, 9, 10, 11, 12, 13, 16, 17, 18, 21, 24, 27], due
 
 
 def test_fast_motion_makes_the_schedule_dense():
@@ -144,13 +144,14 @@ def test_faces_around_the_heads_are_the_whole_frames_faces(size):
         found = faces.in_regions(frame, *head_regions(people, before))
         assert len(found) == 2 and len(searched) == 2
         assert sum(h * w for h, w in searched) < 0.25 * faces.scale(size[1]) ** 2 * size[0] * size[1], searched
-        if before:  # a face seen before is looked for at 48 px at most, whatever its size: 3 x 48 px wide
-            assert all(shape[1] <= 146 for shape in searched) and max(s[1] for s in searched) >= 140, searched
+        if before:  # a face seen before is looked for at 40 px at most, whatever its size: 3 x 40 px wide
+            assert FacesAtScale.KNOWN_FACE_PIXELS == 40
+            assert all(shape[1] <= 122 for shape in searched) and max(s[1] for s in searched) >= 118, searched
         for face in whole:
             nearest = max(found, key=lambda f: box_iou(f.box, face.box))
             # a CNN sees a crop's edges: the same face, a few per cent apart
-            assert box_iou(nearest.box, face.box) > 0.85
-            assert np.abs(nearest.landmarks - face.landmarks).max() < 0.08 * (face.box[2] - face.box[0])
+            assert box_iou(nearest.box, face.box) > 0.8
+            assert np.abs(nearest.landmarks - face.landmarks).max() < 0.1 * (face.box[2] - face.box[0])
 
 
 def test_close_ups_are_searched_whole():
@@ -188,3 +189,29 @@ def test_people_seen_at_the_last_look_of_a_shot_stay_to_its_end():
     assert [t.frames.tolist() for t in tracks.tracks] == [list(range(20)), list(range(20, 40))]
     exact = annotate_frames(frames, 25.0, Still())
     assert [t.frames.tolist() for t in exact.tracks] == [t.frames.tolist() for t in tracks.tracks]
+
+
+def test_a_tall_source_is_seen_at_the_vision_height_and_tracked_in_source_pixels(saved_conversation, yolox_nano,
+                                                                                  monkeypatch, tmp_path):
+    from mit_annotator.pipeline import annotate
+
+    assert annotate.vision_size(1920, 1080) == (1280, 720) and annotate.vision_size(1280, 720) is None
+    conversation, paths = saved_conversation
+    # the camera pans 2 source pixels a frame: the background's motion, in source pixels, is 2 however it is seen
+    panned = [np.roll(frame, 2 * k, axis=1) for k, frame in enumerate(media.iter_frames(paths["video"], fps=25.0))]
+    video = media.write_video(tmp_path / "panned.mp4", panned, 25.0, conversation.mix, 16000)
+    annotator = annotate.Annotator(AnnotateSettings(models_dir=str(MODELS), det_model=str(yolox_nano),
+                                                    pose_model="none", speakers="lips"))
+    info = media.probe(video)
+    full, full_motion = annotate.vision(video, info, annotator)
+    monkeypatch.setattr(annotate, "VISION_HEIGHT", 108)  # the 256x144 video stands for a source taller than 720
+    annotator.detector = Counted(annotator.detector)
+    smaller, smaller_motion = annotate.vision(video, info, annotator)
+    assert {f.shape for f in annotator.detector.frames} == {(108, 192, 3)}
+    assert (smaller.width, smaller.height) == (full.width, full.height) == (256, 144)
+    assert len(smaller.tracks) == len(full.tracks) >= 3
+    for a, b in zip(full.tracks, smaller.tracks):
+        common = np.intersect1d(a.frames, b.frames)
+        overlap = [box_iou(a.boxes[a.row_of(f)], b.boxes[b.row_of(f)]) for f in common]
+        assert np.mean(overlap) > 0.8, np.mean(overlap)
+    assert abs(np.nanmedian(full_motion) - 2.0) < 0.3 and abs(np.nanmedian(smaller_motion) - 2.0) < 0.3
