@@ -275,19 +275,26 @@ def _to_rgb(frame: av.VideoFrame, size: tuple[int, int] | None) -> np.ndarray:
 # Writing
 
 
+X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
+
+
 def write_video(path: str | os.PathLike, frames: Iterable[np.ndarray], fps: float,
-                audio: np.ndarray | None = None, sample_rate: int = 16000, crf: int = 18) -> Path:
+                audio: np.ndarray | None = None, sample_rate: int = 16000, crf: int = 18,
+                preset: str = "medium") -> Path:
     """Write RGB uint8 frames as an H.264 mp4, with AAC audio when given ((T,) mono or (C, T)).
 
+    `crf` sets the quality, `preset` (one of X264_PRESETS) how hard x264 works for a smaller file at that quality.
     The file appears under its name only when complete. Odd frame sizes are padded by one edge pixel (H.264 in
     yuv420p needs even sizes).
     """
     path = Path(path)
     if fps <= 0:
         raise ValueError(f"fps must be positive, got {fps}")
+    if preset not in X264_PRESETS:
+        raise ValueError(f"preset must be one of {', '.join(X264_PRESETS)}, got {preset!r}")
     audio = _check_audio(audio)
     with atomic_path(path) as tmp:
-        if _encode(str(tmp), frames, fps, audio, sample_rate, crf) == 0:
+        if _encode(str(tmp), frames, fps, audio, sample_rate, crf, preset) == 0:
             raise ValueError(f"{path}: no frames to write")
     return path
 
@@ -324,7 +331,7 @@ def _check_frame(frame: np.ndarray, index: int) -> np.ndarray:
 
 
 def _encode(tmp: str, frames: Iterable[np.ndarray], fps: float, audio: np.ndarray | None,
-            sample_rate: int, crf: int) -> int:
+            sample_rate: int, crf: int, preset: str) -> int:
     rate = Fraction(fps).limit_denominator(1001)
     count = 0
     with av.open(tmp, mode="w", format="mp4", options={"movflags": "+faststart"}) as container:
@@ -336,7 +343,7 @@ def _encode(tmp: str, frames: Iterable[np.ndarray], fps: float, audio: np.ndarra
         for count, frame in enumerate(frames, 1):
             frame = _check_frame(frame, count - 1)
             if video is None:
-                video = container.add_stream("libx264", rate=rate, options={"crf": str(crf)})
+                video = container.add_stream("libx264", rate=rate, options={"crf": str(crf), "preset": preset})
                 video.width, video.height, video.pix_fmt = frame.shape[1], frame.shape[0], "yuv420p"
                 size = frame.shape
             elif frame.shape != size:

@@ -58,10 +58,14 @@ class AnnotateSettings:
     det_threshold: float = 0.5
     detect_every: int = 3  # person detection on every Nth frame, tracked between (1: every frame; BENCHMARKS.md)
     face_search: str = "heads"  # faces searched around each tracked head ("frame": the whole frame)
+    encode_preset: str = "veryfast"  # x264's, for each clip's video.mp4 (crf 18); "medium" before 0.3
     selection: SelectionConfig = field(default_factory=SelectionConfig)
 
     def __post_init__(self):
         self.vision_speed()  # a bad stride or face search fails here, before any model loads
+        if self.encode_preset not in media.X264_PRESETS:
+            raise ValueError(f"encode_preset must be one of {', '.join(media.X264_PRESETS)}, got "
+                             f"{self.encode_preset!r}")
 
     def vision_speed(self) -> VisionSpeed:
         return VisionSpeed(detect_every=self.detect_every, face_search=self.face_search)
@@ -184,19 +188,21 @@ def annotate_video(video: str | os.PathLike, annotator: Annotator, report: Repor
 def vision(video: str | os.PathLike, info: media.VideoInfo, annotator: Annotator,
            progress: Callable[[int, int], None] | None = None) -> tuple[VideoTracks, np.ndarray]:
     """Shots, people, poses, faces and tracks, and the background's motion (source pixels per frame), from one
-    decode at the MIT rate. The decode and the flow run a few frames ahead in a thread of their own; a source taller
-    than VISION_HEIGHT is decoded at that height (`vision_size`), and the tracks come back in source pixels."""
+    decode at the MIT rate. The decode and the flow run a few frames ahead in a thread of their own; but for
+    `--exact`, a source taller than VISION_HEIGHT is decoded at that height (`vision_size`), and the tracks come back
+    in source pixels."""
     from contextlib import closing
 
     from mit_annotator.vision.people import annotate_frames, in_source_pixels
 
     flow = BackgroundFlow()
     expected = int(round(info.duration * PROCESSING_FPS))
-    size = vision_size(info.width, info.height)
+    speed = annotator.settings.vision_speed()
+    size = None if speed.exact else vision_size(info.width, info.height)
     decoded = media.iter_frames(video, fps=PROCESSING_FPS, size=size)
     with closing(media.prefetched(_observed(decoded, flow.add))) as frames:
         tracks = annotate_frames(frames, PROCESSING_FPS, annotator.detector, annotator.pose, annotator.faces,
-                                 progress=progress, total=expected, speed=annotator.settings.vision_speed())
+                                 progress=progress, total=expected, speed=speed)
     motion = background_motion(flow.flows, flow.points, tracks) if flow.points is not None else np.zeros(0)
     if size is not None:
         motion = motion * (info.width / tracks.width)

@@ -60,7 +60,7 @@ def process_video(job: VideoJob, out: Path, annotator: Annotator, frames: bool =
                 report("export", k, len(result.clips))
             name = clip_folder_name(job.source, job.video, clip.candidate.start, clip.candidate.end)
             write_clip(staging / name, job.path, clip, job.source, job.video, frames=frames,
-                       provenance={"input": job.path})
+                       provenance={"input": job.path}, preset=annotator.settings.encode_preset)
             clips.append(_clip_row(name, job, clip))
         result.seconds["export"] = time.perf_counter() - started
         return _record(job, DONE, None, result, clips)

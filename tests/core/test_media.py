@@ -184,3 +184,18 @@ def test_corrupt_data(saved_conversation, tmp_path):
     path.write_bytes(bytes(data))
     with pytest.raises(MediaError, match="corrupt"):
         media.read_frames(path)
+
+
+def test_the_x264_preset_is_the_one_asked_for(tmp_path):
+    rng = np.random.default_rng(0)
+    base = rng.integers(0, 255, (96, 128, 3), np.uint8)
+    frames = [np.roll(base, 3 * k, axis=1) for k in range(12)]
+    written = {}
+    for preset in ("ultrafast", "medium"):
+        path = media.write_video(tmp_path / f"{preset}.mp4", frames, 25.0, preset=preset)
+        written[preset] = path.read_bytes()
+    # x264 writes its settings into the stream: ultrafast turns CABAC and the deblocking off, medium keeps them
+    assert b"cabac=0" in written["ultrafast"] and b"cabac=1" in written["medium"]
+    with pytest.raises(ValueError, match="preset must be one of ultrafast, .*, got 'quick'"):
+        media.write_video(tmp_path / "bad.mp4", frames, 25.0, preset="quick")
+    assert not (tmp_path / "bad.mp4").exists()

@@ -48,9 +48,13 @@ def _add_annotate(commands) -> None:
     p.add_argument("--face-search", choices=["heads", "frame"], default=defaults_settings.face_search,
                    help="faces searched around each tracked head, or in the whole frame (default "
                         f"{defaults_settings.face_search})")
+    p.add_argument("--encode-preset", choices=media_presets(), default=defaults_settings.encode_preset,
+                   help="x264's preset for each clip's video.mp4, at crf 18 (default "
+                        f"{defaults_settings.encode_preset})")
     p.add_argument("--exact", action="store_true",
-                   help="detect people and faces on every whole frame (--detect-every 1 --face-search frame): "
-                        "the slower reference the defaults are measured against")
+                   help="detect people and faces on every whole frame at full size, and encode the clips with x264's "
+                        "medium preset (--detect-every 1 --face-search frame --encode-preset medium): the slower "
+                        "reference the defaults are measured against")
     p.add_argument("--pose-model", default="dwpose", help="pose model: a path, a known name, or none (boxes and "
                                                           "faces only: the clips' poses are then empty)")
     p.add_argument("--faces", choices=["yunet", "scrfd", "none"], default="yunet",
@@ -76,6 +80,12 @@ def _add_annotate(commands) -> None:
     p.add_argument("--ray-address", default=None, help="a running Ray cluster (default $RAY_ADDRESS, else a local "
                                                        "one with --workers CPUs)")
     p.set_defaults(run=_annotate)
+
+
+def media_presets() -> tuple[str, ...]:
+    from mit_annotator.core.media import X264_PRESETS
+
+    return X264_PRESETS
 
 
 def _annotate(args) -> int:
@@ -128,4 +138,5 @@ def annotate_settings(args):
                             asd_model=args.asd_model, asd_precision=args.asd_precision, diarizer=args.diarizer,
                             device=args.device, det_threshold=args.det_threshold,
                             detect_every=1 if args.exact else args.detect_every,
-                            face_search="frame" if args.exact else args.face_search, selection=selection)
+                            face_search="frame" if args.exact else args.face_search,
+                            encode_preset="medium" if args.exact else args.encode_preset, selection=selection)
