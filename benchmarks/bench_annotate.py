@@ -112,6 +112,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--videos", type=int, default=4)
     parser.add_argument("--real", type=int, default=0, help="also this many real videos (at most 7), scaled to --size")
+    parser.add_argument("--detect-every", type=int, default=AnnotateSettings().detect_every,
+                        help="the default runs' person-detection stride (--exact runs always detect on every frame)")
     parser.add_argument("--seconds", type=float, default=12.0)
     parser.add_argument("--size", default="640x360")
     parser.add_argument("--speakers", nargs="+", default=["lips", "auto"], choices=["lips", "auto", "asd"])
@@ -127,12 +129,14 @@ def main() -> int:
     print(f"{args.videos} videos, {video_seconds:.1f} s at {size[0]}x{size[1]}; {os.cpu_count()} CPUs; "
           f"work folder {work}")
     results = {"videos": args.videos, "video_seconds": video_seconds, "size": list(size), "runs": []}
-    base = dict(models_dir=str(MODELS), det_model=str(MODELS / "yolox_nano.onnx"), pose_model="none")
+    models = dict(models_dir=str(MODELS), det_model=str(MODELS / "yolox_nano.onnx"), pose_model="none")
+    base = {**models, "detect_every": args.detect_every}
     first = args.speakers[0]
     configs = [(f"plain loop, 1 worker, speakers {s}", AnnotateSettings(**base, speakers=s), {}, 0)
                for s in args.speakers]
     configs.append((f"plain loop, 1 worker, speakers {first}, --exact",
-                    AnnotateSettings(**base, speakers=first, detect_every=1, face_search="frame"), {}, 0))
+                    AnnotateSettings(**models, speakers=first, detect_every=1, face_search="frame",
+                                     encode_preset="medium"), {}, 0))
     configs.append((f"2 worker processes, speakers {first}", AnnotateSettings(**base, speakers=first),
                     {"workers": 2}, 0))
     if not args.no_ray:
