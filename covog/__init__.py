@@ -7,4 +7,4 @@ an Interactive Audio Driver. Plain library: never imports ComfyUI. Layers, each 
 `models` (the networks and the model object); all of it reads the annotator's records (`mit_annotator`).
 """
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"

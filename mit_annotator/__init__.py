@@ -6,4 +6,4 @@ Plain library: never imports ComfyUI or covog. Layers, each importing only those
 stages) > `core` (records, media I/O, model files).
 """
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
