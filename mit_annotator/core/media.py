@@ -278,6 +278,13 @@ def _to_rgb(frame: av.VideoFrame, size: tuple[int, int] | None) -> np.ndarray:
 X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
 
 
+def check_x264_preset(preset: str, name: str = "preset") -> str:
+    """`preset` if it is one of X264_PRESETS, else a ValueError naming `name`."""
+    if preset not in X264_PRESETS:
+        raise ValueError(f"{name} must be one of {', '.join(X264_PRESETS)}, got {preset!r}")
+    return preset
+
+
 def write_video(path: str | os.PathLike, frames: Iterable[np.ndarray], fps: float,
                 audio: np.ndarray | None = None, sample_rate: int = 16000, crf: int = 18,
                 preset: str = "medium") -> Path:
@@ -290,8 +297,7 @@ def write_video(path: str | os.PathLike, frames: Iterable[np.ndarray], fps: floa
     path = Path(path)
     if fps <= 0:
         raise ValueError(f"fps must be positive, got {fps}")
-    if preset not in X264_PRESETS:
-        raise ValueError(f"preset must be one of {', '.join(X264_PRESETS)}, got {preset!r}")
+    check_x264_preset(preset)
     audio = _check_audio(audio)
     with atomic_path(path) as tmp:
         if _encode(str(tmp), frames, fps, audio, sample_rate, crf, preset) == 0:

@@ -62,10 +62,8 @@ class AnnotateSettings:
     selection: SelectionConfig = field(default_factory=SelectionConfig)
 
     def __post_init__(self):
-        self.vision_speed()  # a bad stride or face search fails here, before any model loads
-        if self.encode_preset not in media.X264_PRESETS:
-            raise ValueError(f"encode_preset must be one of {', '.join(media.X264_PRESETS)}, got "
-                             f"{self.encode_preset!r}")
+        self.vision_speed()  # a bad stride, face search or preset fails here, before any model loads
+        media.check_x264_preset(self.encode_preset, "encode_preset")
 
     def vision_speed(self) -> VisionSpeed:
         return VisionSpeed(detect_every=self.detect_every, face_search=self.face_search)

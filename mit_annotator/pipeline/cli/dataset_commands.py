@@ -19,6 +19,7 @@ def add(commands) -> None:
 
 
 def _add_annotate(commands) -> None:
+    from mit_annotator.core.media import X264_PRESETS
     from mit_annotator.dataset.clips import SelectionConfig
     from mit_annotator.pipeline.annotate import AnnotateSettings
 
@@ -48,7 +49,7 @@ def _add_annotate(commands) -> None:
     p.add_argument("--face-search", choices=["heads", "frame"], default=defaults_settings.face_search,
                    help="faces searched around each tracked head, or in the whole frame (default "
                         f"{defaults_settings.face_search})")
-    p.add_argument("--encode-preset", choices=media_presets(), default=defaults_settings.encode_preset,
+    p.add_argument("--encode-preset", choices=X264_PRESETS, default=defaults_settings.encode_preset,
                    help="x264's preset for each clip's video.mp4, at crf 18 (default "
                         f"{defaults_settings.encode_preset})")
     p.add_argument("--exact", action="store_true",
@@ -80,12 +81,6 @@ def _add_annotate(commands) -> None:
     p.add_argument("--ray-address", default=None, help="a running Ray cluster (default $RAY_ADDRESS, else a local "
                                                        "one with --workers CPUs)")
     p.set_defaults(run=_annotate)
-
-
-def media_presets() -> tuple[str, ...]:
-    from mit_annotator.core.media import X264_PRESETS
-
-    return X264_PRESETS
 
 
 def _annotate(args) -> int:
