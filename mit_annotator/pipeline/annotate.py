@@ -186,9 +186,9 @@ def annotate_video(video: str | os.PathLike, annotator: Annotator, report: Repor
 def vision(video: str | os.PathLike, info: media.VideoInfo, annotator: Annotator,
            progress: Callable[[int, int], None] | None = None) -> tuple[VideoTracks, np.ndarray]:
     """Shots, people, poses, faces and tracks, and the background's motion (source pixels per frame), from one
-    decode at the MIT rate. The decode and the flow run a few frames ahead in a thread of their own; but for
-    `--exact`, a source taller than VISION_HEIGHT is decoded at that height (`vision_size`), and the tracks come back
-    in source pixels."""
+    decode at the MIT rate. The decode and the flow run a few frames ahead in a thread of their own. Unless the
+    settings are exact, a source taller than VISION_HEIGHT is decoded at that height (`vision_size`); the tracks
+    come back in source pixels either way."""
     from contextlib import closing
 
     from mit_annotator.vision.people import annotate_frames, in_source_pixels

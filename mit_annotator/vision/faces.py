@@ -175,7 +175,6 @@ def _share_inside(box: np.ndarray, region: np.ndarray) -> float:
     return float(width * height / area)
 
 
-
 class FacesAtScale:
     """A face detector run on frames scaled down so that the smallest face a clip may have (the selection's minimum,
     at the frame's scale) is about FACE_PIXELS wide: large frames cost a fraction, and no face that matters is lost.

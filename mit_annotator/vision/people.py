@@ -94,15 +94,16 @@ def annotate_frames(frames: Iterable[np.ndarray], fps: float, detector: PersonDe
             progress(index + 1, max(total or 0, index + 1))
     if size is None:
         raise ValueError("no frames to annotate")
-    tracks = track_people(detections, shots.shots(), tracker, looks if tracker.reid else None)
-    looked = np.array([found is not None for found in detections])
-    tracks = [_held_to_the_shot_end(track, shots.shots(), looked) for track in tracks]
+    shot_ranges = shots.shots()
+    tracks = track_people(detections, shot_ranges, tracker, looks if tracker.reid else None)
+    looked_at = np.array([found is not None for found in detections])
+    tracks = [_held_to_the_shot_end(track, shot_ranges, looked_at) for track in tracks]
     for track in tracks:
         _interpolate_carried(track, carried)
         track.face_boxes = face_boxes_from_keypoints(track)
     if face_detector is not None:
         _attach_detected_faces(tracks, faces)
-    return VideoTracks(size[0], size[1], fps, len(detections), tracks, shots.shots())
+    return VideoTracks(size[0], size[1], fps, len(detections), tracks, shot_ranges)
 
 
 def in_source_pixels(tracks: VideoTracks, width: int, height: int) -> VideoTracks:
