@@ -72,6 +72,21 @@ def bar_progress(bar):
     return progress
 
 
+def add_poses_option(p) -> None:
+    p.add_argument("--poses", type=Path, default=None, help="tracks JSON from `poses` (default: find and track "
+                                                             "faces here with YuNet)")
+
+
+def tracks_or_faces(args):
+    """The tracks of `--poses`, else the faces of `args.video` found and tracked with YuNet (from `--models`)."""
+    if args.poses:
+        return tracks_of(args.video, args.poses)
+    from mit_annotator.speakers.who_speaks import track_faces
+    from mit_annotator.vision.faces import YuNetFaceDetector
+
+    return track_faces(args.video, YuNetFaceDetector(models_dir=args.models))
+
+
 def tracks_of(video: Path, path: Path):
     """Tracks read from `path`, checked to be of `video` (its size, no frame past its end)."""
     from mit_annotator.core import media

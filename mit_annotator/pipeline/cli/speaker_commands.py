@@ -8,9 +8,11 @@ from mit_annotator.audio.diarization import DiarizationConfig
 from mit_annotator.core.files import output_file, output_folder
 from mit_annotator.pipeline.cli.options import (
     add_diarizer_options,
+    add_poses_option,
     add_speaker_model_options,
     bar_progress,
     tracks_of,
+    tracks_or_faces,
     write_png,
 )
 from mit_annotator.speakers.model_inputs import TARGETS as BIND_TARGETS
@@ -62,8 +64,7 @@ def _add_assign(commands) -> None:
                                         "screen by their lip activity; writes per-person speaking scores and "
                                         "speak/listen segments.")
     p.add_argument("video", type=Path)
-    p.add_argument("--poses", type=Path, default=None, help="tracks JSON from `poses` (default: find and track "
-                                                             "faces here with YuNet)")
+    add_poses_option(p)
     source = p.add_mutually_exclusive_group()
     source.add_argument("--diarization", type=Path, default=None, help="RTTM (default: diarize the video's audio)")
     source.add_argument("--person-audio", type=Path, nargs="+", default=None, metavar="AUDIO",
@@ -105,16 +106,13 @@ def _who_speaks_in(args):
         diarize_media,
         load_active_speaker,
         person_audio_diarization,
-        track_faces,
         who_speaks,
     )
-    from mit_annotator.vision.faces import YuNetFaceDetector
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     active_speaker = load_active_speaker(args.speakers, args.asd_model, args.models, args.device,
                                          precision=args.asd_precision)
-    tracks = tracks_of(args.video, args.poses) if args.poses else track_faces(args.video, YuNetFaceDetector(
-        models_dir=args.models))
+    tracks = tracks_or_faces(args)
     if getattr(args, "diarization", None):
         diarization = Diarization.load_rttm(args.diarization)
     elif getattr(args, "person_audio", None):
@@ -143,8 +141,7 @@ def _add_bind(commands) -> None:
     p.add_argument("video", type=Path)
     p.add_argument("--for", dest="target", required=True, choices=BIND_TARGETS)
     p.add_argument("--out", required=True, type=output_folder, help="folder to write into")
-    p.add_argument("--poses", type=Path, default=None, help="tracks JSON from `poses` (default: find and track "
-                                                             "faces here with YuNet)")
+    add_poses_option(p)
     p.add_argument("--speaking", type=Path, default=None, help="speaking JSON from `assign` (default: find who "
                                                                 "speaks here, as `assign` does)")
     p.add_argument("--reference-frame", type=int, default=0, help="the frame written as the reference image")
@@ -186,8 +183,7 @@ def _add_active_speakers(commands) -> None:
                                         "model (> 0: this face is the one speaking); writes the scores as a "
                                         "speaking JSON (per person: scores and speak/listen segments, no voices).")
     p.add_argument("video", type=Path)
-    p.add_argument("--poses", type=Path, default=None, help="tracks JSON from `poses` (default: find and track "
-                                                             "faces here with YuNet)")
+    add_poses_option(p)
     p.add_argument("--out", required=True, type=output_file, help="speaking JSON to write")
     p.add_argument("--plot", type=Path, default=None, help="timeline PNG to write")
     p.add_argument("--exact-windows", action="store_true",
@@ -207,15 +203,12 @@ def _active_speakers(args) -> int:
     from mit_annotator.core.segments import MERGE_SHORTER_THAN_S, speak_listen_segments
     from mit_annotator.speakers.active_speaker import ActiveSpeakerConfig, ActiveSpeakerModel
     from mit_annotator.speakers.timeline import speaking_timeline
-    from mit_annotator.speakers.who_speaks import track_faces
-    from mit_annotator.vision.faces import YuNetFaceDetector
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     model = ActiveSpeakerModel(args.asd_model, device=args.device, models_dir=args.models, download=args.download,
                                config=ActiveSpeakerConfig(exact_windows=args.exact_windows,
                                                           precision=args.asd_precision))
-    tracks = tracks_of(args.video, args.poses) if args.poses else track_faces(args.video, YuNetFaceDetector(
-        models_dir=args.models))
+    tracks = tracks_or_faces(args)
     with tqdm(unit="frame", desc="active speakers") as bar:
         scores = model.scores(args.video, tracks, progress=bar_progress(bar))
     people = []
