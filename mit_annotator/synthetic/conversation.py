@@ -8,11 +8,12 @@ person's mouth opens with the loudness of their own voice; the ground truth is w
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
+from mit_annotator.core import keypoints as kp
 from mit_annotator.core import media
 from mit_annotator.core.documents import save_json
 from mit_annotator.core.records import (
@@ -54,9 +55,11 @@ class ConversationSpec:
     offscreen_voice: bool = False  # an extra voice with no one on screen (a narrator, someone off camera)
     pause_seconds: tuple[float, float] = (0.3, 0.9)
     utterance_seconds: tuple[float, float] = (1.2, 2.6)
+    framing: str = "body"  # "body": upper bodies, legs off the bottom; "face": head close-ups (figures.place_figures)
 
     def __post_init__(self):
         checks = [
+            ("framing", self.framing in fig.FRAMINGS, f"must be one of {fig.FRAMINGS}"),
             ("num_people", 2 <= self.num_people <= 4, "must be 2, 3 or 4"),
             ("seconds", 1.0 <= self.seconds <= 3600, "must be between 1 and 3600"),
             ("fps", 1.0 <= self.fps <= 120, "must be between 1 and 120"),
@@ -108,6 +111,16 @@ class Conversation:
     @property
     def mix(self) -> np.ndarray:
         return self.person_audio.sum(axis=0) + self.offscreen_audio.sum(axis=0)
+
+    def tracks_with_mouths_closed(self) -> VideoTracks:
+        """The tracks as drawn, but every face posed with its mouth closed: a generator conditioned on these poses
+        has to open the mouths from the audio."""
+        people = []
+        for track, figure, poses in zip(self.tracks.tracks, self.figures, self.poses):
+            keypoints = track.keypoints.copy()
+            keypoints[:, kp.FACE] = [fig.face_points(figure, p.head_centre, p.head_angle, 0.0) for p in poses]
+            people.append(replace(track, keypoints=keypoints))
+        return replace(self.tracks, tracks=people)
 
     def render_frame(self, frame: int) -> np.ndarray:
         canvas = self.backdrop.copy()
@@ -195,7 +208,7 @@ def synthesize_conversation(spec: ConversationSpec, speech: SpeechSource | None 
     diarization = _diarization(chosen, activity)
 
     num_frames = spec.num_frames
-    figures = fig.place_figures(spec.num_people, spec.width, spec.height, rng)
+    figures = fig.place_figures(spec.num_people, spec.width, spec.height, rng, spec.framing)
     mouth = np.stack([_mouth_opening(tracks_audio[k], activity[k], spec.fps, num_frames)
                       for k in range(spec.num_people)])
     speaking_share = np.stack([diarization.activity(v, spec.fps, num_frames) for v in voices])

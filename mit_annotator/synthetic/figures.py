@@ -72,18 +72,29 @@ SHIRTS = ((200, 40, 40), (40, 90, 200), (40, 160, 80), (230, 170, 30), (140, 60,
 TROUSERS = ((40, 40, 60), (60, 50, 40), (30, 60, 90), (70, 70, 70))
 
 
-def place_figures(num_people: int, width: int, height: int, rng: np.random.Generator) -> list[Figure]:
-    """Side by side, each in its own slot, heads in the upper part of the frame, legs running off the bottom."""
+FRAMINGS = ("body", "face")
+
+
+def place_figures(num_people: int, width: int, height: int, rng: np.random.Generator,
+                  framing: str = "body") -> list[Figure]:
+    """Side by side, each in its own slot. `body`: heads in the upper part of the frame, legs running off the bottom;
+    `face`: close-ups, each head filling most of the frame's height and its slot, shoulders at the bottom edge."""
+    if framing not in FRAMINGS:
+        raise ValueError(f"framing must be one of {FRAMINGS}, got {framing!r}")
     slot = width / num_people
     shirts = rng.permutation(len(SHIRTS))
     skins = rng.permutation(len(SKINS))
     figures = []
     for i in range(num_people):
-        unit = min(0.2 * slot, 0.13 * height) * rng.uniform(0.92, 1.05)
-        top = height * rng.uniform(0.07, 0.13)
+        if framing == "body":
+            unit = min(0.2 * slot, 0.13 * height) * rng.uniform(0.92, 1.05)
+            shoulder_y = height * rng.uniform(0.07, 0.13) + 1.8 * unit
+        else:  # the head (hair to chin about 1.65 units) fills the height; the shoulders are 1.07 units below its centre
+            unit = min(0.57 * slot, 0.57 * height) * rng.uniform(0.96, 1.04)
+            shoulder_y = height * rng.uniform(0.48, 0.52) + 1.07 * unit
         figures.append(Figure(
             centre_x=slot * (i + 0.5) + rng.uniform(-0.05, 0.05) * slot,
-            shoulder_y=top + 1.8 * unit,
+            shoulder_y=shoulder_y,
             unit=unit,
             skin=SKINS[skins[i % len(SKINS)]],
             hair=HAIRS[int(rng.integers(len(HAIRS)))],
@@ -138,17 +149,23 @@ def pose_at(figure: Figure, t: float, mouth_open: float, gesture: float) -> Pose
     head_centre = np.array([centre_x + 0.05 * u * wave[9] * (1 + gesture),
                             shoulder_y - 0.35 * u - half_h + 0.04 * u * wave[10] * (1 + 2 * gesture)])
     head_angle = 4.0 * wave[11] * (1 + gesture)
+    points[kp.FACE] = face_points(figure, head_centre, head_angle, mouth_open)
+    head_points = _head_to_image(np.array([[0.0, 0.2], [0.38, -0.18], [-0.38, -0.18], [1.0, -0.05], [-1.0, -0.05]]),
+                                 head_centre, half_w, half_h, head_angle)
+    points[[kp.NOSE, kp.LEFT_EYE, kp.RIGHT_EYE, kp.LEFT_EAR, kp.RIGHT_EAR]] = head_points
+    return PoseFrame(points.astype(np.float32), head_centre, head_angle, float(np.clip(mouth_open, 0.0, 1.0)))
+
+
+def face_points(figure: Figure, head_centre: np.ndarray, head_angle: float, mouth_open: float) -> np.ndarray:
+    """The 68 face points of a head at `head_centre`, turned by `head_angle` degrees, its mouth open by
+    `mouth_open` (0..1)."""
+    half_w, half_h = figure.head_half_size
     face = _FACE_TEMPLATE.copy()
     gap = MOUTH_GAP * float(np.clip(mouth_open, 0.0, 1.0))
     face[_INNER_LIP_BOTTOM, 1] += gap
     face[_OUTER_LIP_BOTTOM, 1] += 0.85 * gap
     face[5:12, 1] += 0.4 * gap * np.sin(np.linspace(0.3, np.pi - 0.3, 7))  # the chin drops with the jaw
-    face_xy = _head_to_image(face, head_centre, half_w, half_h, head_angle)
-    points[kp.FACE] = face_xy
-    head_points = _head_to_image(np.array([[0.0, 0.2], [0.38, -0.18], [-0.38, -0.18], [1.0, -0.05], [-1.0, -0.05]]),
-                                 head_centre, half_w, half_h, head_angle)
-    points[[kp.NOSE, kp.LEFT_EYE, kp.RIGHT_EYE, kp.LEFT_EAR, kp.RIGHT_EAR]] = head_points
-    return PoseFrame(points.astype(np.float32), head_centre, head_angle, float(np.clip(mouth_open, 0.0, 1.0)))
+    return _head_to_image(face, head_centre, half_w, half_h, head_angle)
 
 
 def _head_to_image(points: np.ndarray, centre: np.ndarray, half_w: float, half_h: float, angle: float) -> np.ndarray:

@@ -168,10 +168,49 @@ def test_espeak_voices(espeak):
     ("seconds", 0.5, "seconds must be between"),
     ("width", 10, "width must be between"),
     ("overlap_probability", 2.0, "overlap_probability must be between"),
+    ("framing", "waist", r"framing must be one of \('body', 'face'\), got 'waist'"),
 ])
 def test_bad_specs(field, value, message):
     with pytest.raises(ValueError, match=message):
         ConversationSpec(**{field: value})
+
+
+@pytest.fixture(scope="module")
+def close_up(speech):
+    spec = ConversationSpec(num_people=2, seconds=5.0, width=512, height=256, seed=5, framing="face",
+                            utterance_seconds=(0.8, 1.8))
+    return synthesize_conversation(spec, speech)
+
+
+def test_face_close_ups_make_mouths_at_least_12_pixels_wide_at_a_quarter_size(close_up):
+    """At 128x64 (the speakers proof's size) each outer-lip corner-to-corner distance is at least 12 px; each head
+    (its face box) lies in its own half, fills most of the height, and the shoulders are at the bottom edge."""
+    lips = kp.FACE_OFFSET + np.array([48, 54])
+    for k, track in enumerate(close_up.tracks.tracks):
+        corners = track.keypoints[:, lips]
+        assert (np.linalg.norm(corners[:, 1] - corners[:, 0], axis=1) / 4 >= 12).all()
+        faces = track.face_boxes
+        assert (faces[:, 0] >= 256 * k).all() and (faces[:, 2] <= 256 * (k + 1)).all()
+        assert ((faces[:, 3] - faces[:, 1]) > 0.7 * 256).all()
+        shoulders = track.keypoints[:, [kp.LEFT_SHOULDER, kp.RIGHT_SHOULDER], 1]
+        assert (shoulders > 0.95 * 256).all()
+
+
+def test_closed_mouth_tracks_differ_only_by_how_far_the_lower_lip_dropped(close_up):
+    """Only the lower lips and the chin move; the inner lower lip's middle sat 0.30 of the head's half-height
+    (0.72 units) lower for a fully open mouth, in proportion to the drawn opening."""
+    closed = close_up.tracks_with_mouths_closed()
+    assert len(closed.tracks) == 2 and closed.num_frames == close_up.tracks.num_frames
+    for track, shut, figure, opening in zip(close_up.tracks.tracks, closed.tracks, close_up.figures,
+                                            close_up.mouth_open):
+        moved = np.abs(track.keypoints - shut.keypoints).max(axis=(0, 2)) > 1e-3
+        ibug = set((np.flatnonzero(moved) - kp.FACE_OFFSET).tolist())
+        assert ibug <= set(range(5, 12)) | {55, 56, 57, 58, 59, 65, 66, 67} and {66, 57} <= ibug
+        drop = track.keypoints[:, kp.FACE_OFFSET + 66, 1] - shut.keypoints[:, kp.FACE_OFFSET + 66, 1]
+        np.testing.assert_allclose(drop, 0.30 * 0.72 * figure.unit * opening, rtol=0.02, atol=1e-3)
+        assert opening.max() > 0.5
+        np.testing.assert_array_equal(track.keypoint_scores, shut.keypoint_scores)
+        np.testing.assert_array_equal(track.boxes, shut.boxes)
 
 
 def test_too_few_voices(tmp_path, speech):
