@@ -62,6 +62,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--no-audio-driver", action="store_true",
                         help="stage 2 without the audio driver (an ablation): the motion modules alone train, and the "
                              "driver stays as it was (an untrained one is skipped)")
+    parser.add_argument("--driver-lr", type=float, default=None,
+                        help="stage 2: the audio driver's learning rate (default: --lr); its weights are new, the "
+                             "motion modules' may be pretrained")
     parser.add_argument("--fused-optimizer", action="store_true",
                         help="torch's fused AdamW (the same steps as the default, to float rounding)")
     return parser.parse_args(argv)

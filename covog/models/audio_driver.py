@@ -10,12 +10,15 @@ Layout and arithmetic follow CovOG's training code (derived from Hallo2), so its
   summed into the features. Every step after the mask is pointwise, so one person's audio or score changes the block's
   output only inside that person's face mask.
 
-Until stage 2 trains it, the driver must change nothing. The published blocks are not the identity at init (only the
-face conv starts at zero; their norm1 even replaces the residual), so two things make sure of it: an untrained driver
-(config `trained` false: a fresh init, or converted with `--allow-random audio_driver`) is skipped by
-`covog.models.denoiser.denoise`, and a fresh block's proj_out starts at zero as well, so a fresh block is exactly the
-identity and stage 2 starts from the stage-1 model's own output (as AnimateDiff's motion modules do). Trained weights
-run the published arithmetic unchanged.
+Until stage 2 trains it, the driver must change nothing. The published blocks are not the identity at init (their
+norm1 even replaces the residual), so two things make sure of it: an untrained driver (config `trained` false: a
+fresh init, or converted with `--allow-random audio_driver`) is skipped by `covog.models.denoiser.denoise`, and a
+fresh block's proj_out starts at zero, so a fresh block is exactly the identity and stage 2 starts from the stage-1
+model's own output (as AnimateDiff's motion modules do). Only proj_out: the published init also zeroes the face conv,
+and two zero layers in a row scale each other's gradient, so neither moves (after 120 stage-2 steps both were still
+below 0.006 and the loss did not depend on the speaking scores; docs/learning_proof.md). With the face conv at
+torch's default init, the audio reaches the block's output from the first step and proj_out learns to pass it on, as
+ControlNet's single zero convolution does. Trained and converted weights run the published arithmetic unchanged.
 
 Beyond the paper, each person may have their own audio tokens (one track per speaker); with one shared track the
 blocks compute exactly what the paper's do.
@@ -75,9 +78,7 @@ class AudioProjection(nn.Module):
 class AudioTransformerBlock(nn.Module):
     def __init__(self, dim: int, audio_dim: int):
         super().__init__()
-        self.zero_conv_face = nn.Conv2d(dim, dim, kernel_size=1)
-        nn.init.zeros_(self.zero_conv_face.weight)
-        nn.init.zeros_(self.zero_conv_face.bias)
+        self.zero_conv_face = nn.Conv2d(dim, dim, kernel_size=1)  # the published name; not zeroed (module doc)
         self.norm1 = nn.LayerNorm(dim)
         self.attn2_1 = Attention(query_dim=dim, cross_attention_dim=audio_dim, heads=1, dim_head=dim, bias=False)
         self.norm2 = nn.LayerNorm(dim)

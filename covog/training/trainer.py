@@ -197,6 +197,7 @@ class TrainSettings:
     snr_gamma: float = SNR_GAMMA
     no_audio_driver: bool = False  # stage 2 without the audio driver (the ablation)
     fused_optimizer: bool = False  # torch's fused AdamW
+    driver_lr: float | None = None  # stage 2: the audio driver's learning rate (None: lr), new weights may need more
 
     def check(self) -> None:
         if self.width <= 0 or self.height <= 0 or self.width % SIZE_MULTIPLE or self.height % SIZE_MULTIPLE:
@@ -213,6 +214,9 @@ class TrainSettings:
             raise ValueError(f"--min-frame-gap must be at least 1, got {self.min_frame_gap}")
         if self.no_audio_driver and self.stage != 2:
             raise ValueError("--no-audio-driver is a stage-2 ablation; stage 1 never runs the audio driver")
+        if self.driver_lr is not None and (self.driver_lr <= 0 or self.stage != 2 or self.no_audio_driver):
+            raise ValueError(f"--driver-lr {self.driver_lr}: the audio driver's learning rate must be positive, and "
+                             "only stage 2 with the audio driver trains it")
 
 
 @dataclass
@@ -269,7 +273,8 @@ def prepare(settings: TrainSettings) -> Run:
                 module.enable_gradient_checkpointing()
     net = TrainingNet(model, settings.stage, Recipe(settings.noise_offset, settings.snr_gamma, settings.condition_dropout),
                       audio_driver)
-    optimizer = make_optimizer(parameters, settings.lr, settings.stage, accelerator, settings.fused_optimizer)
+    optimizer = make_optimizer(parameter_groups(parameters, model, settings.driver_lr), settings.lr, settings.stage,
+                               accelerator, settings.fused_optimizer)
     net, optimizer = accelerator.prepare(net, optimizer)
     start_step = 0
     if settings.resume:
@@ -306,6 +311,16 @@ def random_generators_scrambled() -> torch.Tensor:
 
     torch.manual_seed(secrets.randbits(63))
     return torch.get_rng_state()
+
+
+def parameter_groups(parameters: list[torch.nn.Parameter], model: CovOGModel, driver_lr: float | None) -> list[dict]:
+    """The optimizer's parameter groups: one at the run's learning rate, and the audio driver's own when
+    `driver_lr` is set."""
+    if driver_lr is None:
+        return [{"params": parameters}]
+    driver = {id(p) for p in model.audio_driver.parameters()}
+    return [{"params": [p for p in parameters if id(p) not in driver]},
+            {"params": [p for p in parameters if id(p) in driver], "lr": driver_lr}]
 
 
 def make_optimizer(parameters, lr: float, stage: int, accelerator: Accelerator,

@@ -8,11 +8,13 @@ import shutil
 import numpy as np
 import pytest
 import torch
+from accelerate import Accelerator
 from safetensors.torch import load_file
 from tiny_covog import perturb
 
 import covog.train as train
 from covog.models import reference_attention
+from covog.models.audio_driver import AudioTransformerBlock
 from covog.models.denoiser import denoise
 from covog.models.encoders import audio_features
 from covog.models.model import CovOGModel
@@ -256,9 +258,9 @@ def test_stage2_trains_only_motion_modules_and_the_audio_driver(clips, model_fol
 
 
 def test_stage2_learns_a_fresh_audio_driver_and_marks_it_trained(clips, tmp_path, capsys):
-    """A fresh driver is exactly the identity (proj_out and face convs at zero) and is skipped while untrained. Stage 2
-    switches it on and marks its checkpoints trained; the zeros only delay the gradient: it reaches proj_out at the
-    first step, and every weight of the driver once proj_out and the face convs have moved."""
+    """A fresh driver is exactly the identity (proj_out at zero) and is skipped while untrained. Stage 2
+    switches it on and marks its checkpoints trained; the zero only delays the gradient: it reaches proj_out at the
+    first step, and every weight of the driver once proj_out has moved."""
     folder = CovOGModel.random("tiny").save(tmp_path / "fresh")
     out = tmp_path / "out"
     code, _, err = run(capsys, "--stage", 2, "--data", clips / "clip3", "--model", folder, "--out", out,
@@ -277,6 +279,65 @@ def test_stage2_learns_a_fresh_audio_driver_and_marks_it_trained(clips, tmp_path
         else:
             assert {n.split(".")[-2] for n in with_gradient} == reached
     assert CovOGModel.load(out / "checkpoint-2").audio_driver.trained
+
+
+def test_one_step_makes_a_fresh_driver_read_whose_score_is_whose(clips):
+    """Only proj_out starts at zero: after a single step the audio path already reaches the prediction, so it
+    depends on which person has which speaking score. With the face convs at zero as well (the published init), it
+    would not: each zero layer's gradient is scaled by the other's weights, and the face convs get none at step 0."""
+    def predictions(model, net, batch):
+        """The UNet's prediction with the first person speaking, and with the second, the rest listening."""
+        first, second = (torch.full_like(batch["speaking_scores"], -2.0) for _ in range(2))
+        first[..., 0] = second[..., 1] = 2.0
+        seen = []
+        hook = model.denoising_unet.conv_out.register_forward_hook(lambda module, args, out: seen.append(out))
+        with torch.no_grad():
+            for scores in (first, second):
+                torch.manual_seed(5)
+                net({**batch, "speaking_scores": scores})
+        hook.remove()
+        return seen
+
+    differences = {}
+    for published_init in (False, True):
+        model = CovOGModel.random("tiny")
+        if published_init:
+            for module in model.audio_driver.modules():
+                if isinstance(module, AudioTransformerBlock):
+                    torch.nn.init.zeros_(module.zero_conv_face.weight)
+                    torch.nn.init.zeros_(module.zero_conv_face.bias)
+        parameters = trainer.set_trainable(model, 2)
+        net = trainer.TrainingNet(model, 2, trainer.Recipe(condition_dropout=0.0))
+        batch = one_batch(clips, 2, model)
+        assert torch.equal(*predictions(model, net, batch))  # a fresh driver is the identity
+        torch.manual_seed(0)
+        net(batch).backward()
+        torch.optim.Adam(parameters, lr=1e-2).step()  # every weight with a gradient moves by about 1e-2
+        first, second = predictions(model, net, batch)
+        differences[published_init] = float((first - second).abs().max())
+    assert differences[True] == 0.0
+    assert differences[False] > 1e-5
+
+
+def test_the_driver_learning_rate_is_its_own_group(model):
+    parameters = trainer.set_trainable(model, 2)
+    groups = trainer.parameter_groups(parameters, model, 1e-3)
+    optimizer = trainer.make_optimizer(groups, 1e-4, 2, Accelerator(cpu=True))
+    driver = {id(p) for p in model.audio_driver.parameters()}
+    assert [g["lr"] for g in optimizer.param_groups] == [1e-4, 1e-3]
+    assert {id(p) for p in optimizer.param_groups[1]["params"]} == driver
+    assert {id(p) for p in optimizer.param_groups[0]["params"]} == {id(p) for p in parameters} - driver
+    assert [g["lr"] for g in trainer.make_optimizer(trainer.parameter_groups(parameters, model, None), 1e-4, 2,
+                                                    Accelerator(cpu=True)).param_groups] == [1e-4]
+
+
+@pytest.mark.parametrize("stage, extra", [(1, []), (2, ["--no-audio-driver"]), (2, ["--driver-lr", "0"])])
+def test_a_driver_learning_rate_needs_a_driver_that_trains(clips, model_folder, tmp_path, capsys, stage, extra):
+    code, _, err = run(capsys, "--stage", stage, "--data", clips, "--model", model_folder, "--out", tmp_path / "o",
+                       "--steps", 1, *FAST, *(extra if "--driver-lr" in extra else ["--driver-lr", "1e-3", *extra]))
+    assert code == 2 and "the audio driver's learning rate must be positive, and only stage 2 with the audio " \
+                         "driver trains it" in err
+    assert not (tmp_path / "o").exists() or not any((tmp_path / "o").iterdir())
 
 
 def test_min_snr_weights_are_the_published_ones(model):
