@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from covog.evaluation.figure import report_chart
+from covog.evaluation.mouths import mouth_report
 from covog.evaluation.observation import SYNC_MAX_OFFSET, EvaluationError, EvaluationSettings
 from covog.evaluation.scoring import evaluate
 from mit_annotator.core import media
@@ -42,6 +43,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--sync-max-offset", type=int, default=SYNC_MAX_OFFSET,
                         help=f"audio delays tried each way, in frames (default {SYNC_MAX_OFFSET})")
     parser.add_argument("--max-speakers", type=int, default=None, help="for diarizing (default: people + 2)")
+    parser.add_argument("--mouths", action="store_true",
+                        help="also read each mouth's opening from the pixels where --tracks put it (needs --tracks; "
+                             "for drawn or small faces an active-speaker model cannot read)")
+    parser.add_argument("--voices", nargs="+", default=None,
+                        help="with --mouths: each person's own voice (audio files, in the tracks' order), to "
+                             "correlate each mouth with each voice")
     return parser.parse_args(argv)
 
 
@@ -53,6 +60,13 @@ def run(args: argparse.Namespace) -> tuple[Path, Path, dict]:
         if value is not None and not Path(value).is_file():
             raise FileNotFoundError(f"--{name.replace('_', '-')} {value}: no such file" if name != "video"
                                     else f"video {value}: no such file")
+    if (args.mouths or args.voices) and not args.tracks:
+        raise EvaluationError("--mouths reads each mouth where the poses put it: give the poses with --tracks")
+    if args.voices and not args.mouths:
+        raise EvaluationError("--voices is read by --mouths: add --mouths")
+    for voice in args.voices or []:
+        if not Path(voice).is_file():
+            raise FileNotFoundError(f"--voices {voice}: no such file")
     schedule = SpeakingActivity.load(args.reference_speaking)
     tracks = VideoTracks.load(args.tracks) if args.tracks else None
     audio = media.read_audio(args.audio, SAMPLE_RATE) if args.audio else None
@@ -60,6 +74,10 @@ def run(args: argparse.Namespace) -> tuple[Path, Path, dict]:
                                   det_model=args.det_model, device=args.device, sync_max_offset=args.sync_max_offset,
                                   max_speakers=args.max_speakers)
     report = evaluate(args.video, schedule, tracks, args.reference_video, audio, settings)
+    if args.mouths:
+        voices = [media.read_audio(v, SAMPLE_RATE) for v in args.voices] if args.voices else None
+        frames = media.read_frames(args.video, fps=schedule.fps)
+        report["mouths"] = mouth_report(frames, tracks, schedule, voices, SAMPLE_RATE)
     out = save_json(report, args.out)
     plot, _ = save_figure(report_chart(report), Path(args.plot) if args.plot else out.with_suffix(".png"))
     return out, plot, report
@@ -80,6 +98,11 @@ def main(argv=None) -> int:
         if "offset_frames" in entry:
             print(f"  person {entry['track_id']}: sync offset {entry['offset_frames']:+d} frames, confidence "
                   f"{entry['confidence']:.3f}")
+    if "mouths" in report:
+        m = report["mouths"]
+        print(f"mouths: speaking/not speaking accuracy {m['accuracy']:.3f} (chance {m['chance']:.3f}), kappa "
+              f"{m['kappa']:.3f}" + "".join(f"; voice of person {v['person']}: margin {v['margin']:+.2f}"
+                                              for v in m.get("voices", [])))
     for note in report["notes"]:
         print(f"note: {note}")
     print(f"wrote {out} and {plot}")

@@ -13,7 +13,7 @@ from conftest import MODELS, PACK_ROOT, SHARED_DATA
 
 from covog import evaluate as ev
 from covog.evaluation import figure as charts
-from covog.evaluation import observation, scoring
+from covog.evaluation import mouths, observation, scoring
 from covog.evaluation import video_metrics as vm
 from mit_annotator.core import keypoints as kp
 from mit_annotator.core import media
@@ -427,7 +427,8 @@ def test_cli_reports_a_video_with_its_poses_and_a_reference(small_video, tmp_pat
     out = tmp_path / "report.json"
     code = ev.main([str(small_video["video"]), "--reference-speaking", str(small_video["speaking"]), "--tracks",
                     str(small_video["tracks"]), "--reference-video", str(darker), "--out", str(out),
-                    "--models", str(models), "--sync-max-offset", "1"])
+                    "--models", str(models), "--sync-max-offset", "1", "--mouths", "--voices",
+                    str(small_video["person_0_audio"]), str(small_video["person_1_audio"])])
     stdout = capsys.readouterr().out
     assert code == 0, stdout
     report = json.loads(out.read_text())
@@ -451,6 +452,11 @@ def test_cli_reports_a_video_with_its_poses_and_a_reference(small_video, tmp_pat
     assert "4 clips" in reference["fvd_note"]
     image = cv2.imread(str(out.with_suffix(".png")))
     assert image is not None and image.shape[1] == charts.WIDTH
+    voices = [media.read_audio(small_video[f"person_{k}_audio"], 16000) for k in range(2)]
+    expected = mouths.mouth_report(frames, VideoTracks.load(small_video["tracks"]),
+                                   SpeakingActivity.load(small_video["speaking"]), voices)
+    assert report["mouths"] == json.loads(json.dumps(expected)) and len(expected["voices"]) == 2
+    assert f"mouths: speaking/not speaking accuracy {expected['accuracy']:.3f}" in stdout
 
 
 def write_tracks(path, fps=25.0, ids=(0, 1)):
@@ -471,6 +477,8 @@ def write_schedule(path, ids=(0, 1), frames=10):
     ("tracks without a person", "--tracks: no track for the schedule's people [1]"),
     ("video without audio", "{tmp}/silent.mp4 has no audio stream"),
     ("negative offset", "--sync-max-offset must be at least 0"),
+    ("mouths without poses", "--mouths reads each mouth where the poses put it: give the poses with --tracks"),
+    ("voices without mouths", "--voices is read by --mouths: add --mouths"),
 ])
 def test_bad_input_is_one_clear_line(tmp_path, capsys, case, message):
     video = media.write_video(tmp_path / "silent.mp4", np.zeros((10, 64, 64, 3), np.uint8), 25.0)
@@ -489,7 +497,11 @@ def test_bad_input_is_one_clear_line(tmp_path, capsys, case, message):
         args["--tracks"] = str(write_tracks(tmp_path / "t.json", ids=(0,)))
     elif case == "negative offset":
         args["--sync-max-offset"] = "-1"
+    elif case == "voices without mouths":
+        args["--tracks"] = str(write_tracks(tmp_path / "t.json"))
+        args["--voices"] = str(video)
     argv = [args.pop("video")] + [x for pair in args.items() for x in pair]
+    argv += ["--mouths"] if case == "mouths without poses" else []
     assert ev.main(argv) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and message.format(tmp=tmp_path) in err, err
