@@ -7,6 +7,8 @@ training and against a stage-2 ablation without the audio driver.
     .venv/bin/python benchmarks/learning_proof.py data|vae|init|stage1|stage2|ablation|generate|measure|figures
     .venv/bin/python benchmarks/learning_proof.py stage1_long   # then stage2_long, ablation_long, generate,
                                                                 # measure, figures: the longer run
+    .venv/bin/python benchmarks/learning_proof.py speakers all  # the speakers track: does the audio driver learn
+                                                                # who speaks? (benchmarks/learning_proof_speakers.py)
 
 Everything is written under OUT (outputs/learning_proof/); the settings are the constants below.
 
@@ -239,25 +241,29 @@ def training_frames() -> np.ndarray:
 
 
 def step_vae():
-    """The VAE as an autoencoder of the training frames (random square crops): L1 + MSE reconstruction, a small KL
-    term; then its scaling factor set so that latents have unit variance (as SD's 0.18215 was chosen)."""
+    train_vae(OUT / "vae", training_frames, OUT / "vae_curve.json")
+
+
+def train_vae(folder: Path, frames_of, record: Path, size: tuple[int, int] = SIZE):
+    """The VAE as an autoencoder of the training frames (`frames_of()`: (N, H, W, 3) uint8 at `size`; random square
+    crops): L1 + MSE reconstruction, a small KL term; then its scaling factor set so that latents have unit variance
+    (as SD's 0.18215 was chosen)."""
     import torch
 
     from covog.models.model import build_component
 
-    folder = OUT / "vae"
     if (folder / "config.json").is_file():
         return
     torch.manual_seed(SEED)
     vae = build_component("vae", model_configs()).train()
-    frames = torch.from_numpy(training_frames()).permute(0, 3, 1, 2).float() / 127.5 - 1
+    frames = torch.from_numpy(frames_of()).permute(0, 3, 1, 2).float() / 127.5 - 1
     optimizer = torch.optim.AdamW(vae.parameters(), lr=VAE_LR, weight_decay=0.0)
     generator = torch.Generator().manual_seed(SEED)
     curve = []
     start = time.perf_counter()
     for step in range(1, VAE_STEPS + 1):
         batch = frames[torch.randint(len(frames), (VAE_BATCH,), generator=generator)]
-        x = int(torch.randint(SIZE[0] - VAE_CROP + 1, (), generator=generator))
+        x = int(torch.randint(size[0] - VAE_CROP + 1, (), generator=generator))
         batch = batch[..., x:x + VAE_CROP]  # fully convolutional: square crops train it for the whole frame
         posterior = vae.encode(batch).latent_dist
         decoded = vae.decode(posterior.sample(generator)).sample
@@ -276,29 +282,33 @@ def step_vae():
         check = frames[:64]
         psnr = 10 * torch.log10(4.0 / (vae.decode(vae.encode(check).latent_dist.mean).sample - check).pow(2).mean())
     vae.save_pretrained(folder, safe_serialization=True)
-    (OUT / "vae_curve.json").write_text(json.dumps({"curve": curve, "seconds": time.perf_counter() - start,
+    record.write_text(json.dumps({"curve": curve, "seconds": time.perf_counter() - start,
                                                     "psnr_db": float(psnr),
                                                     "scaling_factor": vae.config.scaling_factor}))
     log(f"vae: {time.perf_counter() - start:.0f} s, reconstruction PSNR {float(psnr):.1f} dB on training frames")
 
 
 def step_init():
+    build_initial_model(OUT / "vae", OUT / "models" / "init", OUT / "model_size.json")
+
+
+def build_initial_model(vae_folder: Path, folder: Path, record: Path):
+    """The model before training: the trained VAE with every other network at random (published zero inits)."""
     import torch
     from diffusers import AutoencoderKL, DDIMScheduler
 
     from covog.models.model import COMPONENTS, CovOGModel, build_component
 
-    folder = OUT / "models" / "init"
     if (folder / "model_index.json").is_file():
         return
     c = model_configs()
     torch.manual_seed(SEED)
     networks = {name: build_component(name, c) for name in COMPONENTS if name != "vae"}
-    vae = AutoencoderKL.from_pretrained(OUT / "vae")
+    vae = AutoencoderKL.from_pretrained(vae_folder)
     model = CovOGModel(vae=vae, **networks, scheduler=DDIMScheduler(**c["scheduler"])).eval()
     sizes = {name: sum(p.numel() for p in module.parameters()) for name, module in model.modules.items()}
     model.save(folder)
-    (OUT / "model_size.json").write_text(json.dumps({"parameters": sizes, "unet_channels": UNET_CHANNELS}))
+    record.write_text(json.dumps({"parameters": sizes, "unet_channels": UNET_CHANNELS}))
     log("model before training: " + ", ".join(f"{k} {v / 1e6:.2f} M" for k, v in sizes.items()))
 
 
@@ -307,7 +317,7 @@ def step_init():
 
 
 def train(stage: int, start: Path, out: Path, steps: int, extra: list[str] = (), data: Path | None = None,
-          resume_from: Path | None = None) -> dict:
+          resume_from: Path | None = None, size: tuple[int, int] = SIZE, lr: float = LR) -> dict:
     """`python -m covog.train` as documented; its log beside the run; returns the curve and the time. With
     `resume_from` (an earlier run of the same settings): its last state copied into `out` and continued (--resume)
     to `steps`; the curve then starts with that run's."""
@@ -316,8 +326,8 @@ def train(stage: int, start: Path, out: Path, steps: int, extra: list[str] = (),
     if done.is_dir() and record.is_file():
         return json.loads(record.read_text())
     command = [PYTHON, "-m", "covog.train", "--stage", str(stage), "--data", str(data or OUT / "data" / "train"),
-               "--model", str(start), "--out", str(out), "--steps", str(steps), "--lr", str(LR),
-               "--width", str(SIZE[0]), "--height", str(SIZE[1]), "--clip-frames", str(CLIP_FRAMES),
+               "--model", str(start), "--out", str(out), "--steps", str(steps), "--lr", str(lr),
+               "--width", str(size[0]), "--height", str(size[1]), "--clip-frames", str(CLIP_FRAMES),
                "--min-frame-gap", str(MIN_FRAME_GAP), "--save-every", str(steps), "--log-every", "5",
                "--workers", "0", "--seed", str(SEED), "--fused-optimizer", *extra]
     if out.exists():
@@ -586,18 +596,24 @@ def step_measure():
 
 
 def audio_driver_probe(name: str, draws: int = 24) -> dict:
+    out = probe_audio_driver(models()[name], held_out(), SIZE, not name.endswith("no audio driver"), draws)
+    log(f"audio probe {name}: loss(swapped) - loss(right) = {out['mean_gap']:.5f} +- {out['stderr']:.5f}")
+    return out
+
+
+def probe_audio_driver(folder: Path, conversations: list[Path], size: tuple[int, int], use_audio: bool,
+                       draws: int = 24) -> dict:
     """The stage-2 loss on held-out clips with the right speaking scores against the people's scores swapped, at the
     same noise, timesteps and frames: above zero when the audio driver uses whose score is whose."""
     import torch
 
-    import covog.train as tr
+    from covog.training import trainer as tr
     from covog.models.model import CovOGModel
     from covog.training.dataset import ConversationClips, collate
 
-    model = CovOGModel.load(models()[name])
-    use_audio = not name.endswith("no audio driver")
+    model = CovOGModel.load(folder)
     net = tr.TrainingNet(model, 2, tr.Recipe(noise_offset=0.0, condition_dropout=0.0), audio_driver=use_audio)
-    data = ConversationClips([str(c) for c in held_out()], SIZE, 2, CLIP_FRAMES, audio_encoder=model.audio_encoder)
+    data = ConversationClips([str(c) for c in conversations], size, 2, CLIP_FRAMES, audio_encoder=model.audio_encoder)
     gaps = []
     with torch.no_grad():
         for draw in range(draws):
@@ -612,10 +628,8 @@ def audio_driver_probe(name: str, draws: int = 24) -> dict:
                 net.bank.clear()
             gaps.append(losses[1] - losses[0])
     gaps = np.array(gaps)
-    out = {"mean_gap": float(gaps.mean()), "stderr": float(gaps.std(ddof=1) / np.sqrt(len(gaps))),
-           "positive_share": float((gaps > 0).mean()), "draws": draws}
-    log(f"audio probe {name}: loss(swapped) - loss(right) = {gaps.mean():.5f} +- {out['stderr']:.5f}")
-    return out
+    return {"mean_gap": float(gaps.mean()), "stderr": float(gaps.std(ddof=1) / np.sqrt(len(gaps))),
+            "positive_share": float((gaps > 0).mean()), "draws": draws}
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -738,6 +752,11 @@ STEPS = {"data": step_data, "vae": step_vae, "init": step_init, "stage1": step_s
 
 
 def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["speakers"]:  # the speakers track: benchmarks/learning_proof_speakers.py
+        import learning_proof_speakers
+
+        return learning_proof_speakers.main(argv[1:])
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("step", choices=[*STEPS, "all"])
     args = parser.parse_args(argv)
