@@ -607,8 +607,8 @@ def probe_audio_driver(folder: Path, conversations: list[Path], size: tuple[int,
     same noise, timesteps and frames: above zero when the audio driver uses whose score is whose."""
     import torch
 
-    from covog.training import trainer as tr
     from covog.models.model import CovOGModel
+    from covog.training import trainer as tr
     from covog.training.dataset import ConversationClips, collate
 
     model = CovOGModel.load(folder)

@@ -36,9 +36,8 @@ import threading
 import time
 from pathlib import Path
 
-import numpy as np
-
 import learning_proof as lp
+import numpy as np
 
 # ---- settings ------------------------------------------------------------------------------------------------------
 OUT = lp.ROOT / "outputs" / "learning_proof" / "speakers"
@@ -333,8 +332,8 @@ def write_table():
     results = json.loads((OUT / "measures.json").read_text())
     probe = json.loads((OUT / "audio_probe.json").read_text()) if (OUT / "audio_probe.json").is_file() else {}
     lines = [f"Held-out conversations: {len(held_out())} ({', '.join(c.name for c in held_out())})", "",
-             "| video | kappa vs the true schedule (mean, min-max) | accuracy | chance | F1 | kappa vs the scores given |"
-             " voice margin (mean, min) | opening speaking / silent |", "|---|---|---|---|---|---|---|---|"]
+             "| video | kappa vs the true schedule (mean, min-max) | accuracy | chance | F1 | kappa vs the scores "
+             "given | voice margin (mean, min) | opening speaking / silent |", "|---|---|---|---|---|---|---|---|"]
     groups = {}
     for value in results.values():
         groups.setdefault(value["model"], []).append(value)

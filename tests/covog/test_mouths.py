@@ -57,7 +57,8 @@ def test_an_unposed_or_outside_mouth_has_no_opening():
     image = np.full((2, 80, 100, 3), 200, np.uint8)
     tracks = one_person(face_keypoints(40, 60, 30), 2)
     tracks.tracks[0].keypoints[1] += 500  # off the frame
-    assert np.isnan(mouths.mouth_openings(image, tracks)[0, 1]) and np.isfinite(mouths.mouth_openings(image, tracks)[0, 0])
+    openings = mouths.mouth_openings(image, tracks)
+    assert np.isnan(openings[0, 1]) and np.isfinite(openings[0, 0])
 
 
 def test_otsu_splits_two_groups_between_them():
