@@ -41,6 +41,7 @@ PEAK = 0.9
 FADE_S = 0.02
 MAX_PAUSE_S = 0.3  # longer pauses inside an utterance are shortened to this: turns stay lively
 MOUTH_FLOOR_DB, MOUTH_RANGE_DB = -44.0, 20.0  # loudness mapped onto mouth opening 0..1
+CALM = 0.3  # how animated everyone is when motion does not follow speech (0: still, 1: a speaker's most)
 
 
 @dataclass
@@ -56,6 +57,9 @@ class ConversationSpec:
     pause_seconds: tuple[float, float] = (0.3, 0.9)
     utterance_seconds: tuple[float, float] = (1.2, 2.6)
     framing: str = "body"  # "body": upper bodies, legs off the bottom; "face": head close-ups (figures.place_figures)
+    # gestures and head motion grow while a person speaks; False: everyone moves alike, speaking or not, so the poses
+    # (the mouths aside) do not tell who speaks
+    animated_while_speaking: bool = True
 
     def __post_init__(self):
         checks = [
@@ -214,7 +218,7 @@ def synthesize_conversation(spec: ConversationSpec, speech: SpeechSource | None 
     speaking_share = np.stack([diarization.activity(v, spec.fps, num_frames) for v in voices])
     poses = []
     for k, figure in enumerate(figures):
-        gesture = _smooth(speaking_share[k], 0.15)
+        gesture = _smooth(speaking_share[k], 0.15) if spec.animated_while_speaking else np.full(num_frames, CALM)
         poses.append([fig.pose_at(figure, f / spec.fps, mouth[k, f], gesture[f]) for f in range(num_frames)])
 
     tracks = VideoTracks(spec.width, spec.height, spec.fps, num_frames,

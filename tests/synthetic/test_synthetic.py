@@ -213,6 +213,24 @@ def test_closed_mouth_tracks_differ_only_by_how_far_the_lower_lip_dropped(close_
         np.testing.assert_array_equal(track.boxes, shut.boxes)
 
 
+def test_motion_can_be_independent_of_speech(speech):
+    """With animated_while_speaking off, the closed-mouth poses are a function of the person and the time alone (as
+    drawn with the calm gesture level and a closed mouth), whatever the schedule; with it on, speaking moves the head
+    and hands, so they are not."""
+    from mit_annotator.synthetic import figures as fig
+    from mit_annotator.synthetic.conversation import CALM
+
+    for animated in (False, True):
+        spec = ConversationSpec(num_people=2, seconds=6.0, width=320, height=192, seed=3, framing="face",
+                                animated_while_speaking=animated)
+        c = synthesize_conversation(spec, speech)
+        assert all((p.scores > 0).any() for p in c.speaking.people)
+        for figure, track in zip(c.figures, c.tracks_with_mouths_closed().tracks):
+            alone = np.stack([fig.pose_at(figure, f / spec.fps, 0.0, CALM).keypoints for f in range(spec.num_frames)])
+            difference = np.abs(track.keypoints - alone).max()
+            assert (difference < 1e-3) == (not animated), difference
+
+
 def test_too_few_voices(tmp_path, speech):
     from mit_annotator.synthetic import LibriSpeechSource
 
