@@ -89,7 +89,7 @@ def place_figures(num_people: int, width: int, height: int, rng: np.random.Gener
         if framing == "body":
             unit = min(0.2 * slot, 0.13 * height) * rng.uniform(0.92, 1.05)
             shoulder_y = height * rng.uniform(0.07, 0.13) + 1.8 * unit
-        else:  # the head (hair to chin about 1.65 units) fills the height; the shoulders are 1.07 units below its centre
+        else:  # the head (hair to chin about 1.65 units) fills the height; the shoulders 1.07 units below its centre
             unit = min(0.57 * slot, 0.57 * height) * rng.uniform(0.96, 1.04)
             shoulder_y = height * rng.uniform(0.48, 0.52) + 1.07 * unit
         figures.append(Figure(
