@@ -3,7 +3,8 @@ measured at a scale where the thing learned is visible: two-person face close-up
 at the training size.
 
     .venv/bin/python benchmarks/learning_proof.py speakers all     # or one step: data vae init stage1 stage2
-                                                                   # generate measure figures (resumable)
+                                                                   # stage2_more generate measure figures
+                                                                   # (resumable)
 
 Everything is written under OUT (outputs/learning_proof/speakers/); the settings are the constants below.
 
@@ -16,15 +17,16 @@ Everything is written under OUT (outputs/learning_proof/speakers/); the settings
   about the driver, the annotation's accuracy is measured in the body track) and each person's own voice.
 - vae, init: as in the body track, on these frames.
 - stage1: `covog.train --stage 1`. stage2: `covog.train --stage 2` with the driver (--driver-lr) and its ablation
-  `--no-audio-driver`, from the same stage-1 checkpoint, same steps and seed, run side by side.
+  `--no-audio-driver`, from the same stage-1 checkpoint, same steps and seed, run side by side. stage2_more: both
+  continued (--resume) to MORE_STAGE2_STEPS; the models of both lengths are measured.
 - generate: every held-out conversation from its first frame, its closed-mouth poses and its mixed audio, by the
   driver model with the right speaking scores and with the two people's scores swapped, and by the ablation.
 - measure: covog.evaluation.mouths on each video against the true schedule (per-person opening where the poses put
   the mouth; speaking/not speaking accuracy, F1, kappa; each voice's margin), the same on the real held-out videos
   and their VAE round trip (what the measure and the VAE can see at all), and the audio probe (the stage-2 loss with
   the scores swapped minus right).
-- figures: per model, frames of one held-out conversation with the two mouth-opening traces under them, coloured by
-  who speaks; OUT/table.md.
+- figures: per model (the longest stage 2), frames of one held-out conversation with the two mouth-opening traces
+  under them, shaded where each person speaks; OUT/table.md.
 """
 
 from __future__ import annotations
@@ -53,6 +55,7 @@ OVERLAP = 0.25  # chance that a turn starts before the previous one ends
 # only the audio driver can (with True, the ablation learned who speaks from the head motion: BENCHMARKS.md)
 ANIMATED_WHILE_SPEAKING = False
 STAGE1_STEPS, STAGE2_STEPS = 3000, 1500
+MORE_STAGE2_STEPS = 2500  # stage2_more: both stage-2 runs continued (--resume) to this many steps
 # a shorter stage-1 run of the same settings, when there is one, is continued (--resume: the learning rate is
 # constant, so this is the same run): the first 800 steps of the figures in BENCHMARKS.md ran as a short trial
 SHORTER_STAGE1 = OUT / "runs" / "stage1_short"
@@ -62,7 +65,13 @@ GEN_STEPS, GEN_CFG, GEN_WINDOW, GEN_OVERLAP = 12, 1.0, 16, 4
 
 MODELS = {"with the audio driver": ("stage2", "speaking.json"),
           "with the audio driver, scores swapped": ("stage2", "speaking_swapped.json"),
-          "no audio driver (ablation)": ("stage2_no_audio", "speaking.json")}
+          "no audio driver (ablation)": ("stage2_no_audio", "speaking.json"),
+          f"with the audio driver, {MORE_STAGE2_STEPS} steps": ("stage2_more", "speaking.json"),
+          f"with the audio driver, {MORE_STAGE2_STEPS} steps, scores swapped": ("stage2_more",
+                                                                                "speaking_swapped.json"),
+          f"no audio driver (ablation), {MORE_STAGE2_STEPS} steps": ("stage2_more_no_audio", "speaking.json")}
+RUN_STEPS = {"stage2": STAGE2_STEPS, "stage2_no_audio": STAGE2_STEPS, "stage2_more": MORE_STAGE2_STEPS,
+             "stage2_more_no_audio": MORE_STAGE2_STEPS}
 
 
 class Voices:
@@ -160,14 +169,24 @@ def step_stage1():
 
 def step_stage2():
     """The driver and its ablation side by side (one thread each: the machine has two cores)."""
+    side_by_side({"stage2": None, "stage2_no_audio": None})
+
+
+def step_stage2_more():
+    """Both stage-2 runs continued to MORE_STAGE2_STEPS (--resume from their last state: the same runs, longer)."""
+    side_by_side({"stage2_more": OUT / "runs" / "stage2", "stage2_more_no_audio": OUT / "runs" / "stage2_no_audio"})
+
+
+def side_by_side(runs: dict[str, Path | None]):
+    """Stage-2 runs (folder name -> the run it continues, or None), in parallel threads."""
     start = OUT / "runs" / "stage1" / f"checkpoint-{STAGE1_STEPS}"
-    runs = {"stage2": ["--driver-lr", str(DRIVER_LR)], "stage2_no_audio": ["--no-audio-driver"]}
     errors = []
 
-    def one(name, extra):
+    def one(name, resume_from):
+        extra = ["--no-audio-driver"] if name.endswith("no_audio") else ["--driver-lr", str(DRIVER_LR)]
         try:
-            lp.train(2, start, OUT / "runs" / name, STAGE2_STEPS, extra, data=OUT / "data" / "train", size=SIZE,
-                     lr=LR)
+            lp.train(2, start, OUT / "runs" / name, RUN_STEPS[name], extra, data=OUT / "data" / "train", size=SIZE,
+                     lr=LR, resume_from=resume_from)
         except BaseException as error:  # noqa: BLE001 - reported below
             errors.append(f"{name}: {error}")
 
@@ -181,7 +200,7 @@ def step_stage2():
 
 
 def model_folder(run: str) -> Path:
-    return OUT / "runs" / run / f"checkpoint-{STAGE2_STEPS}"
+    return OUT / "runs" / run / f"checkpoint-{RUN_STEPS[run]}"
 
 
 def generated(conversation: Path, name: str) -> Path:
@@ -202,7 +221,7 @@ def step_generate():
             Image.fromarray(media.read_frames(conversation / "video.mp4", end=1, size=SIZE)[0]).save(reference)
         for name, (run, speaking) in MODELS.items():
             out = generated(conversation, name)
-            if not out.is_file():
+            if not out.is_file() and (model_folder(run) / "model_index.json").is_file():
                 jobs.append([lp.PYTHON, "-m", "covog.generate", "--model", str(model_folder(run)), "--reference",
                              str(reference), "--poses", str(conversation / "tracks.json"), "--audio",
                              str(conversation / "video.mp4"), "--assignment", str(conversation / speaking),
@@ -282,8 +301,10 @@ def step_measure():
                    f"{report['chance']:.3f}), voice margins {[v['margin'] for v in report['voices']]}")
     probe_path = OUT / "audio_probe.json"
     probe = json.loads(probe_path.read_text()) if probe_path.is_file() else {}
-    for name, run, use_audio in (("with the audio driver", "stage2", True),
-                                 ("no audio driver (ablation)", "stage2_no_audio", False)):
+    for name, (run, speaking) in MODELS.items():
+        if speaking != "speaking.json":
+            continue
+        use_audio = "no_audio" not in run
         if name not in probe and (model_folder(run) / "model_index.json").is_file():
             probe[name] = lp.probe_audio_driver(model_folder(run), held_out(), SIZE, use_audio)
             probe_path.write_text(json.dumps(probe, indent=1))
@@ -302,7 +323,10 @@ def step_figures():
     conversation = held_out()[0]
     tracks = VideoTracks.load(conversation / "tracks.json")
     truth = SpeakingActivity.load(conversation / "speaking.json")
-    videos = {**real_videos(conversation), **{name: generated(conversation, name) for name in MODELS}}
+    longest = [name for name in MODELS if generated(conversation, name).is_file() and str(MORE_STAGE2_STEPS) in name]
+    shown_models = longest or [name for name in MODELS if str(MORE_STAGE2_STEPS) not in name]
+    videos = {"real held-out video": real_videos(conversation)["real held-out video"],
+              **{name: generated(conversation, name) for name in shown_models}}
     panels = []
     shown = list(range(8, tracks.num_frames, max(1, tracks.num_frames // 8)))[:8]
     colours = [(0.85, 0.25, 0.2), (0.2, 0.45, 0.85)]
@@ -353,12 +377,14 @@ def write_table():
                      f"{column('accuracy').mean():.3f} | {column('chance').mean():.3f} | {column('f1').mean():.3f} | "
                      f"{column('kappa', 'given').mean():.3f} | {np.mean(margins):.2f}, {np.min(margins):.2f} | "
                      f"{np.mean(speaking):.3f} / {np.mean(silent):.3f} |")
+    for suffix in ("", f", {MORE_STAGE2_STEPS} steps"):
+        lines += per_conversation(results, suffix)
     lines.append("")
     for name, value in probe.items():
         lines.append(f"- audio probe, {name}: stage-2 loss with the speaking scores swapped minus right = "
                      f"{value['mean_gap']:.2e} +- {value['stderr']:.1e} (positive in {value['positive_share']:.0%} "
                      f"of {value['draws']} draws)")
-    for name in ("stage1", "stage2", "stage2_no_audio"):
+    for name in ("stage1", *RUN_STEPS):
         record = OUT / "runs" / name / "run.json"
         if record.is_file():
             run = json.loads(record.read_text())
@@ -374,8 +400,31 @@ def write_table():
     print("\n".join(lines))
 
 
+def per_conversation(results: dict, suffix: str) -> list[str]:
+    """The table's rows per held-out conversation for the stage-2 models named with `suffix`."""
+    if not any(v["model"] == f"with the audio driver{suffix}" for v in results.values()):
+        return []
+    lines = ["", f"Per conversation{suffix or f', {STAGE2_STEPS} steps'}:", "",
+             "| conversation | real video | with the driver (voice margins) | scores swapped: vs the truth, vs the "
+             "scores given (voice margins) | ablation |", "|---|---|---|---|---|"]
+    for conversation in held_out():
+        got = {v["model"]: v for v in results.values() if v["conversation"] == conversation.name}
+
+        def cell(model, given=False):
+            if model not in got:
+                return "-"
+            report = got[model]["truth"]
+            margins = ", ".join(f"{m['margin']:+.2f}" for m in report.get("voices", []))
+            extra = f", {got[model]['given']['kappa']:.3f}" if given else ""
+            return f"{report['kappa']:.3f}{extra} ({margins})"
+        driver, swapped = f"with the audio driver{suffix}", f"with the audio driver{suffix}, scores swapped"
+        lines.append(f"| {conversation.name} | {cell('real held-out video')} | {cell(driver)} | {cell(swapped, True)} "
+                     f"| {cell(f'no audio driver (ablation){suffix}')} |")
+    return lines
+
+
 STEPS = {"data": step_data, "vae": step_vae, "init": step_init, "stage1": step_stage1, "stage2": step_stage2,
-         "generate": step_generate, "measure": step_measure, "figures": step_figures}
+         "stage2_more": step_stage2_more, "generate": step_generate, "measure": step_measure, "figures": step_figures}
 
 
 def main(argv: list[str]) -> int:

@@ -16,7 +16,7 @@ fresh init, or converted with `--allow-random audio_driver`) is skipped by `covo
 fresh block's proj_out starts at zero, so a fresh block is exactly the identity and stage 2 starts from the stage-1
 model's own output (as AnimateDiff's motion modules do). Only proj_out: the published init also zeroes the face conv,
 and two zero layers in a row scale each other's gradient, so neither moves (after 120 stage-2 steps both were still
-below 0.006 and the loss did not depend on the speaking scores; docs/learning_proof.md). With the face conv at
+below 0.006 and the loss did not depend on the speaking scores; BENCHMARKS.md). With the face conv at
 torch's default init, the audio reaches the block's output from the first step and proj_out learns to pass it on, as
 ControlNet's single zero convolution does. Trained and converted weights run the published arithmetic unchanged.
 
