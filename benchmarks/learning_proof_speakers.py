@@ -115,8 +115,10 @@ def make_clip(seed: int, seconds: float, utterances: tuple[float, float], folder
     swapped(conversation.speaking).save(partial / "speaking_swapped.json")
     for k, voice in enumerate(conversation.person_audio):
         media.write_wav(partial / f"person_{k}.wav", voice, 16000)
+    scale = SIZE[0] / RENDER[0]
     info = {"seed": seed, "seconds": seconds, "voices": conversation.voices,
-            "mouth_width_px": [round(0.352 * f.unit * SIZE[0] / RENDER[0], 2) for f in conversation.figures],
+            # the outer lips span 0.64 of the head's half-width (figures' face template)
+            "mouth_width_px": [round(0.64 * f.head_half_size[0] * scale, 2) for f in conversation.figures],
             "speaking_share": [round(float((p.scores > 0).mean()), 3) for p in conversation.speaking.people],
             "both_speaking_share": round(float(np.logical_and(*[p.scores > 0 for p in
                                                                 conversation.speaking.people]).mean()), 3)}

@@ -13,10 +13,12 @@ openings: the measure needs no calibration on real videos, and a video whose mou
 from __future__ import annotations
 
 import numpy as np
+from scipy.ndimage import maximum_filter1d
 
 from covog.evaluation.video_metrics import attribution_score
 from mit_annotator.core import keypoints as kp
 from mit_annotator.core.records import SpeakingActivity, VideoTracks
+from mit_annotator.speakers.lips import loudness
 
 DARK = 0.5  # a pixel darker than this share of the skin's luminance counts as (part of) an open mouth
 SMOOTH_FRAMES = 5  # the opening of a frame: its highest within this many frames around it
@@ -56,7 +58,7 @@ def _opening(image: np.ndarray, points: np.ndarray) -> float:
     cheeks = [_pixels(image, *(((points[eye] + points[corner]) / 2)[[0, 1, 0, 1]]
                                 + np.array([-1, -1, 1, 1]) * 0.15 * mouth_width))
               for eye, corner in _CHEEKS]
-    skin = np.concatenate([c for c in cheeks if c.size]) if any(c.size for c in cheeks) else np.empty(0)
+    skin = np.concatenate(cheeks)
     if region.size == 0 or skin.size == 0:
         return np.nan
     dark = DARK * float(np.median(skin))
@@ -94,10 +96,8 @@ def speaking_from_openings(openings: np.ndarray) -> tuple[np.ndarray, float | No
 
 
 def _running_max(values: np.ndarray, window: int) -> np.ndarray:
-    half = window // 2
-    padded = np.pad(np.nan_to_num(values, nan=-np.inf), ((0, 0), (half, half)), constant_values=-np.inf)
-    stacked = np.stack([padded[:, k:k + values.shape[1]] for k in range(window)])
-    out = stacked.max(axis=0)
+    """Each row's highest value within `window` frames centred on each frame (missing frames skipped); NaN stays."""
+    out = maximum_filter1d(np.nan_to_num(values, nan=-np.inf), window, axis=1, mode="constant", cval=-np.inf)
     return np.where(np.isfinite(values), out, np.nan)
 
 
@@ -122,8 +122,6 @@ def mouth_report(frames: np.ndarray, tracks: VideoTracks, schedule: SpeakingActi
     overall speaking/not-speaking accuracy, F1 and Cohen's kappa; with `voices` (each person's own audio, in the
     tracks' order) each opening's correlation with each voice's loudness and each voice's margin (its correlation
     with its own person's mouth minus the best other person's)."""
-    from mit_annotator.speakers.lips import loudness
-
     ids = [t.track_id for t in tracks.tracks]
     missing = sorted(set(ids) - {p.track_id for p in schedule.people})
     if missing:

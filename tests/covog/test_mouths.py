@@ -19,11 +19,11 @@ def face_keypoints(left: float, right: float, lip_y: float) -> np.ndarray:
     """133 points, all at the mouth, but the inner-lip corners at (left, lip_y) and (right, lip_y), the upper inner
     lip at lip_y, and the cheeks' eye and mouth-corner points 20 px above and at the corners."""
     points = np.full((kp.NUM_KEYPOINTS, 2), [(left + right) / 2, lip_y], np.float32)
-    ibug = lambda i: kp.FACE_OFFSET + i  # noqa: E731
-    points[ibug(60)], points[ibug(64)] = (left, lip_y), (right, lip_y)
-    points[[ibug(61), ibug(62), ibug(63)], 1] = lip_y
-    points[ibug(41)], points[ibug(48)] = (left, lip_y - 20), (left, lip_y)
-    points[ibug(46)], points[ibug(54)] = (right, lip_y - 20), (right, lip_y)
+    face = points[kp.FACE]  # a view: iBUG-68 indices
+    face[60], face[64] = (left, lip_y), (right, lip_y)
+    face[[61, 62, 63], 1] = lip_y
+    face[41], face[48] = (left, lip_y - 20), (left, lip_y)
+    face[46], face[54] = (right, lip_y - 20), (right, lip_y)
     return points
 
 
