@@ -479,6 +479,7 @@ def write_schedule(path, ids=(0, 1), frames=10):
     ("negative offset", "--sync-max-offset must be at least 0"),
     ("mouths without poses", "--mouths reads each mouth where the poses put it: give the poses with --tracks"),
     ("voices without mouths", "--voices is read by --mouths: add --mouths"),
+    ("missing voice", "--voices {tmp}/gone.wav: no such file"),
 ])
 def test_bad_input_is_one_clear_line(tmp_path, capsys, case, message):
     video = media.write_video(tmp_path / "silent.mp4", np.zeros((10, 64, 64, 3), np.uint8), 25.0)
@@ -497,11 +498,11 @@ def test_bad_input_is_one_clear_line(tmp_path, capsys, case, message):
         args["--tracks"] = str(write_tracks(tmp_path / "t.json", ids=(0,)))
     elif case == "negative offset":
         args["--sync-max-offset"] = "-1"
-    elif case == "voices without mouths":
+    elif case in ("voices without mouths", "missing voice"):
         args["--tracks"] = str(write_tracks(tmp_path / "t.json"))
-        args["--voices"] = str(video)
+        args["--voices"] = str(video) if case == "voices without mouths" else str(tmp_path / "gone.wav")
     argv = [args.pop("video")] + [x for pair in args.items() for x in pair]
-    argv += ["--mouths"] if case == "mouths without poses" else []
+    argv += ["--mouths"] if case in ("mouths without poses", "missing voice") else []
     assert ev.main(argv) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and message.format(tmp=tmp_path) in err, err
