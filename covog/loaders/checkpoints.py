@@ -263,11 +263,11 @@ def source_pieces(source: str | os.PathLike) -> list[Piece]:
         raise CheckpointError(f"{path}: no such file or folder")
     if any((path / sub).is_dir() for sub in ("unet", "vae", "image_encoder")):
         return diffusers_folder_pieces(path, with_unet=True)
+    if (path / "config.json").is_file():  # before the scan: transformers name their weights as accelerate does
+        return model_folder_piece(path)
     files = checkpoint_files(path)
     if files:
         return [piece for file in files for piece in file_pieces(file)]
-    if (path / "config.json").is_file():
-        return model_folder_piece(path)
     raise CheckpointError(f"{path}: no checkpoint in this folder (expected {', '.join(KIND_ORDER)}[-N].pth, "
                           f"{' or '.join(ACCELERATE_FILES)}, or a diffusers/transformers model folder)")
 

@@ -559,6 +559,59 @@ def test_a_vae_folder_converts(base_folder, tmp_path, capsys, safetensors):
     assert_state_equal(CovOGModel.load(out).vae, vae.state_dict())
 
 
+def whole_clip_folder(encoder, folder):
+    """openai/clip-vit-*'s layout: a whole CLIPModel (its config's model_type "clip") around `encoder`'s vision half."""
+    from transformers import CLIPConfig, CLIPModel, CLIPTextConfig
+
+    vision = encoder.config
+    text = CLIPTextConfig(vocab_size=99, hidden_size=vision.hidden_size, intermediate_size=vision.intermediate_size,
+                          num_hidden_layers=1, num_attention_heads=vision.num_attention_heads,
+                          projection_dim=vision.projection_dim, bos_token_id=0, eos_token_id=1, pad_token_id=1)
+    clip = CLIPModel(CLIPConfig(text_config=text.to_dict(), vision_config=vision.to_dict(),
+                                projection_dim=vision.projection_dim))
+    clip.vision_model.load_state_dict(encoder.vision_model.state_dict())
+    clip.visual_projection.load_state_dict(encoder.visual_projection.state_dict())
+    clip.save_pretrained(folder)
+
+
+def wav2vec2_ctc_folder(encoder, folder):
+    from transformers import Wav2Vec2ForCTC
+
+    ctc = Wav2Vec2ForCTC(encoder.config)
+    ctc.wav2vec2.load_state_dict(encoder.state_dict())
+    ctc.save_pretrained(folder)
+
+
+FOLDER_SOURCES = {  # how each single-model folder is published -> (component, its writer, what is left out)
+    "sd-vae-ft-mse": ("vae", lambda vae, folder: vae.save_pretrained(folder), []),
+    "wav2vec2-base-960h": ("audio_encoder", wav2vec2_ctc_folder, ["lm_head.bias", "lm_head.weight"]),
+    "clip-vision": ("image_encoder", lambda encoder, folder: encoder.save_pretrained(folder), []),
+    "clip-vit-whole": ("image_encoder", whole_clip_folder, ("text_model.", "text_projection.", "logit_scale")),
+}
+
+
+@pytest.mark.parametrize("name", FOLDER_SOURCES)
+def test_every_single_model_folder_converts_given_as_a_source(name, tmp_path):
+    """Each kind of model folder the converter names, given as a SOURCE (not through --vae/--audio-encoder/...), as
+    the hub ships it today (safetensors, which transformers names as accelerate does): its component takes exactly
+    the folder's weights and nothing else changes. (The ControlNet folder has its own test above.)"""
+    component, write, left_out = FOLDER_SOURCES[name]
+    network = getattr(CovOGModel.random("tiny", seed=21), component)
+    write(network, tmp_path / name)
+    model, reports = convert([tmp_path / name], size="tiny", allow_random=all_but(component))
+    assert_state_equal(getattr(model, component), network.state_dict())
+    fresh = getattr(CovOGModel.random("tiny"), component).state_dict()
+    assert any(not torch.equal(value, fresh[key]) for key, value in network.state_dict().items())
+    report = reports_by_name(reports)[component]
+    assert (report.sources, report.missing, report.loaded) == ([str(tmp_path / name)], [], len(fresh))
+    if isinstance(left_out, tuple):  # prefixes: the text half of a CLIP
+        assert {key.split(".")[0] for key in report.unexpected} == {"text_model", "text_projection", "logit_scale"}
+    else:
+        assert report.unexpected == left_out
+    for other in all_but(component):
+        assert reports_by_name(reports)[other].loaded == 0
+
+
 def test_a_folder_of_another_model_is_named(tmp_path):
     folder = tmp_path / "unet"
     folder.mkdir()
