@@ -286,3 +286,50 @@ def test_interact_11_binding(interact):
         for a, b in speaking.person(person).speak:
             gate[int(round(a / 24 * rate)):int(round(b / 24 * rate))] = True
         assert not interact["voices"][slot]["waveform"][0].numpy()[:, ~gate].any()
+
+
+def test_a_portrait_video_whose_ids_are_not_positions_in_any_order():
+    """Portrait frame; ids 7, 5, 2 listed in the tracks as [7, 5, 2] and in the assignment as [5, 2, 7]; first seen
+    2, 7, 5; first to speak 5, 7, 2; left to right 7, 2, 5; and the faces at three heights. Each slot must hold the
+    right person's face at that person's rows and columns, and their voice at their own turn."""
+    width, height = 60, 120
+    layout = {7: (3, (0, 70, 20, 118), (4, 80, 16, 96)),  # id: (first frame, body box, face box)
+              5: (6, (40, 40, 60, 110), (44, 50, 56, 62)),
+              2: (0, (20, 0, 40, 60), (24, 10, 36, 26))}
+    tracks = []
+    for track_id, (first, body, face) in layout.items():
+        frames = np.arange(first, FRAMES)
+        tracks.append(PersonTrack(track_id, frames, np.tile(np.float32(body), (len(frames), 1)),
+                                  face_boxes=np.tile(np.float32(face), (len(frames), 1))))
+    tracks = VideoTracks(width, height, FPS, FRAMES, tracks, [(0, FRAMES)])
+    turns = {5: (8, 15), 2: (35, 45), 7: (20, 30)}
+    people = []
+    for track_id, (a, b) in turns.items():
+        scores = np.full(FRAMES, -2.0, np.float32)
+        scores[a:b] = 2.0
+        people.append(PersonSpeaking(track_id, scores, f"V{track_id}", [(a, b)], []))
+    speaking = SpeakingActivity(FPS, FRAMES, people)
+
+    assert binding.speaker_order(speaking, tracks) == [5, 7, 2]
+    assert binding.speaker_order(speaking, tracks, "left_to_right") == [7, 2, 5]
+    assert binding.speaker_order(speaking, tracks, "track_id") == [2, 5, 7]
+
+    out = SpeakerMasks().make(tracks, speaking, **MASK_ARGS)  # reference frame 0: only person 2 is there yet
+    assert out[6] == 3 and out[0].shape == (1, height, width) and out[4].shape == (3, height, width)
+    for slot, track_id in enumerate([5, 7, 2]):
+        left, top, right, bottom = layout[track_id][2]
+        rows, cols = np.nonzero(out[slot][0].numpy())
+        assert (rows.min(), rows.max(), cols.min(), cols.max()) == (top, bottom - 1, left, right - 1), slot
+        assert out[slot].sum() == (bottom - top) * (right - left)
+    assert not out[3].any()
+    per_frame = SpeakerMasks().make(tracks, speaking, **{**MASK_ARGS, "mode": "per_frame"})
+    assert not per_frame[1][:3].any() and per_frame[1][3, 88, 10] == 1  # person 7 comes in at frame 3
+    assert not per_frame[0][:6].any() and per_frame[0][6, 56, 50] == 1  # person 5 at frame 6
+
+    mix = np.ones(FRAMES * 640, np.float32)  # 16 kHz at 25 fps: 640 samples a frame
+    for order, ids in (("first_to_speak", [5, 7, 2]), ("left_to_right", [7, 2, 5])):
+        voices = SplitVoices().split(comfy_audio(mix), speaking, order, 0, tracks=tracks)
+        for slot, track_id in enumerate(ids):
+            active = np.flatnonzero(voices[slot]["waveform"][0, 0].numpy())
+            a, b = turns[track_id]
+            assert (active.min(), active.max() + 1, len(active)) == (a * 640, b * 640, (b - a) * 640), (order, slot)
