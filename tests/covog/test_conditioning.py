@@ -49,3 +49,34 @@ def test_speaking_scores_of_a_strided_range(small_conversation):
     scores = speaking_scores(c.speaking, c.tracks, range(10, 60, 3))
     assert scores.shape == (17, 3)
     np.testing.assert_allclose(scores[:, 0].numpy(), c.speaking.person(c.tracks.tracks[0].track_id).scores[10:60:3])
+
+
+def test_masks_and_scores_follow_ids_on_a_portrait_source_by_hand():
+    """A 300x400 (3:4) source generated at 128x192: the tracks list ids [9, 3], the assignment lists [3, 9], person 3
+    comes in at frame 2. Cells by hand, from the box scaled by (128/300, 192/400) and cut into 16 px (factor 2) and
+    64 px (factor 8) cells, every cell the box touches."""
+    from mit_annotator.core.records import PersonSpeaking, PersonTrack, SpeakingActivity, VideoTracks
+
+    def track(track_id, first, face):
+        frames = np.arange(first, 6)
+        return PersonTrack(track_id, frames, np.tile(np.float32([0, 0, 300, 400]), (len(frames), 1)),
+                           face_boxes=np.tile(np.float32(face), (len(frames), 1)))
+
+    tracks = VideoTracks(300, 400, 25.0, 6, [track(9, 0, (150, 100, 225, 175)), track(3, 2, (0, 300, 75, 375))])
+    masks = face_masks(tracks, range(0, 6), (128, 192))
+    fine, coarse = masks[2].numpy(), masks[8].numpy()
+    assert fine.shape == (6, 2, 12, 8) and coarse.shape == (6, 2, 3, 2)
+    expected_fine, expected_coarse = np.zeros((2, 12, 8)), np.zeros((2, 3, 2))
+    expected_fine[0, 3:6, 4:6] = 1  # person 9: x 64..96, y 48..84 in the generated frame
+    expected_fine[1, 9:12, 0:2] = 1  # person 3: x 0..32, y 144..180
+    expected_coarse[0, 0:2, 1] = 1
+    expected_coarse[1, 2, 0] = 1
+    for frame in range(6):
+        seen = [True, frame >= 2]
+        np.testing.assert_array_equal(fine[frame], expected_fine * np.array(seen)[:, None, None], err_msg=frame)
+        np.testing.assert_array_equal(coarse[frame], expected_coarse * np.array(seen)[:, None, None], err_msg=frame)
+
+    three, nine = np.float32([-2, -1, 0, 1, 2, 1.5]), np.float32([2, 2, -2, -2, 0.5, -0.5])
+    speaking = SpeakingActivity(25.0, 6, [PersonSpeaking(3, three, "A", [], []), PersonSpeaking(9, nine, "B", [], [])])
+    scores = speaking_scores(speaking, tracks, range(1, 6, 2)).numpy()
+    np.testing.assert_array_equal(scores, np.stack([nine[[1, 3, 5]], three[[1, 3, 5]]], axis=1))
