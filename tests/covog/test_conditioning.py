@@ -80,3 +80,32 @@ def test_masks_and_scores_follow_ids_on_a_portrait_source_by_hand():
     speaking = SpeakingActivity(25.0, 6, [PersonSpeaking(3, three, "A", [], []), PersonSpeaking(9, nine, "B", [], [])])
     scores = speaking_scores(speaking, tracks, range(1, 6, 2)).numpy()
     np.testing.assert_array_equal(scores, np.stack([nine[[1, 3, 5]], three[[1, 3, 5]]], axis=1))
+
+
+def test_pose_renders_scale_each_axis_on_its_own():
+    """A 300x400 source rendered at 128x192 (another aspect ratio): a nose alone at (150, 100) becomes DWPose's
+    body joint, a disc of radius 4 in the nose's colour, centred at (150 * 128/300, 100 * 192/400) = (64, 48); the
+    second person (id 2, listed after id 8, arriving at frame 1) is black before it."""
+    from covog.pipeline.conditioning import PoseRenders
+    from mit_annotator.core.records import PersonTrack, VideoTracks
+    from mit_annotator.vision.skeleton import OPENPOSE_COLOURS
+
+    def track(track_id, first, nose):
+        frames = np.arange(first, 3)
+        points = np.zeros((len(frames), 133, 2), np.float32)
+        points[:, 0] = nose
+        scores = np.zeros((len(frames), 133), np.float32)
+        scores[:, 0] = 0.9
+        return PersonTrack(track_id, frames, np.tile(np.float32([0, 0, 300, 400]), (len(frames), 1)),
+                           keypoints=points, keypoint_scores=scores)
+
+    tracks = VideoTracks(300, 400, 25.0, 3, [track(8, 0, (150, 100)), track(2, 1, (30, 350))])
+    renders = PoseRenders(tracks, (128, 192))[0:3].numpy()  # (frames, people, 3, height, width)
+    assert renders.shape == (3, 2, 3, 192, 128)
+    lit = renders[0, 0].any(axis=0)
+    ys, xs = np.nonzero(lit)
+    assert (xs.mean(), ys.mean(), np.ptp(xs), np.ptp(ys)) == (64, 48, 8, 8)
+    assert (renders[0, 0][:, lit].T == OPENPOSE_COLOURS[0]).all()
+    assert not renders[0, 1].any()  # person 2 is not there yet
+    ys, xs = np.nonzero(renders[1, 1].any(axis=0))
+    assert (xs.mean(), ys.mean()) == (12, 168)  # (12.8, 168.0), truncated to pixels as DWPose draws
