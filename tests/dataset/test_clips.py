@@ -74,6 +74,17 @@ def test_face_size_scales_with_the_source_height():
     assert select_clips(tracks)[0].reasons[:2] == ["face_size", "face_ratio"]
 
 
+@pytest.mark.parametrize("width, height, smallest", [(480, 360, 22.0), (360, 640, 38.0), (1440, 1080, 64.0)])
+def test_face_size_follows_the_height_whatever_the_aspect_ratio(width, height, smallest):
+    """4:3, portrait 9:16 and 4:3 at 1080: the threshold is 64 px times height / 1080 (21.33, 37.93, 64), never a
+    width rule (480 / 1920 would allow 16 px); a face 1 px under the smallest whole size that passes is refused."""
+    for size, reasons in ((smallest - 1, ["face_size"]), (smallest, [])):
+        people = [person(0, (0, 200), 0, face=size), person(1, (0, 200), 200, face=size)]
+        [candidate] = select_clips(VideoTracks(width, height, 25.0, 300, people, [(0, 300)]))
+        assert candidate.reasons == reasons, (width, height, size)
+        assert candidate.measures["face_px_1080p"] == [round(size * 1080 / height, 2)] * 2
+
+
 def test_the_smallest_face_area_must_exceed_half_the_largest():
     # areas 30^2 = 900 vs 21.3^2 = 453.7 (0.504) pass; vs 21.2^2 = 449.4 (0.499) fail
     for small, reasons in ((21.3, []), (21.2, ["face_ratio"])):

@@ -219,3 +219,14 @@ def test_an_incomplete_released_clip_names_what_is_missing(conversation, model, 
     shutil.rmtree(folder / "pose")
     err = one_clear_error(tmp_path, capsys, model[0])
     assert f"{folder}: incomplete clip folder, missing pose/" in err
+
+
+def test_the_frame_size_is_read_from_meta_as_width_then_height(conversation, tmp_path):
+    """Our exported clips' meta.json states the frame size (256 wide, 128 high here); the reader takes it as
+    (width, height), and the tracks it builds have that frame."""
+    folder = released_clip(tmp_path, conversation, frames_as="mp4")
+    meta = json.loads((folder / "meta.json").read_text())
+    (folder / "meta.json").write_text(json.dumps({**meta, "width": 256, "height": 128}))
+    clip = open_clip(folder)
+    tracks = clip.tracks([0])
+    assert clip.size == (256, 128) and (tracks.width, tracks.height) == (256, 128)
