@@ -20,10 +20,11 @@ import torch
 from covog.models.encoders import AUDIO_RATE  # the driver's audio features are read at wav2vec2's rate
 from covog.models.model import DTYPES, CovOGModel, ModelFolderError, pick_dtype
 from covog.pipeline.conditioning import build_conditions
-from covog.pipeline.sampler import SIZE_MULTIPLE, GenerationCancelled, SamplerSettings, generate
+from covog.pipeline.sampler import SIZE_MULTIPLE, SamplerSettings, generate
 from mit_annotator.core import media
 from mit_annotator.core.documents import FormatError
 from mit_annotator.core.files import output_file
+from mit_annotator.core.progress import Cancelled, tqdm_progress
 from mit_annotator.core.records import SpeakingActivity, VideoTracks
 
 OUTPUT_AUDIO_RATE = 44100
@@ -60,7 +61,7 @@ def main(argv=None) -> int:
     except (ValueError, FileNotFoundError, media.MediaError, FormatError, ModelFolderError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    except (GenerationCancelled, KeyboardInterrupt):
+    except (Cancelled, KeyboardInterrupt):
         print("cancelled: no video written", file=sys.stderr)
         return 130
     print(f"wrote {out}")
@@ -94,11 +95,7 @@ def run(args: argparse.Namespace) -> Path:
     from tqdm.auto import tqdm
 
     with tqdm(total=1, desc="generating", unit="step") as bar:
-        def progress(done, total):
-            bar.total = total
-            bar.update(done - bar.n)
-
-        video = generate(model, conditions, settings, progress=progress)
+        video = generate(model, conditions, settings, progress=tqdm_progress(bar))
     frames = (video.permute(0, 2, 3, 1).numpy() * 255).round().astype(np.uint8)
     mixed = mixed_output_audio(paths, tracks)
     return media.write_video(args.out, frames, tracks.fps, audio=mixed, sample_rate=OUTPUT_AUDIO_RATE)

@@ -11,13 +11,17 @@ classifier-free guidance. Every --save-every steps and at the end: OUT/checkpoin
 OUT/state-N, accelerate's training state that --resume continues from, exactly: the weights, the optimizer's state,
 the random states, and the data order (`EpochOrder`: a function of the seed and the epoch) at the step where it
 stopped. The learning rate is constant (the published configs' 'constant' schedule), so no scheduler state exists.
+Ctrl-C stops after the step in progress and saves its state (a second Ctrl-C stops at once).
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import signal
 import sys
+import threading
+from contextlib import contextmanager
 
 from covog.models.model import ModelFolderError
 from covog.training import trainer
@@ -26,6 +30,7 @@ from covog.training.trainer import CONDITION_DROPOUT, LEARNING_RATE, NOISE_OFFSE
 from mit_annotator.core.documents import FormatError
 from mit_annotator.core.files import output_folder
 from mit_annotator.core.media import MediaError
+from mit_annotator.core.progress import Cancelled
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -77,9 +82,41 @@ def main(argv=None) -> int:
     except (ValueError, FileNotFoundError, MediaError, FormatError, ModelFolderError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    folder = trainer.train(run)
+    with stop_on_interrupt(run.accelerator.num_processes == 1) as progress:
+        try:
+            folder = trainer.train(run, progress)
+        except Cancelled as stopped:
+            print(f"{stopped}: its state is saved in {run.settings.out}; the same command with --resume goes on",
+                  file=sys.stderr)
+            return 130
     run.accelerator.print(f"saved {folder}")
     return 0
+
+
+@contextmanager
+def stop_on_interrupt(enabled: bool):
+    """A progress hook for the trainer that cancels after the step in which Ctrl-C came (the trainer then saves that
+    step). Only for a single process in the main thread: the processes of a distributed run could see the signal at
+    different steps; elsewhere Ctrl-C stops at once, as Python's default."""
+    if not enabled or threading.current_thread() is not threading.main_thread():
+        yield None
+        return
+    asked = []
+
+    def ask(_signal, _frame):
+        asked.append(True)
+        signal.signal(signal.SIGINT, previous)  # a second Ctrl-C stops at once
+        print("stopping after this step, which is saved (Ctrl-C again to stop at once)", file=sys.stderr)
+
+    def progress(step: int, steps: int) -> None:
+        if asked:
+            raise Cancelled(f"stopped at step {step} of {steps}")
+
+    previous = signal.signal(signal.SIGINT, ask)
+    try:
+        yield progress
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def settings_from(args: argparse.Namespace) -> TrainSettings:

@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
 
 import numpy as np
 import torch
 
 from mit_annotator.core.models import ACTIVE_SPEAKER_FOLDER, COMFY_FOLDER, KNOWN_MODELS, SEGMENTATION_FOLDER
+from mit_annotator.core.progress import Progress
 from mit_annotator.core.records import SAMPLE_RATE  # not core.media: these nodes load without PyAV
 
 
-def progress_callback(total: int) -> Callable[[int, int], None]:
-    """A (done, total) callback that drives ComfyUI's progress bar and raises if the user cancelled."""
+def progress_callback(total: int) -> Progress:
+    """The nodes' progress hook (mit_annotator.core.progress): it drives ComfyUI's progress bar and raises ComfyUI's
+    own interrupt once the user pressed Cancel, so ComfyUI reports an interruption, not an error."""
     try:
         import comfy.model_management as model_management
         import comfy.utils
@@ -240,21 +241,6 @@ def check_images(images, tracks) -> None:
         raise ValueError(f"the tracks were made for {tracks.num_frames} frames of {tracks.width}x{tracks.height}, "
                          f"the images are {images.shape[0]} frames of {images.shape[2]}x{images.shape[1]}: give "
                          "the frames the tracks came from")
-
-
-def interrupt_check() -> Callable[[], bool]:
-    """A `cancelled()` for covog's sampler: raises ComfyUI's own interrupt once the user pressed Cancel (so ComfyUI
-    reports an interruption, not an error), before the next step; never cancels outside ComfyUI."""
-    try:
-        import comfy.model_management as model_management
-    except ImportError:
-        return lambda: False
-
-    def check() -> bool:
-        model_management.throw_exception_if_processing_interrupted()
-        return False
-
-    return check
 
 
 def make_room(modules, device: torch.device) -> None:

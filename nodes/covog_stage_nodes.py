@@ -34,7 +34,6 @@ from .comfy_bridge import (
     check_audio_covers,
     check_people,
     free_memory,
-    interrupt_check,
     make_room,
     progress_callback,
     torch_devices,
@@ -246,8 +245,7 @@ class CovOGSampler:
             try:
                 context = reference["clip"].to(model.device, model.dtype)
                 write_reference(model, bank, context, reference["latent"], conditions.reference_poses)
-                sampled = sample_windows(model, conditions, settings, context, bank, progress, interrupt_check(),
-                                         decode_last=False)
+                sampled = sample_windows(model, conditions, settings, context, bank, progress, decode_last=False)
             finally:
                 bank.clear()
         windows = [(start, latents.float().cpu()) for start, latents in sampled.windows]

@@ -9,6 +9,7 @@ from mit_annotator.audio.diarizers import AUTO, DIARIZERS, FALLBACK, diarizer_ch
 from mit_annotator.audio.voice_activity import require_silero_vad
 from mit_annotator.core import media
 from mit_annotator.core.models import KNOWN_MODELS
+from mit_annotator.core.progress import within
 from mit_annotator.core.records import PROCESSING_FPS, SAMPLE_RATE
 from mit_annotator.speakers.binding import (
     ORDERS,
@@ -114,7 +115,7 @@ class AssignSpeakers:
         if diarization is None:
             diarization = get_diarizer(diarizer, segmentation_model, "assign")(
                 samples, DiarizationConfig.for_people(len(tracks.tracks), max_speakers),
-                progress=lambda done, _: bar(done, total))
+                progress=within(bar, 0, total))
         bar(STAGES, total)
         frames = None if images is None else media.frames_at_rate(image_to_frames(images), tracks.num_frames,
                                                                    tracks.fps, PROCESSING_FPS)
@@ -123,7 +124,7 @@ class AssignSpeakers:
             model = get_active_speaker(speaker_evidence if images is not None else "lips", asd_model)
         given = None if active_speakers is None else scores_for(active_speakers, at_rate)
         found, _ = who_speaks(None, at_rate, diarization, active_speaker=model, audio=samples, frames=frames,
-                              progress=lambda done, _: bar(STAGES + done, total), scores=given)
+                              progress=within(bar, STAGES, total), scores=given)
         bar(total, total)
         speaking = found.at_rate(tracks.fps, tracks.num_frames)
         return speaking, frames_to_image(speaking_timeline(speaking)[None])

@@ -9,7 +9,6 @@ window at every step, and the overlapping frames are blended.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -19,13 +18,10 @@ from covog.models.audio_driver import FACE_MASK_FACTORS, AudioConditioning
 from covog.models.denoiser import denoise
 from covog.models.encoders import clip_image_embedding, encode_latents
 from covog.models.model import CovOGModel
+from mit_annotator.core.progress import Progress, report, within
 
 PIXELS_PER_LATENT_CELL = 8  # the VAE's downsampling
 SIZE_MULTIPLE = 64  # the latent must halve 3 times in the UNet: 8 x 8 pixels
-
-
-class GenerationCancelled(Exception):
-    """Raised between steps when the caller's `cancelled()` says so."""
 
 
 @dataclass
@@ -123,12 +119,11 @@ def check_window(model: CovOGModel, window: int, frames: int) -> None:
 
 
 def generate(model: CovOGModel, conditions: Conditions, settings: SamplerSettings | None = None,
-             progress: Callable[[int, int], None] | None = None,
-             cancelled: Callable[[], bool] | None = None) -> torch.Tensor:
+             progress: Progress | None = None) -> torch.Tensor:
     """Frames (frames, 3, H, W) in 0..1, float32 on the CPU.
 
-    progress(done, total) is called after every denoising step (total = windows x steps); when cancelled() returns
-    True, GenerationCancelled is raised before the next step.
+    progress(done, total) is called before the first denoising step and after every step (total = windows x
+    steps); a hook that raises there (mit_annotator.core.progress) stops the work between two steps.
     """
     settings = settings or SamplerSettings()
     settings.check()
@@ -139,7 +134,7 @@ def generate(model: CovOGModel, conditions: Conditions, settings: SamplerSetting
         with torch.no_grad():
             context, latent = encode_reference(model, conditions.reference)
             write_reference(model, bank, context, latent, conditions.reference_poses)
-            return sample_windows(model, conditions, settings, context, bank, progress, cancelled).video
+            return sample_windows(model, conditions, settings, context, bank, progress).video
     finally:
         bank.clear()  # the reference tokens would otherwise stay in (GPU) memory
 
@@ -151,8 +146,7 @@ class SampledWindows:
 
 
 def sample_windows(model: CovOGModel, conditions: Conditions, settings: SamplerSettings, context: torch.Tensor,
-                   bank, progress: Callable[[int, int], None] | None = None,
-                   cancelled: Callable[[], bool] | None = None, decode_last: bool = True) -> SampledWindows:
+                   bank, progress: Progress | None = None, decode_last: bool = True) -> SampledWindows:
     """Every window in turn, each starting from the previous windows' frames it overlaps (decoded, blended and
     re-encoded). The reference must be in `bank` already (write_reference). With decode_last=False the last
     window is left as latents: `video` then holds the frames before it, as the next window would have read them."""
@@ -160,15 +154,15 @@ def sample_windows(model: CovOGModel, conditions: Conditions, settings: SamplerS
     generator = torch.Generator("cpu").manual_seed(settings.seed)
     starts = window_starts(conditions.frames, settings.window, settings.overlap)
     total = len(starts) * settings.steps
+    report(progress, 0, total)
     video, windows = None, []  # video: (frames so far, 3, H, W)
     for index, start in enumerate(starts):
         stop = min(start + settings.window, conditions.frames)
         known = None
         if video is not None and start < video.shape[0]:  # the previous window's frames inside this one, re-encoded
             known = encode_frames(model, video[start:])
-        step = StepCounter(progress, cancelled, index * settings.steps, total)
         latents = sample_window(model, conditions, range(start, stop), context, tokens, bank, known, settings,
-                                generator, step)
+                                generator, within(progress, index * settings.steps, total))
         windows.append((start, latents))
         if decode_last or index + 1 < len(starts):
             video = blend(video, decode_latents(model, latents, settings.decode_chunk), start)
@@ -176,31 +170,13 @@ def sample_windows(model: CovOGModel, conditions: Conditions, settings: SamplerS
 
 
 def decode_windows(model: CovOGModel, windows: list[tuple[int, torch.Tensor]], chunk: int,
-                   progress: Callable[[int, int], None] | None = None) -> torch.Tensor:
+                   progress: Progress | None = None) -> torch.Tensor:
     """Windows of latents (sample_windows' `windows`) as frames, blended over their overlaps as generate does."""
     video = None
     for k, (start, latents) in enumerate(windows):
         video = blend(video, decode_latents(model, latents.to(model.device), chunk), start)
-        if progress is not None:
-            progress(k + 1, len(windows))
+        report(progress, k + 1, len(windows))
     return video
-
-
-class StepCounter:
-    """Counts denoising steps across windows for progress(done, total), and stops at the next step once
-    cancelled() says so."""
-
-    def __init__(self, progress, cancelled, done, total):
-        self.progress, self.cancelled, self.done, self.total = progress, cancelled, done, total
-
-    def check(self):
-        if self.cancelled is not None and self.cancelled():
-            raise GenerationCancelled(f"cancelled after {self.done} of {self.total} steps")
-
-    def advance(self):
-        self.done += 1
-        if self.progress is not None:
-            self.progress(self.done, self.total)
 
 
 def encode_reference(model: CovOGModel, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -228,7 +204,9 @@ def audio_tokens(model: CovOGModel, features: torch.Tensor) -> torch.Tensor:
     return tokens.transpose(0, 1) if tokens.ndim == 4 else tokens
 
 
-def sample_window(model, conditions, frames: range, context, tokens, bank, known, settings, generator, step):
+def sample_window(model, conditions, frames: range, context, tokens, bank, known, settings, generator,
+                  progress: Progress | None = None):
+    """One window's latents; progress(k, steps) after its k-th denoising step."""
     device, dtype = model.device, model.dtype
     scheduler = model.scheduler
     scheduler.set_timesteps(settings.steps, device=device)
@@ -249,8 +227,7 @@ def sample_window(model, conditions, frames: range, context, tokens, bank, known
     contexts = torch.cat([torch.zeros_like(context), context]) if guided else context
     bank.reading_rows = (torch.arange(copies * len(frames), device=device) >= len(frames)) if guided else None
 
-    for t in scheduler.timesteps:
-        step.check()
+    for done, t in enumerate(scheduler.timesteps, 1):
         if known is not None:
             latents[:, :, :known.shape[2]] = scheduler.add_noise(known, known_noise, t.reshape(1))
         model_input = latents.repeat(copies, 1, 1, 1, 1).to(dtype)
@@ -259,7 +236,7 @@ def sample_window(model, conditions, frames: range, context, tokens, bank, known
             unconditional, conditional = prediction.chunk(2)
             prediction = unconditional + settings.guidance * (conditional - unconditional)
         latents = scheduler.step(prediction, t, latents).prev_sample
-        step.advance()
+        report(progress, done, len(scheduler.timesteps))
     if known is not None:
         latents[:, :, :known.shape[2]] = known
     return latents

@@ -22,6 +22,7 @@ from covog.models.denoiser import denoise
 from covog.models.encoders import clip_image_embedding, encode_latents
 from covog.models.model import CovOGModel
 from covog.training.dataset import MIN_FRAME_GAP, SIZE_MULTIPLE, ConversationClips, EpochOrder, collate
+from mit_annotator.core.progress import Progress, report
 
 LEARNING_RATE = 1e-5  # the paper, both stages
 STEPS = 30_000  # the paper, per stage
@@ -339,13 +340,15 @@ def make_optimizer(parameters, lr: float, stage: int, accelerator: Accelerator,
     return torch.optim.AdamW(parameters, lr=lr, weight_decay=WEIGHT_DECAY, **({"fused": True} if fused else {}))
 
 
-def train(run: Run) -> Path:
-    """The training loop; returns the last checkpoint folder."""
+def train(run: Run, progress: Progress | None = None) -> Path:
+    """The training loop; returns the last checkpoint folder. progress(step, steps) is called at the start and after
+    every step; when it raises (to cancel), the state at that step is saved first, so `--resume` goes on from it."""
     settings, accelerator = run.settings, run.accelerator
     out, step = Path(settings.out), run.start_step
     if step >= settings.steps:
         accelerator.print(f"already at step {step} of {settings.steps}: nothing to train")
         return out / f"checkpoint-{step}"
+    report(progress, step, settings.steps)
     bank = accelerator.unwrap_model(run.net).bank
     epoch, skip = divmod(step, len(run.order))
     while step < settings.steps:
@@ -363,6 +366,12 @@ def train(run: Run) -> Path:
                 accelerator.print(f"step {step}/{settings.steps} loss {mean_loss:.6f}")
             if step % settings.save_every == 0 or step == settings.steps:
                 save(run, step)
+            try:
+                report(progress, step, settings.steps)
+            except BaseException:
+                if step % settings.save_every and step != settings.steps:
+                    save(run, step)
+                raise
             if step >= settings.steps:
                 break
         epoch, skip = epoch + 1, 0

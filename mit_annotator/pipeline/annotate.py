@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from mit_annotator.core import media
+from mit_annotator.core.progress import StageProgress, stage_hook
 from mit_annotator.core.records import PROCESSING_FPS, SAMPLE_RATE, Diarization, VideoTracks
 from mit_annotator.dataset.clips import Candidate, ClipAnnotation, SelectionConfig, select_clips
 from mit_annotator.vision.detection_schedule import VisionSpeed
@@ -35,7 +36,6 @@ log = logging.getLogger("mit_annotator")
 VISION_HEIGHT = 720  # sources taller than this are decoded at this height for the vision pass (`vision_size`)
 STAGES = ("probe", "vision", "select", "diarize", "who_speaks", "export")
 
-Report = Callable[[str, int, int], None]  # (stage, done, total)
 
 
 class VideoFailed(ValueError):
@@ -135,7 +135,8 @@ class VideoAnnotation:
         return self.tracks.num_frames / self.tracks.fps
 
 
-def annotate_video(video: str | os.PathLike, annotator: Annotator, report: Report | None = None) -> VideoAnnotation:
+def annotate_video(video: str | os.PathLike, annotator: Annotator,
+                   report: StageProgress | None = None) -> VideoAnnotation:
     """All stages but the export for one video (see the module's doc). Raises VideoFailed or media.MediaError for a
     video that cannot become clips."""
     report = report or (lambda stage, done, total: None)
@@ -154,7 +155,7 @@ def annotate_video(video: str | os.PathLike, annotator: Annotator, report: Repor
         raise VideoFailed(f"{video}: no audio stream (the clips need the conversation's audio)")
     lap("probe")
 
-    tracks, motion = vision(video, info, annotator, lambda done, total: report("vision", done, total))
+    tracks, motion = vision(video, info, annotator, stage_hook(report, "vision"))
     lap("vision")
     if not tracks.tracks:
         raise VideoFailed(f"{video}: no people found")

@@ -22,7 +22,7 @@ from mit_annotator.core.documents import FORMAT_VERSION, FormatError, read_docum
 from mit_annotator.dataset.layout import CLIP_NAME
 from mit_annotator.dataset.manifest import MANIFEST, manifest_document
 from mit_annotator.pipeline.annotate import AnnotateSettings, Annotator
-from mit_annotator.pipeline.progress import BatchProgress
+from mit_annotator.pipeline.batch_progress import BatchProgress
 from mit_annotator.pipeline.video_job import (
     BOOKKEEPING,
     DONE,

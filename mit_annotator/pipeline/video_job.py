@@ -11,13 +11,13 @@ import logging
 import shutil
 import time
 import traceback
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from mit_annotator.core import media
 from mit_annotator.core.documents import FORMAT_VERSION
+from mit_annotator.core.progress import StageProgress
 from mit_annotator.dataset.export import write_clip
 from mit_annotator.dataset.layout import clip_folder_name
 from mit_annotator.pipeline.annotate import Annotator, VideoAnnotation, VideoFailed, annotate_video
@@ -47,7 +47,7 @@ class VideoJob:
 
 
 def process_video(job: VideoJob, out: Path, annotator: Annotator, frames: bool = False,
-                  report: Callable[[str, int, int], None] | None = None) -> dict[str, Any]:
+                  report: StageProgress | None = None) -> dict[str, Any]:
     """Annotate one video and write its clips into the staging folder; returns its record (done or failed)."""
     staging = staging_folder(out, job.key)
     shutil.rmtree(staging, ignore_errors=True)

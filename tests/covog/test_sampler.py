@@ -8,7 +8,8 @@ from tiny_covog import perturb
 import covog.pipeline.sampler as sampler
 from covog.models.encoders import audio_features, clip_image_embedding
 from covog.models.model import CovOGModel
-from covog.pipeline.sampler import Conditions, GenerationCancelled, SamplerSettings, generate, window_starts
+from covog.pipeline.sampler import Conditions, SamplerSettings, generate, window_starts
+from mit_annotator.core.progress import Cancelled
 
 HEIGHT, WIDTH, PEOPLE = 64, 128, 2
 QUICK = dict(steps=2, window=6, overlap=2)
@@ -227,11 +228,18 @@ def test_per_person_audio_tracks(model):
 
 
 def test_cancellation_stops_between_steps(model):
+    """The hook hears (0, total) before the first step and (k, total) after step k, across windows; raising from it
+    stops the work there."""
     seen = []
-    with pytest.raises(GenerationCancelled, match="after 3 of 6 steps"):
-        generate(model, make_conditions(model, 9), SamplerSettings(steps=3, window=6, overlap=2),
-                 progress=lambda done, total: seen.append((done, total)), cancelled=lambda: len(seen) >= 3)
-    assert seen == [(1, 6), (2, 6), (3, 6)]  # 2 windows x 3 steps
+
+    def progress(done, total):
+        seen.append((done, total))
+        if done == 4:
+            raise Cancelled(f"after {done} of {total} steps")
+
+    with pytest.raises(Cancelled, match="after 4 of 6 steps"):
+        generate(model, make_conditions(model, 9), SamplerSettings(steps=3, window=6, overlap=2), progress=progress)
+    assert seen == [(0, 6), (1, 6), (2, 6), (3, 6), (4, 6)]  # 2 windows x 3 steps: the second window's first step
 
 
 @pytest.mark.parametrize("change, message", [
@@ -340,8 +348,11 @@ def test_a_window_longer_than_the_motion_modules_reach_is_refused(model):
 
 
 def test_cancelling_releases_the_reference_tokens(model):
-    with pytest.raises(GenerationCancelled):
-        generate(model, make_conditions(model, 4), SamplerSettings(**QUICK), cancelled=lambda: True)
+    def cancel(done, total):
+        raise Cancelled
+
+    with pytest.raises(Cancelled):
+        generate(model, make_conditions(model, 4), SamplerSettings(**QUICK), progress=cancel)
     bank = next(p for p in model.denoising_unet.attn_processors.values() if hasattr(p, "bank")).bank
     assert bank.tokens == {} and bank.reading_rows is None
 

@@ -584,6 +584,38 @@ def test_resume_is_exact(clips, model_folder, tmp_path, capsys, stage):
         assert_same(module.state_dict(), getattr(b, name).state_dict(), name)
 
 
+def test_ctrl_c_stops_after_the_step_saves_it_and_resume_is_exact(clips, model_folder, tmp_path, capsys,
+                                                                    monkeypatch):
+    """Ctrl-C while step 3 of 4 trains (saves every 4 steps): the step finishes, its state is saved, the command says
+    how to go on and exits 130; --resume then ends bit-identical to 4 uninterrupted steps. The signal handler is put
+    back afterwards."""
+    import signal
+
+    data = [clips / "clip2", clips / "clip3", clips / "clip2"]
+    common = ["--stage", 1, "--data", *data, "--model", model_folder, "--clip-frames", 4, *FAST,
+              "--save-every", 4]
+    straight, stopped = tmp_path / "straight", tmp_path / "stopped"
+    assert run(capsys, *common, "--out", straight, "--steps", 4)[0] == 0
+    loader = trainer.epoch_loader
+
+    def interrupted_at_the_third_batch(run_, epoch, skip):
+        for k, batch in enumerate(loader(run_, epoch, skip), skip):
+            if k == 2:
+                signal.raise_signal(signal.SIGINT)  # as a user's Ctrl-C, while the step has not run yet
+            yield batch
+
+    handler = signal.getsignal(signal.SIGINT)
+    monkeypatch.setattr(trainer, "epoch_loader", interrupted_at_the_third_batch)
+    code, _, err = run(capsys, *common, "--out", stopped, "--steps", 4)
+    assert code == 130 and "stopped at step 3 of 4: its state is saved" in err and "--resume" in err
+    assert signal.getsignal(signal.SIGINT) is handler
+    assert sorted(p.name for p in stopped.iterdir() if p.name.startswith(("state-", "checkpoint-"))) == [
+        "checkpoint-3", "state-3"]
+    monkeypatch.setattr(trainer, "epoch_loader", loader)
+    assert run(capsys, *common, "--out", stopped, "--steps", 4, "--resume")[0] == 0
+    assert_same(training_state(stopped / "state-4"), training_state(straight / "state-4"))
+
+
 def test_a_resume_that_cannot_restore_the_random_states_says_so(clips, model_folder, tmp_path, capsys):
     """A corrupt random_states_0.pkl once made --resume silently inexact (accelerate only logs it): now it stops,
     naming the file, unless told to go on; then it warns."""

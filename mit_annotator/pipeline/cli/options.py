@@ -64,14 +64,6 @@ def add_asd_precision(p) -> None:
                         "or float32; default auto: int8 where it can run")
 
 
-def bar_progress(bar):
-    def progress(done, total):
-        bar.total = total
-        bar.update(done - bar.n)
-
-    return progress
-
-
 def add_poses_option(p) -> None:
     p.add_argument("--poses", type=Path, default=None, help="tracks JSON from `poses` (default: find and track "
                                                              "faces here with YuNet)")

@@ -6,11 +6,11 @@ from pathlib import Path
 
 from mit_annotator.audio.diarization import DiarizationConfig
 from mit_annotator.core.files import output_file, output_folder
+from mit_annotator.core.progress import tqdm_progress
 from mit_annotator.pipeline.cli.options import (
     add_diarizer_options,
     add_poses_option,
     add_speaker_model_options,
-    bar_progress,
     tracks_of,
     tracks_or_faces,
     write_png,
@@ -126,7 +126,7 @@ def _who_speaks_in(args):
                                                   use="assign"))
     with tqdm(unit="frame", desc="who speaks") as bar:
         speaking, _ = who_speaks(args.video, tracks, diarization, active_speaker=active_speaker,
-                                 progress=bar_progress(bar))
+                                 progress=tqdm_progress(bar))
     return tracks, speaking, diarization
 
 
@@ -210,7 +210,7 @@ def _active_speakers(args) -> int:
                                                           precision=args.asd_precision))
     tracks = tracks_or_faces(args)
     with tqdm(unit="frame", desc="active speakers") as bar:
-        scores = model.scores(args.video, tracks, progress=bar_progress(bar))
+        scores = model.scores(args.video, tracks, progress=tqdm_progress(bar))
     people = []
     for track in tracks.tracks:
         values = scores[track.track_id]

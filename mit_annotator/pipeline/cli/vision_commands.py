@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from mit_annotator.core.files import output_file, output_folder
+from mit_annotator.core.progress import tqdm_progress
 from mit_annotator.core.records import MAX_FPS
 from mit_annotator.pipeline.cli.options import (
     in_range,
@@ -110,12 +111,9 @@ def _poses(args) -> int:
              "scrfd": lambda: ScrfdFaceDetector(device=args.device, models_dir=args.models)}[args.faces]()
     identity = FaceIdentity(device=args.device, models_dir=args.models) if args.identity else None
     with tqdm(unit="frame", desc="poses") as bar:
-        def progress(done, total):
-            bar.total = total
-            bar.update(done - bar.n)
-
         tracks = annotate_people(args.video, detector, pose, faces, fps=args.fps or None,
-                                 tracker=TrackerConfig(reid=args.reid), progress=progress, face_identity=identity)
+                                 tracker=TrackerConfig(reid=args.reid), progress=tqdm_progress(bar),
+                                 face_identity=identity)
     tracks.save(args.out)
     print(f"{len(tracks.tracks)} people tracked over {tracks.num_frames} frames in {len(tracks.shots)} shots "
           f"-> {args.out}")
