@@ -1,27 +1,8 @@
 """IAD, the Interactive Audio Driver: audio tokens that reach each person's face only, gated by their speaking score.
 
-Layout and arithmetic follow CovOG's training code (derived from Hallo2), so its `audio_proj.*`,
-`audio_down_module.*` and `audio_up_module.*` weights load key for key:
-
-- `audio_proj`: per frame, wav2vec2's 12 hidden layers (12 x 768) -> 32 context tokens of width 1024;
-- one audio block after each of the denoising UNet's first 3 down blocks and first 2 up blocks. In each, every
-  person's cross-attention reads the audio tokens multiplied by a sigmoid gate of their speaking score, its output is
-  multiplied by the person's face mask and passed through a zero-initialised 1x1 conv, and the people's results are
-  summed into the features. Every step after the mask is pointwise, so one person's audio or score changes the block's
-  output only inside that person's face mask.
-
-Until stage 2 trains it, the driver must change nothing. The published blocks are not the identity at init (their
-norm1 even replaces the residual), so two things make sure of it: an untrained driver (config `trained` false: a
-fresh init, or converted with `--allow-random audio_driver`) is skipped by `covog.models.denoiser.denoise`, and a
-fresh block's proj_out starts at zero, so a fresh block is exactly the identity and stage 2 starts from the stage-1
-model's own output (as AnimateDiff's motion modules do). Only proj_out: the published init also zeroes the face conv,
-and two zero layers in a row scale each other's gradient, so neither moves (after 120 stage-2 steps both were still
-below 0.006 and the loss did not depend on the speaking scores; BENCHMARKS.md). With the face conv at
-torch's default init, the audio reaches the block's output from the first step and proj_out learns to pass it on, as
-ControlNet's single zero convolution does. Trained and converted weights run the published arithmetic unchanged.
-
-Beyond the paper, each person may have their own audio tokens (one track per speaker); with one shared track the
-blocks compute exactly what the paper's do.
+CovOG's layout (from Hallo2), so the published `audio_proj.*` / `audio_down_module.*` / `audio_up_module.*` weights
+load key for key. An untrained driver is skipped and a fresh block is exactly the identity (only its proj_out starts
+at zero). docs/covog-model.md gives the arithmetic and why the init differs from the published one.
 """
 
 from __future__ import annotations

@@ -1,20 +1,7 @@
-"""CovOG's training data: clip folders in the MIT dataset's layout (the released clips, and what `python -m
-mit_annotator annotate` exports), or our records (`synthesize_conversation(...).save`), read through
-`mit_annotator.dataset.reader` (see there for the files). Items, with frames counted at the clip's frame rate (25 fps):
-
-- stage 1: a reference frame and a target frame of the same clip, at least 30 frames apart (any farther gap within
-  the clip; the gap shrinks to fit a shorter clip), with the target's and the reference's per-person skeleton renders;
-- stage 2: `clip_length` frames taken every `stride` frames (the paper: 15, stride 1 or 2), their renders, face masks,
-  speaking scores and wav2vec2 audio features, and a reference frame drawn from anywhere in the clip.
-
-Frames are float tensors in 0..1 at the training size; skeleton renders stay uint8 (0..255) as `PoseRenders` draws
-them, a quarter of the memory. The audio features of a whole clip are computed once with the model's wav2vec2 and
-cached beside the clip as `audio_features.safetensors` (from the clip's `audio_embeding.pt` when it has one of the
-encoder's shape, as the released clips do).
-
-`EpochOrder` is the trainer's data order: which clip, and which random draw of it, every step of every epoch reads,
-as a function of the seed and the epoch only, so that a resumed run reads exactly what the uninterrupted one would
-have, whatever process or worker loads an item.
+"""CovOG's training data: clip folders in the MIT layout or our records, read through `mit_annotator.dataset.reader`;
+stage-1 items (a reference and a target frame) and stage-2 items (a run of frames with their conditioning), and
+`EpochOrder`, the trainer's data order as a function of the seed and the epoch (so a resume reads what the
+uninterrupted run would). docs/covog-model.md gives each item's contents.
 """
 
 from __future__ import annotations

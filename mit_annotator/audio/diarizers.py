@@ -1,18 +1,6 @@
-"""The diarizers, by name. Every one is a `SpeakerDiarizer`: called on 16 kHz mono samples with a DiarizationConfig,
-a uri and an optional progress callback, it returns a Diarization.
-
-- "overlap": pyannote's segmentation model with speaker embeddings (overlap_diarization.py): overlapping speech
-  found, one voice kept one speaker. Needs the segmentation model's weights (models registry: pyannote_segmentation).
-- "overlap-embeddings": the same network for speech and overlaps, voices told apart by the offline pipeline's
-  d-vector clustering: what voices are assigned to people from.
-- "offline": silero-vad + resemblyzer + spectral clustering (diarization.py): nothing to download, one voice per
-  instant.
-- "pyannote": pyannote.audio's own pipeline, for those who have it and a Hugging Face token.
-- "auto": "overlap" (for a diarization to read) or "overlap-embeddings" (to assign voices to people) when the
-  segmentation model's weights are found, else "offline" (a log line says which ran and why).
-
-A new backend is one module with a `make(options: BackendOptions)` function returning a SpeakerDiarizer, and one
-line in DIARIZERS; the command line's and the nodes' choices are read from DIARIZERS.
+"""The diarizers, by name (DIARIZERS): each makes a `SpeakerDiarizer`, called on 16 kHz mono samples with a
+DiarizationConfig, a uri and an optional progress hook, returning a Diarization. A new backend is one module with a
+`make(options)` function and one line in DIARIZERS. docs/who-speaks.md describes each one and what "auto" picks.
 """
 
 from __future__ import annotations

@@ -1,22 +1,8 @@
 """Clip selection by the MIT paper's rules: which stretches of a tracked video become dataset clips.
 
-Candidates: within each shot, the runs of frames in which the same set of people is on screen (tracks present).
-Rules, each a named setting of `SelectionConfig`, checked on every candidate; a candidate that breaks one is kept
-as a rejection with its reasons:
-
-- `people_count`: exactly N people, N in `people` (paper: 2, 3 or 4);
-- `too_short`: on screen together for at least `min_seconds` (paper: 5 s, 125 frames at 25 fps); longer runs are
-  cut into equal clips of at most `max_seconds` (ours: the paper sets no maximum);
-- `face_size`: each face's mean area at least `min_face_px_1080p` squared at 1080p, scaled to the source height
-  (paper: 64x64 px; the published script compares the mean face box area with 64 * 64);
-- `face_ratio`: smallest mean face area over the largest greater than `min_face_area_ratio` (paper: 0.5);
-- `occlusion`: no person may be hidden in more than `max_occluded_share` of the clip's frames (ours); hidden = no
-  face found, or, with poses, a mean confidence of the face and shoulder keypoints under `min_keypoint_score`
-  (DWPose's visibility threshold);
-- `camera_motion`: the background (outside the people's boxes, see `motion`) may move at most `max_camera_motion`
-  frame widths per second, median over the clip's frames (ours); a clip whose background could not be followed
-  (no texture) is not rejected for it.
-One shot per clip holds by construction: tracks never cross a shot cut.
+Candidates are the runs of frames within a shot with the same people on screen; each rule is a named setting of
+`SelectionConfig`, and a candidate that breaks one is kept as a rejection with its reasons. The rules, with the
+paper's values and ours, are in docs/dataset-layout.md.
 """
 
 from __future__ import annotations

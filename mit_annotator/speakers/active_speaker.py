@@ -1,19 +1,8 @@
 """Active-speaker scores per tracked face with LR-ASD (see `lr_asd`): per person and frame, whether that face is
 the one speaking (> 0: speaking), the `speaking_score` of the MIT layout.
 
-Preprocessing follows the authors' demo (LR-ASD's Columbia_test.py, itself TalkNet's):
-- a face clip is a run of frames of one track with a face box, gaps of up to 10 frames bridged by interpolation;
-- the crop: box centre and size (half the longer side) median-filtered over 13 frames, a square of 2.8 sizes around
-  the centre shifted down (crop scale 0.40), outside the frame filled with grey 110, resized to 224x224; the
-  network reads its central 112x112 in greyscale;
-- audio: 13 MFCCs at 100 Hz (python_speech_features, 25 ms windows every 10 ms, on 16-bit sample values);
-- scores from windows of 1 to 6 seconds, averaged per frame.
-The demo runs both encoders again for every window; by default they run once over each face clip here (in chunks
-that overlap by the encoders' reach, so the result equals one pass), and only the recurrent detector reads the
-windows: a sixth of the work. The encodings then differ from the demo's only within 9 frames of a window edge (the
-detector carries the difference a little further); on real footage the scores differ from the demo's by 0.08-0.2 on
-average (of scores up to 5) and have the same sign in 96-100% of frames (BENCHMARKS.md). `exact_windows=True`
-reproduces the demo (to 5e-7).
+Preprocessing follows the authors' demo; the encoders run once per face clip instead of once per window
+(`exact_windows=True` reproduces the demo). docs/who-speaks.md gives the details and how far the two differ.
 """
 
 from __future__ import annotations

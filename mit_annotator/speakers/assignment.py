@@ -1,21 +1,8 @@
 """Which voice belongs to which person on screen, and when each person speaks.
 
-Two kinds of agreement between a diarized voice and a person, each a correlation over time:
-- activity: does the person look like speaking whenever the voice speaks? The evidence is an active-speaker score
-  (LR-ASD) where the model scored the face, else lip activity (how much the mouth moves);
-- synchrony: while the voice speaks, does the person's mouth follow its loudness, syllable by syllable? This is what
-  tells a speaker from a listener whose lips move too (nodding, smiling, mouthing along), whom activity alone
-  cannot tell apart.
-Their sum decides: the best one-to-one match of voices and people (Hungarian). A voice that matches no one well
-enough (an off-screen speaker, a narrator) stays unassigned; a person whom no voice matches is a listener. When the
-diarizer split one person's voice in two, the second part joins them if it clearly follows them; the person's
-`voice` then names both, joined by "+".
-
-Speaking scores: the assigned voice's activity (+SCORE_SCALE while it speaks, -SCORE_SCALE while it does not), plus
-the active-speaker score where there is one, weighted so that it never outweighs the voice: the released LR-ASD
-weights score a listener who moves their lips nearly as high as the speaker (measured on real footage, see
-BENCHMARKS.md), so the model refines where a turn starts and ends (frames the voice covers only partly) and tells
-how sure the face looks, but does not make a silent person speak.
+Each (voice, person) pair is scored by activity (an active-speaker score, else lip activity, while the voice speaks)
+plus synchrony (the mouth following the voice's loudness); the best one-to-one match decides, a split voice may join
+its person, and speaking scores are the voice's activity refined by the face's score. docs/who-speaks.md says why.
 """
 
 from __future__ import annotations

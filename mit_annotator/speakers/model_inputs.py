@@ -1,20 +1,7 @@
 """The automatic speaker binding for people who run the multi-speaker models' own scripts: each script's input file,
-per-person voices and reference image, written from the annotator's tracks and who-speaks assignment.
-
-How each script reads its inputs (read from its code; tests/test_model_inputs.py reads our files the same way):
-- MultiTalk (`generate_multitalk.py`) and InfiniteTalk (`generate_infinitetalk.py`): a JSON with `prompt`,
-  `cond_image` (InfiniteTalk: `cond_video`), `cond_audio` {"person1": wav, "person2": wav} found by key,
-  `audio_type` ("para": the two tracks play together and must be equally long), and `bbox`, whose entries go with
-  person1, person2 by ORDER (their keys are ignored) and are read as [top, left, bottom, right] in the reference
-  image's pixels, whatever names the code gives them. Two speakers at most.
-- LongCat-Video-Avatar (`run_demo_avatar_multi_audio_to_video.py`): the same `cond_audio`, `audio_type` and `bbox`
-  by key ("person1", "person2"), each [y_min, x_min, y_max, x_max] in integer pixels, and `others`: the boxes of
-  people on screen who do not speak, flattened. Two speakers at most.
-- AnyTalker (`generate_a2v_batch_multiID.py`): a JSON of tasks, each with `image_path`, `caption` and `audio_list`;
-  it finds the faces itself (the largest N, then left to right) and gives `audio_list[k]` to the k-th face from the
-  left. No boxes. Any number of people.
-Every voice is the mix while that person speaks and silence elsewhere, as long as the clip (the parallel layout),
-16 kHz mono WAV.
+per-person voices and reference image, written from the annotator's tracks and who-speaks assignment
+(MultiTalk, InfiniteTalk, LongCat-Video-Avatar, AnyTalker). How each script reads its inputs, from its code, is in
+docs/who-speaks.md.
 """
 
 from __future__ import annotations
