@@ -513,10 +513,10 @@ def test_resume_continues_the_step_count(clips, model_folder, tmp_path, capsys, 
     started = {}
     original = trainer.train
 
-    def spy(run_):
+    def spy(run_, progress=None):
         started["step"] = run_.start_step
         started["pose_guider"] = {k: v.clone() for k, v in run_.model.pose_guider.state_dict().items()}
-        return original(run_)
+        return original(run_, progress)
 
     monkeypatch.setattr(trainer, "train", spy)
     code, stdout, err = run(capsys, *common, "--steps", 3, "--resume")
