@@ -1,5 +1,6 @@
 """Versioned JSON documents: {"format": NAME, "version": N, ...}, written whole (a reader never finds a partial file)
-and read back with a FormatError naming the file when they are not the document expected."""
+and read back with a FormatError naming the file when they are not the document expected; their arrays are
+checked on load and rounded on save."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ import os
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from mit_annotator.core.files import atomic_path
 
@@ -74,3 +77,32 @@ def field_errors(origin: str):
         raise
     except (KeyError, TypeError, ValueError) as error:
         raise FormatError(f"{origin}: malformed document ({type(error).__name__}: {error})") from error
+
+
+# Arrays in documents: checked on load, rounded on save
+
+def checked_array(value: Any, shape: tuple[int, ...], name: str, finite: bool = False) -> np.ndarray:
+    """`value` as float32 of `shape`; never inf, and NaN (an unknown value) only where `finite` is not asked."""
+    array = np.asarray(value, dtype=np.float32)
+    if array.shape != shape:
+        raise ValueError(f"{name} must have shape {shape}, got {array.shape}")
+    if np.isinf(array).any() or (finite and np.isnan(array).any()):
+        raise ValueError(f"{name} hold values that are not finite numbers")
+    return array
+
+
+def optional_checked_array(value: Any, shape: tuple[int, ...], name: str) -> np.ndarray | None:
+    return None if value is None else checked_array(value, shape, name)
+
+
+def json_numbers(array: np.ndarray, decimals: int) -> list:
+    """Nested lists for JSON; NaN (an unknown value) becomes null."""
+    rounded = np.round(np.asarray(array, dtype=np.float64), decimals)
+    return np.where(np.isnan(rounded), None, rounded).tolist() if np.isnan(rounded).any() else rounded.tolist()
+
+
+def array_from_json(value: Any, shape: tuple[int, ...]) -> np.ndarray | None:
+    if value is None:
+        return None
+    array = np.array(value, dtype=np.float32)  # null -> nan
+    return array.reshape(shape) if array.size == 0 else array

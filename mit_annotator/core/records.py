@@ -17,10 +17,14 @@ import numpy as np
 
 from mit_annotator.core.documents import (
     FormatError,
+    array_from_json,
+    checked_array,
     envelope,
     field_errors,
+    json_numbers,
     load_json,
     open_envelope,
+    optional_checked_array,
     save_json,
     write_text_atomic,
 )
@@ -54,9 +58,9 @@ class Detection:
     keypoint_scores: np.ndarray | None = None  # (133,) float32
 
     def __post_init__(self):
-        self.box = _as_array(self.box, (4,), "box", finite=True)
-        self.keypoints = _as_optional_array(self.keypoints, (NUM_KEYPOINTS, 2), "keypoints")
-        self.keypoint_scores = _as_optional_array(self.keypoint_scores, (NUM_KEYPOINTS,), "keypoint_scores")
+        self.box = checked_array(self.box, (4,), "box", finite=True)
+        self.keypoints = optional_checked_array(self.keypoints, (NUM_KEYPOINTS, 2), "keypoints")
+        self.keypoint_scores = optional_checked_array(self.keypoint_scores, (NUM_KEYPOINTS,), "keypoint_scores")
 
 
 @dataclass(eq=False)
@@ -78,14 +82,15 @@ class PersonTrack:
         n = len(self.frames)
         if n and np.any(np.diff(self.frames) <= 0):
             raise ValueError(f"track {self.track_id}: frames must be strictly increasing")
-        self.boxes = _as_array(self.boxes, (n, 4), f"track {self.track_id} boxes", finite=True)
-        self.keypoints = _as_optional_array(self.keypoints, (n, NUM_KEYPOINTS, 2), f"track {self.track_id} keypoints")
-        self.keypoint_scores = _as_optional_array(
+        self.boxes = checked_array(self.boxes, (n, 4), f"track {self.track_id} boxes", finite=True)
+        self.keypoints = optional_checked_array(self.keypoints, (n, NUM_KEYPOINTS, 2),
+                                                f"track {self.track_id} keypoints")
+        self.keypoint_scores = optional_checked_array(
             self.keypoint_scores, (n, NUM_KEYPOINTS), f"track {self.track_id} keypoint_scores")
         if (self.keypoints is None) != (self.keypoint_scores is None):
             raise ValueError(f"track {self.track_id}: keypoints and keypoint_scores come together")
-        self.face_boxes = _as_optional_array(self.face_boxes, (n, 4), f"track {self.track_id} face_boxes")
-        self.face_landmarks = _as_optional_array(self.face_landmarks, (n, 5, 2),
+        self.face_boxes = optional_checked_array(self.face_boxes, (n, 4), f"track {self.track_id} face_boxes")
+        self.face_landmarks = optional_checked_array(self.face_landmarks, (n, 5, 2),
                                                  f"track {self.track_id} face_landmarks")
         if self.identity is not None:
             self.identity = np.asarray(self.identity, dtype=np.float32).reshape(-1)
@@ -108,16 +113,16 @@ class PersonTrack:
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"track_id": self.track_id, "shot": self.shot, "frames": self.frames.tolist(),
-                               "boxes": _rounded(self.boxes, COORD_DECIMALS)}
+                               "boxes": json_numbers(self.boxes, COORD_DECIMALS)}
         if self.keypoints is not None:
-            out["keypoints"] = _rounded(self.keypoints, COORD_DECIMALS)
-            out["keypoint_scores"] = _rounded(self.keypoint_scores, SCORE_DECIMALS)
+            out["keypoints"] = json_numbers(self.keypoints, COORD_DECIMALS)
+            out["keypoint_scores"] = json_numbers(self.keypoint_scores, SCORE_DECIMALS)
         if self.face_boxes is not None:
-            out["face_boxes"] = _rounded(self.face_boxes, COORD_DECIMALS)
+            out["face_boxes"] = json_numbers(self.face_boxes, COORD_DECIMALS)
         if self.face_landmarks is not None:
-            out["face_landmarks"] = _rounded(self.face_landmarks, COORD_DECIMALS)
+            out["face_landmarks"] = json_numbers(self.face_landmarks, COORD_DECIMALS)
         if self.identity is not None:
-            out["identity"] = _rounded(self.identity, 5)
+            out["identity"] = json_numbers(self.identity, 5)
         return out
 
     @classmethod
@@ -125,12 +130,12 @@ class PersonTrack:
         n = len(data["frames"])
         return cls(
             track_id=int(data["track_id"]), frames=data["frames"],
-            boxes=_from_json_array(data["boxes"], (n, 4)),
-            keypoints=_from_json_array(data.get("keypoints"), (n, NUM_KEYPOINTS, 2)),
-            keypoint_scores=_from_json_array(data.get("keypoint_scores"), (n, NUM_KEYPOINTS)),
-            face_boxes=_from_json_array(data.get("face_boxes"), (n, 4)),
+            boxes=array_from_json(data["boxes"], (n, 4)),
+            keypoints=array_from_json(data.get("keypoints"), (n, NUM_KEYPOINTS, 2)),
+            keypoint_scores=array_from_json(data.get("keypoint_scores"), (n, NUM_KEYPOINTS)),
+            face_boxes=array_from_json(data.get("face_boxes"), (n, 4)),
             shot=data.get("shot"),
-            face_landmarks=_from_json_array(data.get("face_landmarks"), (n, 5, 2)),
+            face_landmarks=array_from_json(data.get("face_landmarks"), (n, 5, 2)),
             identity=data.get("identity"),
         )
 
@@ -379,7 +384,7 @@ class SpeakingActivity:
     def to_dict(self) -> dict[str, Any]:
         return envelope(self.FORMAT, {
             "fps": self.fps, "num_frames": self.num_frames, "unassigned_voices": list(self.unassigned_voices),
-            "people": [{"track_id": p.track_id, "voice": p.voice, "scores": _rounded(p.scores, SCORE_DECIMALS),
+            "people": [{"track_id": p.track_id, "voice": p.voice, "scores": json_numbers(p.scores, SCORE_DECIMALS),
                         "speak": [list(s) for s in p.speak], "listen": [list(s) for s in p.listen],
                         **({"evidence": p.evidence} if p.evidence else {})}
                        for p in self.people]})
@@ -442,30 +447,3 @@ def check_speaking_matches(speaking: SpeakingActivity, tracks: VideoTracks) -> N
     if abs(speaking.fps - tracks.fps) > 1e-3 * tracks.fps:
         raise ValueError(f"the assignment counts frames at {speaking.fps:g} fps, the tracks at {tracks.fps:g} fps: "
                          "give the assignment made from these tracks")
-
-
-def _as_array(value: Any, shape: tuple[int, ...], name: str, finite: bool = False) -> np.ndarray:
-    """`value` as float32 of `shape`; never inf, and NaN (an unknown value) only where `finite` is not asked."""
-    array = np.asarray(value, dtype=np.float32)
-    if array.shape != shape:
-        raise ValueError(f"{name} must have shape {shape}, got {array.shape}")
-    if np.isinf(array).any() or (finite and np.isnan(array).any()):
-        raise ValueError(f"{name} hold values that are not finite numbers")
-    return array
-
-
-def _as_optional_array(value: Any, shape: tuple[int, ...], name: str) -> np.ndarray | None:
-    return None if value is None else _as_array(value, shape, name)
-
-
-def _rounded(array: np.ndarray, decimals: int) -> list:
-    """Nested lists for JSON; NaN (an unknown value) becomes null."""
-    rounded = np.round(np.asarray(array, dtype=np.float64), decimals)
-    return np.where(np.isnan(rounded), None, rounded).tolist() if np.isnan(rounded).any() else rounded.tolist()
-
-
-def _from_json_array(value: Any, shape: tuple[int, ...]) -> np.ndarray | None:
-    if value is None:
-        return None
-    array = np.array(value, dtype=np.float32)  # null -> nan
-    return array.reshape(shape) if array.size == 0 else array
