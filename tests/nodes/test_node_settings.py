@@ -61,9 +61,24 @@ def test_whole_body_pose_keeps_the_detections_rate_and_shots(small, tiny_models)
     _, images = small
     detections, = DetectPeople().detect(images, 25.0, str(tiny_models["detector"]), 0.5, "cpu", False)
     detections.shots = [(0, 10), (10, 25)]
-    posed, _ = WholeBodyPoseNode().estimate(images, detections, str(tiny_models["pose"]), "cpu", False)
+    posed, pose_keypoint = WholeBodyPoseNode().estimate(images, detections, str(tiny_models["pose"]), "cpu", False)
     assert (posed.width, posed.height, posed.fps) == (detections.width, detections.height, 25.0)
     assert posed.shots == [(0, 10), (10, 25)] and len(posed.frames) == len(detections.frames) == 25
+
+    # each detection carries the model's own keypoints and scores for its box (the library run on the same box)
+    from mit_annotator.core.records import Detection
+    from mit_annotator.vision.pose import WholeBodyPose
+
+    boxes = np.float32([[20, 10, 90, 120], [150, 5, 230, 125]])  # the tiny random detector finds no one here
+    detections.frames = [[Detection(k, box, 0.9) for box in boxes[:1 + k % 2]] for k in range(25)]
+    posed, pose_keypoint = WholeBodyPoseNode().estimate(images, detections, str(tiny_models["pose"]), "cpu", False)
+    model, frames = WholeBodyPose(tiny_models["pose"]), list(image_to_frames(images))
+    for k in (0, 1, 24):
+        points, scores = model(frames[k], boxes[:1 + k % 2])
+        assert len(posed.frames[k]) == len(pose_keypoint[k]["people"]) == 1 + k % 2
+        for detection, p, s in zip(posed.frames[k], points, scores):
+            np.testing.assert_array_equal(detection.keypoints, p)
+            np.testing.assert_array_equal(detection.keypoint_scores, s)
 
 
 @pytest.mark.parametrize("source, video_name, named", [("my source", "clip", "source 'my source'"),
@@ -78,6 +93,32 @@ def test_export_clip_names_the_bad_folder_name(small, source, video_name, named)
         ExportClip().export(images, audio_to_comfy(c.mix, 16000), c.tracks, c.speaking, "out", source, video_name,
                             False)
     assert str(caught.value) == f"{named}: use letters, digits and '-' (it names the clip folder)"
+
+
+@pytest.mark.parametrize("write_frames", [False, True])
+def test_export_clip_writes_the_frames_only_when_asked(small, tmp_path, write_frames):
+    from pathlib import Path
+
+    from mit_annotator.dataset.layout import FRAMES_DIR
+    from nodes.comfy_bridge import audio_to_comfy
+    from nodes.export_nodes import ExportClip
+
+    c, images = small
+    result = ExportClip().export(images, audio_to_comfy(c.mix, 16000), c.tracks, c.speaking, str(tmp_path / "ds"),
+                                 "test", "clip", write_frames)
+    folder = Path(result["result"][0])
+    pngs = sorted((folder / FRAMES_DIR).glob("*.png"))
+    assert len(pngs) == (25 if write_frames else 0) and (folder / "video.mp4").is_file()  # 1 s at 25 fps
+
+
+def test_track_people_takes_detections_or_pose_keypoint_and_says_so():
+    from nodes.vision_nodes import TrackDetections
+
+    for given in ({}, {"detections": object(), "pose_keypoint": []}):
+        with pytest.raises(ValueError) as caught:
+            TrackDetections().track(5, 3, **given)
+        assert str(caught.value) == ("Track People needs either detections (Detect People / Whole-Body Pose) or a "
+                                     "POSE_KEYPOINT input, not both and not neither")
 
 
 def test_an_image_of_the_wrong_shape_is_named_with_its_shape():

@@ -184,7 +184,9 @@ def bad_inputs(small, model):
                                                audio_features=features, speaking=speaking, steps=1, cfg=2.0, seed=0,
                                                window=16, overlap=4), **change})
 
-    no_people, too_short = "no people in the tracks", r"the audio lasts 0\.50 s but the video 1\.20 s"
+    no_people = (r"^no people in the tracks \(\d+ frames of \d+x\d+\): nobody was found, so there is no one to "
+                 r"annotate or animate\. Check the detector's threshold and that people are in view$")
+    too_short = r"the audio lasts 0\.50 s but the video 1\.20 s"
     not_in_tracks = "names person 7, 8, whom the tracks do not hold"
     return [
         ("Assign Speakers", "no people", lambda: AssignSpeakers().assign(nobody, audio, 0, "offline", images, "lips"),

@@ -325,6 +325,7 @@ def test_a_portrait_video_whose_ids_are_not_positions_in_any_order():
     per_frame = SpeakerMasks().make(tracks, speaking, **{**MASK_ARGS, "mode": "per_frame"})
     assert not per_frame[1][:3].any() and per_frame[1][3, 88, 10] == 1  # person 7 comes in at frame 3
     assert not per_frame[0][:6].any() and per_frame[0][6, 56, 50] == 1  # person 5 at frame 6
+    assert per_frame[3].shape == (FRAMES, height, width) and not per_frame[3].any()  # the empty slot, per frame too
 
     mix = np.ones(FRAMES * 640, np.float32)  # 16 kHz at 25 fps: 640 samples a frame
     for order, ids in (("first_to_speak", [5, 7, 2]), ("left_to_right", [7, 2, 5])):
