@@ -334,3 +334,20 @@ def test_a_portrait_video_whose_ids_are_not_positions_in_any_order():
             active = np.flatnonzero(voices[slot]["waveform"][0, 0].numpy())
             a, b = turns[track_id]
             assert (active.min(), active.max() + 1, len(active)) == (a * 640, b * 640, (b - a) * 640), (order, slot)
+
+
+def test_the_speaking_timeline_shows_each_row_with_that_persons_face():
+    """Rows in the speaker order (person 1 speaks first, so row 1 is person 1), each starting with a thumbnail cut
+    from that person's face: person 0's face is painted green in the frames, person 1's red."""
+    from nodes.speaker_nodes import SpeakingTimeline
+
+    tracks, speaking = scene()
+    frames = np.zeros((FRAMES, H, W, 3), np.float32)
+    frames[:, 12:28, 13:27, 1] = 1.0  # person 0's face box (x 13..27, y 12..28): green
+    frames[:, 12:28, 68:82, 0] = 1.0  # person 1's: red
+    picture = SpeakingTimeline().draw(speaking, tracks, torch.from_numpy(frames), "first_to_speak", 1000)[0]
+    assert picture.shape[0] == 1 and picture.shape[2] == 1000
+    row = 72  # each row starts with a 64 px thumbnail at (4, top + 4)
+    for slot, colour in ((0, [1.0, 0.0, 0.0]), (1, [0.0, 1.0, 0.0])):
+        centre = picture[0, slot * row + row // 2, row // 2].numpy()
+        np.testing.assert_allclose(centre, colour, atol=0.02, err_msg=f"row {slot + 1}")
