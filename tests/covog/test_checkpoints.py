@@ -258,6 +258,25 @@ def test_an_accelerate_checkpoint_with_ddp_prefix_converts(source, tmp_path):
         assert_state_equal(getattr(model, name), {k: v.half() for k, v in truth[name].items()})
 
 
+def test_an_accelerate_checkpoint_with_a_stray_key_names_the_file_and_the_key(source, tmp_path):
+    from covog.loaders.key_rules import ACCELERATE_PREFIXES
+
+    _, files = source
+    weights = tmp_path / "checkpoint-3" / "pytorch_model.bin"
+    weights.parent.mkdir()
+    torch.save({**accelerate_state(files, ddp=False), "ema.shadow": torch.zeros(2)}, weights)
+    with pytest.raises(CheckpointError) as caught:
+        convert([weights.parent], size="tiny", allow_random=ENCODERS_RANDOM)
+    assert str(caught.value) == (f"{weights}: 1 keys outside the known submodules {', '.join(ACCELERATE_PREFIXES)}, "
+                                 "e.g. 'ema.shadow'")
+
+
+def test_a_base_folder_without_its_subfolders_is_named(tmp_path):
+    with pytest.raises(CheckpointError) as caught:
+        convert([], base=tmp_path, size="tiny", allow_random=all_but("vae"))
+    assert str(caught.value) == f"{tmp_path}: a diffusers folder without vae/, image_encoder/ or unet/"
+
+
 def test_an_sd_folder_and_an_animatediff_ckpt_make_a_denoising_unet(source, base_folder, tmp_path):
     truth, files = source
     sd, _, other = base_folder
