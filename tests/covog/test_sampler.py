@@ -376,3 +376,29 @@ def test_each_window_is_conditioned_on_its_own_frames(model, monkeypatch):
             for factor, mask in conditions.face_masks.items():
                 torch.testing.assert_close(audio.face_masks[factor][row], mask[frames])
             torch.testing.assert_close(pose[row], model.pose_guider(conditions.poses[frames]))
+
+
+def test_the_public_stages_compose_to_generate(model):
+    """What the stage nodes run: sample_windows leaving the last window as latents (decode_last=False), its frames
+    so far those of the windows before it, then decode_windows over every window: generate's frames, to rounding."""
+    from covog.models import reference_attention
+
+    conditions, settings = make_conditions(model, 9), SamplerSettings(**QUICK)
+    expected = generate(model, conditions, settings)
+    bank = reference_attention.attach(model.reference_unet, model.denoising_unet)
+    try:
+        with torch.no_grad():
+            context, latent = sampler.encode_reference(model, conditions.reference)
+            sampler.write_reference(model, bank, context, latent, conditions.reference_poses)
+            sampled = sampler.sample_windows(model, conditions, settings, context, bank, decode_last=False)
+    finally:
+        bank.clear()
+    assert [start for start, _ in sampled.windows] == window_starts(9, 6, 2) == [0, 3]
+    assert [tuple(latents.shape[2:3]) for _, latents in sampled.windows] == [(6,), (6,)]
+    assert sampled.video.shape[0] == 6  # the first window decoded; the last one left as latents
+    seen = []
+    frames = sampler.decode_windows(model, sampled.windows, settings.decode_chunk,
+                                    progress=lambda done, total: seen.append((done, total)))
+    torch.testing.assert_close(frames, expected, rtol=0, atol=1e-5)
+    torch.testing.assert_close(sampled.video[:3], expected[:3], rtol=0, atol=1e-5)  # frames the last window lacks
+    assert seen == [(1, 2), (2, 2)]
