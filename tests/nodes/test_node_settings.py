@@ -96,7 +96,7 @@ def test_export_clip_names_the_bad_folder_name(small, source, video_name, named)
 
 
 @pytest.mark.parametrize("write_frames", [False, True])
-def test_export_clip_writes_the_frames_only_when_asked(small, tmp_path, write_frames):
+def test_export_clip_writes_the_frames_only_when_asked(small, tmp_path, monkeypatch, write_frames):
     from pathlib import Path
 
     from mit_annotator.dataset.layout import FRAMES_DIR
@@ -104,9 +104,11 @@ def test_export_clip_writes_the_frames_only_when_asked(small, tmp_path, write_fr
     from nodes.export_nodes import ExportClip
 
     c, images = small
-    result = ExportClip().export(images, audio_to_comfy(c.mix, 16000), c.tracks, c.speaking, str(tmp_path / "ds"),
-                                 "test", "clip", write_frames)
+    monkeypatch.chdir(tmp_path)  # outside ComfyUI the node writes under ./output/
+    result = ExportClip().export(images, audio_to_comfy(c.mix, 16000), c.tracks, c.speaking, "ds", "test", "clip",
+                                 write_frames)
     folder = Path(result["result"][0])
+    assert folder.resolve().is_relative_to((tmp_path / "output" / "ds").resolve())
     pngs = sorted((folder / FRAMES_DIR).glob("*.png"))
     assert len(pngs) == (25 if write_frames else 0) and (folder / "video.mp4").is_file()  # 1 s at 25 fps
 
