@@ -1,10 +1,10 @@
 """The one progress and cancel hook of long work: the pipeline's stages, CovOG's sampler and trainer, and the nodes.
 
 Long work takes `progress: Progress | None` and calls it as `progress(done, total)` after each unit of work (a
-frame, a window, a denoising or training step) and before the first. The caller's hook shows it (a tqdm bar on the
-command line, ComfyUI's progress bar in a node) and cancels by raising: `Cancelled`, or the host's own interrupt
-(ComfyUI's), which then travels up unchanged. Work that holds files or memory cleans up on the way out; the trainer
-saves its state first.
+frame, a window, a denoising or training step; the sampler and the trainer also before their first). The caller's
+hook shows it (a tqdm bar on the command line, ComfyUI's progress bar in a node) and cancels by raising: `Cancelled`,
+or the host's own interrupt (ComfyUI's), which then travels up unchanged. Work that holds files or memory cleans up
+on the way out; the trainer saves its state first.
 """
 
 from __future__ import annotations
