@@ -364,12 +364,13 @@ def train(run: Run, progress: Progress | None = None) -> Path:
             if step % settings.log_every == 0 or step == settings.steps:
                 mean_loss = accelerator.gather(loss.detach()[None]).mean().item()
                 accelerator.print(f"step {step}/{settings.steps} loss {mean_loss:.6f}")
-            if step % settings.save_every == 0 or step == settings.steps:
+            saved = step % settings.save_every == 0 or step == settings.steps
+            if saved:
                 save(run, step)
             try:
                 report(progress, step, settings.steps)
             except BaseException:
-                if step % settings.save_every and step != settings.steps:
+                if not saved:
                     save(run, step)
                 raise
             if step >= settings.steps:

@@ -36,6 +36,7 @@ from mit_annotator.audio.local_speakers import (
     stretch_frames,
 )
 from mit_annotator.audio.speaker_segmentation import SpeakerSegmentation, load_segmentation
+from mit_annotator.core.progress import within
 from mit_annotator.core.records import SAMPLE_RATE, Diarization, SpeakerTurn
 from mit_annotator.core.segments import joined_runs, runs
 
@@ -91,13 +92,11 @@ class OverlapAwareDiarizer:
         block), the blocks' speakers then linked by their d-vector centroids (two speakers of one block are never
         one)."""
         cuts = block_cuts(self.offline.speech_regions(samples, config), len(samples) / SAMPLE_RATE, BLOCK_S)
-        within = replace(config, min_speakers=1, num_speakers=None)  # a block may hear fewer voices than the whole
+        per_block = replace(config, min_speakers=1, num_speakers=None)  # a block may hear fewer voices than the whole
         blocks = []
         for b, (start, end) in enumerate(zip(cuts[:-1], cuts[1:])):
-            def block_progress(done, total, b=b):
-                progress(b * STAGES + done, (len(cuts) - 1) * STAGES)
-            turns, centroids = self._block(samples[int(start * SAMPLE_RATE):int(end * SAMPLE_RATE)], within,
-                                           block_progress)
+            turns, centroids = self._block(samples[int(start * SAMPLE_RATE):int(end * SAMPLE_RATE)], per_block,
+                                           within(progress, b * STAGES, (len(cuts) - 1) * STAGES))
             blocks.append((start, turns, centroids))
         return linked_turns(blocks, config, self.settings)
 

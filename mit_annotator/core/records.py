@@ -91,7 +91,7 @@ class PersonTrack:
             raise ValueError(f"track {self.track_id}: keypoints and keypoint_scores come together")
         self.face_boxes = optional_checked_array(self.face_boxes, (n, 4), f"track {self.track_id} face_boxes")
         self.face_landmarks = optional_checked_array(self.face_landmarks, (n, 5, 2),
-                                                 f"track {self.track_id} face_landmarks")
+                                                     f"track {self.track_id} face_landmarks")
         if self.identity is not None:
             self.identity = np.asarray(self.identity, dtype=np.float32).reshape(-1)
 

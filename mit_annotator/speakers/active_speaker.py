@@ -18,6 +18,7 @@ import numpy as np
 
 from mit_annotator.core import media
 from mit_annotator.core.models import resolve_model
+from mit_annotator.core.progress import report
 from mit_annotator.core.records import SAMPLE_RATE, VideoTracks
 from mit_annotator.speakers.asd_inputs import (
     MAX_GAP,
@@ -315,8 +316,7 @@ def active_speaker_scores(video: str | os.PathLike | None, tracks: VideoTracks, 
         if sum(len(c.sizes) for c in pending) >= model.config.batch_frames or index == tracks.num_frames - 1:
             _score_into(scores, pending, audio, model)
             pending = []
-        if progress:
-            progress(index + 1, tracks.num_frames)
+        report(progress, index + 1, tracks.num_frames)
     _score_into(scores, pending, audio, model)
     return scores
 

@@ -18,6 +18,7 @@ import numpy as np
 from mit_annotator.audio.diarization import DiarizationConfig, Diarizer
 from mit_annotator.core import media
 from mit_annotator.core.backends import Backend
+from mit_annotator.core.progress import report
 from mit_annotator.core.records import (
     PROCESSING_FPS,
     SAMPLE_RATE,
@@ -72,8 +73,7 @@ def track_faces(video: str | os.PathLike, face_detector, fps: float = PROCESSING
     for index, frame in enumerate(media.iter_frames(video, fps=fps)):
         size = frame.shape[1], frame.shape[0]
         faces.append(list(face_detector(frame)))
-        if progress:
-            progress(index + 1, max(expected, index + 1))
+        report(progress, index + 1, max(expected, index + 1))
     if size is None:
         raise media.MediaError(video, "no frames decoded")
     return face_tracks(faces, size[0], size[1], fps, source=str(video))

@@ -16,6 +16,7 @@ import numpy as np
 from mit_annotator.core import keypoints as kp
 from mit_annotator.core import media
 from mit_annotator.core.documents import save_json
+from mit_annotator.core.progress import report
 from mit_annotator.core.records import (
     Diarization,
     PersonSpeaking,
@@ -145,8 +146,7 @@ class Conversation:
         def frames_with_progress():
             for k, frame in enumerate(self.frames()):
                 yield frame
-                if progress:
-                    progress(k + 1, total)
+                report(progress, k + 1, total)
 
         paths = {"video": media.write_video(folder / "video.mp4", frames_with_progress(), self.spec.fps,
                                             self.mix, SAMPLE_RATE)}

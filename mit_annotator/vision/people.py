@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterable
 import numpy as np
 
 from mit_annotator.core import media
+from mit_annotator.core.progress import report
 from mit_annotator.core.records import PROCESSING_FPS, Detection, PersonTrack, VideoTracks
 from mit_annotator.vision.detection import PersonDetector
 from mit_annotator.vision.detection_schedule import EXACT, DetectionSchedule, VisionSpeed
@@ -90,8 +91,7 @@ def annotate_frames(frames: Iterable[np.ndarray], fps: float, detector: PersonDe
             if face_identity is not None and index % identity_every == 0:
                 for face in faces[-1]:
                     face.embedding = face_identity.embed(frame, face)
-        if progress:
-            progress(index + 1, max(total or 0, index + 1))
+        report(progress, index + 1, max(total or 0, index + 1))
     if size is None:
         raise ValueError("no frames to annotate")
     shot_ranges = shots.shots()

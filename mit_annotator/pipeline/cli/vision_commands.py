@@ -51,7 +51,7 @@ def _make_conversation(args) -> int:
                             offscreen_voice=args.offscreen)
     conversation = synthesize_conversation(spec, default_speech_source(args.speech))
     with tqdm(total=spec.num_frames, unit="frame", desc="rendering") as bar:
-        paths = conversation.save(args.out, progress=lambda done, total: bar.update(done - bar.n))
+        paths = conversation.save(args.out, progress=tqdm_progress(bar))
     write_png(args.out / "preview.png", contact_sheet(conversation))
     paths["preview"] = args.out / "preview.png"
     print(conversation.describe())
