@@ -36,6 +36,6 @@ def _register_libraries() -> None:
 
 _register_libraries()
 
-from .nodes import LEFT_OUT, NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS  # noqa: E402
+from .nodes import LEFT_OUT, comfy_entrypoint  # noqa: E402
 
-__all__ = ["NODE_CLASS_MAPPINGS", "NODE_DISPLAY_NAME_MAPPINGS", "LEFT_OUT"]
+__all__ = ["comfy_entrypoint", "LEFT_OUT"]

@@ -9,6 +9,7 @@ import logging
 
 import numpy as np
 import torch
+from comfy_api.latest import io
 
 from mit_annotator.speakers.binding import (
     FADE_SECONDS,
@@ -23,47 +24,49 @@ from mit_annotator.speakers.binding import (
 from mit_annotator.speakers.voice_layouts import MOTION_FRAMES, LayoutError, sequential_plan, sequential_voices
 
 from .comfy_bridge import check_audio_covers, check_people, frames_to_image
+from .pack_types import Speaking, Tracks
 
 MAX_SLOTS = 4  # the most speakers the models above take (MultiTalk: audio_1..4)
 log = logging.getLogger("MIT-CovOG")
 
 
-class SpeakerMasks:
-    DESCRIPTION = ("One MASK per person for multi-speaker models (InfiniteTalk's mask_1/mask_2, MultiTalk's "
-                   "ref_target_masks), numbered in the speaker order of Split Voices: by default the first person to "
-                   "speak is 1, whatever their place on screen. Face, head or body region; one static mask over the "
-                   "reference frame (what InfiniteTalk and MultiTalk read) or one per frame; grown and feathered in "
-                   "pixels. `masks` holds every person's static mask as one batch; the preview shows them numbered.")
-    CATEGORY = "MIT-CovOG/binding"
-    FUNCTION = "make"
-    RETURN_TYPES = ("MASK", "MASK", "MASK", "MASK", "MASK", "IMAGE", "INT")
-    RETURN_NAMES = ("mask_1", "mask_2", "mask_3", "mask_4", "masks", "preview", "people")
+class SpeakerMasks(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="MITCovOG_SpeakerMasks", display_name="Speaker Masks (MIT-CovOG)", category="MIT-CovOG/binding",
+            description=("One MASK per person for multi-speaker models (InfiniteTalk's mask_1/mask_2, MultiTalk's "
+                         "ref_target_masks), numbered in the speaker order of Split Voices: by default the first "
+                         "person to speak is 1, whatever their place on screen. Face, head or body region; one static "
+                         "mask over the reference frame (what InfiniteTalk and MultiTalk read) or one per frame; "
+                         "grown and feathered in pixels. `masks` holds every person's static mask as one batch; the "
+                         "preview shows them numbered."),
+            inputs=[
+                Tracks.Input("tracks", tooltip="The people (with face boxes for the face and head regions)."),
+                Speaking.Input("speaking", tooltip="Who speaks when, from Assign Speakers."),
+                io.Combo.Input("region", options=list(REGIONS), default="face", tooltip=(
+                    "face: the face box; head: the face box widened to the hair; body: the person's box.")),
+                io.Combo.Input("mode", options=["static", "per_frame"], default="static", tooltip=(
+                    "static: one mask per person over the reference frame (InfiniteTalk, MultiTalk); per_frame: "
+                    "one per video frame, following the person.")),
+                io.Int.Input("reference_frame", default=0, min=0, max=100000, tooltip=(
+                    "The frame the static masks (and the preview) are drawn over; a person not seen there gets "
+                    "their nearest frame's region.")),
+                io.Combo.Input("order", options=list(ORDERS), default="first_to_speak", tooltip=(
+                    "Slot order: first_to_speak (the assignment's order in time; people who never speak last), "
+                    "track_id, or left_to_right. Use the same order in Split Voices.")),
+                io.Int.Input("grow", default=0, min=0, max=512, tooltip="Pixels added on every side."),
+                io.Int.Input("feather", default=0, min=0, max=512, tooltip=(
+                    "Pixels over which the mask fades to 0 outside its (grown) region.")),
+                io.Image.Input("images", optional=True, tooltip="The frames, for the preview (black without them)."),
+            ],
+            outputs=[*(io.Mask.Output(f"mask_{k}") for k in range(1, MAX_SLOTS + 1)), io.Mask.Output("masks"),
+                     io.Image.Output("preview"), io.Int.Output("people")],
+        )
 
     @classmethod
-    def INPUT_TYPES(cls):
-        return {
-            "required": {
-                "tracks": ("MIT_TRACKS", {"tooltip": "The people (with face boxes for the face and head regions)."}),
-                "speaking": ("MIT_SPEAKING", {"tooltip": "Who speaks when, from Assign Speakers."}),
-                "region": (list(REGIONS), {"default": "face", "tooltip": (
-                    "face: the face box; head: the face box widened to the hair; body: the person's box.")}),
-                "mode": (["static", "per_frame"], {"default": "static", "tooltip": (
-                    "static: one mask per person over the reference frame (InfiniteTalk, MultiTalk); per_frame: "
-                    "one per video frame, following the person.")}),
-                "reference_frame": ("INT", {"default": 0, "min": 0, "max": 100000, "tooltip": (
-                    "The frame the static masks (and the preview) are drawn over; a person not seen there gets "
-                    "their nearest frame's region.")}),
-                "order": (list(ORDERS), {"default": "first_to_speak", "tooltip": (
-                    "Slot order: first_to_speak (the assignment's order in time; people who never speak last), "
-                    "track_id, or left_to_right. Use the same order in Split Voices.")}),
-                "grow": ("INT", {"default": 0, "min": 0, "max": 512, "tooltip": "Pixels added on every side."}),
-                "feather": ("INT", {"default": 0, "min": 0, "max": 512, "tooltip": (
-                    "Pixels over which the mask fades to 0 outside its (grown) region.")}),
-            },
-            "optional": {"images": ("IMAGE", {"tooltip": "The frames, for the preview (black without them)."})},
-        }
-
-    def make(self, tracks, speaking, region, mode, reference_frame, order, grow, feather, images=None):
+    def execute(cls, tracks, speaking, region, mode, reference_frame, order, grow, feather,
+                images=None) -> io.NodeOutput:
         check_people(tracks)
         if not speaking.people:
             raise ValueError("the assignment has no people: run Assign Speakers on these tracks")
@@ -87,40 +90,38 @@ class SpeakerMasks:
         frame = (np.zeros((tracks.height, tracks.width, 3), np.uint8) if images is None
                  else _frame(images, reference_frame, tracks))
         preview = masks_preview(frame, static, [f"{k + 1}: person {t}" for k, t in enumerate(slots)])
-        return (*outputs, torch.from_numpy(static), frames_to_image(preview[None]), len(slots))
+        return io.NodeOutput(*outputs, torch.from_numpy(static), frames_to_image(preview[None]), len(slots))
 
 
-class SplitVoices:
-    DESCRIPTION = ("One AUDIO per person from the mixed track, in the speaker order of Speaker Masks: the mix while "
-                   "that person speaks (their segments from Assign Speakers, short fades at the edges), silence "
-                   "elsewhere; each as long as the input, at its rate and channels (the parallel layout). A "
-                   "per-person recording given as voice_k passes through unchanged. Feed MultiTalk's audio_1..4 with "
-                   "multi_audio_type 'para' (the voices play in parallel, as in the conversation), or CovOG. Core's "
-                   "WanInfiniteTalkToVideo plays its second voice after its first: use InfiniteTalk Segment there.")
-    CATEGORY = "MIT-CovOG/binding"
-    FUNCTION = "split"
-    RETURN_TYPES = ("AUDIO", "AUDIO", "AUDIO", "AUDIO", "INT")
-    RETURN_NAMES = ("voice_1", "voice_2", "voice_3", "voice_4", "people")
+class SplitVoices(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="MITCovOG_SplitVoices", display_name="Split Voices (MIT-CovOG)", category="MIT-CovOG/binding",
+            description=("One AUDIO per person from the mixed track, in the speaker order of Speaker Masks: the mix "
+                         "while that person speaks (their segments from Assign Speakers, short fades at the edges), "
+                         "silence elsewhere; each as long as the input, at its rate and channels (the parallel "
+                         "layout). A per-person recording given as voice_k passes through unchanged. Feed MultiTalk's "
+                         "audio_1..4 with multi_audio_type 'para' (the voices play in parallel, as in the "
+                         "conversation), or CovOG. Core's WanInfiniteTalkToVideo plays its second voice after its "
+                         "first: use InfiniteTalk Segment there."),
+            inputs=[
+                io.Audio.Input("audio", tooltip="The conversation's mixed audio (the video's own)."),
+                Speaking.Input("speaking", tooltip="Who speaks when, from Assign Speakers."),
+                io.Combo.Input("order", options=list(ORDERS), default="first_to_speak", tooltip=(
+                    "Slot order; the same as in Speaker Masks (left_to_right needs the tracks).")),
+                io.Int.Input("fade_ms", default=int(FADE_SECONDS * 1000), min=0, max=500, tooltip=(
+                    "Each speaking segment fades in and out over this long, inside the segment.")),
+                Tracks.Input("tracks", optional=True, tooltip="Needed for the left_to_right order."),
+                *(io.Audio.Input(f"voice_{k}", optional=True,
+                                 tooltip=f"Speaker {k}'s own recording: passed through as it is.")
+                  for k in range(1, MAX_SLOTS + 1)),
+            ],
+            outputs=[*(io.Audio.Output(f"voice_{k}") for k in range(1, MAX_SLOTS + 1)), io.Int.Output("people")],
+        )
 
     @classmethod
-    def INPUT_TYPES(cls):
-        return {
-            "required": {
-                "audio": ("AUDIO", {"tooltip": "The conversation's mixed audio (the video's own)."}),
-                "speaking": ("MIT_SPEAKING", {"tooltip": "Who speaks when, from Assign Speakers."}),
-                "order": (list(ORDERS), {"default": "first_to_speak", "tooltip": (
-                    "Slot order; the same as in Speaker Masks (left_to_right needs the tracks).")}),
-                "fade_ms": ("INT", {"default": int(FADE_SECONDS * 1000), "min": 0, "max": 500, "tooltip": (
-                    "Each speaking segment fades in and out over this long, inside the segment.")}),
-            },
-            "optional": {
-                "tracks": ("MIT_TRACKS", {"tooltip": "Needed for the left_to_right order."}),
-                **{f"voice_{k}": ("AUDIO", {"tooltip": f"Speaker {k}'s own recording: passed through as it is."})
-                   for k in range(1, MAX_SLOTS + 1)},
-            },
-        }
-
-    def split(self, audio, speaking, order, fade_ms, tracks=None, **given):
+    def execute(cls, audio, speaking, order, fade_ms, tracks=None, **given) -> io.NodeOutput:
         try:
             waveform, rate = audio["waveform"], int(audio["sample_rate"])
         except (KeyError, TypeError):
@@ -148,41 +149,44 @@ class SplitVoices:
                 voices.append({"waveform": torch.from_numpy(split[k])[None], "sample_rate": rate})
             else:
                 voices.append({"waveform": torch.zeros_like(waveform[:1]), "sample_rate": rate})
-        return (*voices, len(slots))
+        return io.NodeOutput(*voices, len(slots))
 
 
-class InfiniteTalkSegment:
-    DESCRIPTION = ("The two voices and masks of one segment for ComfyUI core's WanInfiniteTalkToVideo (two_speakers), "
-                   "which plays its second audio after the whole of its first (its audio layout is sequential, not "
-                   "parallel): the first voice up to the change of speaker, then the second, each with the mask of "
-                   "the person speaking it. A conversation with more changes is made of segments (a change each): "
-                   "run segment 0, then segment 1 with previous_frames = the joined video's motion_frame_count frames "
-                   "from `previous_start` (Image From Batch), and join each segment's output with InfiniteTalk Join. "
-                   "Two people speaking at once cannot be played one after the other: "
-                   "the node says when; MultiTalk (Split Voices, 'para') plays them in parallel.")
-    CATEGORY = "MIT-CovOG/binding"
-    FUNCTION = "segment"
-    RETURN_TYPES = ("AUDIO", "AUDIO", "MASK", "MASK", "INT", "INT", "INT", "INT")
-    RETURN_NAMES = ("audio_1", "audio_2", "mask_1", "mask_2", "length", "keep", "previous_start", "segments")
+class InfiniteTalkSegment(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="MITCovOG_InfiniteTalkSegment",
+            display_name="InfiniteTalk Segment, sequential voices (MIT-CovOG)", category="MIT-CovOG/binding",
+            description=("The two voices and masks of one segment for ComfyUI core's WanInfiniteTalkToVideo "
+                         "(two_speakers), which plays its second audio after the whole of its first (its audio layout "
+                         "is sequential, not parallel): the first voice up to the change of speaker, then the second, "
+                         "each with the mask of the person speaking it. A conversation with more changes is made of "
+                         "segments (a change each): run segment 0, then segment 1 with previous_frames = the joined "
+                         "video's motion_frame_count frames from `previous_start` (Image From Batch), and join each "
+                         "segment's output with InfiniteTalk Join. Two people speaking at once cannot be played one "
+                         "after the other: the node says when; MultiTalk (Split Voices, 'para') plays them in "
+                         "parallel."),
+            inputs=[
+                io.Audio.Input("audio", tooltip="The conversation's mixed audio (the video's own)."),
+                Speaking.Input("speaking", tooltip="Who speaks when, from Assign Speakers."),
+                io.Mask.Input("masks", tooltip="Speaker Masks' `masks`: every person's mask, in the speaker order."),
+                io.Combo.Input("order", options=list(ORDERS), default="first_to_speak",
+                               tooltip="The order Speaker Masks used."),
+                io.Int.Input("segment", default=0, min=0, max=999, tooltip=(
+                    "Which segment (0: the start; one change of speaker each; `segments` says how many).")),
+                io.Int.Input("motion_frame_count", default=MOTION_FRAMES, min=1, max=33, tooltip=(
+                    "WanInfiniteTalkToVideo's motion_frame_count: how many frames of the previous segment open "
+                    "this one (segments after the first).")),
+                Tracks.Input("tracks", optional=True, tooltip="Needed for the left_to_right order."),
+            ],
+            outputs=[io.Audio.Output("audio_1"), io.Audio.Output("audio_2"), io.Mask.Output("mask_1"),
+                     io.Mask.Output("mask_2"), io.Int.Output("length"), io.Int.Output("keep"),
+                     io.Int.Output("previous_start"), io.Int.Output("segments")],
+        )
 
     @classmethod
-    def INPUT_TYPES(cls):
-        return {
-            "required": {
-                "audio": ("AUDIO", {"tooltip": "The conversation's mixed audio (the video's own)."}),
-                "speaking": ("MIT_SPEAKING", {"tooltip": "Who speaks when, from Assign Speakers."}),
-                "masks": ("MASK", {"tooltip": "Speaker Masks' `masks`: every person's mask, in the speaker order."}),
-                "order": (list(ORDERS), {"default": "first_to_speak", "tooltip": "The order Speaker Masks used."}),
-                "segment": ("INT", {"default": 0, "min": 0, "max": 999, "tooltip": (
-                    "Which segment (0: the start; one change of speaker each; `segments` says how many).")}),
-                "motion_frame_count": ("INT", {"default": MOTION_FRAMES, "min": 1, "max": 33, "tooltip": (
-                    "WanInfiniteTalkToVideo's motion_frame_count: how many frames of the previous segment open "
-                    "this one (segments after the first).")}),
-            },
-            "optional": {"tracks": ("MIT_TRACKS", {"tooltip": "Needed for the left_to_right order."})},
-        }
-
-    def segment(self, audio, speaking, masks, order, segment, motion_frame_count, tracks=None):
+    def execute(cls, audio, speaking, masks, order, segment, motion_frame_count, tracks=None) -> io.NodeOutput:
         try:
             waveform, rate = audio["waveform"], int(audio["sample_rate"])
         except (KeyError, TypeError):
@@ -205,44 +209,45 @@ class InfiniteTalkSegment:
         part = plan[segment]
         first, second = sequential_voices(waveform[0].float().cpu().numpy(), rate, part)
         previous = sum(p.kept() for p in plan[:segment]) - motion_frame_count if segment else 0
-        return ({"waveform": torch.from_numpy(first)[None], "sample_rate": rate},
-                {"waveform": torch.from_numpy(second)[None], "sample_rate": rate},
-                masks[part.first:part.first + 1], masks[part.second:part.second + 1], part.frames(), part.kept(),
-                max(previous, 0), len(plan))
+        return io.NodeOutput({"waveform": torch.from_numpy(first)[None], "sample_rate": rate},
+                             {"waveform": torch.from_numpy(second)[None], "sample_rate": rate},
+                             masks[part.first:part.first + 1], masks[part.second:part.second + 1], part.frames(),
+                             part.kept(), max(previous, 0), len(plan))
 
 
-class InfiniteTalkJoin:
-    DESCRIPTION = ("Joins InfiniteTalk segments into one video: the segments so far (`video`, none for the first) and "
-                   "this segment's decoded frames without the `trim` frames it repeats from the previous one "
-                   "(WanInfiniteTalkToVideo's trim_image) and without the frames past its `keep` (InfiniteTalk "
-                   "Segment's keep: the 4n + 1 rounding). Joined so, the video is as long as the conversation.")
-    CATEGORY = "MIT-CovOG/binding"
-    FUNCTION = "join"
-    RETURN_TYPES = ("IMAGE",)
-    RETURN_NAMES = ("video",)
+class InfiniteTalkJoin(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="MITCovOG_InfiniteTalkJoin", display_name="InfiniteTalk Join (MIT-CovOG)",
+            category="MIT-CovOG/binding",
+            description=("Joins InfiniteTalk segments into one video: the segments so far (`video`, none for the "
+                         "first) and this segment's decoded frames without the `trim` frames it repeats from the "
+                         "previous one (WanInfiniteTalkToVideo's trim_image) and without the frames past its `keep` "
+                         "(InfiniteTalk Segment's keep: the 4n + 1 rounding). Joined so, the video is as long as the "
+                         "conversation."),
+            inputs=[
+                io.Image.Input("segment", tooltip="This segment's frames, decoded."),
+                io.Int.Input("trim", default=0, min=0, max=1000, tooltip="WanInfiniteTalkToVideo's trim_image."),
+                io.Int.Input("keep", default=81, min=1, max=100000, tooltip="InfiniteTalk Segment's keep."),
+                io.Image.Input("video", optional=True,
+                               tooltip="The segments before this one, joined (none: the first)."),
+            ],
+            outputs=[io.Image.Output("video")],
+        )
 
     @classmethod
-    def INPUT_TYPES(cls):
-        return {
-            "required": {
-                "segment": ("IMAGE", {"tooltip": "This segment's frames, decoded."}),
-                "trim": ("INT", {"default": 0, "min": 0, "max": 1000, "tooltip": "WanInfiniteTalkToVideo's trim_image."}),
-                "keep": ("INT", {"default": 81, "min": 1, "max": 100000, "tooltip": "InfiniteTalk Segment's keep."}),
-            },
-            "optional": {"video": ("IMAGE", {"tooltip": "The segments before this one, joined (none: the first)."})},
-        }
-
-    def join(self, segment, trim, keep, video=None):
+    def execute(cls, segment, trim, keep, video=None) -> io.NodeOutput:
         if segment.shape[0] < trim + keep:
-            raise ValueError(f"the segment has {segment.shape[0]} frames, fewer than trim {trim} + keep {keep}: give it "
-                             "the length InfiniteTalk Segment says")
+            raise ValueError(f"the segment has {segment.shape[0]} frames, fewer than trim {trim} + keep {keep}: "
+                             "give it the length InfiniteTalk Segment says")
         part = segment[trim:trim + keep]
         if video is None:
-            return (part,)
+            return io.NodeOutput(part)
         if video.shape[1:] != part.shape[1:]:
             raise ValueError(f"the segment's frames are {tuple(part.shape[1:3])}, the video's {tuple(video.shape[1:3])}"
                              ": generate every segment at the same size")
-        return (torch.cat([video, part]),)
+        return io.NodeOutput(torch.cat([video, part]))
 
 
 def _frame(images, index: int, tracks) -> np.ndarray:
@@ -254,9 +259,4 @@ def _frame(images, index: int, tracks) -> np.ndarray:
     return (frame.clamp(0, 1) * 255).round().byte().cpu().numpy()
 
 
-NODE_CLASS_MAPPINGS = {"MITCovOG_SpeakerMasks": SpeakerMasks, "MITCovOG_SplitVoices": SplitVoices,
-                       "MITCovOG_InfiniteTalkSegment": InfiniteTalkSegment, "MITCovOG_InfiniteTalkJoin": InfiniteTalkJoin}
-NODE_DISPLAY_NAME_MAPPINGS = {"MITCovOG_SpeakerMasks": "Speaker Masks (MIT-CovOG)",
-                              "MITCovOG_SplitVoices": "Split Voices (MIT-CovOG)",
-                              "MITCovOG_InfiniteTalkSegment": "InfiniteTalk Segment, sequential voices (MIT-CovOG)",
-                              "MITCovOG_InfiniteTalkJoin": "InfiniteTalk Join (MIT-CovOG)"}
+NODES = [SpeakerMasks, SplitVoices, InfiniteTalkSegment, InfiniteTalkJoin]

@@ -7,6 +7,7 @@ import diffusers  # noqa: F401  (imported here so that a missing diffusers leave
 import numpy as np
 import torch
 import torch.nn.functional as F
+from comfy_api.latest import io
 
 from covog.models.model import DTYPES, CovOGModel, pick_dtype
 from covog.pipeline.conditioning import build_conditions
@@ -23,21 +24,23 @@ from .comfy_bridge import (
     resolve_model_folder,
     torch_devices,
 )
+from .pack_types import CovOGModel as CovOGModelType
+from .pack_types import Speaking, Tracks
 
 COMFY_FOLDER = "covog"  # ComfyUI/models/covog/<model folder>/ (python -m covog.convert writes one)
 MAX_PEOPLE = 4
 MAX_WINDOW = 32  # frames: the motion modules' position encodings of AnimateDiff v2 reach 32
 
 
-def window_inputs() -> dict:
-    return {"window": ("INT", {"default": 25, "min": 1, "max": MAX_WINDOW, "tooltip": "Frames per window."}),
-            "overlap": ("INT", {"default": 10, "min": 0, "max": MAX_WINDOW - 1,
-                                "tooltip": "Frames each window shares with the previous one."})}
+def window_inputs() -> list[io.Int.Input]:
+    return [io.Int.Input("window", default=25, min=1, max=MAX_WINDOW, tooltip="Frames per window."),
+            io.Int.Input("overlap", default=10, min=0, max=MAX_WINDOW - 1,
+                         tooltip="Frames each window shares with the previous one.")]
 
 
 def validate_window(window, overlap):
-    """ComfyUI's VALIDATE_INPUTS for window and overlap (it then leaves their ranges to us): overlap < window, both
-    in range. A value fed by a link is not known yet (None) and is checked when the node runs."""
+    """ComfyUI's input check (validate_inputs) for window and overlap (it then leaves their ranges to us): overlap <
+    window, both in range. A value fed by a link is not known yet (None) and is checked when the node runs."""
     if window is None or overlap is None:
         return True
     if not 1 <= window <= MAX_WINDOW:
@@ -48,65 +51,68 @@ def validate_window(window, overlap):
     return True
 
 
-class LoadCovOG:
-    DESCRIPTION = ("Loads a CovOG model folder from ComfyUI/models/covog/ (write one with `python -m covog.convert`). "
-                   "It waits on the offload device and moves to the GPU only while a video is made.")
-    CATEGORY = "MIT-CovOG/generate"
-    FUNCTION = "load"
-    RETURN_TYPES = ("COVOG_MODEL",)
-    RETURN_NAMES = ("model",)
+class LoadCovOG(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="MITCovOG_LoadCovOG", display_name="Load CovOG Model (MIT-CovOG)", category="MIT-CovOG/generate",
+            description=("Loads a CovOG model folder from ComfyUI/models/covog/ (write one with `python -m "
+                         "covog.convert`). It waits on the offload device and moves to the GPU only while a video is "
+                         "made."),
+            inputs=[
+                io.Combo.Input("model", options=model_folders(COMFY_FOLDER, "model_index.json"),
+                               tooltip="A folder under ComfyUI/models/covog/ holding model_index.json."),
+                io.Combo.Input("dtype", options=["auto", *DTYPES], default="auto",
+                               tooltip="auto: fp16 on a GPU, fp32 on the CPU."),
+            ],
+            outputs=[CovOGModelType.Output("model")],
+        )
 
     @classmethod
-    def INPUT_TYPES(cls):
-        return {"required": {
-            "model": (model_folders(COMFY_FOLDER, "model_index.json"), {
-                "tooltip": "A folder under ComfyUI/models/covog/ holding model_index.json."}),
-            "dtype": (["auto", *DTYPES], {"default": "auto", "tooltip": "auto: fp16 on a GPU, fp32 on the CPU."}),
-        }}
-
-    def load(self, model, dtype):
+    def execute(cls, model, dtype) -> io.NodeOutput:
         compute, offload = torch_devices()
-        return (CovOGModel.load(resolve_model_folder(COMFY_FOLDER, model), offload, pick_dtype(dtype, compute)),)
+        return io.NodeOutput(CovOGModel.load(resolve_model_folder(COMFY_FOLDER, model), offload,
+                                             pick_dtype(dtype, compute)))
 
 
-class GenerateConversation:
-    DESCRIPTION = ("Makes a video of the tracked people talking: each person moves with their poses, and the audio "
-                   "drives the face of whoever the speaking scores say speaks (from Assign Speakers). Long videos "
-                   "are made in overlapping windows. Optional per-person audio gives each face its own voice.")
-    CATEGORY = "MIT-CovOG/generate"
-    FUNCTION = "make"
-    RETURN_TYPES = ("IMAGE", "AUDIO", "FLOAT")
-    RETURN_NAMES = ("frames", "audio", "fps")
-
+class GenerateConversation(io.ComfyNode):
     @classmethod
-    def INPUT_TYPES(cls):
+    def define_schema(cls) -> io.Schema:
         size = {"min": SIZE_MULTIPLE, "max": 2048, "step": SIZE_MULTIPLE}
-        return {
-            "required": {
-                "model": ("COVOG_MODEL",),
-                "reference": ("IMAGE", {"tooltip": "One frame showing every person (the first image is used)."}),
-                "tracks": ("MIT_TRACKS", {"tooltip": "The people's poses, from Track People."}),
-                "audio": ("AUDIO", {"tooltip": "The conversation's audio (muxed into the output)."}),
-                "speaking": ("MIT_SPEAKING", {"tooltip": "Who speaks when, from Assign Speakers."}),
-                "steps": ("INT", {"default": 30, "min": 1, "max": 200}),
-                "cfg": ("FLOAT", {"default": 3.5, "min": 1.0, "max": 20.0, "step": 0.1,
-                                  "tooltip": "Guidance on appearance (reference and CLIP); 1 turns it off."}),
-                "seed": ("INT", {"default": 0, "min": 0, "max": 2 ** 63 - 1, "control_after_generate": True}),
-                **window_inputs(),
-                "width": ("INT", {"default": 640, **size}),
-                "height": ("INT", {"default": 384, **size}),
-            },
-            "optional": {f"person_{k}_audio": ("AUDIO", {"tooltip": (
-                f"Person {k}'s own voice (in the tracks' order); give all people's or none.")})
-                for k in range(1, MAX_PEOPLE + 1)},
-        }
+        return io.Schema(
+            node_id="MITCovOG_GenerateConversation", display_name="Generate Conversation Video (MIT-CovOG)",
+            category="MIT-CovOG/generate",
+            description=("Makes a video of the tracked people talking: each person moves with their poses, and the "
+                         "audio drives the face of whoever the speaking scores say speaks (from Assign Speakers). "
+                         "Long videos are made in overlapping windows. Optional per-person audio gives each face its "
+                         "own voice."),
+            inputs=[
+                CovOGModelType.Input("model"),
+                io.Image.Input("reference", tooltip="One frame showing every person (the first image is used)."),
+                Tracks.Input("tracks", tooltip="The people's poses, from Track People."),
+                io.Audio.Input("audio", tooltip="The conversation's audio (muxed into the output)."),
+                Speaking.Input("speaking", tooltip="Who speaks when, from Assign Speakers."),
+                io.Int.Input("steps", default=30, min=1, max=200),
+                io.Float.Input("cfg", default=3.5, min=1.0, max=20.0, step=0.1,
+                               tooltip="Guidance on appearance (reference and CLIP); 1 turns it off."),
+                io.Int.Input("seed", default=0, min=0, max=2 ** 63 - 1, control_after_generate=True),
+                *window_inputs(),
+                io.Int.Input("width", default=640, **size),
+                io.Int.Input("height", default=384, **size),
+                *(io.Audio.Input(f"person_{k}_audio", optional=True, tooltip=(
+                    f"Person {k}'s own voice (in the tracks' order); give all people's or none."))
+                  for k in range(1, MAX_PEOPLE + 1)),
+            ],
+            outputs=[io.Image.Output("frames"), io.Audio.Output("audio"), io.Float.Output("fps")],
+        )
 
     @classmethod
-    def VALIDATE_INPUTS(cls, window=None, overlap=None):
+    def validate_inputs(cls, window=None, overlap=None):
         return validate_window(window, overlap)
 
-    def make(self, model, reference, tracks, audio, speaking, steps, cfg, seed, window, overlap, width, height,
-             **person_audio):
+    @classmethod
+    def execute(cls, model, reference, tracks, audio, speaking, steps, cfg, seed, window, overlap, width, height,
+                **person_audio) -> io.NodeOutput:
         settings = SamplerSettings(steps=steps, guidance=cfg, window=window, overlap=overlap, seed=seed)
         settings.check()
         check_people(tracks)
@@ -129,7 +135,8 @@ class GenerateConversation:
         finally:
             model.to(offload)
             free_memory()
-        return video.permute(0, 2, 3, 1).contiguous(), trimmed(audio, len(video) / tracks.fps), float(tracks.fps)
+        return io.NodeOutput(video.permute(0, 2, 3, 1).contiguous(), trimmed(audio, len(video) / tracks.fps),
+                             float(tracks.fps))
 
 
 def reference_image(images: torch.Tensor, size: tuple[int, int]) -> np.ndarray:
@@ -147,6 +154,4 @@ def trimmed(audio: dict, seconds: float) -> dict:
     return {"waveform": audio["waveform"][..., :samples], "sample_rate": audio["sample_rate"]}
 
 
-NODE_CLASS_MAPPINGS = {"MITCovOG_LoadCovOG": LoadCovOG, "MITCovOG_GenerateConversation": GenerateConversation}
-NODE_DISPLAY_NAME_MAPPINGS = {"MITCovOG_LoadCovOG": "Load CovOG Model (MIT-CovOG)",
-                              "MITCovOG_GenerateConversation": "Generate Conversation Video (MIT-CovOG)"}
+NODES = [LoadCovOG, GenerateConversation]

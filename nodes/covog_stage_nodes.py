@@ -12,6 +12,7 @@ from __future__ import annotations
 import diffusers  # noqa: F401  (imported here so that a missing diffusers leaves these nodes out at load)
 import torch
 import torch.nn.functional as F
+from comfy_api.latest import io
 
 from covog.models import reference_attention
 from covog.models.encoders import AUDIO_RATE, audio_features
@@ -39,6 +40,7 @@ from .comfy_bridge import (
     torch_devices,
 )
 from .covog_nodes import MAX_PEOPLE, reference_image, validate_window, window_inputs
+from .pack_types import CovOGAudio, CovOGModel, CovOGPoses, CovOGReference, Speaking, Tracks
 
 REFERENCE_FRAME = 0  # the frame of the tracks whose poses the reference image shows (as Generate Conversation)
 
@@ -61,58 +63,58 @@ class on_compute:
         free_memory()
 
 
-class EncodeReference:
-    DESCRIPTION = ("The reference photo (showing every person) at the video size, with its CLIP image embedding "
-                   "(global appearance) and VAE latent. The ReferenceNet reads the latent at the start of sampling.")
-    CATEGORY = "MIT-CovOG/generate"
-    FUNCTION = "encode"
-    RETURN_TYPES = ("COVOG_REFERENCE",)
-    RETURN_NAMES = ("reference",)
+class EncodeReference(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        size = {"min": SIZE_MULTIPLE, "max": 2048, "step": SIZE_MULTIPLE}
+        return io.Schema(
+            node_id="MITCovOG_EncodeReference", display_name="Encode Reference, CLIP + VAE (MIT-CovOG)",
+            category="MIT-CovOG/generate",
+            description=("The reference photo (showing every person) at the video size, with its CLIP image embedding "
+                         "(global appearance) and VAE latent. The ReferenceNet reads the latent at the start of "
+                         "sampling."),
+            inputs=[
+                CovOGModel.Input("model"),
+                io.Image.Input("image", tooltip="One frame showing every person (the first image is used)."),
+                io.Int.Input("width", default=640, **size),
+                io.Int.Input("height", default=384, **size),
+            ],
+            outputs=[CovOGReference.Output("reference")],
+        )
 
     @classmethod
-    def INPUT_TYPES(cls):
-        size = {"min": SIZE_MULTIPLE, "max": 2048, "step": SIZE_MULTIPLE}
-        return {"required": {
-            "model": ("COVOG_MODEL",),
-            "image": ("IMAGE", {"tooltip": "One frame showing every person (the first image is used)."}),
-            "width": ("INT", {"default": 640, **size}),
-            "height": ("INT", {"default": 384, **size}),
-        }}
-
-    def encode(self, model, image, width, height):
+    def execute(cls, model, image, width, height) -> io.NodeOutput:
         picture = torch.from_numpy(reference_image(image, (width, height))).permute(2, 0, 1).float() / 255.0
         with torch.no_grad(), on_compute(model):
             clip, latent = encode_reference(model, picture)
-        return ({"image": picture, "size": (width, height), "clip": clip.cpu(), "latent": latent.cpu()},)
+        return io.NodeOutput({"image": picture, "size": (width, height), "clip": clip.cpu(), "latent": latent.cpu()})
 
 
-class EncodeAudio:
-    DESCRIPTION = ("The audio as wav2vec2 features per video frame (the audio driver's input): from AUDIO with the "
-                   "model's own wav2vec2, or from ComfyUI's Audio Encoder Encode output where it carries wav2vec2 "
-                   "hidden states of the model's size. Optional per-person audio gives each face its own voice.")
-    CATEGORY = "MIT-CovOG/generate"
-    FUNCTION = "encode"
-    RETURN_TYPES = ("COVOG_AUDIO",)
-    RETURN_NAMES = ("audio_features",)
+class EncodeAudio(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="MITCovOG_EncodeAudio", display_name="Encode Audio, wav2vec2 (MIT-CovOG)",
+            category="MIT-CovOG/generate",
+            description=("The audio as wav2vec2 features per video frame (the audio driver's input): from AUDIO with "
+                         "the model's own wav2vec2, or from ComfyUI's Audio Encoder Encode output where it carries "
+                         "wav2vec2 hidden states of the model's size. Optional per-person audio gives each face its "
+                         "own voice."),
+            inputs=[
+                CovOGModel.Input("model"),
+                Tracks.Input("tracks", tooltip="The video's people: its frame count and rate."),
+                io.Audio.Input("audio", optional=True, tooltip="The conversation's audio."),
+                io.AudioEncoderOutput.Input("audio_encoder_output", optional=True, tooltip=(
+                    "Instead of audio: Audio Encoder Encode's output with a wav2vec2 encoder (all layers).")),
+                *(io.Audio.Input(f"person_{k}_audio", optional=True, tooltip=(
+                    f"Person {k}'s own voice (in the tracks' order); give all people's or none."))
+                  for k in range(1, MAX_PEOPLE + 1)),
+            ],
+            outputs=[CovOGAudio.Output("audio_features")],
+        )
 
     @classmethod
-    def INPUT_TYPES(cls):
-        return {
-            "required": {
-                "model": ("COVOG_MODEL",),
-                "tracks": ("MIT_TRACKS", {"tooltip": "The video's people: its frame count and rate."}),
-            },
-            "optional": {
-                "audio": ("AUDIO", {"tooltip": "The conversation's audio."}),
-                "audio_encoder_output": ("AUDIO_ENCODER_OUTPUT", {"tooltip": (
-                    "Instead of audio: Audio Encoder Encode's output with a wav2vec2 encoder (all layers).")}),
-                **{f"person_{k}_audio": ("AUDIO", {"tooltip": (
-                    f"Person {k}'s own voice (in the tracks' order); give all people's or none.")})
-                   for k in range(1, MAX_PEOPLE + 1)},
-            },
-        }
-
-    def encode(self, model, tracks, audio=None, audio_encoder_output=None, **person_audio):
+    def execute(cls, model, tracks, audio=None, audio_encoder_output=None, **person_audio) -> io.NodeOutput:
         check_people(tracks)
         frames, fps = tracks.num_frames, tracks.fps
         own = [person_audio.get(f"person_{k}_audio") for k in range(1, MAX_PEOPLE + 1)]
@@ -125,7 +127,7 @@ class EncodeAudio:
         elif audio is not None:
             voices = [audio_to_mono_16k(audio)]
         elif audio_encoder_output is not None:
-            return ({"features": encoder_output_features(audio_encoder_output, model, frames, fps)},)
+            return io.NodeOutput({"features": encoder_output_features(audio_encoder_output, model, frames, fps)})
         else:
             raise ValueError("Encode Audio needs audio, an audio encoder output, or every person's own audio")
         for samples in voices:
@@ -136,13 +138,14 @@ class EncodeAudio:
             for k, samples in enumerate(voices):
                 features.append(audio_features(model.audio_encoder, samples, frames, fps).cpu())
                 progress(k + 1, len(voices))
-        return ({"features": torch.stack(features) if given else features[0]},)
+        return io.NodeOutput({"features": torch.stack(features) if given else features[0]})
 
 
 def encoder_output_features(output: dict, model, num_frames: int, fps: float) -> torch.Tensor:
     """ComfyUI's AUDIO_ENCODER_OUTPUT (wav2vec2: `encoded_audio_all_layers`, the input of layer 1 and the output of
     every layer, each (1, steps, width)) as (num_frames, layers, width) features, as
-    covog.models.encoders.audio_features makes them: layers 1..N, the steps covering the video, linearly resampled to its frames."""
+    covog.models.encoders.audio_features makes them: layers 1..N, the steps covering the video, linearly resampled
+    to its frames."""
     try:
         layers, samples = output["encoded_audio_all_layers"], int(output["audio_samples"])
     except (KeyError, TypeError):
@@ -161,25 +164,25 @@ def encoder_output_features(output: dict, model, num_frames: int, fps: float) ->
     return frames.permute(2, 0, 1).contiguous().cpu()
 
 
-class RenderPoses:
-    DESCRIPTION = ("Each person's skeleton per frame, drawn as DWPose draws them for the pose guider (the "
-                   "Multi-Human Pose Encoder's input), at the reference's video size. The preview shows the people "
-                   "side by side, one panel each, in the tracks' order.")
-    CATEGORY = "MIT-CovOG/generate"
-    FUNCTION = "render"
-    RETURN_TYPES = ("COVOG_POSES", "IMAGE")
-    RETURN_NAMES = ("poses", "preview")
+class RenderPoses(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="MITCovOG_RenderPoses", display_name="Render Poses (MIT-CovOG)", category="MIT-CovOG/generate",
+            description=("Each person's skeleton per frame, drawn as DWPose draws them for the pose guider (the "
+                         "Multi-Human Pose Encoder's input), at the reference's video size. The preview shows the "
+                         "people side by side, one panel each, in the tracks' order."),
+            inputs=[
+                Tracks.Input("tracks", tooltip="The people's poses (with keypoints), from Track People."),
+                CovOGReference.Input("reference", tooltip="From Encode Reference: the video size."),
+                io.Int.Input("preview_width", default=256, min=64, max=2048, step=8,
+                             tooltip="Width of each person's panel in the preview."),
+            ],
+            outputs=[CovOGPoses.Output("poses"), io.Image.Output("preview")],
+        )
 
     @classmethod
-    def INPUT_TYPES(cls):
-        return {"required": {
-            "tracks": ("MIT_TRACKS", {"tooltip": "The people's poses (with keypoints), from Track People."}),
-            "reference": ("COVOG_REFERENCE", {"tooltip": "From Encode Reference: the video size."}),
-            "preview_width": ("INT", {"default": 256, "min": 64, "max": 2048, "step": 8, "tooltip": (
-                "Width of each person's panel in the preview.")}),
-        }}
-
-    def render(self, tracks, reference, preview_width):
+    def execute(cls, tracks, reference, preview_width) -> io.NodeOutput:
         check_people(tracks)
         poses = PoseRenders(tracks, reference["size"])
         width, height = reference["size"]
@@ -191,39 +194,40 @@ class RenderPoses:
             small = F.interpolate(drawn, size=(panel[1], panel[0]), mode="area")
             preview[frame] = torch.cat(list(small), dim=2).permute(1, 2, 0)
             progress(frame + 1, len(poses))
-        return {"renders": poses, "reference_frame": REFERENCE_FRAME}, preview
+        return io.NodeOutput({"renders": poses, "reference_frame": REFERENCE_FRAME}, preview)
 
 
-class CovOGSampler:
-    DESCRIPTION = ("Samples the video's latents: DDIM with appearance-only guidance, in windows whose last frames "
-                   "are imposed on the next (long videos), each person's face driven by their audio and speaking "
-                   "scores. Progress per step; Cancel stops it within a step. The model moves to the GPU only "
-                   "while sampling (ComfyUI offloads its own models to make room).")
-    CATEGORY = "MIT-CovOG/generate"
-    FUNCTION = "sample"
-    RETURN_TYPES = ("LATENT",)
-    RETURN_NAMES = ("latent",)
+class CovOGSampler(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="MITCovOG_Sampler", display_name="CovOG Sampler (MIT-CovOG)", category="MIT-CovOG/generate",
+            description=("Samples the video's latents: DDIM with appearance-only guidance, in windows whose last "
+                         "frames are imposed on the next (long videos), each person's face driven by their audio and "
+                         "speaking scores. Progress per step; Cancel stops it within a step. The model moves to the "
+                         "GPU only while sampling (ComfyUI offloads its own models to make room)."),
+            inputs=[
+                CovOGModel.Input("model"),
+                CovOGReference.Input("reference"),
+                CovOGPoses.Input("poses"),
+                CovOGAudio.Input("audio_features"),
+                Speaking.Input("speaking", tooltip="Who speaks when, from Assign Speakers."),
+                io.Int.Input("steps", default=30, min=1, max=200),
+                io.Float.Input("cfg", default=3.5, min=1.0, max=20.0, step=0.1,
+                               tooltip="Guidance on appearance (reference and CLIP); 1 turns it off."),
+                io.Int.Input("seed", default=0, min=0, max=2 ** 63 - 1, control_after_generate=True),
+                *window_inputs(),
+            ],
+            outputs=[io.Latent.Output("latent")],
+        )
 
     @classmethod
-    def INPUT_TYPES(cls):
-        return {"required": {
-            "model": ("COVOG_MODEL",),
-            "reference": ("COVOG_REFERENCE",),
-            "poses": ("COVOG_POSES",),
-            "audio_features": ("COVOG_AUDIO",),
-            "speaking": ("MIT_SPEAKING", {"tooltip": "Who speaks when, from Assign Speakers."}),
-            "steps": ("INT", {"default": 30, "min": 1, "max": 200}),
-            "cfg": ("FLOAT", {"default": 3.5, "min": 1.0, "max": 20.0, "step": 0.1,
-                              "tooltip": "Guidance on appearance (reference and CLIP); 1 turns it off."}),
-            "seed": ("INT", {"default": 0, "min": 0, "max": 2 ** 63 - 1, "control_after_generate": True}),
-            **window_inputs(),
-        }}
-
-    @classmethod
-    def VALIDATE_INPUTS(cls, window=None, overlap=None):
+    def validate_inputs(cls, window=None, overlap=None):
         return validate_window(window, overlap)
 
-    def sample(self, model, reference, poses, audio_features, speaking, steps, cfg, seed, window, overlap):
+    @classmethod
+    def execute(cls, model, reference, poses, audio_features, speaking, steps, cfg, seed, window,
+                overlap) -> io.NodeOutput:
         settings = SamplerSettings(steps=steps, guidance=cfg, window=window, overlap=overlap, seed=seed)
         settings.check()
         renders = poses["renders"]
@@ -252,7 +256,7 @@ class CovOGSampler:
         scale = model.vae.config.scaling_factor
         samples = torch.cat([w[0].permute(1, 0, 2, 3)[max(0, _end_of(windows, k) - start):]
                              for k, (start, w) in enumerate(windows)]) / scale
-        return ({"samples": samples, "covog_windows": windows},)
+        return io.NodeOutput({"samples": samples, "covog_windows": windows})
 
 
 def _end_of(windows, k: int) -> int:
@@ -260,24 +264,24 @@ def _end_of(windows, k: int) -> int:
     return 0 if k == 0 else windows[k - 1][0] + windows[k - 1][1].shape[2]
 
 
-class CovOGDecode:
-    DESCRIPTION = ("The sampler's latents as frames: each window decoded by the VAE and blended into the previous "
-                   "one over their overlap, as the one-click node does. A LATENT without CovOG's windows (frames "
-                   "latents, as ComfyUI's VAE Encode gives them) is decoded frame by frame.")
-    CATEGORY = "MIT-CovOG/generate"
-    FUNCTION = "decode"
-    RETURN_TYPES = ("IMAGE",)
-    RETURN_NAMES = ("frames",)
+class CovOGDecode(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="MITCovOG_Decode", display_name="CovOG Decode (MIT-CovOG)", category="MIT-CovOG/generate",
+            description=("The sampler's latents as frames: each window decoded by the VAE and blended into the "
+                         "previous one over their overlap, as the one-click node does. A LATENT without CovOG's "
+                         "windows (frames latents, as ComfyUI's VAE Encode gives them) is decoded frame by frame."),
+            inputs=[
+                CovOGModel.Input("model"),
+                io.Latent.Input("latent", tooltip="From CovOG Sampler."),
+                io.Int.Input("decode_chunk", default=8, min=1, max=64, tooltip="Frames per VAE call (memory)."),
+            ],
+            outputs=[io.Image.Output("frames")],
+        )
 
     @classmethod
-    def INPUT_TYPES(cls):
-        return {"required": {
-            "model": ("COVOG_MODEL",),
-            "latent": ("LATENT", {"tooltip": "From CovOG Sampler."}),
-            "decode_chunk": ("INT", {"default": 8, "min": 1, "max": 64, "tooltip": "Frames per VAE call (memory)."}),
-        }}
-
-    def decode(self, model, latent, decode_chunk):
+    def execute(cls, model, latent, decode_chunk) -> io.NodeOutput:
         windows = latent.get("covog_windows")
         if windows is None:
             samples = latent["samples"]
@@ -286,20 +290,7 @@ class CovOGDecode:
             windows = [(0, (samples * model.vae.config.scaling_factor).permute(1, 0, 2, 3)[None])]
         with torch.no_grad(), on_compute(model):
             video = decode_windows(model, windows, decode_chunk, progress_callback(len(windows)))
-        return (video.permute(0, 2, 3, 1).contiguous(),)
+        return io.NodeOutput(video.permute(0, 2, 3, 1).contiguous())
 
 
-NODE_CLASS_MAPPINGS = {
-    "MITCovOG_EncodeReference": EncodeReference,
-    "MITCovOG_EncodeAudio": EncodeAudio,
-    "MITCovOG_RenderPoses": RenderPoses,
-    "MITCovOG_Sampler": CovOGSampler,
-    "MITCovOG_Decode": CovOGDecode,
-}
-NODE_DISPLAY_NAME_MAPPINGS = {
-    "MITCovOG_EncodeReference": "Encode Reference, CLIP + VAE (MIT-CovOG)",
-    "MITCovOG_EncodeAudio": "Encode Audio, wav2vec2 (MIT-CovOG)",
-    "MITCovOG_RenderPoses": "Render Poses (MIT-CovOG)",
-    "MITCovOG_Sampler": "CovOG Sampler (MIT-CovOG)",
-    "MITCovOG_Decode": "CovOG Decode (MIT-CovOG)",
-}
+NODES = [EncodeReference, EncodeAudio, RenderPoses, CovOGSampler, CovOGDecode]

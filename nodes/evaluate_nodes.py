@@ -8,6 +8,8 @@ import logging
 import tempfile
 from pathlib import Path
 
+from comfy_api.latest import io
+
 from covog.evaluation.figure import report_figure
 from covog.evaluation.observation import EvaluationSettings
 from covog.evaluation.scoring import evaluate
@@ -23,46 +25,47 @@ from .comfy_bridge import (
     image_to_frames,
     progress_callback,
 )
+from .pack_types import Speaking, Tracks
 
 log = logging.getLogger("MIT-CovOG")
 
 
-class EvaluateConversation:
-    DESCRIPTION = ("Scores a generated conversation video with the pack's own annotator (covog.evaluate): speaker "
-                   "attribution (does each person speak when the schedule says: frame accuracy, F1, kappa, whose "
-                   "lips move to whose voice), audio-visual sync per person, hand jitter and finger flicker, face "
-                   "identity drift, and PSNR/SSIM against reference frames. Gives the report as JSON text and its "
-                   "figure.")
-    CATEGORY = "MIT-CovOG/generate"
-    FUNCTION = "evaluate"
-    OUTPUT_NODE = True
-    RETURN_TYPES = ("STRING", "IMAGE")
-    RETURN_NAMES = ("report_json", "report_image")
+class EvaluateConversation(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="MITCovOG_EvaluateConversation", display_name="Evaluate Conversation Video (MIT-CovOG)",
+            category="MIT-CovOG/generate",
+            description=("Scores a generated conversation video with the pack's own annotator (covog.evaluate): "
+                         "speaker attribution (does each person speak when the schedule says: frame accuracy, F1, "
+                         "kappa, whose lips move to whose voice), audio-visual sync per person, hand jitter and "
+                         "finger flicker, face identity drift, and PSNR/SSIM against reference frames. Gives the "
+                         "report as JSON text and its figure."),
+            is_output_node=True,
+            inputs=[
+                io.Image.Input("images", tooltip="The generated frames."),
+                io.Audio.Input("audio", tooltip="The audio the video was made with."),
+                Speaking.Input("schedule", tooltip=(
+                    "Who was meant to speak when (the speaking the video was generated from, e.g. Assign Speakers' "
+                    "output).")),
+                io.Float.Input("fps", default=25.0, min=1.0, max=120.0, step=0.01,
+                               tooltip="The generated frames' rate."),
+                io.Combo.Input("asd_model", options=active_speaker_choices(),
+                               tooltip="LR-ASD weights in ComfyUI/models/active_speaker/."),
+                io.Int.Input("sync_max_offset", default=8, min=1, max=25, tooltip=(
+                    "Audio delays tried each way for the sync curve, in frames at 25 fps.")),
+                Tracks.Input("tracks", optional=True, tooltip=(
+                    "The poses the video was made from: each person's face is looked for where their pose puts "
+                    "it.")),
+                io.Image.Input("reference_images", optional=True, tooltip=(
+                    "Real frames of the scene, at the same rate: PSNR and SSIM frame for frame.")),
+            ],
+            outputs=[io.String.Output("report_json"), io.Image.Output("report_image")],
+        )
 
     @classmethod
-    def INPUT_TYPES(cls):
-        return {
-            "required": {
-                "images": ("IMAGE", {"tooltip": "The generated frames."}),
-                "audio": ("AUDIO", {"tooltip": "The audio the video was made with."}),
-                "schedule": ("MIT_SPEAKING", {"tooltip": "Who was meant to speak when (the speaking the video was "
-                                                         "generated from, e.g. Assign Speakers' output)."}),
-                "fps": ("FLOAT", {"default": 25.0, "min": 1.0, "max": 120.0, "step": 0.01,
-                                  "tooltip": "The generated frames' rate."}),
-                "asd_model": (active_speaker_choices(), {"tooltip": "LR-ASD weights in ComfyUI/models/"
-                                                                    "active_speaker/."}),
-                "sync_max_offset": ("INT", {"default": 8, "min": 1, "max": 25, "tooltip": (
-                    "Audio delays tried each way for the sync curve, in frames at 25 fps.")}),
-            },
-            "optional": {
-                "tracks": ("MIT_TRACKS", {"tooltip": "The poses the video was made from: each person's face is "
-                                                     "looked for where their pose puts it."}),
-                "reference_images": ("IMAGE", {"tooltip": "Real frames of the scene, at the same rate: PSNR and "
-                                                          "SSIM frame for frame."}),
-            },
-        }
-
-    def evaluate(self, images, audio, schedule, fps, asd_model, sync_max_offset, tracks=None, reference_images=None):
+    def execute(cls, images, audio, schedule, fps, asd_model, sync_max_offset, tracks=None,
+                reference_images=None) -> io.NodeOutput:
         if not schedule.people:
             raise ValueError("the schedule has no people: connect the speaking the video was generated from")
         if tracks is not None:
@@ -91,8 +94,7 @@ class EvaluateConversation:
         for note in report["notes"]:
             log.info("[MIT-CovOG] note: %s", note)
         text = json.dumps(report)
-        return {"ui": {"text": [summary, *report["notes"]]}, "result": (text, figure)}
+        return io.NodeOutput(text, figure, ui={"text": [summary, *report["notes"]]})
 
 
-NODE_CLASS_MAPPINGS = {"MITCovOG_EvaluateConversation": EvaluateConversation}
-NODE_DISPLAY_NAME_MAPPINGS = {"MITCovOG_EvaluateConversation": "Evaluate Conversation Video (MIT-CovOG)"}
+NODES = [EvaluateConversation]

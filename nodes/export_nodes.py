@@ -1,5 +1,6 @@
 """Export in the MIT dataset's layout (mit_annotator.dataset.export, mit_annotator.pipeline.batch): one clip from the
-graph's frames, audio and annotations, or a folder of videos annotated into a dataset. Files go under ComfyUI/output/."""
+graph's frames, audio and annotations, or a folder of videos annotated into a dataset. Files go under
+ComfyUI/output/."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+from comfy_api.latest import io
 
 from mit_annotator.core import media
 from mit_annotator.core.models import COMFY_FOLDER
@@ -27,6 +29,8 @@ from .comfy_bridge import (
     progress_callback,
     resolve_model_name,
 )
+from .pack_types import Diarization as DiarizationType
+from .pack_types import Speaking, Tracks
 
 log = logging.getLogger("MIT-CovOG")
 
@@ -45,41 +49,54 @@ def output_folder(prefix: str) -> Path:
     return folder
 
 
-class ExportClip:
-    DESCRIPTION = ("Writes the frames, audio and annotations as one clip folder in the MIT dataset's layout "
-                   "(video.mp4 at 25 fps with 16 kHz audio, speaker_info*.json, meta.json, pose/*.json, "
-                   "pose_frame/*.png, and our tracks.json, speaking.json, diarization.rttm, clip.json) under "
-                   "ComfyUI/output/<folder>/; a video at another rate is re-counted at 25 fps, the MIT rate.")
-    CATEGORY = "MIT-CovOG/annotate"
-    FUNCTION = "export"
-    OUTPUT_NODE = True
-    RETURN_TYPES = ("STRING",)
-    RETURN_NAMES = ("clip_folder",)
+def folder_name_error(source: str | None, video_name: str | None) -> str | None:
+    """What is wrong with the names the clip folder is made of (None when nothing is, or for a value fed by a link,
+    not known before the run)."""
+    for name, value in (("source", source), ("video_name", video_name)):
+        if value is not None and (not value or any(not (c.isalnum() or c == "-") for c in value)):
+            return f"{name} {value!r}: use letters, digits and '-' (it names the clip folder)"
+    return None
+
+
+class ExportClip(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="MITCovOG_ExportClip", display_name="Export Clip, MIT layout (MIT-CovOG)",
+            category="MIT-CovOG/annotate",
+            description=("Writes the frames, audio and annotations as one clip folder in the MIT dataset's layout "
+                         "(video.mp4 at 25 fps with 16 kHz audio, speaker_info*.json, meta.json, pose/*.json, "
+                         "pose_frame/*.png, and our tracks.json, speaking.json, diarization.rttm, clip.json) under "
+                         "ComfyUI/output/<folder>/; a video at another rate is re-counted at 25 fps, the MIT rate."),
+            is_output_node=True,
+            inputs=[
+                io.Image.Input("images", tooltip="The frames the tracks came from."),
+                io.Audio.Input("audio", tooltip="The video's audio."),
+                Tracks.Input("tracks"),
+                Speaking.Input("speaking", tooltip="From Assign Speakers."),
+                io.String.Input("folder", default="mit-covog/dataset", tooltip="Under ComfyUI/output/."),
+                io.String.Input("source", default="comfyui", tooltip=(
+                    "The source's name in the clip folder's name (letters, digits, '-').")),
+                io.String.Input("video_name", default="video", tooltip="The video's name in the folder's name."),
+                io.Boolean.Input("write_frames", default=False, tooltip="Also write frames/*.png."),
+                DiarizationType.Input("diarization", optional=True, tooltip="From Diarize (written as RTTM)."),
+            ],
+            outputs=[io.String.Output("clip_folder")],
+        )
 
     @classmethod
-    def INPUT_TYPES(cls):
-        return {
-            "required": {
-                "images": ("IMAGE", {"tooltip": "The frames the tracks came from."}),
-                "audio": ("AUDIO", {"tooltip": "The video's audio."}),
-                "tracks": ("MIT_TRACKS",),
-                "speaking": ("MIT_SPEAKING", {"tooltip": "From Assign Speakers."}),
-                "folder": ("STRING", {"default": "mit-covog/dataset", "tooltip": "Under ComfyUI/output/."}),
-                "source": ("STRING", {"default": "comfyui", "tooltip": (
-                    "The source's name in the clip folder's name (letters, digits, '-').")}),
-                "video_name": ("STRING", {"default": "video", "tooltip": "The video's name in the folder's name."}),
-                "write_frames": ("BOOLEAN", {"default": False, "tooltip": "Also write frames/*.png."}),
-            },
-            "optional": {"diarization": ("MIT_DIARIZATION", {"tooltip": "From Diarize (written as RTTM)."})},
-        }
+    def validate_inputs(cls, source=None, video_name=None):
+        return folder_name_error(source, video_name) or True
 
-    def export(self, images, audio, tracks, speaking, folder, source, video_name, write_frames, diarization=None):
+    @classmethod
+    def execute(cls, images, audio, tracks, speaking, folder, source, video_name, write_frames,
+                diarization=None) -> io.NodeOutput:
         check_people(tracks)
         check_speaking_matches(speaking, tracks)
         check_images(images, tracks)
-        for name, value in (("source", source), ("video_name", video_name)):
-            if not value or any(not (c.isalnum() or c == "-") for c in value):
-                raise ValueError(f"{name} {value!r}: use letters, digits and '-' (it names the clip folder)")
+        error = folder_name_error(source, video_name)
+        if error:
+            raise ValueError(error)
         samples = audio_to_mono_16k(audio)
         check_audio_covers(len(samples) / SAMPLE_RATE, tracks.num_frames, tracks.fps)
         local = tracks.at_rate(PROCESSING_FPS)
@@ -100,37 +117,38 @@ class ExportClip:
             write_clip(out, source_video, clip, source, video_name, frames=write_frames,
                        provenance={"input": "ComfyUI graph"})
         log.info("[MIT-CovOG] clip written to %s", out)
-        return {"ui": {"text": [str(out)]}, "result": (str(out),)}
+        return io.NodeOutput(str(out), ui={"text": [str(out)]})
 
 
-class ExportDataset:
-    DESCRIPTION = ("Annotates a video, a folder of videos or a text file listing them into a dataset in the MIT "
-                   "layout under ComfyUI/output/<folder>/: shots, people, faces, tracks, diarization, who speaks, "
-                   "clip selection by the paper's rules (2-4 people, at least 5 s, faces large enough), a clip "
-                   "folder per accepted clip and manifest.json. A rerun skips videos already done.")
-    CATEGORY = "MIT-CovOG/annotate"
-    FUNCTION = "export"
-    OUTPUT_NODE = True
-    RETURN_TYPES = ("STRING",)
-    RETURN_NAMES = ("summary",)
+class ExportDataset(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="MITCovOG_ExportDataset", display_name="Export Dataset, MIT layout (MIT-CovOG)",
+            category="MIT-CovOG/annotate",
+            description=("Annotates a video, a folder of videos or a text file listing them into a dataset in the MIT "
+                         "layout under ComfyUI/output/<folder>/: shots, people, faces, tracks, diarization, who "
+                         "speaks, clip selection by the paper's rules (2-4 people, at least 5 s, faces large enough), "
+                         "a clip folder per accepted clip and manifest.json. A rerun skips videos already done."),
+            is_output_node=True,
+            inputs=[
+                io.String.Input("videos", default="", tooltip=(
+                    "A video, a folder of videos, or a text file of paths, in ComfyUI/input/ or output/ (a relative "
+                    "path is taken from input/).")),
+                io.String.Input("folder", default="mit-covog/dataset", tooltip="Under ComfyUI/output/."),
+                io.String.Input("detector", default="yolox_l", tooltip=(
+                    "Person detector: a known name (yolox_l, yolox_nano) or a file name in ComfyUI/models/dwpose/.")),
+                io.String.Input("pose_model", default="dwpose", tooltip=(
+                    "A known name (dwpose), a file name in ComfyUI/models/dwpose/, or none.")),
+                io.Combo.Input("speakers", options=["auto", "asd", "lips"], default="auto"),
+                io.Float.Input("min_seconds", default=5.0, min=0.5, max=60.0, step=0.5,
+                               tooltip="Shortest clip (the paper: 5 s)."),
+            ],
+            outputs=[io.String.Output("summary")],
+        )
 
     @classmethod
-    def INPUT_TYPES(cls):
-        return {"required": {
-            "videos": ("STRING", {"default": "", "tooltip": (
-                "A video, a folder of videos, or a text file of paths, in ComfyUI/input/ or output/ (a relative path "
-                "is taken from input/).")}),
-            "folder": ("STRING", {"default": "mit-covog/dataset", "tooltip": "Under ComfyUI/output/."}),
-            "detector": ("STRING", {"default": "yolox_l", "tooltip": (
-                "Person detector: a known name (yolox_l, yolox_nano) or a file name in ComfyUI/models/dwpose/.")}),
-            "pose_model": ("STRING", {"default": "dwpose", "tooltip": (
-                "A known name (dwpose), a file name in ComfyUI/models/dwpose/, or none.")}),
-            "speakers": (["auto", "asd", "lips"], {"default": "auto"}),
-            "min_seconds": ("FLOAT", {"default": 5.0, "min": 0.5, "max": 60.0, "step": 0.5,
-                                      "tooltip": "Shortest clip (the paper: 5 s)."}),
-        }}
-
-    def export(self, videos, folder, detector, pose_model, speakers, min_seconds):
+    def execute(cls, videos, folder, detector, pose_model, speakers, min_seconds) -> io.NodeOutput:
         from mit_annotator.dataset.clips import SelectionConfig
         from mit_annotator.pipeline.annotate import AnnotateSettings
         from mit_annotator.pipeline.batch import BatchOptions, find_videos, run_batch, summary_lines
@@ -154,9 +172,7 @@ class ExportDataset:
             lines = list(summary_lines(summary, out))
             progress(k + 1, len(jobs))
         text = "\n".join(lines)
-        return {"ui": {"text": [text]}, "result": (text,)}
+        return io.NodeOutput(text, ui={"text": [text]})
 
 
-NODE_CLASS_MAPPINGS = {"MITCovOG_ExportClip": ExportClip, "MITCovOG_ExportDataset": ExportDataset}
-NODE_DISPLAY_NAME_MAPPINGS = {"MITCovOG_ExportClip": "Export Clip, MIT layout (MIT-CovOG)",
-                              "MITCovOG_ExportDataset": "Export Dataset, MIT layout (MIT-CovOG)"}
+NODES = [ExportClip, ExportDataset]

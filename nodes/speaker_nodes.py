@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+from comfy_api.latest import io
 
 from mit_annotator.audio.diarization import STAGES, DiarizationConfig
 from mit_annotator.audio.diarizers import AUTO, DIARIZERS, FALLBACK, diarizer_choices, make_diarizer
@@ -32,12 +33,14 @@ from .comfy_bridge import (
     progress_callback,
     segmentation_choices,
 )
+from .pack_types import ActiveSpeakerScores, Diarization, Speaking, Tracks
 
 # a missing silero-vad leaves these nodes out at load; checked without importing it (its import would set torch's CPU
 # threads to 1 for all of ComfyUI)
 require_silero_vad()
 
 _diarizers: dict = {}  # loaded once per session
+MAX_SPEAKERS = 16  # the most voices the Diarize node looks for
 SEGMENTATION_TOOLTIP = (
     "The overlap-aware diarizer's model, in ComfyUI/models/speaker_segmentation/: pyannote's segmentation model "
     "(MIT licence), pytorch_model.bin from https://whisperx.s3.eu-west-2.amazonaws.com/model_weights/segmentation/"
@@ -52,51 +55,49 @@ DIARIZER_TOOLTIP = (
 _active_speakers: dict = {}
 
 
-class AssignSpeakers:
-    DESCRIPTION = ("Finds who speaks when in the audio (diarization, overlaps included) and gives each voice to "
-                   "the tracked person who speaks it, judged by the active-speaker model (LR-ASD, weights in "
-                   "ComfyUI/models/active_speaker/) or lip activity, and by how the mouth follows the voice's "
-                   "loudness: per-person speaking scores and speak/listen segments, no hand-painted masks. A voice "
-                   "that matches no one (off screen) stays unassigned.")
-    CATEGORY = "MIT-CovOG/annotate"
-    FUNCTION = "assign"
-    RETURN_TYPES = ("MIT_SPEAKING", "IMAGE")
-    RETURN_NAMES = ("speaking", "timeline")
-
+class AssignSpeakers(io.ComfyNode):
     @classmethod
-    def INPUT_TYPES(cls):
-        return {
-            "required": {
-                "tracks": ("MIT_TRACKS",),
-                "audio": ("AUDIO",),
-                "max_speakers": ("INT", {"default": 0, "min": 0, "max": 16, "tooltip": (
-                    "Most voices to look for; 0: the number of people plus 2 (off-screen voices).")}),
-                "diarizer": (list(diarizer_choices()), {"default": "auto", "tooltip": DIARIZER_TOOLTIP}),
-            },
-            "optional": {
-                "images": ("IMAGE", {"tooltip": "The frames the tracks came from: the active-speaker model reads "
-                                                "the faces in them, and tracks without keypoints need them for lip "
-                                                "motion. Without them only keypoint lips are used."}),
-                "speaker_evidence": (list(SPEAKER_EVIDENCE), {"default": "auto", "tooltip": (
-                    "asd: the active-speaker model (needs its weights and the images); lips: lip activity; auto: "
-                    "asd when its weights are found and images are given. Both add the mouth's synchrony with the "
-                    "audio.")}),
-                "asd_model": (active_speaker_choices(), {"tooltip": (
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="MITCovOG_AssignSpeakers", display_name="Assign Speakers to People (MIT-CovOG)",
+            category="MIT-CovOG/annotate",
+            description=("Finds who speaks when in the audio (diarization, overlaps included) and gives each voice to "
+                         "the tracked person who speaks it, judged by the active-speaker model (LR-ASD, weights in "
+                         "ComfyUI/models/active_speaker/) or lip activity, and by how the mouth follows the voice's "
+                         "loudness: per-person speaking scores and speak/listen segments, no hand-painted masks. A "
+                         "voice that matches no one (off screen) stays unassigned."),
+            inputs=[
+                Tracks.Input("tracks"),
+                io.Audio.Input("audio"),
+                io.Int.Input("max_speakers", default=0, min=0, max=16, tooltip=(
+                    "Most voices to look for; 0: the number of people plus 2 (off-screen voices).")),
+                io.Combo.Input("diarizer", options=list(diarizer_choices()), default="auto", tooltip=DIARIZER_TOOLTIP),
+                io.Image.Input("images", optional=True, tooltip=(
+                    "The frames the tracks came from: the active-speaker model reads the faces in them, and tracks "
+                    "without keypoints need them for lip motion. Without them only keypoint lips are used.")),
+                io.Combo.Input("speaker_evidence", options=list(SPEAKER_EVIDENCE), default="auto", optional=True,
+                               tooltip=("asd: the active-speaker model (needs its weights and the images); lips: lip "
+                                        "activity; auto: asd when its weights are found and images are given. Both "
+                                        "add the mouth's synchrony with the audio.")),
+                io.Combo.Input("asd_model", options=active_speaker_choices(), optional=True, tooltip=(
                     "LR-ASD weights in ComfyUI/models/active_speaker/: pretrain_AVA.model (the default: tells a "
                     "speaker from a listener who moves their lips best) or finetuning_TalkSet.model, from "
-                    "github.com/Junhua-Liao/LR-ASD (weight/).")}),
-                "diarization": ("MIT_DIARIZATION", {"tooltip": "Who speaks when, from Diarize: used instead of "
-                                                               "diarizing the audio here."}),
-                "active_speakers": ("MIT_ASD_SCORES", {"tooltip": "Per-person active-speaker scores, from Active "
-                                                                  "Speakers: used instead of running the model "
-                                                                  "here."}),
-                "segmentation_model": (segmentation_choices(), {"tooltip": SEGMENTATION_TOOLTIP}),
-            },
-        }
+                    "github.com/Junhua-Liao/LR-ASD (weight/).")),
+                Diarization.Input("diarization", optional=True, tooltip=(
+                    "Who speaks when, from Diarize: used instead of diarizing the audio here.")),
+                ActiveSpeakerScores.Input("active_speakers", optional=True, tooltip=(
+                    "Per-person active-speaker scores, from Active Speakers: used instead of running the model "
+                    "here.")),
+                io.Combo.Input("segmentation_model", options=segmentation_choices(), optional=True,
+                               tooltip=SEGMENTATION_TOOLTIP),
+            ],
+            outputs=[Speaking.Output("speaking"), io.Image.Output("timeline")],
+        )
 
-    def assign(self, tracks, audio, max_speakers, diarizer="auto", images=None, speaker_evidence="auto",
-               asd_model=KNOWN_MODELS["lr_asd"].filename, diarization=None, active_speakers=None,
-               segmentation_model=KNOWN_MODELS["pyannote_segmentation"].filename):
+    @classmethod
+    def execute(cls, tracks, audio, max_speakers, diarizer="auto", images=None, speaker_evidence="auto",
+                asd_model=KNOWN_MODELS["lr_asd"].filename, diarization=None, active_speakers=None,
+                segmentation_model=KNOWN_MODELS["pyannote_segmentation"].filename) -> io.NodeOutput:
         check_people(tracks)
         samples = audio_to_mono_16k(audio)
         check_audio_covers(len(samples) / SAMPLE_RATE, tracks.num_frames, tracks.fps)
@@ -127,67 +128,84 @@ class AssignSpeakers:
                               progress=within(bar, STAGES, total), scores=given)
         bar(total, total)
         speaking = found.at_rate(tracks.fps, tracks.num_frames)
-        return speaking, frames_to_image(speaking_timeline(speaking)[None])
+        return io.NodeOutput(speaking, frames_to_image(speaking_timeline(speaking)[None]))
 
 
-class Diarize:
-    DESCRIPTION = ("Who speaks when in the audio, voice by voice, two at once where they overlap (pyannote's "
-                   "segmentation model with speaker embeddings; or offline: silero-vad + resemblyzer, nothing to "
-                   "download; or pyannote.audio's pipeline), with a timeline picture: one row per voice. Assign "
-                   "Speakers then says which person on screen each voice belongs to.")
-    CATEGORY = "MIT-CovOG/annotate"
-    FUNCTION = "diarize"
-    RETURN_TYPES = ("MIT_DIARIZATION", "IMAGE")
-    RETURN_NAMES = ("diarization", "timeline")
+class Diarize(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="MITCovOG_Diarize", display_name="Diarize (MIT-CovOG)", category="MIT-CovOG/annotate",
+            description=("Who speaks when in the audio, voice by voice, two at once where they overlap (pyannote's "
+                         "segmentation model with speaker embeddings; or offline: silero-vad + resemblyzer, nothing "
+                         "to download; or pyannote.audio's pipeline), with a timeline picture: one row per voice. "
+                         "Assign Speakers then says which person on screen each voice belongs to."),
+            inputs=[
+                io.Audio.Input("audio"),
+                io.Int.Input("num_speakers", default=0, min=0, max=16, tooltip=(
+                    "Exactly this many voices, when you know; 0: find out, between min and max.")),
+                io.Int.Input("min_speakers", default=1, min=1, max=MAX_SPEAKERS),
+                io.Int.Input("max_speakers", default=DiarizationConfig.max_speakers, min=1, max=MAX_SPEAKERS),
+                io.Combo.Input("diarizer", options=list(diarizer_choices()), default="auto", tooltip=DIARIZER_TOOLTIP),
+                io.Combo.Input("segmentation_model", options=segmentation_choices(), optional=True,
+                               tooltip=SEGMENTATION_TOOLTIP),
+            ],
+            outputs=[Diarization.Output("diarization"), io.Image.Output("timeline")],
+        )
 
     @classmethod
-    def INPUT_TYPES(cls):
-        return {"required": {
-            "audio": ("AUDIO",),
-            "num_speakers": ("INT", {"default": 0, "min": 0, "max": 16, "tooltip": (
-                "Exactly this many voices, when you know; 0: find out, between min and max.")}),
-            "min_speakers": ("INT", {"default": 1, "min": 1, "max": 16}),
-            "max_speakers": ("INT", {"default": DiarizationConfig.max_speakers, "min": 1, "max": 16}),
-            "diarizer": (list(diarizer_choices()), {"default": "auto", "tooltip": DIARIZER_TOOLTIP}),
-        }, "optional": {
-            "segmentation_model": (segmentation_choices(), {"tooltip": SEGMENTATION_TOOLTIP}),
-        }}
+    def validate_inputs(cls, min_speakers=None, max_speakers=None):
+        return speaker_range_error(min_speakers, max_speakers) or True
 
-    def diarize(self, audio, num_speakers, min_speakers, max_speakers, diarizer,
-                segmentation_model=KNOWN_MODELS["pyannote_segmentation"].filename):
+    @classmethod
+    def execute(cls, audio, num_speakers, min_speakers, max_speakers, diarizer,
+                segmentation_model=KNOWN_MODELS["pyannote_segmentation"].filename) -> io.NodeOutput:
         samples = audio_to_mono_16k(audio)
-        if min_speakers > max_speakers:
-            raise ValueError(f"min_speakers ({min_speakers}) is more than max_speakers ({max_speakers})")
+        error = speaker_range_error(min_speakers, max_speakers)
+        if error:
+            raise ValueError(error)
         config = DiarizationConfig(num_speakers=num_speakers or None, min_speakers=min_speakers,
                                    max_speakers=max_speakers)
         progress = progress_callback(STAGES)  # voice activity, embeddings, clustering, turns
         progress(0, STAGES)
         diarization = get_diarizer(diarizer, segmentation_model)(samples, config, progress=progress)
         picture = diarization_timeline(diarization, len(samples) / SAMPLE_RATE)
-        return diarization, frames_to_image(picture[None])
+        return io.NodeOutput(diarization, frames_to_image(picture[None]))
 
 
-class ActiveSpeakers:
-    DESCRIPTION = ("Per person and frame, whether that face is the one speaking (> 0: speaking), from LR-ASD "
-                   "(weights in ComfyUI/models/active_speaker/) reading each tracked face and the audio. The scores "
-                   "are evidence for Assign Speakers; frames where a face is unseen have none.")
-    CATEGORY = "MIT-CovOG/annotate"
-    FUNCTION = "score"
-    RETURN_TYPES = ("MIT_ASD_SCORES",)
-    RETURN_NAMES = ("active_speakers",)
+def speaker_range_error(min_speakers: int | None, max_speakers: int | None) -> str | None:
+    """What is wrong with Diarize's speaker range, before it runs (ComfyUI then leaves these two inputs' own ranges
+    to this check); None when nothing is, or for a value fed by a link (not known yet)."""
+    for name, value in (("min_speakers", min_speakers), ("max_speakers", max_speakers)):
+        if value is not None and not 1 <= value <= MAX_SPEAKERS:
+            return f"{name} {value} must be between 1 and {MAX_SPEAKERS}"
+    if min_speakers is not None and max_speakers is not None and min_speakers > max_speakers:
+        return f"min_speakers ({min_speakers}) is more than max_speakers ({max_speakers})"
+    return None
+
+
+class ActiveSpeakers(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="MITCovOG_ActiveSpeakers", display_name="Active Speakers, LR-ASD (MIT-CovOG)",
+            category="MIT-CovOG/annotate",
+            description=("Per person and frame, whether that face is the one speaking (> 0: speaking), from LR-ASD "
+                         "(weights in ComfyUI/models/active_speaker/) reading each tracked face and the audio. The "
+                         "scores are evidence for Assign Speakers; frames where a face is unseen have none."),
+            inputs=[
+                Tracks.Input("tracks", tooltip="The people, with face boxes (Detect Faces, or pose keypoints)."),
+                io.Image.Input("images", tooltip="The frames the tracks came from."),
+                io.Audio.Input("audio"),
+                io.Combo.Input("asd_model", options=active_speaker_choices(), tooltip=(
+                    "LR-ASD weights in ComfyUI/models/active_speaker/ (pretrain_AVA.model or finetuning_TalkSet.model, "
+                    "github.com/Junhua-Liao/LR-ASD, weight/).")),
+            ],
+            outputs=[ActiveSpeakerScores.Output("active_speakers")],
+        )
 
     @classmethod
-    def INPUT_TYPES(cls):
-        return {"required": {
-            "tracks": ("MIT_TRACKS", {"tooltip": "The people, with face boxes (Detect Faces, or pose keypoints)."}),
-            "images": ("IMAGE", {"tooltip": "The frames the tracks came from."}),
-            "audio": ("AUDIO",),
-            "asd_model": (active_speaker_choices(), {"tooltip": (
-                "LR-ASD weights in ComfyUI/models/active_speaker/ (pretrain_AVA.model or finetuning_TalkSet.model, "
-                "github.com/Junhua-Liao/LR-ASD, weight/).")}),
-        }}
-
-    def score(self, tracks, images, audio, asd_model):
+    def execute(cls, tracks, images, audio, asd_model) -> io.NodeOutput:
         check_people(tracks)
         check_images(images, tracks)
         samples = audio_to_mono_16k(audio)
@@ -197,38 +215,39 @@ class ActiveSpeakers:
         frames = media.frames_at_rate(image_to_frames(images), tracks.num_frames, tracks.fps, PROCESSING_FPS)
         scores = model.scores(None, at_rate, audio=samples, frames=frames,
                               progress=progress_callback(at_rate.num_frames))
-        return ({"fps": at_rate.fps, "num_frames": at_rate.num_frames, "scores": scores},)
+        return io.NodeOutput({"fps": at_rate.fps, "num_frames": at_rate.num_frames, "scores": scores})
 
 
-class SpeakingTimeline:
-    DESCRIPTION = ("Who speaks when, as a picture you can check at a glance: one row per person, starting with "
-                   "that person's face from the video (so you see who 'person 0' is), their slot number in the "
-                   "speaker order the binding nodes use, their voice, and their speaking time.")
-    CATEGORY = "MIT-CovOG/annotate"
-    FUNCTION = "draw"
-    RETURN_TYPES = ("IMAGE",)
-    RETURN_NAMES = ("timeline",)
+class SpeakingTimeline(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="MITCovOG_SpeakingTimeline", display_name="Speaking Timeline (MIT-CovOG)",
+            category="MIT-CovOG/annotate",
+            description=("Who speaks when, as a picture you can check at a glance: one row per person, starting with "
+                         "that person's face from the video (so you see who 'person 0' is), their slot number in the "
+                         "speaker order the binding nodes use, their voice, and their speaking time."),
+            inputs=[
+                Speaking.Input("speaking", tooltip="From Assign Speakers."),
+                Tracks.Input("tracks"),
+                io.Image.Input("images", tooltip="The frames the tracks came from (for the faces)."),
+                io.Combo.Input("order", options=list(ORDERS), default="first_to_speak", tooltip=(
+                    "Row order: the speaker order of Speaker Masks and Split Voices (first_to_speak: the assignment's "
+                    "order in time), track ids, or left to right on screen.")),
+                io.Int.Input("width", default=1000, min=400, max=4096, step=8),
+            ],
+            outputs=[io.Image.Output("timeline")],
+        )
 
     @classmethod
-    def INPUT_TYPES(cls):
-        return {"required": {
-            "speaking": ("MIT_SPEAKING", {"tooltip": "From Assign Speakers."}),
-            "tracks": ("MIT_TRACKS",),
-            "images": ("IMAGE", {"tooltip": "The frames the tracks came from (for the faces)."}),
-            "order": (list(ORDERS), {"default": "first_to_speak", "tooltip": (
-                "Row order: the speaker order of Speaker Masks and Split Voices (first_to_speak: the assignment's "
-                "order in time), track ids, or left to right on screen.")}),
-            "width": ("INT", {"default": 1000, "min": 400, "max": 4096, "step": 8}),
-        }}
-
-    def draw(self, speaking, tracks, images, order, width):
+    def execute(cls, speaking, tracks, images, order, width) -> io.NodeOutput:
         check_people(tracks)
         check_images(images, tracks)
         slots = speaker_order(speaking, tracks, order)
         frames = FrameReader(images)
         faces = {t: person_thumbnail(frames, tracks, t) for t in slots if t in [x.track_id for x in tracks.tracks]}
         picture = speaking_timeline_with_faces(speaking, faces, slots, width=width)
-        return (frames_to_image(picture[None]),)
+        return io.NodeOutput(frames_to_image(picture[None]))
 
 
 class FrameReader:
@@ -272,15 +291,4 @@ def get_diarizer(kind: str = "auto", segmentation_model: str = KNOWN_MODELS["pya
     return _diarizers[(kind, segmentation_model, use)]
 
 
-NODE_CLASS_MAPPINGS = {
-    "MITCovOG_AssignSpeakers": AssignSpeakers,
-    "MITCovOG_Diarize": Diarize,
-    "MITCovOG_ActiveSpeakers": ActiveSpeakers,
-    "MITCovOG_SpeakingTimeline": SpeakingTimeline,
-}
-NODE_DISPLAY_NAME_MAPPINGS = {
-    "MITCovOG_AssignSpeakers": "Assign Speakers to People (MIT-CovOG)",
-    "MITCovOG_Diarize": "Diarize (MIT-CovOG)",
-    "MITCovOG_ActiveSpeakers": "Active Speakers, LR-ASD (MIT-CovOG)",
-    "MITCovOG_SpeakingTimeline": "Speaking Timeline (MIT-CovOG)",
-}
+NODES = [AssignSpeakers, Diarize, ActiveSpeakers, SpeakingTimeline]

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import onnxruntime  # noqa: F401  (imported here so that a missing onnxruntime leaves these nodes out at load)
+from comfy_api.latest import io
 
 from mit_annotator.core.models import COMFY_FOLDER, KNOWN_MODELS
 from mit_annotator.core.pose_formats import VISIBLE_SCORE, keypoint_box, person_from_openpose, person_to_openpose
@@ -29,6 +30,7 @@ from .comfy_bridge import (
     progress_callback,
     resolve_model_name,
 )
+from .pack_types import Detections, PoseKeypoint, Tracks
 
 DEVICES = ["auto", "cpu", "cuda", "tensorrt"]
 
@@ -50,84 +52,85 @@ def _choices(default: str) -> list[str]:
     return [default] + sorted(f for f in files if f != default and f.endswith(".onnx"))
 
 
-class TrackPeople:
-    DESCRIPTION = ("Finds everyone in the frames (YOLOX person detector), estimates 133 whole-body keypoints "
-                   "(DWPose) and follows each person with a stable id; ids never cross a shot cut. Models are "
-                   "looked for in ComfyUI/models/dwpose/.")
-    CATEGORY = "MIT-CovOG/annotate"
-    FUNCTION = "track"
-    RETURN_TYPES = ("MIT_TRACKS",)
-    RETURN_NAMES = ("tracks",)
+class TrackPeople(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="MITCovOG_TrackPeople", display_name="Track People + DWPose (MIT-CovOG)",
+            category="MIT-CovOG/annotate",
+            description=("Finds everyone in the frames (YOLOX person detector), estimates 133 whole-body keypoints "
+                         "(DWPose) and follows each person with a stable id; ids never cross a shot cut. Models are "
+                         "looked for in ComfyUI/models/dwpose/."),
+            inputs=[
+                io.Image.Input("images"),
+                io.Float.Input("fps", default=25.0, min=1.0, max=120.0, tooltip="Frame rate of the images."),
+                io.Combo.Input("detector", options=_choices(KNOWN_MODELS["yolox_l"].filename),
+                               tooltip="YOLOX person detector (DWPose's yolox_l.onnx or another YOLOX export)."),
+                io.Combo.Input("pose_model", options=_choices(KNOWN_MODELS["dwpose"].filename),
+                               tooltip="133-keypoint whole-body model (DWPose's dw-ll_ucoco_384.onnx)."),
+                io.Float.Input("detection_threshold", default=0.5, min=0.05, max=0.99, step=0.05),
+                io.Combo.Input("device", options=DEVICES, default="auto"),
+                io.Boolean.Input("download_missing", default=False, tooltip=(
+                    "Download DWPose's files from Hugging Face into ComfyUI/models/dwpose when missing.")),
+            ],
+            outputs=[Tracks.Output("tracks")],
+        )
 
     @classmethod
-    def INPUT_TYPES(cls):
-        return {
-            "required": {
-                "images": ("IMAGE",),
-                "fps": ("FLOAT", {"default": 25.0, "min": 1.0, "max": 120.0,
-                                  "tooltip": "Frame rate of the images."}),
-                "detector": (_choices(KNOWN_MODELS["yolox_l"].filename), {
-                    "tooltip": "YOLOX person detector (DWPose's yolox_l.onnx or another YOLOX export)."}),
-                "pose_model": (_choices(KNOWN_MODELS["dwpose"].filename), {
-                    "tooltip": "133-keypoint whole-body model (DWPose's dw-ll_ucoco_384.onnx)."}),
-                "detection_threshold": ("FLOAT", {"default": 0.5, "min": 0.05, "max": 0.99, "step": 0.05}),
-                "device": (DEVICES, {"default": "auto"}),
-                "download_missing": ("BOOLEAN", {"default": False, "tooltip": (
-                    "Download DWPose's files from Hugging Face into ComfyUI/models/dwpose when missing.")}),
-            },
-        }
-
-    def track(self, images, fps, detector, pose_model, detection_threshold, device, download_missing):
+    def execute(cls, images, fps, detector, pose_model, detection_threshold, device, download_missing) -> io.NodeOutput:
         models_dir = comfy_models_dir()
         detector_model = PersonDetector(_model_name(detector, "detector"), score_threshold=detection_threshold,
                                         device=device, models_dir=models_dir, download=download_missing)
         pose = WholeBodyPose(_model_name(pose_model, "pose_model"), device=device, models_dir=models_dir,
                              download=download_missing)
         total = int(images.shape[0])
-        return (annotate_frames(image_to_frames(images), fps, detector_model, pose,
-                                progress=progress_callback(total), total=total),)
+        return io.NodeOutput(annotate_frames(image_to_frames(images), fps, detector_model, pose,
+                                             progress=progress_callback(total), total=total))
 
 
-class DrawTracks:
-    DESCRIPTION = "Draws each tracked person's skeleton, hands, face points, face box and id on the frames."
-    CATEGORY = "MIT-CovOG/annotate"
-    FUNCTION = "draw"
-    RETURN_TYPES = ("IMAGE",)
-    RETURN_NAMES = ("images",)
+class DrawTracks(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="MITCovOG_DrawTracks", display_name="Draw Tracks (MIT-CovOG)", category="MIT-CovOG/annotate",
+            description="Draws each tracked person's skeleton, hands, face points, face box and id on the frames.",
+            inputs=[
+                io.Image.Input("images"),
+                Tracks.Input("tracks"),
+            ],
+            outputs=[io.Image.Output("images")],
+        )
 
     @classmethod
-    def INPUT_TYPES(cls):
-        return {"required": {"images": ("IMAGE",), "tracks": ("MIT_TRACKS",)}}
-
-    def draw(self, images, tracks):
+    def execute(cls, images, tracks) -> io.NodeOutput:
         check_images(images, tracks)
         drawn = np.stack([draw_people(frame, tracks, k) for k, frame in enumerate(image_to_frames(images))])
-        return (frames_to_image(drawn),)
+        return io.NodeOutput(frames_to_image(drawn))
 
 
-class DetectPeople:
-    DESCRIPTION = ("Finds the people in each frame with a YOLOX person detector (DWPose's yolox_l.onnx, or YOLOX-Nano "
-                   "on a small CPU) and the shot cuts between frames: boxes, no identities yet. Models are looked for "
-                   "in ComfyUI/models/dwpose/.")
-    CATEGORY = "MIT-CovOG/annotate"
-    FUNCTION = "detect"
-    RETURN_TYPES = ("MIT_DETECTIONS",)
-    RETURN_NAMES = ("detections",)
+class DetectPeople(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="MITCovOG_DetectPeople", display_name="Detect People (MIT-CovOG)", category="MIT-CovOG/annotate",
+            description=("Finds the people in each frame with a YOLOX person detector (DWPose's yolox_l.onnx, or "
+                         "YOLOX-Nano on a small CPU) and the shot cuts between frames: boxes, no identities yet. "
+                         "Models are looked for in ComfyUI/models/dwpose/."),
+            inputs=[
+                io.Image.Input("images", tooltip="The video's frames."),
+                io.Float.Input("fps", default=25.0, min=1.0, max=120.0, tooltip="Frame rate of the images."),
+                io.Combo.Input("detector", options=_choices(KNOWN_MODELS["yolox_l"].filename), tooltip=(
+                    "YOLOX person detector (DWPose's yolox_l.onnx, yolox_nano.onnx, or another export).")),
+                io.Float.Input("detection_threshold", default=0.5, min=0.05, max=0.99, step=0.05),
+                io.Combo.Input("device", options=DEVICES, default="auto"),
+                io.Boolean.Input("download_missing", default=False, tooltip=(
+                    "Download DWPose's detector from Hugging Face into ComfyUI/models/dwpose when missing.")),
+            ],
+            outputs=[Detections.Output("detections")],
+        )
 
     @classmethod
-    def INPUT_TYPES(cls):
-        return {"required": {
-            "images": ("IMAGE", {"tooltip": "The video's frames."}),
-            "fps": ("FLOAT", {"default": 25.0, "min": 1.0, "max": 120.0, "tooltip": "Frame rate of the images."}),
-            "detector": (_choices(KNOWN_MODELS["yolox_l"].filename), {
-                "tooltip": "YOLOX person detector (DWPose's yolox_l.onnx, yolox_nano.onnx, or another export)."}),
-            "detection_threshold": ("FLOAT", {"default": 0.5, "min": 0.05, "max": 0.99, "step": 0.05}),
-            "device": (DEVICES, {"default": "auto"}),
-            "download_missing": ("BOOLEAN", {"default": False, "tooltip": (
-                "Download DWPose's detector from Hugging Face into ComfyUI/models/dwpose when missing.")}),
-        }}
-
-    def detect(self, images, fps, detector, detection_threshold, device, download_missing):
+    def execute(cls, images, fps, detector, detection_threshold, device, download_missing) -> io.NodeOutput:
         model = PersonDetector(_model_name(detector, "detector"), score_threshold=detection_threshold, device=device,
                                models_dir=comfy_models_dir(), download=download_missing)
         total = _frame_count(images)
@@ -139,31 +142,34 @@ class DetectPeople:
             boxes, scores = model(frame)
             found.append([Detection(index, b, s) for b, s in zip(boxes, scores)])
             progress(index + 1, total)
-        return (FrameDetections(int(images.shape[2]), int(images.shape[1]), float(fps), found, shots.shots()),)
+        return io.NodeOutput(FrameDetections(int(images.shape[2]), int(images.shape[1]), float(fps), found,
+                                             shots.shots()))
 
 
-class WholeBodyPoseNode:
-    DESCRIPTION = ("Estimates 133 whole-body keypoints (DWPose: body, feet, face, hands) for every detected person, "
-                   "with the model's real confidences. Also gives them as POSE_KEYPOINT (the DWPose Estimator "
-                   "node's format) for ControlNet and other packs. Models are looked for in ComfyUI/models/dwpose/.")
-    CATEGORY = "MIT-CovOG/annotate"
-    FUNCTION = "estimate"
-    RETURN_TYPES = ("MIT_DETECTIONS", "POSE_KEYPOINT")
-    RETURN_NAMES = ("detections", "pose_keypoint")
+class WholeBodyPoseNode(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="MITCovOG_WholeBodyPose", display_name="Whole-Body Pose, DWPose (MIT-CovOG)",
+            category="MIT-CovOG/annotate",
+            description=("Estimates 133 whole-body keypoints (DWPose: body, feet, face, hands) for every detected "
+                         "person, with the model's real confidences. Also gives them as POSE_KEYPOINT (the DWPose "
+                         "Estimator node's format) for ControlNet and other packs. Models are looked for in "
+                         "ComfyUI/models/dwpose/."),
+            inputs=[
+                io.Image.Input("images", tooltip="The frames the detections were made on."),
+                Detections.Input("detections", tooltip="People per frame, from Detect People."),
+                io.Combo.Input("pose_model", options=_choices(KNOWN_MODELS["dwpose"].filename),
+                               tooltip="133-keypoint whole-body model (DWPose's dw-ll_ucoco_384.onnx)."),
+                io.Combo.Input("device", options=DEVICES, default="auto"),
+                io.Boolean.Input("download_missing", default=False, tooltip=(
+                    "Download DWPose's pose model from Hugging Face into ComfyUI/models/dwpose when missing.")),
+            ],
+            outputs=[Detections.Output("detections"), PoseKeypoint.Output("pose_keypoint")],
+        )
 
     @classmethod
-    def INPUT_TYPES(cls):
-        return {"required": {
-            "images": ("IMAGE", {"tooltip": "The frames the detections were made on."}),
-            "detections": ("MIT_DETECTIONS", {"tooltip": "People per frame, from Detect People."}),
-            "pose_model": (_choices(KNOWN_MODELS["dwpose"].filename), {
-                "tooltip": "133-keypoint whole-body model (DWPose's dw-ll_ucoco_384.onnx)."}),
-            "device": (DEVICES, {"default": "auto"}),
-            "download_missing": ("BOOLEAN", {"default": False, "tooltip": (
-                "Download DWPose's pose model from Hugging Face into ComfyUI/models/dwpose when missing.")}),
-        }}
-
-    def estimate(self, images, detections, pose_model, device, download_missing):
+    def execute(cls, images, detections, pose_model, device, download_missing) -> io.NodeOutput:
         _check_frames(images, detections)
         model = WholeBodyPose(_model_name(pose_model, "pose_model"), device=device, models_dir=comfy_models_dir(),
                               download=download_missing)
@@ -178,40 +184,37 @@ class WholeBodyPoseNode:
                           "canvas_width": detections.width, "canvas_height": detections.height})
             progress(index + 1, total)
         out = FrameDetections(detections.width, detections.height, detections.fps, frames, list(detections.shots))
-        return out, poses
+        return io.NodeOutput(out, poses)
 
 
-class TrackDetections:
-    DESCRIPTION = ("Follows each detected person through the video with a stable id (ids in order of first "
-                   "appearance, never across a shot cut): box overlap with the predicted box and keypoint "
-                   "similarity, gaps of up to 1 s bridged. Takes Detect People / Whole-Body Pose detections, or the "
-                   "POSE_KEYPOINT of another pack's DWPose node (which carries no identity). Face boxes come from the "
-                   "face keypoints (the paper's rule); Detect Faces adds them where there are none.")
-    CATEGORY = "MIT-CovOG/annotate"
-    FUNCTION = "track"
-    RETURN_TYPES = ("MIT_TRACKS",)
-    RETURN_NAMES = ("tracks",)
+class TrackDetections(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        defaults = TrackerConfig()
+        return io.Schema(
+            node_id="MITCovOG_TrackDetections", display_name="Track People (MIT-CovOG)", category="MIT-CovOG/annotate",
+            description=("Follows each detected person through the video with a stable id (ids in order of first "
+                         "appearance, never across a shot cut): box overlap with the predicted box and keypoint "
+                         "similarity, gaps of up to 1 s bridged. Takes Detect People / Whole-Body Pose detections, or "
+                         "the POSE_KEYPOINT of another pack's DWPose node (which carries no identity). Face boxes "
+                         "come from the face keypoints (the paper's rule); Detect Faces adds them where there are "
+                         "none."),
+            inputs=[
+                io.Int.Input("max_missing", default=defaults.max_missing, min=0, max=250,
+                             tooltip="Frames a person may be unseen and keep their id."),
+                io.Int.Input("min_length", default=defaults.min_length, min=1, max=100, tooltip=(
+                    "Sightings before a new person counts (shorter tracks are dropped as noise).")),
+                Detections.Input("detections", optional=True, tooltip="From Detect People or Whole-Body Pose."),
+                PoseKeypoint.Input("pose_keypoint", optional=True, tooltip=(
+                    "Instead of detections: per-frame poses from another pack's DWPose node.")),
+                io.Float.Input("fps", default=25.0, min=1.0, max=120.0, optional=True,
+                               tooltip="Frame rate, for POSE_KEYPOINT input (it carries none)."),
+            ],
+            outputs=[Tracks.Output("tracks")],
+        )
 
     @classmethod
-    def INPUT_TYPES(cls):
-        defaults = TrackerConfig()
-        return {
-            "required": {
-                "max_missing": ("INT", {"default": defaults.max_missing, "min": 0, "max": 250, "tooltip": (
-                    "Frames a person may be unseen and keep their id.")}),
-                "min_length": ("INT", {"default": defaults.min_length, "min": 1, "max": 100, "tooltip": (
-                    "Sightings before a new person counts (shorter tracks are dropped as noise).")}),
-            },
-            "optional": {
-                "detections": ("MIT_DETECTIONS", {"tooltip": "From Detect People or Whole-Body Pose."}),
-                "pose_keypoint": ("POSE_KEYPOINT", {"tooltip": "Instead of detections: per-frame poses from "
-                                                               "another pack's DWPose node."}),
-                "fps": ("FLOAT", {"default": 25.0, "min": 1.0, "max": 120.0, "tooltip": (
-                    "Frame rate, for POSE_KEYPOINT input (it carries none).")}),
-            },
-        }
-
-    def track(self, max_missing, min_length, detections=None, pose_keypoint=None, fps=25.0):
+    def execute(cls, max_missing, min_length, detections=None, pose_keypoint=None, fps=25.0) -> io.NodeOutput:
         if (detections is None) == (pose_keypoint is None):
             raise ValueError("Track People needs either detections (Detect People / Whole-Body Pose) or a "
                              "POSE_KEYPOINT input, not both and not neither")
@@ -221,8 +224,8 @@ class TrackDetections:
         tracks = track_people(detections.frames, detections.shots or None, config)
         for track in tracks:
             track.face_boxes = face_boxes_from_keypoints(track)
-        return (VideoTracks(detections.width, detections.height, detections.fps, len(detections.frames), tracks,
-                            detections.shots or [(0, len(detections.frames))]),)
+        return io.NodeOutput(VideoTracks(detections.width, detections.height, detections.fps, len(detections.frames),
+                                         tracks, detections.shots or [(0, len(detections.frames))]))
 
 
 def detections_from_pose_keypoint(pose_keypoint, fps: float) -> FrameDetections:
@@ -244,30 +247,28 @@ def detections_from_pose_keypoint(pose_keypoint, fps: float) -> FrameDetections:
     return FrameDetections(width, height, float(fps), frames, [(0, len(frames))])
 
 
-class DetectFaces:
-    DESCRIPTION = ("Finds faces with YuNet (5 landmarks: eyes, nose, mouth corners; ComfyUI/models/dwpose/ or the "
-                   "models folder). With tracks: each person gets their face's landmarks, and a face box in frames "
-                   "where their keypoints gave none. Without tracks: the faces themselves are tracked as the people "
-                   "(enough for who speaks and speaker masks when no pose model is at hand).")
-    CATEGORY = "MIT-CovOG/annotate"
-    FUNCTION = "detect"
-    RETURN_TYPES = ("MIT_TRACKS",)
-    RETURN_NAMES = ("tracks",)
+class DetectFaces(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="MITCovOG_DetectFaces", display_name="Detect Faces (MIT-CovOG)", category="MIT-CovOG/annotate",
+            description=("Finds faces with YuNet (5 landmarks: eyes, nose, mouth corners; ComfyUI/models/dwpose/ or "
+                         "the models folder). With tracks: each person gets their face's landmarks, and a face box in "
+                         "frames where their keypoints gave none. Without tracks: the faces themselves are tracked as "
+                         "the people (enough for who speaks and speaker masks when no pose model is at hand)."),
+            inputs=[
+                io.Image.Input("images", tooltip="The video's frames."),
+                io.Float.Input("fps", default=25.0, min=1.0, max=120.0, tooltip="Frame rate of the images."),
+                io.Combo.Input("face_model", options=_choices(KNOWN_MODELS["yunet"].filename),
+                               tooltip="YuNet face detector (face_detection_yunet.onnx, opencv_zoo)."),
+                io.Float.Input("score_threshold", default=0.6, min=0.05, max=0.99, step=0.05),
+                Tracks.Input("tracks", optional=True, tooltip="People tracked from the same frames."),
+            ],
+            outputs=[Tracks.Output("tracks")],
+        )
 
     @classmethod
-    def INPUT_TYPES(cls):
-        return {
-            "required": {
-                "images": ("IMAGE", {"tooltip": "The video's frames."}),
-                "fps": ("FLOAT", {"default": 25.0, "min": 1.0, "max": 120.0, "tooltip": "Frame rate of the images."}),
-                "face_model": (_choices(KNOWN_MODELS["yunet"].filename), {
-                    "tooltip": "YuNet face detector (face_detection_yunet.onnx, opencv_zoo)."}),
-                "score_threshold": ("FLOAT", {"default": 0.6, "min": 0.05, "max": 0.99, "step": 0.05}),
-            },
-            "optional": {"tracks": ("MIT_TRACKS", {"tooltip": "People tracked from the same frames."})},
-        }
-
-    def detect(self, images, fps, face_model, score_threshold, tracks=None):
+    def execute(cls, images, fps, face_model, score_threshold, tracks=None) -> io.NodeOutput:
         if tracks is not None:
             _check_frames(images, tracks)
         detector = YuNetFaceDetector(_model_name(face_model, "face_model"), score_threshold=score_threshold,
@@ -280,10 +281,10 @@ class DetectFaces:
             progress(index + 1, total)
         width, height = int(images.shape[2]), int(images.shape[1])
         if tracks is None:
-            return (face_tracks(faces, width, height, float(fps)),)
+            return io.NodeOutput(face_tracks(faces, width, height, float(fps)))
         tracks = copy.deepcopy(tracks)  # the input is cached by ComfyUI: never changed in place
         _attach_detected_faces(tracks.tracks, faces)
-        return (tracks,)
+        return io.NodeOutput(tracks)
 
 
 def _frame_count(images) -> int:
@@ -306,19 +307,4 @@ def _model_name(choice: str, what: str = "model") -> str:
     return resolve_model_name(choice, COMFY_FOLDER, what)
 
 
-NODE_CLASS_MAPPINGS = {
-    "MITCovOG_TrackPeople": TrackPeople,
-    "MITCovOG_DrawTracks": DrawTracks,
-    "MITCovOG_DetectPeople": DetectPeople,
-    "MITCovOG_WholeBodyPose": WholeBodyPoseNode,
-    "MITCovOG_TrackDetections": TrackDetections,
-    "MITCovOG_DetectFaces": DetectFaces,
-}
-NODE_DISPLAY_NAME_MAPPINGS = {
-    "MITCovOG_TrackPeople": "Track People + DWPose (MIT-CovOG)",
-    "MITCovOG_DrawTracks": "Draw Tracks (MIT-CovOG)",
-    "MITCovOG_DetectPeople": "Detect People (MIT-CovOG)",
-    "MITCovOG_WholeBodyPose": "Whole-Body Pose, DWPose (MIT-CovOG)",
-    "MITCovOG_TrackDetections": "Track People (MIT-CovOG)",
-    "MITCovOG_DetectFaces": "Detect Faces (MIT-CovOG)",
-}
+NODES = [TrackPeople, DrawTracks, DetectPeople, WholeBodyPoseNode, TrackDetections, DetectFaces]

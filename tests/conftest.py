@@ -5,6 +5,8 @@ from pathlib import Path
 
 import pytest
 
+from comfy_api_stand_in import install as install_comfy_api
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 PACK_ROOT = Path(__file__).resolve().parents[1]
@@ -43,6 +45,7 @@ def missing_data_message(what: str) -> str:
 
 
 def pytest_configure(config):
+    install_comfy_api()  # the nodes are written on ComfyUI's V3 API; before any test module imports them
     if IN_CI:
         if not SHARED_DATA.is_dir():
             raise pytest.UsageError(missing_data_message(f"{SHARED_DATA} does not exist"))

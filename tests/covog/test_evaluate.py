@@ -524,13 +524,13 @@ def test_the_evaluate_node_scores_the_images_against_the_schedule(small_video, m
     monkeypatch.setenv("MIT_MODELS_DIR", str(YUNET.parent))  # where the node looks outside ComfyUI
     frames, audio = media.read_frames(small_video["video"], fps=25), media.read_audio(small_video["video"], 16000)
     schedule, tracks = SpeakingActivity.load(small_video["speaking"]), VideoTracks.load(small_video["tracks"])
-    node, images, sound = EvaluateConversation(), frames_to_image(frames), audio_to_comfy(audio, 16000)
-    result = node.evaluate(images, sound, schedule, 25.0, str(AVA_WEIGHTS), 2, tracks)
-    text, figure = result["result"]
+    node, images, sound = EvaluateConversation, frames_to_image(frames), audio_to_comfy(audio, 16000)
+    result = node.execute(images, sound, schedule, 25.0, str(AVA_WEIGHTS), 2, tracks)
+    text, figure = result.result
     report = json.loads(text)
     assert report["frames"] == 75 and report["sync"]["max_offset_frames"] == 2
     assert figure.shape[0] == 1 and figure.shape[2] == charts.WIDTH and figure.shape[3] == 3
-    assert result["ui"]["text"][0].startswith("speaker attribution: frame accuracy")
+    assert result.ui["text"][0].startswith("speaker attribution: frame accuracy")
     # what the library gives on the same frames and audio written the same way, with the same settings
     written = media.write_video(tmp_path / "same.mp4", frames, 25.0, audio, 16000)
     expected = scoring.evaluate(written, schedule, tracks, settings=observation.EvaluationSettings(
@@ -539,10 +539,10 @@ def test_the_evaluate_node_scores_the_images_against_the_schedule(small_video, m
         assert report[part] == json.loads(json.dumps(expected[part])), part
     assert report["series"]["intended"] == expected["series"]["intended"]
     with pytest.raises(ValueError, match="the audio lasts 1.00 s but the video 3.00 s"):
-        node.evaluate(images, audio_to_comfy(audio[:16000], 16000), schedule, 25.0, str(AVA_WEIGHTS), 2)
+        node.execute(images, audio_to_comfy(audio[:16000], 16000), schedule, 25.0, str(AVA_WEIGHTS), 2)
     with pytest.raises(ValueError, match=r"the assignment names person 5, whom the tracks do not hold \(their people: "
                                          r"\[0, 1\]\)"):
-        node.evaluate(images, sound, SpeakingActivity(schedule.fps, schedule.num_frames, [
+        node.execute(images, sound, SpeakingActivity(schedule.fps, schedule.num_frames, [
             PersonSpeaking(5, schedule.people[0].scores)]), 25.0, str(AVA_WEIGHTS), 2, tracks)
     with pytest.raises(ValueError, match="the schedule has no people"):
-        node.evaluate(images, sound, SpeakingActivity(25.0, 75, []), 25.0, str(AVA_WEIGHTS), 2)
+        node.execute(images, sound, SpeakingActivity(25.0, 75, []), 25.0, str(AVA_WEIGHTS), 2)

@@ -27,7 +27,7 @@ SETTINGS = dict(steps=1, cfg=2.0, seed=3, window=16, overlap=4, width=128, heigh
 @pytest.fixture(scope="module")
 def model(tmp_path_factory):
     folder = perturb(CovOGModel.random("tiny")).save(tmp_path_factory.mktemp("models") / "tiny_covog")
-    return LoadCovOG().load(str(folder), "auto")[0]
+    return LoadCovOG.execute(str(folder), "auto")[0]
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +60,7 @@ def stereo_48k(samples, extra_seconds=0.5):
 @pytest.fixture(scope="module")
 def made(model, conversation):
     """One real run with the mixed audio (48 kHz stereo), shared by the tests that compare against it."""
-    return GenerateConversation().make(model, **inputs(conversation, audio=stereo_48k(conversation.mix)), **SETTINGS)
+    return GenerateConversation.execute(model, **inputs(conversation, audio=stereo_48k(conversation.mix)), **SETTINGS)
 
 
 def test_generate_a_conversation_video(model, conversation, made):
@@ -82,7 +82,7 @@ def test_the_frames_follow_the_poses(model, conversation, made):
     small; the sampler is deterministic, so any change comes from the poses."""
     moved = copy.deepcopy(conversation.tracks)
     moved.tracks[1].keypoints[1:, :, 1] -= 12
-    frames, _, _ = GenerateConversation().make(
+    frames, _, _ = GenerateConversation.execute(
         model, **inputs(conversation, tracks=moved, audio=stereo_48k(conversation.mix)), **SETTINGS)
     assert (frames - made[0]).abs().max() > 1e-6
 
@@ -90,13 +90,13 @@ def test_the_frames_follow_the_poses(model, conversation, made):
 def test_per_person_audio_needs_everyones(model, conversation, made):
     """Each face its own voice: person 0 reads silence, not person 1's speech as with the mixed track, so the frames
     differ from the mixed-audio run."""
-    frames, audio, _ = GenerateConversation().make(
+    frames, audio, _ = GenerateConversation.execute(
         model, **inputs(conversation, audio=stereo_48k(conversation.mix)), **SETTINGS, **own_audio(conversation))
     assert len(frames) == conversation.tracks.num_frames
     assert (frames - made[0]).abs().max() > 1e-4
     torch.testing.assert_close(audio["waveform"], made[1]["waveform"], rtol=0, atol=0)  # the mix still goes out
     with pytest.raises(ValueError, match="give every person's own audio"):
-        GenerateConversation().make(model, **inputs(conversation), **SETTINGS,
+        GenerateConversation.execute(model, **inputs(conversation), **SETTINGS,
                                     person_1_audio=own_audio(conversation)["person_1_audio"])
 
 
@@ -118,7 +118,7 @@ def test_each_person_gets_their_own_audio_score_face_and_pose(model, conversatio
     recorder = Recorder()
     monkeypatch.setattr(covog_nodes, "generate", recorder)
     reversed_speaking = SpeakingActivity(c.speaking.fps, c.speaking.num_frames, c.speaking.people[::-1])
-    frames, _, fps = GenerateConversation().make(model, **inputs(c, speaking=reversed_speaking), **SETTINGS,
+    frames, _, fps = GenerateConversation.execute(model, **inputs(c, speaking=reversed_speaking), **SETTINGS,
                                                  **own_audio(c))
     got = recorder.conditions
     torch.testing.assert_close(frames, recorder.video.permute(0, 2, 3, 1))  # the sampler's video, as an IMAGE
@@ -146,8 +146,8 @@ def test_each_person_gets_their_own_audio_score_face_and_pose(model, conversatio
 def test_bad_node_input(model, conversation):
     args = inputs(conversation)
     with pytest.raises(ValueError, match="reference must be an RGB IMAGE"):
-        GenerateConversation().make(model, **{**args, "reference": torch.zeros(64, 128, 3)}, **SETTINGS)
+        GenerateConversation.execute(model, **{**args, "reference": torch.zeros(64, 128, 3)}, **SETTINGS)
     with pytest.raises(ValueError, match="overlap < window"):
-        GenerateConversation().make(model, **args, **{**SETTINGS, "overlap": 16})
+        GenerateConversation.execute(model, **args, **{**SETTINGS, "overlap": 16})
     with pytest.raises(FileNotFoundError, match="model folder 'absent' not found under models/covog"):
-        LoadCovOG().load("absent", "auto")
+        LoadCovOG.execute("absent", "auto")

@@ -23,11 +23,11 @@ SAMPLING = {k: SETTINGS[k] for k in ("steps", "cfg", "seed", "window", "overlap"
 
 def stages(model, c, **audio):
     args = inputs(c)
-    reference, = EncodeReference().encode(model, args["reference"], **SIZE)
-    features, = EncodeAudio().encode(model, c.tracks, **(audio or {"audio": args["audio"]}))
-    poses, preview = RenderPoses().render(c.tracks, reference, 64)
-    latent, = CovOGSampler().sample(model, reference, poses, features, c.speaking, **SAMPLING)
-    frames, = CovOGDecode().decode(model, latent, 8)
+    reference, = EncodeReference.execute(model, args["reference"], **SIZE)
+    features, = EncodeAudio.execute(model, c.tracks, **(audio or {"audio": args["audio"]}))
+    poses, preview = RenderPoses.execute(c.tracks, reference, 64)
+    latent, = CovOGSampler.execute(model, reference, poses, features, c.speaking, **SAMPLING)
+    frames, = CovOGDecode.execute(model, latent, 8)
     return dict(reference=reference, features=features, poses=poses, preview=preview, latent=latent, frames=frames)
 
 
@@ -40,7 +40,7 @@ def test_the_stages_make_the_one_click_nodes_frames(model, conversation, chained
     """30 frames in windows of 16 overlapping by 4: three windows (from frames 0, 12 and 14), each re-encoding the
     last one's frames and blended into them, as covog.pipeline.sampler.generate does."""
     c = conversation
-    frames, _, _ = GenerateConversation().make(model, **inputs(c), **SETTINGS)
+    frames, _, _ = GenerateConversation.execute(model, **inputs(c), **SETTINGS)
     assert chained["frames"].shape == frames.shape == (30, 64, 128, 3)
     torch.testing.assert_close(chained["frames"], frames, rtol=0, atol=1e-5)
     latent = chained["latent"]
@@ -51,8 +51,8 @@ def test_the_stages_make_the_one_click_nodes_frames(model, conversation, chained
     torch.testing.assert_close(latent["samples"][16:28], windows[1][4:])  # the new frames of each window
     torch.testing.assert_close(latent["samples"][28:], windows[2][14:])
     # a plain frames latent (no windows) decodes frame by frame
-    plain, = CovOGDecode().decode(model, {"samples": latent["samples"][:16]}, 8)
-    first, = CovOGDecode().decode(model, {"samples": latent["samples"][:16], "covog_windows": [
+    plain, = CovOGDecode.execute(model, {"samples": latent["samples"][:16]}, 8)
+    first, = CovOGDecode.execute(model, {"samples": latent["samples"][:16], "covog_windows": [
         latent["covog_windows"][0]]}, 8)
     torch.testing.assert_close(plain, first, rtol=0, atol=1e-5)
 
@@ -78,12 +78,12 @@ def test_encode_audio_reads_comfyuis_audio_encoder_output(model, conversation):
     seconds = c.tracks.num_frames / c.tracks.fps
     samples = c.mix[:int(round(seconds * 16000))]
     normalised = ((samples - samples.mean()) / np.sqrt(samples.var() + 1e-7)).astype(np.float32)
-    features, = EncodeAudio().encode(model, c.tracks, audio_encoder_output=comfy_encoder_output(model, normalised))
+    features, = EncodeAudio.execute(model, c.tracks, audio_encoder_output=comfy_encoder_output(model, normalised))
     torch.testing.assert_close(features["features"], audio_features(model.audio_encoder, samples, 30, 25.0))
     # longer audio is cut to the video, as from AUDIO
     longer = np.concatenate([normalised, normalised])
     encoded = comfy_encoder_output(model, longer)
-    cut, = EncodeAudio().encode(model, c.tracks, audio_encoder_output=encoded)
+    cut, = EncodeAudio.execute(model, c.tracks, audio_encoder_output=encoded)
     assert cut["features"].shape == features["features"].shape
     steps = torch.stack([h[0] for h in encoded["encoded_audio_all_layers"][1:]])  # (layers, steps, width)
     keep = round(len(normalised) * steps.shape[1] / len(longer))  # the steps of the video's 1.2 s
@@ -91,7 +91,7 @@ def test_encode_audio_reads_comfyuis_audio_encoder_output(model, conversation):
     torch.testing.assert_close(cut["features"][0], steps[:, 0])
     torch.testing.assert_close(cut["features"][29], steps[:, keep - 1])  # the last frame: 1.2 s, not 2.4 s
     # per-person audio: one feature track per person, in the tracks' order
-    own, = EncodeAudio().encode(model, c.tracks, **own_audio(c))
+    own, = EncodeAudio.execute(model, c.tracks, **own_audio(c))
     assert own["features"].shape == (2, *features["features"].shape)
     torch.testing.assert_close(own["features"][1], audio_features(model.audio_encoder, c.person_audio[1], 30, 25.0))
 
@@ -100,17 +100,17 @@ def test_bad_input_gives_a_clear_message(model, conversation):
     c = conversation
     short = audio_to_comfy(c.mix[:8000], 16000)
     with pytest.raises(ValueError, match=r"the audio lasts 0\.50 s but the video 1\.20 s"):
-        EncodeAudio().encode(model, c.tracks, audio=short)
+        EncodeAudio.execute(model, c.tracks, audio=short)
     whisper = {"encoded_audio_all_layers": [torch.zeros(1, 60, 1280)] * 33, "audio_samples": 19200}
     with pytest.raises(ValueError, match="holds 32 layers of width 1280; this CovOG model reads wav2vec2's"):
-        EncodeAudio().encode(model, c.tracks, audio_encoder_output=whisper)
+        EncodeAudio.execute(model, c.tracks, audio_encoder_output=whisper)
     with pytest.raises(ValueError, match="per-person audio given for people \\[2\\]; the tracks hold 2 people"):
-        EncodeAudio().encode(model, c.tracks, person_2_audio=short)
+        EncodeAudio.execute(model, c.tracks, person_2_audio=short)
     from mit_annotator.core.records import VideoTracks
 
     nobody = VideoTracks(256, 128, 25.0, 30, [], [(0, 30)])
     with pytest.raises(ValueError, match="no people in the tracks"):
-        EncodeAudio().encode(model, nobody, audio=short)
-    reference, = EncodeReference().encode(model, inputs(c)["reference"], **SIZE)
+        EncodeAudio.execute(model, nobody, audio=short)
+    reference, = EncodeReference.execute(model, inputs(c)["reference"], **SIZE)
     with pytest.raises(ValueError, match="no people in the tracks"):
-        RenderPoses().render(nobody, reference, 64)
+        RenderPoses.execute(nobody, reference, 64)

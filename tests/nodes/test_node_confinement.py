@@ -56,7 +56,7 @@ def comfy(tmp_path, monkeypatch):
 def export_dataset(videos, detector="yolox_nano", pose_model="none"):
     from nodes.export_nodes import ExportDataset
 
-    return ExportDataset().export(videos, "mit-covog/dataset", detector, pose_model, "lips", 1.0)
+    return ExportDataset.execute(videos, "mit-covog/dataset", detector, pose_model, "lips", 1.0)
 
 
 def test_export_dataset_reads_videos_only_from_comfyuis_folders(comfy, tmp_path):
@@ -97,7 +97,7 @@ def test_export_dataset_annotates_a_video_in_the_input_folder(comfy, speech):
     out = comfy / "output" / "mit-covog" / "dataset"
     clips = sorted(p.name for p in out.iterdir() if p.is_dir() and not p.name.startswith("."))
     assert clips and all(name.startswith("input_talk_") for name in clips)
-    assert result["result"][0].startswith(f"1 videos annotated, 0 failed, 0 already done; {len(clips)} clips -> {out}")
+    assert result.result[0].startswith(f"1 videos annotated, 0 failed, 0 already done; {len(clips)} clips -> {out}")
 
 
 def test_track_people_loads_models_only_from_the_models_folder(comfy, tiny_models):
@@ -105,9 +105,9 @@ def test_track_people_loads_models_only_from_the_models_folder(comfy, tiny_model
 
     images = torch.zeros(2, 64, 96, 3)
     with pytest.raises(ValueError, match=f"detector '{tiny_models['detector']}' is neither a known model"):
-        DetectPeople().detect(images, 25.0, str(tiny_models["detector"]), 0.5, "cpu", False)
+        DetectPeople.execute(images, 25.0, str(tiny_models["detector"]), 0.5, "cpu", False)
     os.symlink(tiny_models["detector"], comfy / "models" / "dwpose" / "tiny_yolox.onnx")
-    detections, = DetectPeople().detect(images, 25.0, "tiny_yolox.onnx", 0.5, "cpu", False)
+    detections, = DetectPeople.execute(images, 25.0, "tiny_yolox.onnx", 0.5, "cpu", False)
     assert (detections.width, detections.height, len(detections.frames)) == (96, 64, 2)
 
 
@@ -119,8 +119,8 @@ def test_load_covog_loads_only_folders_under_models_covog(comfy, tmp_path):
     model.save(comfy / "models" / "covog" / "tiny")
     for name in (str(elsewhere), "../../../elsewhere", "..", ""):
         with pytest.raises(FileNotFoundError, match=f"model folder {name!r} not found under models/covog"):
-            LoadCovOG().load(name, "fp32")
-    loaded, = LoadCovOG().load("tiny", "fp32")
+            LoadCovOG.execute(name, "fp32")
+    loaded, = LoadCovOG.execute("tiny", "fp32")
     assert torch.equal(loaded.vae.state_dict()["decoder.conv_out.bias"], model.vae.state_dict()["decoder.conv_out.bias"])
 
 
@@ -129,11 +129,11 @@ def test_synthetic_conversation_reads_speech_only_from_comfyuis_folders(comfy):
 
     speech = str(shared_path("speech", "librispeech_test-other"))
     with pytest.raises(ValueError, match=f"speech_folder '{speech}' is outside ComfyUI's input and output folders"):
-        SyntheticConversation().build(2, 1.0, 0, 64, 64, 25.0, 0.0, False, speech)
+        SyntheticConversation.execute(2, 1.0, 0, 64, 64, 25.0, 0.0, False, speech)
     os.symlink(speech, comfy / "input" / "linked")  # a link out of input/ is followed to where it points: refused
     with pytest.raises(ValueError, match="speech_folder 'linked' is outside ComfyUI's input and output folders"):
-        SyntheticConversation().build(2, 1.0, 0, 64, 64, 25.0, 0.0, False, "linked")
+        SyntheticConversation.execute(2, 1.0, 0, 64, 64, 25.0, 0.0, False, "linked")
     for voice in ("1688", "3080"):
         shutil.copytree(Path(speech) / voice, comfy / "input" / "speech" / voice)
-    frames, *_ = SyntheticConversation().build(2, 1.0, 0, 64, 64, 25.0, 0.0, False, "speech")
+    frames, *_ = SyntheticConversation.execute(2, 1.0, 0, 64, 64, 25.0, 0.0, False, "speech")
     assert frames.shape == (25, 64, 64, 3) and np.isfinite(frames.numpy()).all()

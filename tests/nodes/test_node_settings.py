@@ -23,7 +23,7 @@ def small(speech):
 def test_the_synthetic_conversation_has_the_people_size_and_length_asked_for(speech):
     from nodes.conversation_nodes import SyntheticConversation
 
-    images, audio, tracks, speaking, _, fps = SyntheticConversation().build(3, 1.2, 4, 384, 128, 25.0, 0.0, False)
+    images, audio, tracks, speaking, _, fps = SyntheticConversation.execute(3, 1.2, 4, 384, 128, 25.0, 0.0, False)
     assert len(tracks.tracks) == 3 and len(speaking.people) == 3
     assert tuple(images.shape) == (30, 128, 384, 3) and tracks.num_frames == 30 and fps == 25.0
     assert audio["waveform"].shape[-1] == pytest.approx(1.2 * audio["sample_rate"], abs=1)
@@ -49,7 +49,7 @@ def test_track_people_hands_the_threshold_and_device_to_the_models(small, monkey
     monkeypatch.setattr(vision, "PersonDetector", recorder(calls, "detector"))
     monkeypatch.setattr(vision, "WholeBodyPose", recorder(calls, "pose", stop=True))
     with pytest.raises(Stop):
-        vision.TrackPeople().track(small[1], 25.0, "yolox_nano", "dwpose", 0.77, "cpu", False)
+        vision.TrackPeople.execute(small[1], 25.0, "yolox_nano", "dwpose", 0.77, "cpu", False)
     assert calls["detector"][0] == ("yolox_nano",) and calls["pose"][0] == ("dwpose",)
     assert calls["detector"][1]["score_threshold"] == 0.77
     assert calls["detector"][1]["device"] == calls["pose"][1]["device"] == "cpu"
@@ -59,9 +59,9 @@ def test_whole_body_pose_keeps_the_detections_rate_and_shots(small, tiny_models)
     from nodes.vision_nodes import DetectPeople, WholeBodyPoseNode
 
     _, images = small
-    detections, = DetectPeople().detect(images, 25.0, str(tiny_models["detector"]), 0.5, "cpu", False)
+    detections, = DetectPeople.execute(images, 25.0, str(tiny_models["detector"]), 0.5, "cpu", False)
     detections.shots = [(0, 10), (10, 25)]
-    posed, pose_keypoint = WholeBodyPoseNode().estimate(images, detections, str(tiny_models["pose"]), "cpu", False)
+    posed, pose_keypoint = WholeBodyPoseNode.execute(images, detections, str(tiny_models["pose"]), "cpu", False)
     assert (posed.width, posed.height, posed.fps) == (detections.width, detections.height, 25.0)
     assert posed.shots == [(0, 10), (10, 25)] and len(posed.frames) == len(detections.frames) == 25
 
@@ -71,7 +71,7 @@ def test_whole_body_pose_keeps_the_detections_rate_and_shots(small, tiny_models)
 
     boxes = np.float32([[20, 10, 90, 120], [150, 5, 230, 125]])  # the tiny random detector finds no one here
     detections.frames = [[Detection(k, box, 0.9) for box in boxes[:1 + k % 2]] for k in range(25)]
-    posed, pose_keypoint = WholeBodyPoseNode().estimate(images, detections, str(tiny_models["pose"]), "cpu", False)
+    posed, pose_keypoint = WholeBodyPoseNode.execute(images, detections, str(tiny_models["pose"]), "cpu", False)
     model, frames = WholeBodyPose(tiny_models["pose"]), list(image_to_frames(images))
     for k in (0, 1, 24):
         points, scores = model(frames[k], boxes[:1 + k % 2])
@@ -90,9 +90,28 @@ def test_export_clip_names_the_bad_folder_name(small, source, video_name, named)
 
     c, images = small
     with pytest.raises(ValueError) as caught:
-        ExportClip().export(images, audio_to_comfy(c.mix, 16000), c.tracks, c.speaking, "out", source, video_name,
+        ExportClip.execute(images, audio_to_comfy(c.mix, 16000), c.tracks, c.speaking, "out", source, video_name,
                             False)
     assert str(caught.value) == f"{named}: use letters, digits and '-' (it names the clip folder)"
+
+
+def test_widget_values_are_checked_before_the_run_and_linked_values_when_it_runs():
+    """validate_inputs, which ComfyUI runs on the prompt before anything executes: values fed by a link come as None
+    (not known yet) and pass, to be checked by the node itself."""
+    from nodes.export_nodes import ExportClip
+    from nodes.speaker_nodes import Diarize
+
+    assert Diarize.validate_inputs(min_speakers=3, max_speakers=2) == "min_speakers (3) is more than max_speakers (2)"
+    assert Diarize.validate_inputs(min_speakers=0, max_speakers=2) == "min_speakers 0 must be between 1 and 16"
+    assert Diarize.validate_inputs(min_speakers=2, max_speakers=17) == "max_speakers 17 must be between 1 and 16"
+    assert Diarize.validate_inputs(min_speakers=2, max_speakers=2) is True
+    assert Diarize.validate_inputs(min_speakers=None, max_speakers=1) is True
+    assert Diarize.validate_inputs(min_speakers=3, max_speakers=None) is True
+    assert ExportClip.validate_inputs(source="a b", video_name="clip") == ("source 'a b': use letters, digits and '-' "
+                                                                          "(it names the clip folder)")
+    assert ExportClip.validate_inputs(source="test", video_name="") == ("video_name '': use letters, digits and '-' "
+                                                                        "(it names the clip folder)")
+    assert ExportClip.validate_inputs(source=None, video_name="clip-1") is True
 
 
 @pytest.mark.parametrize("write_frames", [False, True])
@@ -105,9 +124,9 @@ def test_export_clip_writes_the_frames_only_when_asked(small, tmp_path, monkeypa
 
     c, images = small
     monkeypatch.chdir(tmp_path)  # outside ComfyUI the node writes under ./output/
-    result = ExportClip().export(images, audio_to_comfy(c.mix, 16000), c.tracks, c.speaking, "ds", "test", "clip",
+    result = ExportClip.execute(images, audio_to_comfy(c.mix, 16000), c.tracks, c.speaking, "ds", "test", "clip",
                                  write_frames)
-    folder = Path(result["result"][0])
+    folder = Path(result.result[0])
     assert folder.resolve().is_relative_to((tmp_path / "output" / "ds").resolve())
     pngs = sorted((folder / FRAMES_DIR).glob("*.png"))
     assert len(pngs) == (25 if write_frames else 0) and (folder / "video.mp4").is_file()  # 1 s at 25 fps
@@ -118,7 +137,7 @@ def test_track_people_takes_detections_or_pose_keypoint_and_says_so():
 
     for given in ({}, {"detections": object(), "pose_keypoint": []}):
         with pytest.raises(ValueError) as caught:
-            TrackDetections().track(5, 3, **given)
+            TrackDetections.execute(5, 3, **given)
         assert str(caught.value) == ("Track People needs either detections (Detect People / Whole-Body Pose) or a "
                                      "POSE_KEYPOINT input, not both and not neither")
 
@@ -149,19 +168,19 @@ def test_track_people_from_detections_keeps_the_video_and_draw_tracks_marks_the_
     frames = [[Detection(k, t.boxes[k], 0.9, t.keypoints[k], t.keypoint_scores[k]) for t in c.tracks.tracks]
               for k in range(c.tracks.num_frames)]
     detections = FrameDetections(c.tracks.width, c.tracks.height, 25.0, frames, [])
-    tracks, = TrackDetections().track(5, 3, detections=detections)
+    tracks, = TrackDetections.execute(5, 3, detections=detections)
     assert (tracks.width, tracks.height, tracks.fps, tracks.num_frames) == (256, 128, 25.0, 25)
     assert tracks.shots == [(0, 25)] and len(tracks.tracks) == 2
     for track, truth in zip(sorted(tracks.tracks, key=lambda t: t.boxes[0, 0]),
                             sorted(c.tracks.tracks, key=lambda t: t.boxes[0, 0])):
         np.testing.assert_allclose(track.boxes, truth.boxes)
-    drawn, = DrawTracks().draw(images, tracks)
+    drawn, = DrawTracks.execute(images, tracks)
     changed = (drawn - images).abs().amax(dim=-1) > 0.05  # (frames, H, W)
     x1, y1, x2, y2 = tracks.tracks[0].boxes[0].astype(int)
     assert changed[0, y1:y2 + 1, x1:x2 + 1].any()
     with pytest.raises(ValueError, match="the tracks were made for 25 frames of 256x128, the images are 24 frames of "
                                          "256x128"):
-        DrawTracks().draw(images[:24], tracks)
+        DrawTracks.execute(images[:24], tracks)
 
 
 def test_model_folders_are_the_subfolders_holding_the_marker(tmp_path, monkeypatch):
@@ -189,7 +208,7 @@ def test_track_people_from_detections_uses_its_gap_and_length_settings(small):
     detections = FrameDetections(256, 128, 25.0, frames, [])
 
     def track_lengths(max_missing, min_length):
-        tracks, = TrackDetections().track(max_missing, min_length, detections=detections)
+        tracks, = TrackDetections.execute(max_missing, min_length, detections=detections)
         return sorted(len(t) for t in tracks.tracks)
 
     assert track_lengths(5, 3) == [4, 25, 25]  # bridged (the gap filled in)

@@ -10,21 +10,37 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 SNAPSHOT = ROOT / "tests" / "node_widgets.json"
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))
+
+from comfy_api_stand_in import install  # noqa: E402
+
+install()
 
 
 def interface() -> dict:
+    """Each node's inputs and outputs as ComfyUI's executor and a saved workflow see them: the V1 view of the V3
+    schema (INPUT_TYPES, RETURN_TYPES), with a combo written as its list of choices, as a V1 node declares it."""
     import nodes
 
     described = {}
-    for node_id, cls in sorted(nodes.NODE_CLASS_MAPPINGS.items()):
+    for node_id, cls in sorted(nodes.NODES.items()):
         spec = cls.INPUT_TYPES()
-        inputs = [[section, name, value[0], {k: v for k, v in (value[1] if len(value) > 1 else {}).items()
-                                             if k != "tooltip"}]
-                  for section in ("required", "optional") for name, value in spec.get(section, {}).items()]
+        inputs = [[section, name, *widget(value)] for section in ("required", "optional")
+                  for name, value in spec.get(section, {}).items()]
         described[node_id] = {"inputs": inputs, "outputs": list(cls.RETURN_TYPES),
-                              "output_names": list(getattr(cls, "RETURN_NAMES", cls.RETURN_TYPES)),
-                              "function": cls.FUNCTION}
+                              "output_names": list(cls.RETURN_NAMES)}
     return json.loads(json.dumps(described))  # tuples as lists, as in the file
+
+
+def widget(value: tuple) -> list:
+    kind, options = value[0], dict(value[1] if len(value) > 1 else {})
+    options.pop("tooltip", None)
+    if options.get("multiline") is False:  # the V3 schema says so; a V1 string widget is single-line unless told
+        del options["multiline"]
+    if kind == "COMBO":
+        kind = options.pop("options")
+        options.pop("multiselect", None)
+    return [kind, options]
 
 
 def test_the_nodes_interface_is_the_saved_one():

@@ -85,39 +85,39 @@ def calls(small, tiny_models, model, name):
     yunet, asd = MODELS / "face_detection_yunet.onnx", MODELS / "lr_asd" / "pretrain_AVA.model"
 
     if name in ("covog sampler", "covog decode"):  # their inputs are made before ComfyUI's stand-ins are in place
-        reference, = EncodeReference().encode(model, inputs(c)["reference"], width=128, height=64)
-        poses, _ = RenderPoses().render(c.tracks, reference, 64)
-        features, = EncodeAudio().encode(model, c.tracks, audio=audio)
+        reference, = EncodeReference.execute(model, inputs(c)["reference"], width=128, height=64)
+        poses, _ = RenderPoses.execute(c.tracks, reference, 64)
+        features, = EncodeAudio.execute(model, c.tracks, audio=audio)
     if name == "covog decode":
-        latent, = CovOGSampler().sample(model, reference, poses, features, c.speaking, steps=1, cfg=2.0, seed=0,
+        latent, = CovOGSampler.execute(model, reference, poses, features, c.speaking, steps=1, cfg=2.0, seed=0,
                                         window=16, overlap=4)
     if name == "whole-body pose":
-        detections, = DetectPeople().detect(images, 25.0, str(tiny_models["detector"]), 0.5, "cpu", False)
+        detections, = DetectPeople.execute(images, 25.0, str(tiny_models["detector"]), 0.5, "cpu", False)
 
     def sampler():
-        return CovOGSampler().sample(model, reference, poses, features, c.speaking, steps=3, cfg=2.0, seed=0,
+        return CovOGSampler.execute(model, reference, poses, features, c.speaking, steps=3, cfg=2.0, seed=0,
                                      window=16, overlap=4)
 
     return [
-        ("synthetic conversation", lambda: SyntheticConversation().build(2, 1.2, 4, 256, 128, 25.0, 0.0, False), 30),
-        ("detect people", lambda: DetectPeople().detect(images, 25.0, str(tiny_models["detector"]), 0.5, "cpu",
+        ("synthetic conversation", lambda: SyntheticConversation.execute(2, 1.2, 4, 256, 128, 25.0, 0.0, False), 30),
+        ("detect people", lambda: DetectPeople.execute(images, 25.0, str(tiny_models["detector"]), 0.5, "cpu",
                                                         False), 30),
-        ("whole-body pose", lambda: WholeBodyPoseNode().estimate(images, detections, str(tiny_models["pose"]), "cpu",
+        ("whole-body pose", lambda: WholeBodyPoseNode.execute(images, detections, str(tiny_models["pose"]), "cpu",
                                                                  False), 30),
-        ("track people + DWPose", lambda: TrackPeople().track(images, 25.0, str(tiny_models["detector"]),
+        ("track people + DWPose", lambda: TrackPeople.execute(images, 25.0, str(tiny_models["detector"]),
                                                               str(tiny_models["pose"]), 0.5, "cpu", False), 30),
-        ("detect faces", lambda: DetectFaces().detect(images, 25.0, str(yunet), 0.6), 30),
-        ("diarize", lambda: Diarize().diarize(audio, 0, 1, 4, "offline"), 4),  # voice activity, embeddings, ...
-        ("assign speakers", lambda: AssignSpeakers().assign(c.tracks, audio, 0, "offline", images, "lips"), 35),
-        ("active speakers", lambda: ActiveSpeakers().score(c.tracks, images, audio, str(asd)), 30),
-        ("render poses", lambda: RenderPoses().render(c.tracks, EncodeReference().encode(
+        ("detect faces", lambda: DetectFaces.execute(images, 25.0, str(yunet), 0.6), 30),
+        ("diarize", lambda: Diarize.execute(audio, 0, 1, 4, "offline"), 4),  # voice activity, embeddings, ...
+        ("assign speakers", lambda: AssignSpeakers.execute(c.tracks, audio, 0, "offline", images, "lips"), 35),
+        ("active speakers", lambda: ActiveSpeakers.execute(c.tracks, images, audio, str(asd)), 30),
+        ("render poses", lambda: RenderPoses.execute(c.tracks, EncodeReference.execute(
             model, inputs(c)["reference"], width=128, height=64)[0], 64), 30),
-        ("encode audio, per person", lambda: EncodeAudio().encode(model, c.tracks, person_1_audio=audio,
+        ("encode audio, per person", lambda: EncodeAudio.execute(model, c.tracks, person_1_audio=audio,
                                                                   person_2_audio=audio), 2),
         ("covog sampler", sampler, 9),  # 3 windows x 3 steps
-        ("covog decode", lambda: CovOGDecode().decode(model, latent, 8), 3),  # a step per window
-        ("generate", lambda: GenerateConversation().make(model, **inputs(c), **{**SETTINGS, "steps": 3}), 9),
-        ("export clip", lambda: ExportClip().export(images, audio, c.tracks, c.speaking, "progress-test", "test",
+        ("covog decode", lambda: CovOGDecode.execute(model, latent, 8), 3),  # a step per window
+        ("generate", lambda: GenerateConversation.execute(model, **inputs(c), **{**SETTINGS, "steps": 3}), 9),
+        ("export clip", lambda: ExportClip.execute(images, audio, c.tracks, c.speaking, "progress-test", "test",
                                                     "clip", False), 30),
     ]
 
@@ -177,10 +177,10 @@ def bad_inputs(small, model):
     voice = {"person_1_audio": audio, "person_2_audio": audio}
 
     def sampler(**change):
-        reference, = EncodeReference().encode(model, inputs(c)["reference"], width=128, height=64)
-        poses, _ = RenderPoses().render(tracks, reference, 64)
-        features, = EncodeAudio().encode(model, tracks, audio=audio)
-        return CovOGSampler().sample(**{**dict(model=model, reference=reference, poses=poses,
+        reference, = EncodeReference.execute(model, inputs(c)["reference"], width=128, height=64)
+        poses, _ = RenderPoses.execute(tracks, reference, 64)
+        features, = EncodeAudio.execute(model, tracks, audio=audio)
+        return CovOGSampler.execute(**{**dict(model=model, reference=reference, poses=poses,
                                                audio_features=features, speaking=speaking, steps=1, cfg=2.0, seed=0,
                                                window=16, overlap=4), **change})
 
@@ -189,51 +189,51 @@ def bad_inputs(small, model):
     too_short = r"the audio lasts 0\.50 s but the video 1\.20 s"
     not_in_tracks = "names person 7, 8, whom the tracks do not hold"
     return [
-        ("Assign Speakers", "no people", lambda: AssignSpeakers().assign(nobody, audio, 0, "offline", images, "lips"),
+        ("Assign Speakers", "no people", lambda: AssignSpeakers.execute(nobody, audio, 0, "offline", images, "lips"),
          no_people),
-        ("Active Speakers", "no people", lambda: ActiveSpeakers().score(nobody, images, audio, asd), no_people),
-        ("Speaking Timeline", "no people", lambda: SpeakingTimeline().draw(speaking, nobody, images,
+        ("Active Speakers", "no people", lambda: ActiveSpeakers.execute(nobody, images, audio, asd), no_people),
+        ("Speaking Timeline", "no people", lambda: SpeakingTimeline.execute(speaking, nobody, images,
                                                                           "first_to_speak", 1000), no_people),
-        ("Speaker Masks", "no people", lambda: SpeakerMasks().make(nobody, speaking, **masks), no_people),
-        ("Split Voices", "no people", lambda: SplitVoices().split(audio, speaking, "left_to_right", 20,
+        ("Speaker Masks", "no people", lambda: SpeakerMasks.execute(nobody, speaking, **masks), no_people),
+        ("Split Voices", "no people", lambda: SplitVoices.execute(audio, speaking, "left_to_right", 20,
                                                                   tracks=nobody), no_people),
-        ("Render Poses", "no people", lambda: RenderPoses().render(nobody, inputs(c)["reference"], 64), no_people),
-        ("Encode Audio", "no people", lambda: EncodeAudio().encode(model, nobody, audio=audio), no_people),
-        ("Generate", "no people", lambda: GenerateConversation().make(**{**generate, "tracks": nobody}), no_people),
-        ("Export Clip", "no people", lambda: ExportClip().export(images, audio, nobody, speaking, "bad", "test",
+        ("Render Poses", "no people", lambda: RenderPoses.execute(nobody, inputs(c)["reference"], 64), no_people),
+        ("Encode Audio", "no people", lambda: EncodeAudio.execute(model, nobody, audio=audio), no_people),
+        ("Generate", "no people", lambda: GenerateConversation.execute(**{**generate, "tracks": nobody}), no_people),
+        ("Export Clip", "no people", lambda: ExportClip.execute(images, audio, nobody, speaking, "bad", "test",
                                                                  "clip", False), no_people),
 
-        ("Assign Speakers", "short audio", lambda: AssignSpeakers().assign(tracks, short, 0, "offline", images,
+        ("Assign Speakers", "short audio", lambda: AssignSpeakers.execute(tracks, short, 0, "offline", images,
                                                                            "lips"), too_short),
-        ("Active Speakers", "short audio", lambda: ActiveSpeakers().score(tracks, images, short, asd), too_short),
-        ("Split Voices", "short audio", lambda: SplitVoices().split(short, speaking, "first_to_speak", 20),
+        ("Active Speakers", "short audio", lambda: ActiveSpeakers.execute(tracks, images, short, asd), too_short),
+        ("Split Voices", "short audio", lambda: SplitVoices.execute(short, speaking, "first_to_speak", 20),
          too_short),
-        ("Encode Audio", "short audio", lambda: EncodeAudio().encode(model, tracks, audio=short), too_short),
-        ("Encode Audio", "short per-person audio", lambda: EncodeAudio().encode(
+        ("Encode Audio", "short audio", lambda: EncodeAudio.execute(model, tracks, audio=short), too_short),
+        ("Encode Audio", "short per-person audio", lambda: EncodeAudio.execute(
             model, tracks, person_1_audio=audio, person_2_audio=short), too_short),
-        ("Generate", "short audio", lambda: GenerateConversation().make(**{**generate, "audio": short}), too_short),
-        ("Export Clip", "short audio", lambda: ExportClip().export(images, short, tracks, speaking, "bad", "test",
+        ("Generate", "short audio", lambda: GenerateConversation.execute(**{**generate, "audio": short}), too_short),
+        ("Export Clip", "short audio", lambda: ExportClip.execute(images, short, tracks, speaking, "bad", "test",
                                                                    "clip", False), too_short),
 
-        ("Split Voices", "more voices than people", lambda: SplitVoices().split(
+        ("Split Voices", "more voices than people", lambda: SplitVoices.execute(
             audio, speaking, "first_to_speak", 20, voice_3=audio), "voice_3 is given but the assignment has 2 people"),
-        ("Encode Audio", "more voices than people", lambda: EncodeAudio().encode(
+        ("Encode Audio", "more voices than people", lambda: EncodeAudio.execute(
             model, tracks, **voice, person_3_audio=audio), r"per-person audio given for people \[1, 2, 3\]; the "
          "tracks hold 2 people"),
-        ("Generate", "more voices than people", lambda: GenerateConversation().make(
+        ("Generate", "more voices than people", lambda: GenerateConversation.execute(
             **generate, **voice, person_3_audio=audio), r"per-person audio given for people \[1, 2, 3\]; the tracks "
          "hold 2 people"),
 
-        ("Speaker Masks", "a person not in the tracks", lambda: SpeakerMasks().make(tracks, stranger, **masks),
+        ("Speaker Masks", "a person not in the tracks", lambda: SpeakerMasks.execute(tracks, stranger, **masks),
          not_in_tracks),
-        ("Speaking Timeline", "a person not in the tracks", lambda: SpeakingTimeline().draw(
+        ("Speaking Timeline", "a person not in the tracks", lambda: SpeakingTimeline.execute(
             stranger, tracks, images, "first_to_speak", 1000), not_in_tracks),
-        ("Split Voices", "a person not in the tracks", lambda: SplitVoices().split(
+        ("Split Voices", "a person not in the tracks", lambda: SplitVoices.execute(
             audio, stranger, "left_to_right", 20, tracks=tracks), not_in_tracks),
-        ("Generate", "a person not in the tracks", lambda: GenerateConversation().make(
+        ("Generate", "a person not in the tracks", lambda: GenerateConversation.execute(
             **{**generate, "speaking": stranger}), not_in_tracks),
         ("CovOG Sampler", "a person not in the tracks", lambda: sampler(speaking=stranger), not_in_tracks),
-        ("Export Clip", "a person not in the tracks", lambda: ExportClip().export(
+        ("Export Clip", "a person not in the tracks", lambda: ExportClip.execute(
             images, audio, tracks, stranger, "bad", "test", "clip", False), not_in_tracks),
     ]
 

@@ -79,14 +79,14 @@ def test_nodes_run_in_the_loaded_pack(tmp_path, tiny_models):
 VALUE_CALLS = r'''
 if os.environ.get("VALUES_OUT"):
     import numpy as np
-    nodes_ = pack.NODE_CLASS_MAPPINGS
+    nodes_ = classes
     out = os.environ["VALUES_OUT"]
-    images, audio, tracks, speaking, poses, fps = nodes_["MITCovOG_SyntheticConversation"]().build(
+    images, audio, tracks, speaking, poses, fps = nodes_["MITCovOG_SyntheticConversation"].execute(
         num_people=3, seconds=6.0, seed=2, width=128, height=72, fps=25.0, overlap_probability=0.0,
         offscreen_voice=False, speech_folder=os.environ["SPEECH"])
-    drawn = nodes_["MITCovOG_DrawTracks"]().draw(images, tracks)[0]
-    assigned, timeline = nodes_["MITCovOG_AssignSpeakers"]().assign(tracks, audio, 0)
-    back = nodes_["MITCovOG_PoseKeypointToTracks"]().convert(poses, fps)[0]
+    drawn = nodes_["MITCovOG_DrawTracks"].execute(images, tracks)[0]
+    assigned, timeline = nodes_["MITCovOG_AssignSpeakers"].execute(tracks, audio, 0)
+    back = nodes_["MITCovOG_PoseKeypointToTracks"].execute(poses, fps)[0]
     np.savez(os.path.join(out, "values.npz"), images=images.numpy(), waveform=audio["waveform"].numpy(),
              rate=audio["sample_rate"], fps=fps, drawn=drawn.numpy(), timeline=timeline.numpy(),
              assigned_ids=[p.track_id for p in assigned.people],
@@ -115,7 +115,7 @@ def run_values(tmp_path):
     link.symlink_to(PACK_ROOT, target_is_directory=True)
     out = tmp_path / "values"
     out.mkdir()
-    env = {**os.environ, "VALUES_OUT": str(out), "SPEECH": str(LIBRISPEECH), "PYTHONPATH": "", "RUN_NODES": "",
+    env = {**os.environ, "VALUES_OUT": str(out), "TESTS_DIR": str(PACK_ROOT / "tests"), "SPEECH": str(LIBRISPEECH), "PYTHONPATH": "", "RUN_NODES": "",
            "BLOCKED_MODULES": "[]"}
     done = subprocess.run([sys.executable, "-c", script, str(link)], capture_output=True, text=True, env=env,
                           cwd=tmp_path, timeout=300)

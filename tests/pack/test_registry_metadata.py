@@ -23,6 +23,13 @@ def test_the_node_id_version_and_publisher_follow_the_registrys_rules():
     assert re.fullmatch(r"[a-z][a-z0-9-]*", comfy["PublisherId"]) and comfy["DisplayName"].strip()
 
 
+def test_the_comfyui_it_needs_is_one_with_the_v3_node_api():
+    from packaging.specifiers import SpecifierSet
+
+    needs = SpecifierSet(metadata()["tool"]["comfy"]["requires-comfyui"])
+    assert "0.8.0" in needs and "0.3.40" not in needs  # comfy_api.latest and comfy_entrypoint: checked on 0.8.0
+
+
 def archived(path: str, patterns: list[str]) -> bool:
     return not any(fnmatch.fnmatch(path, p.rstrip("/") + ("/*" if p.endswith("/") else "")) or
                    fnmatch.fnmatch(path.split("/")[0] + "/", p) for p in patterns)

@@ -189,6 +189,8 @@ GENERATE = "MITCovOG_GenerateConversation"  # widgets: steps, cfg, seed, control
     ("annotate_conversation", drop_link_at_input("CreateVideo", "images"), "required input 'images' is not connected"),
     ("annotate_conversation", drop_link_at_input("MITCovOG_AssignSpeakers", "tracks"), "required input 'tracks'"),
     ("annotate_conversation", retype_link, "link 1 carries IMAGE"),
+    ("annotate_conversation", set_widget("MITCovOG_Diarize", 1, 7), "min_speakers (7) is more than max_speakers (6)"),
+    ("annotate_conversation", set_widget("MITCovOG_ExportClip", 1, "my source"), "source 'my source': use letters"),
     ("annotate_conversation", forget_link_at_output, "link 1 is not recorded at both ends"),
     ("synthetic_conversation", set_widget("MITCovOG_SyntheticConversation", 0, 5), "'num_people' = 5 is bigger"),
 ])

@@ -81,9 +81,9 @@ def test_a_registered_diarizer_is_offered_and_run_by_the_diarize_node(standins):
 
     from nodes.speaker_nodes import Diarize
 
-    assert "halves" in Diarize.INPUT_TYPES()["required"]["diarizer"][0]
+    assert "halves" in Diarize.INPUT_TYPES()["required"]["diarizer"][1]["options"]
     audio = {"waveform": torch.zeros(1, 1, 16000 * 3), "sample_rate": 16000}
-    diarization, _ = Diarize().diarize(audio, 0, 1, 4, "halves")
+    diarization, _ = Diarize.execute(audio, 0, 1, 4, "halves")
     assert [(t.speaker, t.start, t.end) for t in diarization.turns] == [("A", 0.0, 1.5), ("B", 1.5, 3.0)]
 
 

@@ -57,7 +57,7 @@ def test_speaker_one_is_the_first_to_speak_not_the_leftmost():
     _, speaking3 = scene(((0, []), (1, [(20, 30)]), (2, [(5, 10)])), xs=(0, 30, 60))
     assert binding.speaker_order(speaking3, tracks3) == [2, 1, 0]
 
-    mask_1, mask_2, mask_3, mask_4, masks, preview, people = SpeakerMasks().make(tracks, speaking, **MASK_ARGS)
+    mask_1, mask_2, mask_3, mask_4, masks, preview, people = SpeakerMasks.execute(tracks, speaking, **MASK_ARGS)
     assert people == 2 and mask_1.shape == (1, H, W) and masks.shape == (2, H, W) and preview.shape == (1, H, W, 3)
     right_face, left_face = (slice(12, 28), slice(68, 82)), (slice(12, 28), slice(13, 27))
     assert (mask_1[0][right_face] == 1).all() and mask_1.sum() == 16 * 14  # the right person's face, nothing else
@@ -70,7 +70,7 @@ def test_voices_follow_the_same_order_and_gate_the_mix():
     tracks, speaking = scene()
     rate = 16000
     stereo = np.stack([np.sin(np.arange(2 * rate) / 7.0), 0.5 * np.cos(np.arange(2 * rate) / 5.0)]).astype(np.float32)
-    voice_1, voice_2, voice_3, voice_4, people = SplitVoices().split(comfy_audio(stereo), speaking, "first_to_speak",
+    voice_1, voice_2, voice_3, voice_4, people = SplitVoices.execute(comfy_audio(stereo), speaking, "first_to_speak",
                                                                      20)
     assert people == 2
     for voice in (voice_1, voice_2, voice_3, voice_4):
@@ -89,7 +89,7 @@ def test_voices_follow_the_same_order_and_gate_the_mix():
     assert not voice_3["waveform"].any() and not voice_4["waveform"].any()
     # per-person recordings pass straight through
     own = comfy_audio(np.ones(2 * rate))
-    passed = SplitVoices().split(comfy_audio(stereo), speaking, "first_to_speak", 20, voice_2=own)
+    passed = SplitVoices.execute(comfy_audio(stereo), speaking, "first_to_speak", 20, voice_2=own)
     assert passed[1] is own and passed[0]["waveform"].equal(voice_1["waveform"])
 
 
@@ -111,11 +111,11 @@ def test_masks_per_frame_grow_feather_and_region():
     assert (soft[grown == 1] == 1).all() and soft[9:31, 85:89].max() < 1 and soft[20, 85] > 0.5
     assert soft[20, 89] == 0 and 0 < soft[20, 87] < soft[20, 86] < 1  # linear fall-off over 4 px
     # the node's per-frame masks: one per frame, in slot order (person 1 speaks first)
-    out = SpeakerMasks().make(tracks, speaking, **{**MASK_ARGS, "mode": "per_frame"})
+    out = SpeakerMasks.execute(tracks, speaking, **{**MASK_ARGS, "mode": "per_frame"})
     assert out[0].shape == (FRAMES, H, W) and out[0][0].sum() == 16 * 14 and out[0][0, 20, 75] == 1
     assert not out[1][:10].any() and out[1][10, 20, 20] == 1
     # static: a person not seen in the reference frame gets the region of their nearest frame
-    static = SpeakerMasks().make(tracks, speaking, **MASK_ARGS)
+    static = SpeakerMasks.execute(tracks, speaking, **MASK_ARGS)
     assert static[1][0, 20, 20] == 1 and static[1].sum() == 16 * 14
 
 
@@ -123,12 +123,12 @@ def test_up_to_four_slots_and_everyone_in_masks():
     xs = (0, 15, 30, 45, 60, 75)
     tracks = VideoTracks(W, H, FPS, FRAMES, [person_track(t, x) for t, x in enumerate(xs)])
     _, speaking = scene([(t, [(40 - 5 * t, 45 - 5 * t)]) for t in range(6)], xs=xs)  # person 5 speaks first
-    out = SpeakerMasks().make(tracks, speaking, **MASK_ARGS)
+    out = SpeakerMasks.execute(tracks, speaking, **MASK_ARGS)
     assert out[6] == 6 and out[4].shape == (6, H, W)
     for slot in range(4):  # slot k: person 5 - k
         cols = np.nonzero(out[slot][0].numpy().any(axis=0))[0]
         assert cols.min() == xs[5 - slot] + 8, slot
-    voices = SplitVoices().split(comfy_audio(np.ones(FRAMES * 640)), speaking, "first_to_speak", 0)
+    voices = SplitVoices.execute(comfy_audio(np.ones(FRAMES * 640)), speaking, "first_to_speak", 0)
     assert voices[4] == 6
     for slot in range(4):
         active = np.flatnonzero(voices[slot]["waveform"][0, 0].numpy())
@@ -139,22 +139,22 @@ def test_bad_input_gives_a_clear_message():
     tracks, speaking = scene()
     nobody = VideoTracks(W, H, FPS, FRAMES, [], [(0, FRAMES)])
     with pytest.raises(ValueError, match="no people in the tracks"):
-        SpeakerMasks().make(nobody, speaking, **MASK_ARGS)
+        SpeakerMasks.execute(nobody, speaking, **MASK_ARGS)
     stranger = SpeakingActivity(FPS, FRAMES, [*speaking.people, PersonSpeaking(7, np.zeros(FRAMES), "V7")])
     with pytest.raises(ValueError, match="names person 7, whom the tracks do not hold"):
-        SpeakerMasks().make(tracks, stranger, **MASK_ARGS)
+        SpeakerMasks.execute(tracks, stranger, **MASK_ARGS)
     with pytest.raises(ValueError, match=r"the audio lasts 1\.00 s but the video 2\.00 s"):
-        SplitVoices().split(comfy_audio(np.ones(16000)), speaking, "first_to_speak", 20)
+        SplitVoices.execute(comfy_audio(np.ones(16000)), speaking, "first_to_speak", 20)
     audio = comfy_audio(np.ones(FRAMES * 640))
     with pytest.raises(ValueError, match="voice_3 is given but the assignment has 2 people: more voices than people"):
-        SplitVoices().split(audio, speaking, "first_to_speak", 20, voice_3=audio)
+        SplitVoices.execute(audio, speaking, "first_to_speak", 20, voice_3=audio)
     with pytest.raises(ValueError, match="left_to_right order needs the tracks"):
-        SplitVoices().split(audio, speaking, "left_to_right", 20)
+        SplitVoices.execute(audio, speaking, "left_to_right", 20)
     faceless = VideoTracks(W, H, FPS, FRAMES, [person_track(0, 5, face=False), person_track(1, 60, face=False)])
     with pytest.raises(ValueError, match="person 1 has no face box in any frame: detect their faces"):
-        SpeakerMasks().make(faceless, speaking, **MASK_ARGS)
+        SpeakerMasks.execute(faceless, speaking, **MASK_ARGS)
     with pytest.raises(ValueError, match="reference_frame 99 is outside the video's 50 frames"):
-        SpeakerMasks().make(tracks, speaking, **{**MASK_ARGS, "reference_frame": 99})
+        SpeakerMasks.execute(tracks, speaking, **{**MASK_ARGS, "reference_frame": 99})
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -183,16 +183,16 @@ def interact():
         wave = np.concatenate([f.to_ndarray() for f in container.decode(stream)], axis=1).astype(np.float32)
         rate = stream.rate
     images, audio = frames_to_image(frames), {"waveform": torch.from_numpy(wave)[None], "sample_rate": rate}
-    tracks, = DetectFaces().detect(images, 24.0, str(MODELS / "face_detection_yunet.onnx"), 0.6)
+    tracks, = DetectFaces.execute(images, 24.0, str(MODELS / "face_detection_yunet.onnx"), 0.6)
     # Active Speakers feeding Assign Speakers (the same assignment as Assign Speakers running LR-ASD itself), so the
     # test can read the model's own scores too
-    scores, = ActiveSpeakers().score(tracks, images, audio, str(weights))
-    speaking, _ = AssignSpeakers().assign(tracks, audio, 0, "offline", images, "auto", str(weights),
+    scores, = ActiveSpeakers.execute(tracks, images, audio, str(weights))
+    speaking, _ = AssignSpeakers.execute(tracks, audio, 0, "offline", images, "auto", str(weights),
                                           active_speakers=scores)
-    masks = SpeakerMasks().make(tracks, speaking, **{**MASK_ARGS, "mode": "per_frame"})
-    static = SpeakerMasks().make(tracks, speaking, **{**MASK_ARGS, "region": "head", "grow": 16, "feather": 8},
+    masks = SpeakerMasks.execute(tracks, speaking, **{**MASK_ARGS, "mode": "per_frame"})
+    static = SpeakerMasks.execute(tracks, speaking, **{**MASK_ARGS, "region": "head", "grow": 16, "feather": 8},
                                  images=images)
-    voices = SplitVoices().split(audio, speaking, "first_to_speak", 20)
+    voices = SplitVoices.execute(audio, speaking, "first_to_speak", 20)
     return dict(frames=frames, wave=wave, rate=rate, tracks=tracks, speaking=speaking, masks=masks, static=static,
                 voices=voices, scores=scores)
 
@@ -314,7 +314,7 @@ def test_a_portrait_video_whose_ids_are_not_positions_in_any_order():
     assert binding.speaker_order(speaking, tracks, "left_to_right") == [7, 2, 5]
     assert binding.speaker_order(speaking, tracks, "track_id") == [2, 5, 7]
 
-    out = SpeakerMasks().make(tracks, speaking, **MASK_ARGS)  # reference frame 0: only person 2 is there yet
+    out = SpeakerMasks.execute(tracks, speaking, **MASK_ARGS)  # reference frame 0: only person 2 is there yet
     assert out[6] == 3 and out[0].shape == (1, height, width) and out[4].shape == (3, height, width)
     for slot, track_id in enumerate([5, 7, 2]):
         left, top, right, bottom = layout[track_id][2]
@@ -322,14 +322,14 @@ def test_a_portrait_video_whose_ids_are_not_positions_in_any_order():
         assert (rows.min(), rows.max(), cols.min(), cols.max()) == (top, bottom - 1, left, right - 1), slot
         assert out[slot].sum() == (bottom - top) * (right - left)
     assert not out[3].any()
-    per_frame = SpeakerMasks().make(tracks, speaking, **{**MASK_ARGS, "mode": "per_frame"})
+    per_frame = SpeakerMasks.execute(tracks, speaking, **{**MASK_ARGS, "mode": "per_frame"})
     assert not per_frame[1][:3].any() and per_frame[1][3, 88, 10] == 1  # person 7 comes in at frame 3
     assert not per_frame[0][:6].any() and per_frame[0][6, 56, 50] == 1  # person 5 at frame 6
     assert per_frame[3].shape == (FRAMES, height, width) and not per_frame[3].any()  # the empty slot, per frame too
 
     mix = np.ones(FRAMES * 640, np.float32)  # 16 kHz at 25 fps: 640 samples a frame
     for order, ids in (("first_to_speak", [5, 7, 2]), ("left_to_right", [7, 2, 5])):
-        voices = SplitVoices().split(comfy_audio(mix), speaking, order, 0, tracks=tracks)
+        voices = SplitVoices.execute(comfy_audio(mix), speaking, order, 0, tracks=tracks)
         for slot, track_id in enumerate(ids):
             active = np.flatnonzero(voices[slot]["waveform"][0, 0].numpy())
             a, b = turns[track_id]
@@ -345,7 +345,7 @@ def test_the_speaking_timeline_shows_each_row_with_that_persons_face():
     frames = np.zeros((FRAMES, H, W, 3), np.float32)
     frames[:, 12:28, 13:27, 1] = 1.0  # person 0's face box (x 13..27, y 12..28): green
     frames[:, 12:28, 68:82, 0] = 1.0  # person 1's: red
-    picture = SpeakingTimeline().draw(speaking, tracks, torch.from_numpy(frames), "first_to_speak", 1000)[0]
+    picture = SpeakingTimeline.execute(speaking, tracks, torch.from_numpy(frames), "first_to_speak", 1000)[0]
     assert picture.shape[0] == 1 and picture.shape[2] == 1000
     row = 72  # each row starts with a 64 px thumbnail at (4, top + 4)
     for slot, colour in ((0, [1.0, 0.0, 0.0]), (1, [0.0, 1.0, 0.0])):

@@ -73,11 +73,11 @@ def played_by_infinitetalk(mix: np.ndarray, speaking: SpeakingActivity, motion: 
     masks = torch.arange(len(speaking.people), dtype=torch.float32)[:, None, None].repeat(1, 4, 4)  # mask k = k
     slots = speaker_order(speaking, order=order)
     audio = {"waveform": torch.from_numpy(mix)[None, None], "sample_rate": RATE}
-    node, join = InfiniteTalkSegment(), InfiniteTalkJoin()
-    segments = node.segment(audio, speaking, masks, order, 0, motion)[-1]
+    node, join = InfiniteTalkSegment, InfiniteTalkJoin
+    segments = node.execute(audio, speaking, masks, order, 0, motion)[-1]
     video, heard = None, []  # the joined frames (each frame's value: its index in `heard`), and what drives each
     for k in range(segments):
-        a1, a2, m1, m2, length, keep, previous_start, _ = node.segment(audio, speaking, masks, order, k, motion)
+        a1, a2, m1, m2, length, keep, previous_start, _ = node.execute(audio, speaking, masks, order, k, motion)
         assert (length - 1) % 4 == 0
         if k:  # the workflow: previous_frames = the joined video's `motion` frames from previous_start
             assert previous_start + motion == len(video)
@@ -88,7 +88,7 @@ def played_by_infinitetalk(mix: np.ndarray, speaking: SpeakingActivity, motion: 
         for which, samples in frames:
             mask = {1: m1, 2: m2}.get(which)
             heard.append((slots[int(mask[0, 0, 0])] if mask is not None else None, samples))
-        video, = join.join(generated, trim, keep, video)
+        video, = join.execute(generated, trim, keep, video)
     return [heard[int(v)] for v in video[:, 0, 0, 0]]
 
 
@@ -161,15 +161,15 @@ def test_what_a_sequential_consumer_cannot_play_is_said_plainly():
         sequential_plan(speaking_from({0: [(0.2, 1.0)], 1: [(1.5, 3.0)], 2: [(5.0, 5.5)]}, 6.0), [0, 1, 2])
     with pytest.raises(LayoutError, match="nobody speaks"):
         sequential_plan(speaking_from({0: [], 1: []}, 2.0), [0, 1])
-    node, masks = InfiniteTalkSegment(), torch.zeros(2, 4, 4)
+    node, masks = InfiniteTalkSegment, torch.zeros(2, 4, 4)
     audio = {"waveform": torch.zeros(1, 1, int(3.2 * RATE)), "sample_rate": RATE}
     with pytest.raises(ValueError, match="two people speak at once"):
-        node.segment(audio, overlap, masks, "first_to_speak", 0, 9)
+        node.execute(audio, overlap, masks, "first_to_speak", 0, 9)
     alone = speaking_from({0: [(0.2, 1.0)], 1: [(1.5, 3.0)]}, 3.2)
     with pytest.raises(ValueError, match="segment 1 does not exist: this conversation has 1 segment"):
-        node.segment(audio, alone, masks, "first_to_speak", 1, 9)
+        node.execute(audio, alone, masks, "first_to_speak", 1, 9)
     with pytest.raises(ValueError, match="masks must be Speaker Masks' `masks` \\(2 people"):
-        node.segment(audio, alone, torch.zeros(3, 4, 4), "first_to_speak", 0, 9)
+        node.execute(audio, alone, torch.zeros(3, 4, 4), "first_to_speak", 0, 9)
 
 
 def check_parallel(mix, speaking):
@@ -204,13 +204,13 @@ def test_synthetic_conversations_through_both_layouts(speech, seed, turns):
 
 
 def test_the_join_keeps_each_segments_own_frames_and_says_what_does_not_fit():
-    join = InfiniteTalkJoin()
+    join = InfiniteTalkJoin
     first = torch.arange(13, dtype=torch.float32)[:, None, None, None].repeat(1, 2, 2, 3)
-    video, = join.join(first, 0, 11, None)  # 13 generated (4n + 1), 11 its own
+    video, = join.execute(first, 0, 11, None)  # 13 generated (4n + 1), 11 its own
     second = torch.arange(100, 117, dtype=torch.float32)[:, None, None, None].repeat(1, 2, 2, 3)
-    video, = join.join(second, 9, 6, video)  # the first 9 repeat the previous frames; 6 its own
+    video, = join.execute(second, 9, 6, video)  # the first 9 repeat the previous frames; 6 its own
     assert video[:, 0, 0, 0].tolist() == list(range(11)) + list(range(109, 115))
     with pytest.raises(ValueError, match="fewer than trim 9 \\+ keep 10"):
-        join.join(second, 9, 10, video)
+        join.execute(second, 9, 10, video)
     with pytest.raises(ValueError, match="generate every segment at the same size"):
-        join.join(torch.zeros(17, 4, 4, 3), 9, 6, video)
+        join.execute(torch.zeros(17, 4, 4, 3), 9, 6, video)

@@ -181,8 +181,8 @@ def test_the_assign_speakers_node_uses_the_model_on_the_images(monkeypatch, asd)
     monkeypatch.setenv("MIT_MODELS_DIR", str(AVA_WEIGHTS.parent))  # where the node looks outside ComfyUI
     frames, audio = media.read_frames(INTERACT, fps=25), media.read_audio(INTERACT, 16000)
     tracks = track_faces(INTERACT, YuNetFaceDetector(MODELS / "face_detection_yunet.onnx"))
-    node = speaker_nodes.AssignSpeakers()
-    speaking, timeline = node.assign(tracks, audio_to_comfy(audio, 16000), 4, "offline", frames_to_image(frames),
+    node = speaker_nodes.AssignSpeakers
+    speaking, timeline = node.execute(tracks, audio_to_comfy(audio, 16000), 4, "offline", frames_to_image(frames),
                                      "asd", AVA_WEIGHTS.name)
     assert [p.evidence for p in speaking.people] == ["active_speaker"] * 2
     truth = interact_truth(tracks.num_frames, 25 / 24)
@@ -191,9 +191,9 @@ def test_the_assign_speakers_node_uses_the_model_on_the_images(monkeypatch, asd)
         assert frame_score(speaking_frames(speaking.person(track.track_id), tracks.num_frames),
                            truth[side]).accuracy >= 0.95
     assert timeline.shape[0] == 1 and timeline.shape[-1] == 3
-    lips, _ = node.assign(tracks, audio_to_comfy(audio, 16000), 4, "offline", frames_to_image(frames), "lips")
+    lips, _ = node.execute(tracks, audio_to_comfy(audio, 16000), 4, "offline", frames_to_image(frames), "lips")
     assert {p.evidence for p in lips.people} == {"lips"}
     with pytest.raises(ValueError, match="no keypoints .* connect the images"):  # face tracks: nothing to read
-        node.assign(tracks, audio_to_comfy(audio, 16000), 4, "offline", None, "auto")
+        node.execute(tracks, audio_to_comfy(audio, 16000), 4, "offline", None, "auto")
     with pytest.raises(ValueError, match="'asd' needs the images"):
-        node.assign(tracks, audio_to_comfy(audio, 16000), 4, "offline", None, "asd")
+        node.execute(tracks, audio_to_comfy(audio, 16000), 4, "offline", None, "asd")
