@@ -61,7 +61,7 @@ class MouthMotion:
         self.previous = None
 
     def add(self, index: int, frame: np.ndarray) -> None:
-        grey = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY).astype(np.float32)
+        grey = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)  # in floats only where a mouth is: a 1080p frame costs 3 ms
         if self.previous is not None:
             for track in self.tracks:
                 row = track.row_of(index)
@@ -71,8 +71,8 @@ class MouthMotion:
                 if box is None or index >= len(self.values[track.track_id]):
                     continue
                 x1, y1, x2, y2 = box
-                self.values[track.track_id][index] = float(np.abs(grey[y1:y2, x1:x2] - self.previous[y1:y2, x1:x2]
-                                                                  ).mean())
+                now, before = grey[y1:y2, x1:x2].astype(np.float32), self.previous[y1:y2, x1:x2].astype(np.float32)
+                self.values[track.track_id][index] = float(np.abs(now - before).mean())
         self.previous = grey
 
 
