@@ -29,7 +29,7 @@ _NODE_MODULES = {
     "evaluate_nodes": "generated-video evaluation",
 }
 
-NODES: dict[str, type[io.ComfyNode]] = {}  # node id -> node class, for every node that loaded
+NODE_CLASSES: dict[str, type[io.ComfyNode]] = {}  # node id -> node class, for every node that loaded
 LEFT_OUT: dict[str, str] = {}  # module -> reason
 
 for _module_name, _purpose in _NODE_MODULES.items():
@@ -44,7 +44,7 @@ for _module_name, _purpose in _NODE_MODULES.items():
         _node_id = _cls.GET_SCHEMA().node_id
         if not _node_id.startswith(PREFIX):
             raise ValueError(f"node id {_node_id!r} lacks the pack's prefix {PREFIX!r}")
-        NODES[_node_id] = _cls
+        NODE_CLASSES[_node_id] = _cls
 
 if LEFT_OUT:
     logging.getLogger("MIT-CovOG").warning(
@@ -54,7 +54,7 @@ if LEFT_OUT:
 
 class MITCovOGExtension(ComfyExtension):
     async def get_node_list(self) -> list[type[io.ComfyNode]]:
-        return list(NODES.values())
+        return list(NODE_CLASSES.values())
 
 
 async def comfy_entrypoint() -> MITCovOGExtension:

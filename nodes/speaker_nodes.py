@@ -40,7 +40,7 @@ from .pack_types import ActiveSpeakerScores, Diarization, Speaking, Tracks
 require_silero_vad()
 
 _diarizers: dict = {}  # loaded once per session
-MAX_SPEAKERS = 16  # the most voices the Diarize node looks for
+MAX_SPEAKERS = 16  # the most voices the nodes look for
 SEGMENTATION_TOOLTIP = (
     "The overlap-aware diarizer's model, in ComfyUI/models/speaker_segmentation/: pyannote's segmentation model "
     "(MIT licence), pytorch_model.bin from https://whisperx.s3.eu-west-2.amazonaws.com/model_weights/segmentation/"
@@ -69,7 +69,7 @@ class AssignSpeakers(io.ComfyNode):
             inputs=[
                 Tracks.Input("tracks"),
                 io.Audio.Input("audio"),
-                io.Int.Input("max_speakers", default=0, min=0, max=16, tooltip=(
+                io.Int.Input("max_speakers", default=0, min=0, max=MAX_SPEAKERS, tooltip=(
                     "Most voices to look for; 0: the number of people plus 2 (off-screen voices).")),
                 io.Combo.Input("diarizer", options=list(diarizer_choices()), default="auto", tooltip=DIARIZER_TOOLTIP),
                 io.Image.Input("images", optional=True, tooltip=(
@@ -142,7 +142,7 @@ class Diarize(io.ComfyNode):
                          "Assign Speakers then says which person on screen each voice belongs to."),
             inputs=[
                 io.Audio.Input("audio"),
-                io.Int.Input("num_speakers", default=0, min=0, max=16, tooltip=(
+                io.Int.Input("num_speakers", default=0, min=0, max=MAX_SPEAKERS, tooltip=(
                     "Exactly this many voices, when you know; 0: find out, between min and max.")),
                 io.Int.Input("min_speakers", default=1, min=1, max=MAX_SPEAKERS),
                 io.Int.Input("max_speakers", default=DiarizationConfig.max_speakers, min=1, max=MAX_SPEAKERS),

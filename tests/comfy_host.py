@@ -400,10 +400,10 @@ def pack_specs() -> dict:
         sys.path.insert(0, str(PACK_ROOT))
     from comfy_api.internal import first_real_override
 
-    from nodes import NODES
+    from nodes import NODE_CLASSES
 
     specs = {}
-    for node_id, cls in NODES.items():
+    for node_id, cls in NODE_CLASSES.items():
         types = cls.INPUT_TYPES()
         spec = {"input": types, "input_order": {s: list(types.get(s, {})) for s in ("required", "optional")},
                 "output": list(cls.RETURN_TYPES)}

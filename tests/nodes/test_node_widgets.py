@@ -23,7 +23,7 @@ def interface() -> dict:
     import nodes
 
     described = {}
-    for node_id, cls in sorted(nodes.NODES.items()):
+    for node_id, cls in sorted(nodes.NODE_CLASSES.items()):
         spec = cls.INPUT_TYPES()
         inputs = [[section, name, *widget(value)] for section in ("required", "optional")
                   for name, value in spec.get(section, {}).items()]
