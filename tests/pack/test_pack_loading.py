@@ -115,8 +115,8 @@ def run_values(tmp_path):
     link.symlink_to(PACK_ROOT, target_is_directory=True)
     out = tmp_path / "values"
     out.mkdir()
-    env = {**os.environ, "VALUES_OUT": str(out), "TESTS_DIR": str(PACK_ROOT / "tests"), "SPEECH": str(LIBRISPEECH), "PYTHONPATH": "", "RUN_NODES": "",
-           "BLOCKED_MODULES": "[]"}
+    env = {**os.environ, "VALUES_OUT": str(out), "TESTS_DIR": str(PACK_ROOT / "tests"), "SPEECH": str(LIBRISPEECH),
+           "PYTHONPATH": "", "RUN_NODES": "", "BLOCKED_MODULES": "[]"}
     done = subprocess.run([sys.executable, "-c", script, str(link)], capture_output=True, text=True, env=env,
                           cwd=tmp_path, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]

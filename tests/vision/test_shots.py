@@ -34,8 +34,8 @@ def test_the_cuts_of_real_footage_are_pyscenedetects_own(tmp_path):
     """Real footage with two cuts (interact_11, talking_head_1, interact_11 again): our detector fed decoded frames
     finds the cuts PySceneDetect's own detect() finds reading the same file."""
     import scenedetect
-
     from conftest import shared_path
+
     from mit_annotator.core import media
 
     parts = [media.read_frames(shared_path("video", name), start, start + 40, size=(640, 360))
