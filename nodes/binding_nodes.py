@@ -60,8 +60,13 @@ class SpeakerMasks(io.ComfyNode):
                     "Pixels over which the mask fades to 0 outside its (grown) region.")),
                 io.Image.Input("images", optional=True, tooltip="The frames, for the preview (black without them)."),
             ],
-            outputs=[*(io.Mask.Output(f"mask_{k}") for k in range(1, MAX_SLOTS + 1)), io.Mask.Output("masks"),
-                     io.Image.Output("preview"), io.Int.Output("people")],
+            outputs=[*(io.Mask.Output(f"mask_{k}", tooltip=f"Speaker {k}'s mask, in the speaker order (all zeros "
+                                                                  "when the assignment has fewer people).")
+                       for k in range(1, MAX_SLOTS + 1)),
+                     io.Mask.Output("masks", tooltip="Every person's static mask, one per person in the speaker order "
+                                                     "(MultiTalk's ref_target_masks; InfiniteTalk Segment's masks)."),
+                     io.Image.Output("preview", tooltip="The masks over the reference frame, numbered."),
+                     io.Int.Output("people", tooltip="How many people the assignment holds.")],
         )
 
     @classmethod
@@ -117,7 +122,10 @@ class SplitVoices(io.ComfyNode):
                                  tooltip=f"Speaker {k}'s own recording: passed through as it is.")
                   for k in range(1, MAX_SLOTS + 1)),
             ],
-            outputs=[*(io.Audio.Output(f"voice_{k}") for k in range(1, MAX_SLOTS + 1)), io.Int.Output("people")],
+            outputs=[*(io.Audio.Output(f"voice_{k}", tooltip=f"Speaker {k}'s voice, as long as the input (silent "
+                                                              "when the assignment has fewer people).")
+                       for k in range(1, MAX_SLOTS + 1)),
+                     io.Int.Output("people", tooltip="How many people the assignment holds.")],
         )
 
     @classmethod
@@ -180,9 +188,16 @@ class InfiniteTalkSegment(io.ComfyNode):
                     "this one (segments after the first).")),
                 Tracks.Input("tracks", optional=True, tooltip="Needed for the left_to_right order."),
             ],
-            outputs=[io.Audio.Output("audio_1"), io.Audio.Output("audio_2"), io.Mask.Output("mask_1"),
-                     io.Mask.Output("mask_2"), io.Int.Output("length"), io.Int.Output("keep"),
-                     io.Int.Output("previous_start"), io.Int.Output("segments")],
+            outputs=[io.Audio.Output("audio_1", tooltip="The voice that opens this segment."),
+                     io.Audio.Output("audio_2", tooltip="The voice after the change of speaker (core plays it after "
+                                                        "audio_1)."),
+                     io.Mask.Output("mask_1", tooltip="The mask of whoever speaks audio_1."),
+                     io.Mask.Output("mask_2", tooltip="The mask of whoever speaks audio_2."),
+                     io.Int.Output("length", tooltip="WanInfiniteTalkToVideo's length for this segment (4n + 1)."),
+                     io.Int.Output("keep", tooltip="This segment's own frames: InfiniteTalk Join's keep."),
+                     io.Int.Output("previous_start", tooltip=(
+                         "Where in the joined video the next segment's previous_frames start (Image From Batch).")),
+                     io.Int.Output("segments", tooltip="How many segments the conversation makes.")],
         )
 
     @classmethod

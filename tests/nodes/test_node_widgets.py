@@ -51,6 +51,16 @@ def test_the_nodes_interface_is_the_saved_one():
         assert now[node_id] == saved[node_id], f"{node_id} changed: rewrite node_widgets.json (see the docstring)"
 
 
+def test_the_binding_nodes_say_what_each_output_holds():
+    """Their outputs are numbered slots whose order matters (speaker k, the segment's first and second voice): the
+    editor shows each output's tooltip on hover."""
+    import nodes
+
+    for node_id in ("MITCovOG_SpeakerMasks", "MITCovOG_SplitVoices", "MITCovOG_InfiniteTalkSegment"):
+        info = nodes.NODE_CLASSES[node_id].GET_NODE_INFO_V1()
+        assert len(info["output_tooltips"]) == len(info["output"]) and all(info["output_tooltips"]), node_id
+
+
 if __name__ == "__main__":
     SNAPSHOT.write_text(json.dumps(interface(), indent=1) + "\n")
     print(f"wrote {SNAPSHOT}")
