@@ -18,17 +18,19 @@ install()
 
 
 def interface() -> dict:
-    """Each node's inputs and outputs as ComfyUI's executor and a saved workflow see them: the V1 view of the V3
-    schema (INPUT_TYPES, RETURN_TYPES), with a combo written as its list of choices, as a V1 node declares it."""
+    """Each node as ComfyUI's executor, its editor and a saved workflow see it: the V1 view of its V3 schema, built
+    afresh from define_schema (GET_NODE_INFO_V1, what /object_info serves; RETURN_TYPES is cached by the class), with a
+    combo written as its list of choices, as a V1 node declares it. Tooltips and descriptions are left out."""
     import nodes
 
     described = {}
     for node_id, cls in sorted(nodes.NODE_CLASSES.items()):
-        spec = cls.INPUT_TYPES()
+        info = cls.GET_NODE_INFO_V1()
         inputs = [[section, name, *widget(value)] for section in ("required", "optional")
-                  for name, value in spec.get(section, {}).items()]
-        described[node_id] = {"inputs": inputs, "outputs": list(cls.RETURN_TYPES),
-                              "output_names": list(cls.RETURN_NAMES)}
+                  for name, value in info["input"].get(section, {}).items()]
+        described[node_id] = {"id": info["name"], "display_name": info["display_name"], "category": info["category"],
+                              "output_node": info["output_node"], "inputs": inputs, "outputs": info["output"],
+                              "output_names": info["output_name"]}
     return json.loads(json.dumps(described))  # tuples as lists, as in the file
 
 

@@ -20,9 +20,12 @@ from mit_annotator.core.records import Diarization, SpeakerTurn
 
 
 class HalfAndHalf:
-    """Two voices: the first half of the recording is A's, the rest B's."""
+    """Two voices: the first half of the recording is A's, the rest B's (the configs it was given kept)."""
+
+    configs = []
 
     def __call__(self, samples, config=None, uri="recording", progress=None):
+        HalfAndHalf.configs.append(config)
         middle = len(samples) / 16000 / 2
         return Diarization([SpeakerTurn("A", 0.0, middle), SpeakerTurn("B", middle, 2 * middle)], uri=uri)
 
@@ -85,6 +88,11 @@ def test_a_registered_diarizer_is_offered_and_run_by_the_diarize_node(standins):
     audio = {"waveform": torch.zeros(1, 1, 16000 * 3), "sample_rate": 16000}
     diarization, _ = Diarize.execute(audio, 0, 1, 4, "halves")
     assert [(t.speaker, t.start, t.end) for t in diarization.turns] == [("A", 0.0, 1.5), ("B", 1.5, 3.0)]
+    Diarize.execute(audio, 2, 1, 3, "halves")
+    import standin_diarizer
+
+    asked = [(c.num_speakers, c.min_speakers, c.max_speakers) for c in standin_diarizer.HalfAndHalf.configs]
+    assert asked == [(None, 1, 4), (2, 2, 2)]  # the node's counts reach the diarizer (0: find out; n: exactly n)
 
 
 def test_an_unknown_backend_is_named_with_the_choices():
