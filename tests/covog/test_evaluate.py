@@ -525,10 +525,13 @@ def test_the_evaluate_node_scores_the_images_against_the_schedule(small_video, m
     frames, audio = media.read_frames(small_video["video"], fps=25), media.read_audio(small_video["video"], 16000)
     schedule, tracks = SpeakingActivity.load(small_video["speaking"]), VideoTracks.load(small_video["tracks"])
     node, images, sound = EvaluateConversation, frames_to_image(frames), audio_to_comfy(audio, 16000)
-    result = node.execute(images, sound, schedule, 25.0, str(AVA_WEIGHTS), 2, tracks)
+    result = node.execute(images, sound, schedule, 25.0, str(AVA_WEIGHTS), 2, tracks, reference_images=images)
     text, figure = result.result
     report = json.loads(text)
     assert report["frames"] == 75 and report["sync"]["max_offset_frames"] == 2
+    # the same frames as the reference, written the same way: every frame alike (PSNR infinite, so none)
+    assert report["reference"]["frames"] == 75 and report["reference"]["ssim"] == 1.0
+    assert report["reference"]["psnr"] is None
     assert figure.shape[0] == 1 and figure.shape[2] == charts.WIDTH and figure.shape[3] == 3
     assert result.ui["text"][0].startswith("speaker attribution: frame accuracy")
     # what the library gives on the same frames and audio written the same way, with the same settings
