@@ -214,3 +214,25 @@ def test_track_people_from_detections_uses_its_gap_and_length_settings(small):
     assert track_lengths(5, 3) == [4, 25, 25]  # bridged (the gap filled in)
     assert track_lengths(5, 5) == [25, 25]  # the passer-by is too short
     assert track_lengths(2, 5) == [10, 12, 25]  # not bridged: two tracks
+
+
+def test_detect_faces_gives_tracked_people_their_landmarks_and_leaves_its_input_alone():
+    """With tracks, Detect Faces gives each person the landmarks of their face (here the tracks of its own run
+    without tracks, their landmarks taken away: the same landmarks come back), on a copy: ComfyUI caches the input."""
+    import copy
+
+    from conftest import shared_path
+    from mit_annotator.core import media
+    from nodes.vision_nodes import DetectFaces
+
+    yunet = shared_path("models", "face_detection_yunet.onnx")
+    images = frames_to_image(media.read_frames(shared_path("video", "interact_11.mp4"), 0, 20))
+    tracks, = DetectFaces.execute(images, 24.0, str(yunet), 0.6)
+    assert len(tracks.tracks) == 2 and all(np.isfinite(t.face_landmarks).all() for t in tracks.tracks)
+    bare = copy.deepcopy(tracks)
+    for track in bare.tracks:
+        track.face_landmarks = None
+    again, = DetectFaces.execute(images, 24.0, str(yunet), 0.6, tracks=bare)
+    for found, given in zip(again.tracks, tracks.tracks):
+        np.testing.assert_array_equal(found.face_landmarks, given.face_landmarks)
+    assert all(track.face_landmarks is None for track in bare.tracks)

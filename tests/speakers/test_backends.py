@@ -118,3 +118,21 @@ def test_a_registered_active_speaker_model_decides_who_speaks(standins, speech):
     assert type(model).calls == 1
     assert [(p.track_id, p.voice, p.evidence) for p in found.people] == [
         (p.track_id, p.voice, "active_speaker") for p in conversation.speaking.people]
+
+
+def test_the_assign_speakers_node_asks_the_diarizer_for_its_voice_counts(standins, speech):
+    """max_speakers reaches the diarizer; 0 means the people on screen and two more (off-screen voices)."""
+    sys.path.insert(0, str(PACK_ROOT))
+    import standin_diarizer
+
+    from mit_annotator.synthetic import ConversationSpec, synthesize_conversation
+    from nodes.comfy_bridge import audio_to_comfy
+    from nodes.speaker_nodes import AssignSpeakers
+
+    conversation = synthesize_conversation(ConversationSpec(num_people=2, seconds=3.0, width=160, height=96,
+                                                            seed=1), speech)
+    audio = audio_to_comfy(conversation.mix, 16000)
+    for max_speakers in (3, 0):
+        AssignSpeakers.execute(conversation.tracks, audio, max_speakers, "halves")
+    asked = [(c.num_speakers, c.max_speakers) for c in standin_diarizer.HalfAndHalf.configs]
+    assert asked == [(None, 3), (None, 4)]
