@@ -222,6 +222,7 @@ def test_detect_faces_gives_tracked_people_their_landmarks_and_leaves_its_input_
     import copy
 
     from conftest import shared_path
+
     from mit_annotator.core import media
     from nodes.vision_nodes import DetectFaces
 
