@@ -49,7 +49,8 @@ declare -A TESTS=(  # module -> the test files that cover it
   [nodes]="tests/nodes/test_covog_nodes.py tests/nodes/test_covog_stage_nodes.py tests/speakers/test_binding.py \
     tests/nodes/test_nodes_progress.py tests/nodes/test_node_settings.py tests/nodes/test_node_widgets.py \
     tests/covog/test_evaluate.py::test_the_evaluate_node_scores_the_images_against_the_schedule \
-    tests/speakers/test_who_speaks_real.py::test_the_assign_speakers_node_uses_the_model_on_the_images"
+    tests/speakers/test_who_speaks_real.py::test_the_assign_speakers_node_uses_the_model_on_the_images \
+    tests/speakers/test_backends.py tests/speakers/test_voice_layouts.py"
 )
 ORDER=(mit_annotator/vision/tracking.py mit_annotator/audio/diarization.py mit_annotator/speakers/assignment.py mit_annotator/speakers/lips.py
        covog/pipeline/sampler.py covog/models/audio_driver.py covog/training/trainer.py covog/loaders/checkpoints.py nodes)
