@@ -23,7 +23,7 @@ from mit_annotator.speakers.binding import (
 )
 from mit_annotator.speakers.voice_layouts import MOTION_FRAMES, LayoutError, sequential_plan, sequential_voices
 
-from .comfy_bridge import check_audio_covers, check_people, frames_to_image
+from .comfy_bridge import audio_parts, check_audio_covers, check_people, frames_to_image
 from .pack_types import Speaking, Tracks
 
 MAX_SLOTS = 4  # the most speakers the models above take (MultiTalk: audio_1..4)
@@ -130,11 +130,7 @@ class SplitVoices(io.ComfyNode):
 
     @classmethod
     def execute(cls, audio, speaking, order, fade_ms, tracks=None, **given) -> io.NodeOutput:
-        try:
-            waveform, rate = audio["waveform"], int(audio["sample_rate"])
-        except (KeyError, TypeError):
-            raise ValueError("audio must be ComfyUI AUDIO: {'waveform': (batch, channels, samples), "
-                             "'sample_rate'}") from None
+        waveform, rate = audio_parts(audio)
         if not speaking.people:
             raise ValueError("the assignment has no people: run Assign Speakers first")
         if tracks is not None:
@@ -202,11 +198,7 @@ class InfiniteTalkSegment(io.ComfyNode):
 
     @classmethod
     def execute(cls, audio, speaking, masks, order, segment, motion_frame_count, tracks=None) -> io.NodeOutput:
-        try:
-            waveform, rate = audio["waveform"], int(audio["sample_rate"])
-        except (KeyError, TypeError):
-            raise ValueError("audio must be ComfyUI AUDIO: {'waveform': (batch, channels, samples), "
-                             "'sample_rate'}") from None
+        waveform, rate = audio_parts(audio)
         if tracks is not None:
             check_people(tracks)
         check_audio_covers(waveform.shape[-1] / rate, speaking.num_frames, speaking.fps)

@@ -42,13 +42,18 @@ def audio_to_comfy(samples: np.ndarray, sample_rate: int) -> dict:
     return {"waveform": torch.from_numpy(samples.copy())[None], "sample_rate": int(sample_rate)}
 
 
-def audio_to_mono_16k(audio: dict) -> np.ndarray:
-    """ComfyUI AUDIO ({"waveform": (B, C, T), "sample_rate"}) -> mono float32 at 16 kHz."""
+def audio_parts(audio: dict) -> tuple[torch.Tensor, int]:
+    """ComfyUI AUDIO ({"waveform": (B, C, T), "sample_rate"}) -> (waveform, sample rate), or an error naming it."""
     try:
-        waveform, rate = audio["waveform"], int(audio["sample_rate"])
+        return audio["waveform"], int(audio["sample_rate"])
     except (KeyError, TypeError):
         raise ValueError("audio must be ComfyUI AUDIO: {'waveform': (batch, channels, samples), 'sample_rate'}") \
             from None
+
+
+def audio_to_mono_16k(audio: dict) -> np.ndarray:
+    """ComfyUI AUDIO ({"waveform": (B, C, T), "sample_rate"}) -> mono float32 at 16 kHz."""
+    waveform, rate = audio_parts(audio)
     samples = waveform[0].float().mean(dim=0).cpu().numpy()
     if samples.size == 0:
         raise ValueError("the audio has no samples")

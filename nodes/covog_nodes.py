@@ -38,6 +38,27 @@ def window_inputs() -> list[io.Int.Input]:
                          tooltip="Frames each window shares with the previous one.")]
 
 
+def size_inputs() -> list[io.Int.Input]:
+    size = {"min": SIZE_MULTIPLE, "max": 2048, "step": SIZE_MULTIPLE}
+    return [io.Int.Input("width", default=640, **size), io.Int.Input("height", default=384, **size)]
+
+
+def person_audio_inputs() -> list[io.Audio.Input]:
+    return [io.Audio.Input(f"person_{k}_audio", optional=True, tooltip=(
+        f"Person {k}'s own voice (in the tracks' order); give all people's or none."))
+        for k in range(1, MAX_PEOPLE + 1)]
+
+
+def own_voices(person_audio: dict, tracks) -> list[dict] | None:
+    """The person_k_audio inputs, one per person in the tracks' order; None when none is given."""
+    own = [person_audio.get(f"person_{k}_audio") for k in range(1, MAX_PEOPLE + 1)]
+    given = [k + 1 for k, a in enumerate(own) if a is not None]
+    if given and given != list(range(1, len(tracks.tracks) + 1)):
+        raise ValueError(f"per-person audio given for people {given}; the tracks hold {len(tracks.tracks)} "
+                         "people: give every person's own audio, in the tracks' order, or none")
+    return own[:len(tracks.tracks)] if given else None
+
+
 def validate_window(window, overlap):
     """ComfyUI's input check (validate_inputs) for window and overlap (it then leaves their ranges to us): overlap <
     window, both in range. A value fed by a link is not known yet (None) and is checked when the node runs."""
@@ -78,7 +99,6 @@ class LoadCovOG(io.ComfyNode):
 class GenerateConversation(io.ComfyNode):
     @classmethod
     def define_schema(cls) -> io.Schema:
-        size = {"min": SIZE_MULTIPLE, "max": 2048, "step": SIZE_MULTIPLE}
         return io.Schema(
             node_id="MITCovOG_GenerateConversation", display_name="Generate Conversation Video (MIT-CovOG)",
             category="MIT-CovOG/generate",
@@ -97,11 +117,8 @@ class GenerateConversation(io.ComfyNode):
                                tooltip="Guidance on appearance (reference and CLIP); 1 turns it off."),
                 io.Int.Input("seed", default=0, min=0, max=2 ** 63 - 1, control_after_generate=True),
                 *window_inputs(),
-                io.Int.Input("width", default=640, **size),
-                io.Int.Input("height", default=384, **size),
-                *(io.Audio.Input(f"person_{k}_audio", optional=True, tooltip=(
-                    f"Person {k}'s own voice (in the tracks' order); give all people's or none."))
-                  for k in range(1, MAX_PEOPLE + 1)),
+                *size_inputs(),
+                *person_audio_inputs(),
             ],
             outputs=[io.Image.Output("frames"), io.Audio.Output("audio"), io.Float.Output("fps")],
         )
@@ -117,13 +134,9 @@ class GenerateConversation(io.ComfyNode):
         settings.check()
         check_people(tracks)
         check_speaking_matches(speaking, tracks)
-        own = [person_audio.get(f"person_{k}_audio") for k in range(1, MAX_PEOPLE + 1)]
-        given = [k + 1 for k, a in enumerate(own) if a is not None]
-        if given and given != list(range(1, len(tracks.tracks) + 1)):
-            raise ValueError(f"per-person audio given for people {given}; the tracks hold {len(tracks.tracks)} "
-                             "people: give every person's own audio, in the tracks' order, or none")
-        voices = [audio_to_mono_16k(a) for a in own[:len(tracks.tracks)]] if given else audio_to_mono_16k(audio)
-        for samples in voices if given else [voices]:
+        own = own_voices(person_audio, tracks)
+        voices = [audio_to_mono_16k(a) for a in own] if own else audio_to_mono_16k(audio)
+        for samples in voices if own else [voices]:
             check_audio_covers(len(samples) / SAMPLE_RATE, tracks.num_frames, tracks.fps)
         image = reference_image(reference, (width, height))
         compute, offload = torch_devices()

@@ -18,7 +18,6 @@ from covog.models import reference_attention
 from covog.models.encoders import AUDIO_RATE, audio_features
 from covog.pipeline.conditioning import PoseRenders, face_masks, speaking_scores
 from covog.pipeline.sampler import (
-    SIZE_MULTIPLE,
     Conditions,
     SamplerSettings,
     check_window,
@@ -39,7 +38,14 @@ from .comfy_bridge import (
     progress_callback,
     torch_devices,
 )
-from .covog_nodes import MAX_PEOPLE, reference_image, validate_window, window_inputs
+from .covog_nodes import (
+    own_voices,
+    person_audio_inputs,
+    reference_image,
+    size_inputs,
+    validate_window,
+    window_inputs,
+)
 from .pack_types import CovOGAudio, CovOGModel, CovOGPoses, CovOGReference, Speaking, Tracks
 
 REFERENCE_FRAME = 0  # the frame of the tracks whose poses the reference image shows (as Generate Conversation)
@@ -66,7 +72,6 @@ class on_compute:
 class EncodeReference(io.ComfyNode):
     @classmethod
     def define_schema(cls) -> io.Schema:
-        size = {"min": SIZE_MULTIPLE, "max": 2048, "step": SIZE_MULTIPLE}
         return io.Schema(
             node_id="MITCovOG_EncodeReference", display_name="Encode Reference, CLIP + VAE (MIT-CovOG)",
             category="MIT-CovOG/generate",
@@ -76,8 +81,7 @@ class EncodeReference(io.ComfyNode):
             inputs=[
                 CovOGModel.Input("model"),
                 io.Image.Input("image", tooltip="One frame showing every person (the first image is used)."),
-                io.Int.Input("width", default=640, **size),
-                io.Int.Input("height", default=384, **size),
+                *size_inputs(),
             ],
             outputs=[CovOGReference.Output("reference")],
         )
@@ -106,9 +110,7 @@ class EncodeAudio(io.ComfyNode):
                 io.Audio.Input("audio", optional=True, tooltip="The conversation's audio."),
                 io.AudioEncoderOutput.Input("audio_encoder_output", optional=True, tooltip=(
                     "Instead of audio: Audio Encoder Encode's output with a wav2vec2 encoder (all layers).")),
-                *(io.Audio.Input(f"person_{k}_audio", optional=True, tooltip=(
-                    f"Person {k}'s own voice (in the tracks' order); give all people's or none."))
-                  for k in range(1, MAX_PEOPLE + 1)),
+                *person_audio_inputs(),
             ],
             outputs=[CovOGAudio.Output("audio_features")],
         )
@@ -117,13 +119,9 @@ class EncodeAudio(io.ComfyNode):
     def execute(cls, model, tracks, audio=None, audio_encoder_output=None, **person_audio) -> io.NodeOutput:
         check_people(tracks)
         frames, fps = tracks.num_frames, tracks.fps
-        own = [person_audio.get(f"person_{k}_audio") for k in range(1, MAX_PEOPLE + 1)]
-        given = [k + 1 for k, a in enumerate(own) if a is not None]
-        if given and given != list(range(1, len(tracks.tracks) + 1)):
-            raise ValueError(f"per-person audio given for people {given}; the tracks hold {len(tracks.tracks)} "
-                             "people: give every person's own audio, in the tracks' order, or none")
-        if given:
-            voices = [audio_to_mono_16k(a) for a in own[:len(tracks.tracks)]]
+        own = own_voices(person_audio, tracks)
+        if own:
+            voices = [audio_to_mono_16k(a) for a in own]
         elif audio is not None:
             voices = [audio_to_mono_16k(audio)]
         elif audio_encoder_output is not None:
@@ -138,7 +136,7 @@ class EncodeAudio(io.ComfyNode):
             for k, samples in enumerate(voices):
                 features.append(audio_features(model.audio_encoder, samples, frames, fps).cpu())
                 progress(k + 1, len(voices))
-        return io.NodeOutput({"features": torch.stack(features) if given else features[0]})
+        return io.NodeOutput({"features": torch.stack(features) if own else features[0]})
 
 
 def encoder_output_features(output: dict, model, num_frames: int, fps: float) -> torch.Tensor:

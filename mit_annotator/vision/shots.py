@@ -1,5 +1,5 @@
 """Shot boundaries with PySceneDetect's content detector (what the MIT pipeline used), fed our decoded frames as
-PySceneDetect's own scene manager feeds it: scaled down to about 256 px wide (its auto_downscale)."""
+PySceneDetect's own scene manager feeds it: the longer side scaled down to about 256 px (its auto_downscale)."""
 
 from __future__ import annotations
 
