@@ -23,7 +23,7 @@ from mit_annotator.speakers.binding import (
 )
 from mit_annotator.speakers.voice_layouts import MOTION_FRAMES, LayoutError, sequential_plan, sequential_voices
 
-from .comfy_bridge import audio_parts, check_audio_covers, check_people, frames_to_image
+from .comfy_bridge import audio_parts, check_audio_covers, check_people, frames_to_image, image_to_rgb
 from .pack_types import Speaking, Tracks
 
 MAX_SLOTS = 4  # the most speakers the models above take (MultiTalk: audio_1..4)
@@ -262,8 +262,7 @@ def _frame(images, index: int, tracks) -> np.ndarray:
                                                                                               tracks.height):
         raise ValueError(f"images of shape {tuple(images.shape)} are not the {tracks.width}x{tracks.height} frames "
                          "the tracks came from")
-    frame = images[min(index, images.shape[0] - 1)]
-    return (frame.clamp(0, 1) * 255).round().byte().cpu().numpy()
+    return image_to_rgb(images[min(index, images.shape[0] - 1)])
 
 
 NODES = [SpeakerMasks, SplitVoices, InfiniteTalkSegment, InfiniteTalkJoin]

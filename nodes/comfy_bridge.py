@@ -70,7 +70,12 @@ def image_to_frames(images: torch.Tensor):
     if images.ndim != 4 or images.shape[-1] != 3:
         raise ValueError(f"images must be a batch of RGB frames (F, H, W, 3), got shape {tuple(images.shape)}")
     for frame in images:
-        yield (frame.clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy()
+        yield image_to_rgb(frame)
+
+
+def image_to_rgb(image: torch.Tensor) -> np.ndarray:
+    """One (H, W, 3) frame of a ComfyUI IMAGE, float 0..1 -> RGB uint8."""
+    return (image.clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy()
 
 
 def comfy_models_dir(folder: str = COMFY_FOLDER) -> str | None:

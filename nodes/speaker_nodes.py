@@ -30,6 +30,7 @@ from .comfy_bridge import (
     check_people,
     frames_to_image,
     image_to_frames,
+    image_to_rgb,
     progress_callback,
     segmentation_choices,
 )
@@ -260,7 +261,7 @@ class FrameReader:
         return int(self.images.shape[0])
 
     def __getitem__(self, index: int) -> np.ndarray:
-        return (self.images[index].clamp(0, 1) * 255).round().byte().cpu().numpy()
+        return image_to_rgb(self.images[index])
 
 
 def scores_for(active_speakers: dict, tracks) -> dict[int, np.ndarray]:
