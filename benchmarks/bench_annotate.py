@@ -135,7 +135,8 @@ def main() -> int:
     configs = [(f"plain loop, 1 worker, speakers {s}", AnnotateSettings(**base, speakers=s), {}, 0)
                for s in args.speakers]
     configs.append((f"plain loop, 1 worker, speakers {first}, --exact",
-                    AnnotateSettings(**models, speakers=first, detect_every=1, face_search="frame",
+                    AnnotateSettings(**models, speakers=first, detect_every=1, face_search="frame", faces_every=1,
+                                     detector_input="square",
                                      encode_preset="medium"), {}, 0))
     configs.append((f"2 worker processes, speakers {first}", AnnotateSettings(**base, speakers=first),
                     {"workers": 2}, 0))

@@ -1,14 +1,16 @@
 """What the fast vision pass loses against every-frame detection, on the same inputs (issue 23's "nothing lost").
 
     .venv/bin/python benchmarks/bench_vision_speed.py [--seeds 3] [--detect-every 3] [--face-search heads]
+                                                      [--faces-every 2] [--detector-input fit]
 
 The vision pass (`annotate_frames`, YOLOX-Nano and YuNet from ../shared/data/models, pose model none, as `annotate`
-runs it) once with EXACT (every frame, faces in whole frames) and once with the given speed, on:
+runs it) once with EXACT (every frame, faces in whole frames, the detector's square input) and once with the given
+speed (defaults: `annotate`'s), on:
 1. synthetic conversations (2, 3, 4 people, 8 s at 640x384, --seeds each) against their drawn truth: MOTA, misses,
    false positives, id switches;
 2. real footage: interact_11.mp4 as it is, its side-by-side remixes (RL, LR, RBL) and the three-person panels of
    the who-speaks benchmark (interact_11's two people and talking_head_1; tune and held-out): the share of each
-   track's frames with a detected face (landmarks), and who speaks (LR-ASD fused with lips, the default; one
+   track's frames with a face (landmarks detected, or interpolated between searches), and who speaks (LR-ASD fused with lips, the default; one
    diarization per video, shared by both passes), each person's share of frames right.
 Also the detector's and the face detector's calls and the vision pass's seconds.
 """
@@ -34,11 +36,12 @@ from diarization_material import LEFT_TALKS, PANELS, RIGHT_TALKS, talkers  # noq
 from mit_annotator.audio.diarization import DiarizationConfig  # noqa: E402
 from mit_annotator.audio.diarizers import make_diarizer  # noqa: E402
 from mit_annotator.core import media  # noqa: E402
+from mit_annotator.pipeline.annotate import AnnotateSettings  # noqa: E402
 from mit_annotator.speakers.active_speaker import ActiveSpeakerModel  # noqa: E402
 from mit_annotator.speakers.who_speaks import who_speaks  # noqa: E402
 from mit_annotator.synthetic import ConversationSpec, default_speech_source, synthesize_conversation  # noqa: E402
 from mit_annotator.synthetic.remix import panel, side_by_side  # noqa: E402
-from mit_annotator.vision.detection import PersonDetector  # noqa: E402
+from mit_annotator.vision.detection import CANVASES, PersonDetector  # noqa: E402
 from mit_annotator.vision.detection_schedule import EXACT, VisionSpeed  # noqa: E402
 from mit_annotator.vision.faces import FacesAtScale, YuNetFaceDetector  # noqa: E402
 from mit_annotator.vision.metrics import frame_score, score_tracking, speaking_frames  # noqa: E402
@@ -94,7 +97,7 @@ def synthetic_rows(seeds: int, speed: VisionSpeed, detector, faces) -> None:
             with tempfile.TemporaryDirectory() as tmp:
                 video = Path(c.save(tmp)["video"])
                 for name, chosen in (("exact", EXACT), ("fast", speed)):
-                    tracks, seconds, calls, _ = vision_pass(video, chosen, detector, faces)
+                    tracks, seconds, calls, _ = vision_pass(video, chosen, detector[name], faces)
                     s = score_tracking(tracks.tracks, c.tracks.tracks, c.tracks.num_frames)
                     totals[name] += [s.ground_truth, s.misses, s.false_positives, s.id_switches, calls, seconds]
         for name, (truth, misses, false, switches, calls, seconds) in totals.items():
@@ -131,7 +134,7 @@ def real_rows(speed: VisionSpeed, detector, faces) -> None:
             audio = media.read_audio(video, 16000)
             diarization = diarizer(audio, DiarizationConfig.for_people(len(order))) if truth else None
             for pass_name, chosen in (("exact", EXACT), ("fast", speed)):
-                tracks, seconds, calls, face_calls = vision_pass(video, chosen, detector, faces)
+                tracks, seconds, calls, face_calls = vision_pass(video, chosen, detector[pass_name], faces)
                 coverage = " / ".join(f"{v:.3f}" for v in face_coverage(tracks))
                 if truth is not None:
                     right = speaking_accuracy(video, tracks, truth, order, diarization, audio, model)
@@ -145,14 +148,18 @@ def real_rows(speed: VisionSpeed, detector, faces) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--detect-every", type=int, default=3)
-    parser.add_argument("--face-search", choices=("heads", "frame"), default="heads")
+    defaults = AnnotateSettings()
+    parser.add_argument("--detect-every", type=int, default=defaults.detect_every)
+    parser.add_argument("--face-search", choices=("heads", "frame"), default=defaults.face_search)
+    parser.add_argument("--faces-every", type=int, default=defaults.faces_every)
+    parser.add_argument("--detector-input", choices=CANVASES, default=defaults.detector_input)
     parser.add_argument("--only", choices=("synthetic", "real"), default=None)
     args = parser.parse_args()
-    speed = VisionSpeed(detect_every=args.detect_every, face_search=args.face_search)
-    detector = PersonDetector(MODELS / "yolox_nano.onnx")
+    speed = VisionSpeed(detect_every=args.detect_every, face_search=args.face_search, faces_every=args.faces_every)
+    detector = {"exact": PersonDetector(MODELS / "yolox_nano.onnx"),  # the pass names of synthetic_rows, real_rows
+                "fast": PersonDetector(MODELS / "yolox_nano.onnx", canvas=args.detector_input)}
     faces = FacesAtScale(YuNetFaceDetector(MODELS / "face_detection_yunet.onnx"), 64.0)
-    print(f"fast pass: {speed}\n")
+    print(f"fast pass: {speed}, detector input {args.detector_input}\n")
     if args.only != "real":
         synthetic_rows(args.seeds, speed, detector, faces)
     if args.only != "synthetic":

@@ -140,6 +140,7 @@ def tiny_models(tmp_path_factory):
     return {
         "detector": export_detector(folder / "tiny_yolox.onnx"),
         "detector_320": export_detector(folder / "tiny_yolox_320.onnx", size=320),
+        "detector_fixed_size": export_detector(folder / "tiny_yolox_fixed.onnx", any_size=False),
         "pose": export_pose(folder / "tiny_pose.onnx"),
         "pose_fixed": export_pose(folder / "tiny_pose_fixed.onnx", dynamic_batch=False),
     }

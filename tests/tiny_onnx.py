@@ -14,7 +14,12 @@ from torch.nn import functional as F
 
 
 class TinyYOLOX(nn.Module):
-    """(1, 3, H, W) BGR 0..255 -> (1, N, 85): raw YOLOX predictions over strides 8, 16 and 32."""
+    """(1, 3, H, W) BGR 0..255 -> (1, N, 85): raw YOLOX predictions over strides 8, 16 and 32. `any_size`: the graph
+    runs at any input size, as YOLOX's own exports do; else its cell counts are written in at the export's size."""
+
+    def __init__(self, any_size: bool = True):
+        super().__init__()
+        self.any_size = any_size
 
     def forward(self, images):
         outputs = []
@@ -26,12 +31,13 @@ class TinyYOLOX(nn.Module):
             objectness = torch.sigmoid(0.2 * (colour - 200.0)) * (1.0 if stride == 32 else 0.0)
             person = torch.sigmoid((red - green) / 10.0)
             other = torch.sigmoid((green - red) / 10.0)
-            offsets = torch.full_like(red, 0.5)
-            log_size = torch.zeros_like(red)  # exp(0) * stride: boxes one cell wide
-            rest = torch.zeros((1, 78, *red.shape[1:]), dtype=images.dtype)
+            log_size = red * 0.0  # exp(0) * stride: boxes one cell wide (from the input: the tracer would write
+            offsets = log_size + 0.5  # zeros_like's shape in)
+            rest = (log_size[:, None].repeat(1, 78, 1, 1) if self.any_size
+                    else torch.zeros((1, 78, *red.shape[1:]), dtype=images.dtype))
             cell = torch.cat([offsets[:, None], offsets[:, None], log_size[:, None], log_size[:, None],
                               objectness[:, None], person[:, None], other[:, None], rest], dim=1)
-            outputs.append(cell.reshape(1, 85, cells).transpose(1, 2))
+            outputs.append(cell.reshape(1, 85, -1 if self.any_size else cells).transpose(1, 2))
         return torch.cat(outputs, dim=1)
 
 
@@ -47,9 +53,10 @@ class TinyPose(nn.Module):
         return simcc_x.contiguous(), simcc_y.contiguous()
 
 
-def export_detector(path: Path, size: int = 416) -> Path:
-    torch.onnx.export(TinyYOLOX(), (torch.zeros(1, 3, size, size),), str(path), input_names=["images"],
-                      output_names=["output"], opset_version=17, dynamo=False)
+def export_detector(path: Path, size: int = 416, any_size: bool = True) -> Path:
+    torch.onnx.export(TinyYOLOX(any_size), (torch.zeros(1, 3, size, size),), str(path), input_names=["images"],
+                      output_names=["output"], opset_version=17, dynamo=False,
+                      do_constant_folding=not any_size)  # folding writes the export's shapes in
     return path
 
 

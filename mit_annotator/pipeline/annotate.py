@@ -58,15 +58,21 @@ class AnnotateSettings:
     det_threshold: float = 0.5
     detect_every: int = 3  # person detection on every Nth frame, tracked between (1: every frame; BENCHMARKS.md)
     face_search: str = "heads"  # faces searched around each tracked head ("frame": the whole frame)
+    faces_every: int = 2  # faces searched on every Nth frame, landmarks interpolated between (1: every frame)
+    detector_input: str = "fit"  # the detector's letterbox cut to the frame's shape ("square": the model's input)
     encode_preset: str = "veryfast"  # x264's, for each clip's video.mp4 (crf 18); "medium" before 0.3
     selection: SelectionConfig = field(default_factory=SelectionConfig)
 
     def __post_init__(self):
         self.vision_speed()  # a bad stride, face search or preset fails here, before any model loads
+        from mit_annotator.vision.detection import CANVASES
+
+        if self.detector_input not in CANVASES:
+            raise ValueError(f"detector_input must be one of {', '.join(CANVASES)}, got {self.detector_input!r}")
         media.check_x264_preset(self.encode_preset, "encode_preset")
 
     def vision_speed(self) -> VisionSpeed:
-        return VisionSpeed(detect_every=self.detect_every, face_search=self.face_search)
+        return VisionSpeed(detect_every=self.detect_every, face_search=self.face_search, faces_every=self.faces_every)
 
     def to_dict(self) -> dict:
         from dataclasses import asdict
@@ -87,7 +93,7 @@ class Annotator:
         self.settings = settings
         models = settings.models_dir
         self.detector = PersonDetector(settings.det_model, score_threshold=settings.det_threshold,
-                                       device=settings.device, models_dir=models)
+                                       device=settings.device, models_dir=models, canvas=settings.detector_input)
         self.pose = None if settings.pose_model == "none" else WholeBodyPose(settings.pose_model,
                                                                            device=settings.device, models_dir=models)
         if settings.faces == "yunet":

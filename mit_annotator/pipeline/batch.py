@@ -39,8 +39,9 @@ log = logging.getLogger("mit_annotator")
 VIDEO_SUFFIXES = {".mp4", ".mkv", ".mov", ".avi", ".webm", ".m4v", ".flv", ".mpg", ".mpeg", ".ts", ".mts"}
 SETTINGS_FORMAT = "mit_annotator.annotate_settings"
 # what a dataset folder made before a setting existed was annotated with (0.2.0: every frame, faces in whole frames,
-# clips encoded with x264's medium preset)
-SETTINGS_BEFORE_THEY_WERE_RECORDED = {"detect_every": 1, "face_search": "frame", "encode_preset": "medium"}
+# clips encoded with x264's medium preset; before 0.4: faces on every frame, the detector's square input)
+SETTINGS_BEFORE_THEY_WERE_RECORDED = {"detect_every": 1, "face_search": "frame", "encode_preset": "medium",
+                                      "faces_every": 1, "detector_input": "square"}
 TEMPORARY = re.compile(r"^\..*\.partial(\.[A-Za-z0-9]+)?$")  # files.atomic_path's temporary names
 
 

@@ -2,11 +2,17 @@
 
 Works with DWPose's `yolox_l.onnx` and any YOLOX export without NMS inside (one output (1, N, 5 + classes) of
 grid-relative predictions), whatever its input size. Frames come in as RGB; YOLOX was trained on BGR.
+
+The letterbox is the model's square input ("square"), or that square cut to the frame's shape in whole stride-32
+cells ("fit": a 16:9 frame fills 256 of YOLOX-Nano's 416 rows, and the rows of padding below it are not computed;
+the frame is scaled as for the square, so what the detector sees of it is the same).
 """
 
 from __future__ import annotations
 
+import logging
 import os
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -15,15 +21,20 @@ from rtmlib.tools.object_detection.post_processings import nms
 from mit_annotator.core.models import KNOWN_MODELS, resolve_model
 from mit_annotator.core.onnx_session import open_session
 
+log = logging.getLogger("mit_annotator")
+
 PERSON = 0
 STRIDES = (8, 16, 32)
 PAD_VALUE = 114  # YOLOX's letterbox fill
+CANVASES = ("square", "fit")
 
 
 class PersonDetector:
     def __init__(self, model: str | os.PathLike = "yolox_l", score_threshold: float = 0.5,
                  nms_threshold: float = 0.45, input_size: int = 640, device: str = "auto",
-                 models_dir: str | os.PathLike | None = None, download: bool = False):
+                 models_dir: str | os.PathLike | None = None, download: bool = False, canvas: str = "square"):
+        if canvas not in CANVASES:
+            raise ValueError(f"canvas must be one of {', '.join(CANVASES)}, got {canvas!r}")
         path = resolve_model(model, models_dir, download)
         self.session = open_session(path, device)
         inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
@@ -39,16 +50,23 @@ class PersonDetector:
         self.input_name = inputs[0].name
         self.score_threshold = score_threshold
         self.nms_threshold = nms_threshold
-        self.grids, self.strides = _grids(self.input_hw)
+        self._grids_by_canvas = {self.input_hw: _grids(self.input_hw)}
+        self.canvas = "square"
+        if canvas == "fit" and (session := _any_size_session(path, device, self.input_hw)) is not None:
+            self.session, self.canvas = session, "fit"
+        elif canvas == "fit":
+            log.info("[mit_annotator] %s takes only its %dx%d input: frames are letterboxed into the square",
+                     Path(path).name, self.input_hw[1], self.input_hw[0])
 
     def __call__(self, frame: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """People in one RGB frame: boxes (M, 4) x1 y1 x2 y2 in frame pixels, scores (M,), best first."""
         blob, ratio = self.preprocess(frame)
         raw = self.session.run(None, {self.input_name: blob})[0][0]
-        return self.postprocess(raw, ratio, frame.shape[:2])
+        return self.postprocess(raw, ratio, frame.shape[:2], blob.shape[2:])
 
     def preprocess(self, frame: np.ndarray) -> tuple[np.ndarray, float]:
-        """Letterbox into the model's input (top-left aligned, as YOLOX was trained), as a (1, 3, H, W) float32."""
+        """Letterbox into the model's input, or its fit to the frame (top-left aligned, as YOLOX was trained), as a
+        (1, 3, H, W) float32."""
         if frame.ndim != 3 or frame.shape[2] != 3:
             raise ValueError(f"frame must be (H, W, 3) RGB, got shape {frame.shape}")
         height, width = self.input_hw
@@ -57,21 +75,31 @@ class PersonDetector:
                              interpolation=cv2.INTER_LINEAR)
         if self.bgr:
             resized = cv2.cvtColor(resized, cv2.COLOR_RGB2BGR)
+        if self.canvas == "fit":
+            height, width = (min(side, -(-got // STRIDES[-1]) * STRIDES[-1])
+                             for side, got in ((height, resized.shape[0]), (width, resized.shape[1])))
         canvas = np.full((height, width, 3), PAD_VALUE, dtype=np.uint8)
         canvas[:resized.shape[0], :resized.shape[1]] = resized
         return canvas.transpose(2, 0, 1)[None].astype(np.float32), ratio
 
-    def postprocess(self, raw: np.ndarray, ratio: float, frame_hw: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
-        if raw.shape[0] != len(self.grids) or raw.shape[1] < 6:
-            raise ValueError(f"detector output has shape {raw.shape}; a YOLOX model of input {self.input_hw} "
-                             f"gives ({len(self.grids)}, 5 + classes)")
+    def postprocess(self, raw: np.ndarray, ratio: float, frame_hw: tuple[int, int],
+                    canvas_hw: tuple[int, int] | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Boxes and scores in frame pixels from the raw output for a letterbox of `canvas_hw` (default: the model's
+        input)."""
+        canvas_hw = tuple(canvas_hw or self.input_hw)
+        if canvas_hw not in self._grids_by_canvas:
+            self._grids_by_canvas[canvas_hw] = _grids(canvas_hw)
+        grids, strides = self._grids_by_canvas[canvas_hw]
+        if raw.shape[0] != len(grids) or raw.shape[1] < 6:
+            raise ValueError(f"detector output has shape {raw.shape}; a YOLOX model of input {canvas_hw} "
+                             f"gives ({len(grids)}, 5 + classes)")
         scores = raw[:, 4] * raw[:, 5 + PERSON]
         keep = scores > self.score_threshold
         if not keep.any():
             return np.zeros((0, 4), np.float32), np.zeros(0, np.float32)
         raw, scores = raw[keep], scores[keep]
-        centre = (raw[:, :2] + self.grids[keep]) * self.strides[keep]
-        size = np.exp(raw[:, 2:4]) * self.strides[keep]
+        centre = (raw[:, :2] + grids[keep]) * strides[keep]
+        size = np.exp(raw[:, 2:4]) * strides[keep]
         boxes = np.concatenate([centre - size / 2, centre + size / 2], axis=1) / ratio
         boxes[:, [0, 2]] = boxes[:, [0, 2]].clip(0, frame_hw[1])
         boxes[:, [1, 3]] = boxes[:, [1, 3]].clip(0, frame_hw[0])
@@ -79,6 +107,30 @@ class PersonDetector:
         boxes, scores = boxes[sizable], scores[sizable]
         kept = nms(boxes, scores, self.nms_threshold)
         return boxes[kept].astype(np.float32), scores[kept].astype(np.float32)
+
+
+def _any_size_session(path: Path, device: str, input_hw: tuple[int, int]):
+    """A session of the model at `path` with its input's height and width left free, or None where its graph does
+    not allow it: YOLOX's own exports reshape each level to (1, 85, -1) and upsample by a scale, so one export runs
+    at any size a multiple of 32; an export with the cell counts written in does not (checked by a run on a canvas
+    of another shape)."""
+    import onnx
+    import onnxruntime as ort
+
+    model = onnx.load(str(path))
+    dims = model.graph.input[0].type.tensor_type.shape.dim
+    dims[2].dim_param, dims[3].dim_param = "height", "width"
+    model.graph.output[0].type.tensor_type.shape.dim[1].dim_param = "anchors"
+    del model.graph.value_info[:]  # shapes inferred at the square input
+    probe = (max(STRIDES[-1], input_hw[0] // 2 // STRIDES[-1] * STRIDES[-1]), input_hw[1])
+    quiet = ort.RunOptions()
+    quiet.log_severity_level = 4  # the probe's failure is an answer, not an error to print
+    try:
+        session = open_session(model.SerializeToString(), device, name=f"{Path(path).name} (input fitted to frames)")
+        raw = session.run(None, {session.get_inputs()[0].name: np.zeros((1, 3, *probe), np.float32)}, quiet)[0]
+    except Exception:  # onnxruntime's own error types: the graph fixes the input's size somewhere
+        return None
+    return session if raw.shape[1] == len(_grids(probe)[0]) else None
 
 
 def _grids(input_hw: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:

@@ -10,6 +10,8 @@ from scipy.optimize import linear_sum_assignment
 
 from mit_annotator.vision.tracking import box_iou
 
+MAX_FACES_EVERY = 5  # 200 ms: a mouth opens and closes within it, and interpolated landmarks would not follow
+
 
 @dataclass(frozen=True)
 class VisionSpeed:
@@ -18,6 +20,7 @@ class VisionSpeed:
 
     detect_every: int = 1  # person detection on every Nth frame, the tracker bridging the frames between
     face_search: str = "frame"  # "frame": the whole frame; "heads": around each tracked head only
+    faces_every: int = 1  # faces searched on every Nth frame (and at each cut), landmarks interpolated between
     settle: int = 5  # frames of detection on every frame after a change (TrackerConfig.min_length confirms a track)
     max_motion: float = 0.04  # box centre motion, heights per frame (1 a second), past which every frame is seen
 
@@ -26,10 +29,13 @@ class VisionSpeed:
             raise ValueError(f"detect_every must be a whole number of frames from 1 to 25, got {self.detect_every!r}")
         if self.face_search not in ("frame", "heads"):
             raise ValueError(f"face_search must be 'frame' or 'heads', got {self.face_search!r}")
+        if not isinstance(self.faces_every, int) or not 1 <= self.faces_every <= MAX_FACES_EVERY:
+            raise ValueError(f"faces_every must be a whole number of frames from 1 to {MAX_FACES_EVERY}, got "
+                             f"{self.faces_every!r}")
 
     @property
     def exact(self) -> bool:
-        return self.detect_every == 1 and self.face_search == "frame"
+        return self.detect_every == 1 and self.face_search == "frame" and self.faces_every == 1
 
 
 EXACT = VisionSpeed()

@@ -65,7 +65,8 @@ def annotate_frames(frames: Iterable[np.ndarray], fps: float, detector: PersonDe
         face_detector = FacesAtScale(face_detector, 0.0)
     detections: list[list[Detection] | None] = []
     looks: list[list[np.ndarray] | None] = []
-    faces: list[list[Face]] = []
+    faces: list[list[Face] | None] = []  # per frame; None: not searched
+    last_search = last_embedding = -(10 ** 9)
     carried: set[int] = set()  # frames posed on the latest detection's boxes
     boxes, scores = np.zeros((0, 4), np.float32), np.zeros(0, np.float32)
     size = None
@@ -84,13 +85,17 @@ def annotate_frames(frames: Iterable[np.ndarray], fps: float, detector: PersonDe
         detections.append(found)
         if tracker.reid:
             looks.append(None if found is None else [appearance_descriptor(frame, b) for b in boxes])
-        if face_detector is not None:
-            before = faces[-1] if faces and not cut else []
+        if face_detector is not None and (cut or index - last_search >= speed.faces_every):
+            before = faces[last_search] if last_search >= 0 and not cut else []
             faces.append(face_detector.in_regions(frame, *head_regions(boxes, before))
                          if speed.face_search == "heads" else face_detector(frame))
-            if face_identity is not None and index % identity_every == 0:
+            last_search = index
+            if face_identity is not None and index - last_embedding >= identity_every:
                 for face in faces[-1]:
                     face.embedding = face_identity.embed(frame, face)
+                last_embedding = index
+        elif face_detector is not None:
+            faces.append(None)
         report(progress, index + 1, max(total or 0, index + 1))
     if size is None:
         raise ValueError("no frames to annotate")
@@ -103,6 +108,9 @@ def annotate_frames(frames: Iterable[np.ndarray], fps: float, detector: PersonDe
         track.face_boxes = face_boxes_from_keypoints(track)
     if face_detector is not None:
         _attach_detected_faces(tracks, faces)
+        searched = np.array([found is not None for found in faces])
+        for track in tracks:
+            _faces_between_searches(track, searched, speed.faces_every)
     return VideoTracks(size[0], size[1], fps, len(detections), tracks, shot_ranges)
 
 
@@ -158,6 +166,36 @@ def _interpolate_carried(track, carried: set[int]) -> None:
         track.boxes[~kept, k] = np.interp(track.frames[~kept], track.frames[kept], track.boxes[kept, k])
 
 
+def _faces_between_searches(track: PersonTrack, searched: np.ndarray, every: int) -> None:
+    """A track's landmarks (and its face boxes where keypoints gave none) on the frames where faces were not
+    searched: interpolated between the searched frames around them that found its face, at most `every` frames
+    apart, or held from the one nearer than `every` at the track's ends; left unknown (NaN) elsewhere."""
+    if every == 1:
+        return
+    frames = track.frames.astype(np.int64)
+    landmarks = track.face_landmarks.reshape(len(track), -1)
+    known = searched[frames] & np.isfinite(landmarks).all(axis=1)
+    todo = np.flatnonzero(~searched[frames])
+    if not known.any() or not len(todo):
+        return
+    seen = frames[known]
+    after = np.searchsorted(seen, frames[todo])
+    previous = np.where(after > 0, seen[np.maximum(after - 1, 0)], -(10 ** 9))
+    following = np.where(after < len(seen), seen[np.minimum(after, len(seen) - 1)], 10 ** 9)
+    between = following - previous <= every
+    near_an_end = ((after == 0) & (following - frames[todo] < every)) | (
+        (after == len(seen)) & (frames[todo] - previous < every))
+    rows = todo[between | near_an_end]
+    for k in range(landmarks.shape[1]):
+        landmarks[rows, k] = np.interp(frames[rows], seen, landmarks[known, k])
+    track.face_landmarks = landmarks.reshape(len(track), 5, 2)
+    unboxed = rows[np.isnan(track.face_boxes[rows]).any(axis=1)]
+    boxed = known & np.isfinite(track.face_boxes).all(axis=1)
+    if len(unboxed) and boxed.any():
+        for k in range(4):
+            track.face_boxes[unboxed, k] = np.interp(frames[unboxed], frames[boxed], track.face_boxes[boxed, k])
+
+
 def _attach_detected_faces(tracks, faces_per_frame) -> None:
     """Detected faces give each track its landmarks, its face box where the keypoints gave none, and its identity
     (the mean of its faces' embeddings)."""
@@ -165,6 +203,8 @@ def _attach_detected_faces(tracks, faces_per_frame) -> None:
     for track in tracks:
         track.face_landmarks = np.full((len(track), 5, 2), np.nan, np.float32)
     for frame, faces in enumerate(faces_per_frame):
+        if faces is None:
+            continue
         present = [(t, row) for t in tracks if (row := t.row_of(frame)) is not None]
         if not present or not faces:
             continue

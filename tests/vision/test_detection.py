@@ -1,10 +1,12 @@
+import logging
+
 import cv2
 import numpy as np
 import pytest
 from conftest import SHARED_DATA
 from tiny_onnx import cell_box
 
-from mit_annotator.vision.detection import PersonDetector
+from mit_annotator.vision.detection import CANVASES, PersonDetector
 from mit_annotator.vision.tracking import box_iou
 
 RED, GREEN = (255, 0, 0), (0, 255, 0)
@@ -90,3 +92,48 @@ def test_real_yolox_nano_finds_the_drawn_people(yolox_nano, small_conversation):
             truth = track.boxes[row]
             found.append(max((box_iou(truth, b) for b in boxes), default=0.0) > 0.5)
     assert np.mean(found) > 0.9, np.mean(found)
+
+
+@pytest.mark.parametrize("height, width, cell, rows_cols", [(360, 640, (12, 6), (256, 416)),
+                                                            (1080, 1920, (12, 6), (256, 416)),
+                                                            (640, 360, (6, 12), (416, 256))])
+def test_a_letterbox_fitted_to_the_frame_finds_what_the_square_finds(tiny_models, height, width, cell, rows_cols):
+    square, fit = (PersonDetector(tiny_models["detector"], canvas=canvas) for canvas in CANVASES)
+    assert (square.canvas, fit.canvas) == CANVASES == ("square", "fit")
+    ratio = min(416 / height, 416 / width)
+    frame = np.zeros((height, width, 3), np.uint8)
+    person = cell_box(*cell, ratio)  # the last whole cell inside the scaled frame
+    paint(frame, person, RED)
+    assert fit.preprocess(frame)[0].shape == (1, 3, *rows_cols)
+    assert square.preprocess(frame)[0].shape == (1, 3, 416, 416)
+    for detector in (square, fit):
+        boxes, scores = detector(frame)
+        assert len(boxes) == 1 and scores[0] > 0.99
+        np.testing.assert_allclose(boxes[0], person, atol=1.0)
+
+
+def test_a_model_with_its_size_written_in_keeps_the_square_input(tiny_models, caplog):
+    with caplog.at_level(logging.INFO, logger="mit_annotator"):
+        detector = PersonDetector(tiny_models["detector_fixed_size"], canvas="fit")
+    assert detector.canvas == "square" and "takes only its 416x416 input" in caplog.text
+    frame = np.zeros((360, 640, 3), np.uint8)
+    paint(frame, cell_box(12, 6, 0.65), RED)
+    assert detector.preprocess(frame)[0].shape == (1, 3, 416, 416)
+    np.testing.assert_allclose(detector(frame)[0], [cell_box(12, 6, 0.65)], atol=1.0)
+    with pytest.raises(ValueError, match="canvas must be one of square, fit, got 'round'"):
+        PersonDetector(tiny_models["detector"], canvas="round")
+
+
+def test_real_yolox_nano_fitted_to_wide_frames_finds_the_same_people(yolox_nano):
+    from mit_annotator.core import media
+
+    square, fit = (PersonDetector(yolox_nano, canvas=canvas) for canvas in CANVASES)
+    assert fit.canvas == "fit"
+    frames = media.read_frames(SHARED_DATA / "video" / "interact_11.mp4", fps=25)[::20]  # 832x448
+    assert fit.preprocess(frames[0])[0].shape == (1, 3, 224, 416)  # 7 rows of 32 instead of 13
+    for frame in frames:
+        (boxes, scores), (fitted, fitted_scores) = square(frame), fit(frame)
+        assert len(boxes) == len(fitted) == 2
+        for box, score in zip(boxes, scores):
+            best = int(np.argmax([box_iou(box, other) for other in fitted]))
+            assert box_iou(box, fitted[best]) > 0.9 and abs(score - fitted_scores[best]) < 0.05

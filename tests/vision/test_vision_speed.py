@@ -1,4 +1,5 @@
-"""The fast vision pass (detection at a stride, faces around the heads) against every-frame detection."""
+"""The fast vision pass (detection at a stride, faces around the heads and at a stride, the detector's letterbox fitted
+to the frame) against every-frame detection."""
 
 import numpy as np
 import pytest
@@ -11,7 +12,7 @@ from mit_annotator.vision.detection import PersonDetector
 from mit_annotator.vision.detection_schedule import EXACT, DetectionSchedule, VisionSpeed
 from mit_annotator.vision.faces import Face, FacesAtScale, YuNetFaceDetector, head_regions
 from mit_annotator.vision.metrics import score_tracking
-from mit_annotator.vision.people import _interpolate_carried, annotate_frames
+from mit_annotator.vision.people import _faces_between_searches, _interpolate_carried, annotate_frames
 from mit_annotator.vision.pose import WholeBodyPose
 from mit_annotator.vision.tracking import box_iou, track_people
 
@@ -79,11 +80,48 @@ def test_fast_motion_makes_the_schedule_dense():
     assert not schedule.due(9, False) and not schedule.due(10, False) and schedule.due(11, False)
 
 
+def faced(frames, landmarks, boxes=None):
+    frames = np.asarray(frames)
+    track = PersonTrack(0, frames, np.tile(np.array([0, 0, 100, 200], np.float32), (len(frames), 1)))
+    track.face_landmarks = np.asarray(landmarks, np.float32).reshape(len(frames), 5, 2)
+    track.face_boxes = (np.full((len(frames), 4), np.nan, np.float32) if boxes is None
+                        else np.asarray(boxes, np.float32))
+    return track
+
+
+def test_faces_between_searches_are_interpolated_within_the_stride_only():
+    searched = np.zeros(12, bool)
+    searched[[0, 2, 4, 8, 10]] = True  # 6 was not searched: frames 5-7 lie between searches 4 frames apart
+    point = np.arange(12, dtype=np.float32)[:, None, None] * np.ones((1, 5, 2), np.float32)
+    landmarks = np.where(searched[:, None, None], point, np.nan)
+    boxes = np.where(searched[:, None], np.arange(12, dtype=np.float32)[:, None] * [1, 1, 1, 1], np.nan)
+    landmarks[10] = boxes[10] = np.nan  # searched, face not found: nothing to interpolate towards
+    track = faced(np.arange(1, 12), landmarks[1:], boxes[1:])
+    _faces_between_searches(track, searched, every=2)
+    found = track.face_landmarks[:, 0, 0]
+    expected = [2, 2, 3, 4, np.nan, np.nan, np.nan, 8, 8, np.nan, np.nan]  # 1 and 9 held: a search 1 frame away
+    np.testing.assert_allclose(found, expected)
+    np.testing.assert_allclose(track.face_boxes[:, 0], expected)
+    with_keypoint_box = faced([0, 1, 2], [point[0], np.full((5, 2), np.nan), point[2]], [[7, 7, 9, 9]] * 3)
+    _faces_between_searches(with_keypoint_box, np.array([True, False, True]), every=2)
+    np.testing.assert_allclose(with_keypoint_box.face_landmarks[1], point[1])
+    np.testing.assert_allclose(with_keypoint_box.face_boxes[1], [7, 7, 9, 9])  # a keypoints' face box stays
+    untouched = faced([0, 1, 2], [point[0], np.full((5, 2), np.nan), point[2]])
+    _faces_between_searches(untouched, np.array([True, False, True]), every=1)
+    assert np.isnan(untouched.face_landmarks[1]).all()
+
+
 def test_bad_speeds_are_refused_before_anything_runs():
     with pytest.raises(ValueError, match="detect_every must be a whole number of frames from 1 to 25, got 0"):
         AnnotateSettings(detect_every=0)
     with pytest.raises(ValueError, match="face_search must be 'frame' or 'heads', got 'face'"):
         AnnotateSettings(face_search="face")
+    for bad in (0, 6, 1.5):
+        with pytest.raises(ValueError, match=f"faces_every must be a whole number of frames from 1 to 5, got {bad}"):
+            AnnotateSettings(faces_every=bad)
+    with pytest.raises(ValueError, match="detector_input must be one of square, fit, got 'wide'"):
+        AnnotateSettings(detector_input="wide")
+    assert not VisionSpeed(faces_every=2).exact
     assert EXACT.exact and not AnnotateSettings().vision_speed().exact
 
 
@@ -101,13 +139,16 @@ def test_the_fast_pass_tracks_and_finds_faces_as_the_exact_one(saved_conversatio
     conversation, paths = saved_conversation
     frames = list(media.iter_frames(paths["video"], fps=25.0))
     runs = {}
-    for name, speed in (("exact", EXACT), ("fast", VisionSpeed(detect_every=3, face_search="heads"))):
-        detector, pose = Counted(PersonDetector(yolox_nano)), Counted(WholeBodyPose(tiny_models["pose"]))
-        faces = YuNetFaceDetector(MODELS / "face_detection_yunet.onnx")
+    fast_speed = VisionSpeed(detect_every=3, face_search="heads", faces_every=2)
+    for name, speed, canvas in (("exact", EXACT, "square"), ("fast", fast_speed, "fit")):
+        detector = Counted(PersonDetector(yolox_nano, canvas=canvas))
+        pose = Counted(WholeBodyPose(tiny_models["pose"]))
+        faces = Counted(YuNetFaceDetector(MODELS / "face_detection_yunet.onnx"))
         tracks = annotate_frames(iter(frames), 25.0, detector, pose, FacesAtScale(faces, 64.0), speed=speed)
-        runs[name] = tracks, len(detector.frames), len(pose.frames)
-    (exact, exact_calls, _), (fast, fast_calls, fast_poses) = runs["exact"], runs["fast"]
+        runs[name] = tracks, len(detector.frames), len(pose.frames), len({id(f) for f in faces.frames})
+    (exact, exact_calls, _, exact_faces), (fast, fast_calls, fast_poses, fast_faces) = runs["exact"], runs["fast"]
     assert exact_calls == len(frames) and fast_calls <= 0.6 * len(frames), fast_calls
+    assert exact_faces == len(frames) and fast_faces <= 0.55 * len(frames) * 3, fast_faces  # 3 heads, every 2nd
     assert fast_poses == len(frames)  # the pose model still sees every frame
     score = score_tracking(fast.tracks, conversation.tracks.tracks, fast.num_frames)
     assert len(fast.tracks) == len(exact.tracks) == 3 and score.id_switches == 0 and score.mota > 0.9, score
@@ -202,6 +243,9 @@ def test_a_tall_source_is_seen_at_the_vision_height_and_tracked_in_source_pixels
     video = media.write_video(tmp_path / "panned.mp4", panned, 25.0, conversation.mix, 16000)
     annotator = annotate.Annotator(AnnotateSettings(models_dir=str(MODELS), det_model=str(yolox_nano),
                                                     pose_model="none", speakers="lips"))
+    assert annotator.detector.canvas == "fit"  # the settings' detector_input reaches the detector
+    assert annotate.Annotator(AnnotateSettings(models_dir=str(MODELS), det_model=str(yolox_nano), pose_model="none",
+                                               speakers="lips", detector_input="square")).detector.canvas == "square"
     info = media.probe(video)
     full, full_motion = annotate.vision(video, info, annotator)
     monkeypatch.setattr(annotate, "VISION_HEIGHT", 108)  # the 256x144 video stands for a source taller than 720

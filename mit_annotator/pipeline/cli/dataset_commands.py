@@ -22,6 +22,8 @@ def _add_annotate(commands) -> None:
     from mit_annotator.core.media import X264_PRESETS
     from mit_annotator.dataset.clips import SelectionConfig
     from mit_annotator.pipeline.annotate import AnnotateSettings
+    from mit_annotator.vision.detection import CANVASES
+    from mit_annotator.vision.detection_schedule import MAX_FACES_EVERY
 
     defaults, defaults_settings = SelectionConfig(), AnnotateSettings()
     p = commands.add_parser("annotate", help="videos of conversations -> a dataset of clips in the MIT layout",
@@ -49,13 +51,19 @@ def _add_annotate(commands) -> None:
     p.add_argument("--face-search", choices=["heads", "frame"], default=defaults_settings.face_search,
                    help="faces searched around each tracked head, or in the whole frame (default "
                         f"{defaults_settings.face_search})")
+    p.add_argument("--faces-every", type=in_range(int, 1, MAX_FACES_EVERY), default=defaults_settings.faces_every,
+                   help="faces searched on every Nth frame and at each cut, their landmarks interpolated between "
+                        f"(default {defaults_settings.faces_every})")
+    p.add_argument("--detector-input", choices=CANVASES, default=defaults_settings.detector_input,
+                   help="the person detector's letterbox: its square input, or that square cut to the frame's shape "
+                        f"(fit: fewer pixels for wide frames, the same scale; default {defaults_settings.detector_input})")
     p.add_argument("--encode-preset", choices=X264_PRESETS, default=defaults_settings.encode_preset,
                    help="x264's preset for each clip's video.mp4, at crf 18 (default "
                         f"{defaults_settings.encode_preset})")
     p.add_argument("--exact", action="store_true",
                    help="detect people and faces on every whole frame at full size, and encode the clips with x264's "
-                        "medium preset (--detect-every 1 --face-search frame --encode-preset medium): the slower "
-                        "reference the defaults are measured against")
+                        "medium preset (--detect-every 1 --face-search frame --faces-every 1 --detector-input square "
+                        "--encode-preset medium): the slower reference the defaults are measured against")
     p.add_argument("--pose-model", default="dwpose", help="pose model: a path, a known name, or none (boxes and "
                                                           "faces only: the clips' poses are then empty)")
     p.add_argument("--faces", choices=["yunet", "scrfd", "none"], default="yunet",
@@ -134,4 +142,6 @@ def annotate_settings(args):
                             device=args.device, det_threshold=args.det_threshold,
                             detect_every=1 if args.exact else args.detect_every,
                             face_search="frame" if args.exact else args.face_search,
+                            faces_every=1 if args.exact else args.faces_every,
+                            detector_input="square" if args.exact else args.detector_input,
                             encode_preset="medium" if args.exact else args.encode_preset, selection=selection)
