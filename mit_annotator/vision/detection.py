@@ -4,8 +4,11 @@ Works with DWPose's `yolox_l.onnx` and any YOLOX export without NMS inside (one 
 grid-relative predictions), whatever its input size. Frames come in as RGB; YOLOX was trained on BGR.
 
 The letterbox is the model's square input ("square"), or that square cut to the frame's shape in whole stride-32
-cells ("fit": a 16:9 frame fills 256 of YOLOX-Nano's 416 rows, and the rows of padding below it are not computed;
-the frame is scaled as for the square, so what the detector sees of it is the same).
+cells ("fit": a 16:9 frame fills 234 of YOLOX-Nano's 416 rows, and of the 182 rows of padding below it only 54 are
+computed; the frame is scaled as for the square). The fit keeps at least one cell of padding below (or beside) the
+frame: cut flush, the network's zero padding meets the picture's edge, which YOLOX never saw in training, and
+YOLOX-Nano lost drawn people standing on the bottom edge (MOTA 0.827 -> 0.734 on the synthetic conversations;
+BENCHMARKS.md).
 """
 
 from __future__ import annotations
@@ -75,8 +78,9 @@ class PersonDetector:
                              interpolation=cv2.INTER_LINEAR)
         if self.bgr:
             resized = cv2.cvtColor(resized, cv2.COLOR_RGB2BGR)
-        if self.canvas == "fit":
-            height, width = (min(side, -(-got // STRIDES[-1]) * STRIDES[-1])
+        if self.canvas == "fit":  # whole cells, and at least one cell of padding where the square has some
+            cell = STRIDES[-1]
+            height, width = (min(side, -(-(got + cell) // cell) * cell)
                              for side, got in ((height, resized.shape[0]), (width, resized.shape[1])))
         canvas = np.full((height, width, 3), PAD_VALUE, dtype=np.uint8)
         canvas[:resized.shape[0], :resized.shape[1]] = resized
@@ -112,8 +116,8 @@ class PersonDetector:
 def _any_size_session(path: Path, device: str, input_hw: tuple[int, int]):
     """A session of the model at `path` with its input's height and width left free, or None where its graph does
     not allow it: YOLOX's own exports reshape each level to (1, 85, -1) and upsample by a scale, so one export runs
-    at any size a multiple of 32; an export with the cell counts written in does not (checked by a run on a canvas
-    of another shape)."""
+    at any size a multiple of 32; an export with the cell counts written in does not (a run on a canvas of
+    another shape fails)."""
     import onnx
     import onnxruntime as ort
 
@@ -127,10 +131,10 @@ def _any_size_session(path: Path, device: str, input_hw: tuple[int, int]):
     quiet.log_severity_level = 4  # the probe's failure is an answer, not an error to print
     try:
         session = open_session(model.SerializeToString(), device, name=f"{Path(path).name} (input fitted to frames)")
-        raw = session.run(None, {session.get_inputs()[0].name: np.zeros((1, 3, *probe), np.float32)}, quiet)[0]
+        session.run(None, {session.get_inputs()[0].name: np.zeros((1, 3, *probe), np.float32)}, quiet)
     except Exception:  # onnxruntime's own error types: the graph fixes the input's size somewhere
         return None
-    return session if raw.shape[1] == len(_grids(probe)[0]) else None
+    return session
 
 
 def _grids(input_hw: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:

@@ -94,15 +94,17 @@ def test_real_yolox_nano_finds_the_drawn_people(yolox_nano, small_conversation):
     assert np.mean(found) > 0.9, np.mean(found)
 
 
-@pytest.mark.parametrize("height, width, cell, rows_cols", [(360, 640, (12, 6), (256, 416)),
-                                                            (1080, 1920, (12, 6), (256, 416)),
-                                                            (640, 360, (6, 12), (416, 256))])
+@pytest.mark.parametrize("height, width, cell, rows_cols", [(360, 640, (12, 6), (288, 416)),
+                                                            (1080, 1920, (12, 6), (288, 416)),
+                                                            (640, 360, (6, 12), (416, 288)),
+                                                            (416, 800, (12, 5), (256, 416))])
 def test_a_letterbox_fitted_to_the_frame_finds_what_the_square_finds(tiny_models, height, width, cell, rows_cols):
     square, fit = (PersonDetector(tiny_models["detector"], canvas=canvas) for canvas in CANVASES)
     assert (square.canvas, fit.canvas) == CANVASES == ("square", "fit")
     ratio = min(416 / height, 416 / width)
     frame = np.zeros((height, width, 3), np.uint8)
     person = cell_box(*cell, ratio)  # the last whole cell inside the scaled frame
+    # the fit: whole 32 px cells, one of them at least below (beside) the scaled frame, no more than the square
     paint(frame, person, RED)
     assert fit.preprocess(frame)[0].shape == (1, 3, *rows_cols)
     assert square.preprocess(frame)[0].shape == (1, 3, 416, 416)
@@ -130,7 +132,7 @@ def test_real_yolox_nano_fitted_to_wide_frames_finds_the_same_people(yolox_nano)
     square, fit = (PersonDetector(yolox_nano, canvas=canvas) for canvas in CANVASES)
     assert fit.canvas == "fit"
     frames = media.read_frames(SHARED_DATA / "video" / "interact_11.mp4", fps=25)[::20]  # 832x448
-    assert fit.preprocess(frames[0])[0].shape == (1, 3, 224, 416)  # 7 rows of 32 instead of 13
+    assert fit.preprocess(frames[0])[0].shape == (1, 3, 256, 416)  # 224 rows of picture, one cell of padding
     for frame in frames:
         (boxes, scores), (fitted, fitted_scores) = square(frame), fit(frame)
         assert len(boxes) == len(fitted) == 2

@@ -102,13 +102,41 @@ def test_faces_between_searches_are_interpolated_within_the_stride_only():
     expected = [2, 2, 3, 4, np.nan, np.nan, np.nan, 8, 8, np.nan, np.nan]  # 1 and 9 held: a search 1 frame away
     np.testing.assert_allclose(found, expected)
     np.testing.assert_allclose(track.face_boxes[:, 0], expected)
-    with_keypoint_box = faced([0, 1, 2], [point[0], np.full((5, 2), np.nan), point[2]], [[7, 7, 9, 9]] * 3)
+    with_keypoint_box = faced([0, 1, 2], [point[0], np.full((5, 2), np.nan), point[2]],
+                              [[7, 7, 9, 9], [8, 8, 10, 10], [7, 7, 9, 9]])
     _faces_between_searches(with_keypoint_box, np.array([True, False, True]), every=2)
     np.testing.assert_allclose(with_keypoint_box.face_landmarks[1], point[1])
-    np.testing.assert_allclose(with_keypoint_box.face_boxes[1], [7, 7, 9, 9])  # a keypoints' face box stays
+    np.testing.assert_allclose(with_keypoint_box.face_boxes[1], [8, 8, 10, 10])  # a keypoints' face box stays
     untouched = faced([0, 1, 2], [point[0], np.full((5, 2), np.nan), point[2]])
     _faces_between_searches(untouched, np.array([True, False, True]), every=1)
     assert np.isnan(untouched.face_landmarks[1]).all()
+
+
+def test_faces_are_searched_at_the_stride_and_at_every_cut():
+    class Still:
+        def __call__(self, frame):
+            return np.array([[10, 10, 30, 60]], np.float32), np.array([0.9], np.float32)
+
+    shot_a = np.random.default_rng(0).integers(0, 255, (64, 64, 3), np.uint8)
+    frames = [shot_a.copy() for _ in range(19)] + [255 - shot_a for _ in range(21)]  # a cut at 19
+    index = {id(frame): k for k, frame in enumerate(frames)}
+
+    class FacesOnTheHead:
+        def __init__(self):
+            self.searched = []
+
+        def in_regions(self, frame, regions, widths):
+            k = index[id(frame)]
+            self.searched.append(k)
+            return [Face(np.array([15, 12, 25, 22], np.float32), np.full((5, 2), k, np.float32), 0.9)]
+
+    faces = FacesOnTheHead()
+    tracks = annotate_frames(frames, 25.0, Still(), face_detector=faces,
+                             speed=VisionSpeed(detect_every=3, face_search="heads", faces_every=2))
+    assert tracks.shots == [(0, 19), (19, 40)]
+    assert faces.searched == [*range(0, 19, 2), *range(19, 40, 2)]
+    for track in tracks.tracks:  # the frames between searches: the landmarks interpolated, here the frame's index
+        np.testing.assert_allclose(track.face_landmarks[:, 0, 0], track.frames)
 
 
 def test_bad_speeds_are_refused_before_anything_runs():
