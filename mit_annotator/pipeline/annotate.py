@@ -64,9 +64,9 @@ class AnnotateSettings:
     selection: SelectionConfig = field(default_factory=SelectionConfig)
 
     def __post_init__(self):
-        self.vision_speed()  # a bad stride, face search or preset fails here, before any model loads
         from mit_annotator.vision.detection import CANVASES
 
+        self.vision_speed()  # a bad stride, face search or preset fails here, before any model loads
         if self.detector_input not in CANVASES:
             raise ValueError(f"detector_input must be one of {', '.join(CANVASES)}, got {self.detector_input!r}")
         media.check_x264_preset(self.encode_preset, "encode_preset")

@@ -121,18 +121,18 @@ def _any_size_session(path: Path, device: str, input_hw: tuple[int, int]):
     import onnx
     import onnxruntime as ort
 
-    model = onnx.load(str(path))
-    dims = model.graph.input[0].type.tensor_type.shape.dim
-    dims[2].dim_param, dims[3].dim_param = "height", "width"
-    model.graph.output[0].type.tensor_type.shape.dim[1].dim_param = "anchors"
-    del model.graph.value_info[:]  # shapes inferred at the square input
     probe = (max(STRIDES[-1], input_hw[0] // 2 // STRIDES[-1] * STRIDES[-1]), input_hw[1])
     quiet = ort.RunOptions()
     quiet.log_severity_level = 4  # the probe's failure is an answer, not an error to print
     try:
+        model = onnx.load(str(path))
+        dims = model.graph.input[0].type.tensor_type.shape.dim
+        dims[2].dim_param, dims[3].dim_param = "height", "width"
+        model.graph.output[0].type.tensor_type.shape.dim[1].dim_param = "anchors"
+        del model.graph.value_info[:]  # shapes inferred at the square input
         session = open_session(model.SerializeToString(), device, name=f"{Path(path).name} (input fitted to frames)")
         session.run(None, {session.get_inputs()[0].name: np.zeros((1, 3, *probe), np.float32)}, quiet)
-    except Exception:  # onnxruntime's own error types: the graph fixes the input's size somewhere
+    except Exception:  # onnx's and onnxruntime's own error types: the graph fixes the input's size somewhere
         return None
     return session
 
