@@ -39,13 +39,14 @@ class PersonDetector:
         if canvas not in CANVASES:
             raise ValueError(f"canvas must be one of {', '.join(CANVASES)}, got {canvas!r}")
         path = resolve_model(model, models_dir, download)
-        self.session = open_session(path, device)
+        fitted = _any_size_session(path, device, input_size) if canvas == "fit" else None
+        self.session = fitted[0] if fitted else open_session(path, device)
         inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
         if len(inputs) != 1 or len(inputs[0].shape) != 4 or len(outputs) != 1 or len(outputs[0].shape) != 3:
             raise ValueError(f"{path}: not a YOLOX detector (expected one (1, 3, H, W) input and one "
                              f"(1, N, 5 + classes) output, got {[i.shape for i in inputs]} -> "
                              f"{[o.shape for o in outputs]})")
-        height, width = inputs[0].shape[2:]
+        height, width = fitted[1] if fitted else inputs[0].shape[2:]
         self.input_hw = (height if isinstance(height, int) else input_size,
                          width if isinstance(width, int) else input_size)
         known = KNOWN_MODELS.get(str(model))
@@ -54,10 +55,8 @@ class PersonDetector:
         self.score_threshold = score_threshold
         self.nms_threshold = nms_threshold
         self._grids_by_canvas = {self.input_hw: _grids(self.input_hw)}
-        self.canvas = "square"
-        if canvas == "fit" and (session := _any_size_session(path, device, self.input_hw)) is not None:
-            self.session, self.canvas = session, "fit"
-        elif canvas == "fit":
+        self.canvas = "fit" if fitted else "square"
+        if canvas == "fit" and not fitted:
             log.info("[mit_annotator] %s takes only its %dx%d input: frames are letterboxed into the square",
                      Path(path).name, self.input_hw[1], self.input_hw[0])
 
@@ -113,20 +112,22 @@ class PersonDetector:
         return boxes[kept].astype(np.float32), scores[kept].astype(np.float32)
 
 
-def _any_size_session(path: Path, device: str, input_hw: tuple[int, int]):
-    """A session of the model at `path` with its input's height and width left free, or None where its graph does
-    not allow it: YOLOX's own exports reshape each level to (1, 85, -1) and upsample by a scale, so one export runs
-    at any size a multiple of 32; an export with the cell counts written in does not (a run on a canvas of
-    another shape fails)."""
+def _any_size_session(path: Path, device: str, input_size: int):
+    """A session of the model at `path` with its input's height and width left free, and the square input they had
+    (`input_size` where the file leaves them free already); None where its graph does not allow it: YOLOX's own
+    exports reshape each level to (1, 85, -1) and upsample by a scale, so one export runs at any size a multiple of
+    32; an export with the cell counts written in does not (a run on a canvas of another shape fails). One session
+    either way: a large detector is not loaded twice."""
     import onnx
     import onnxruntime as ort
 
-    probe = (max(STRIDES[-1], input_hw[0] // 2 // STRIDES[-1] * STRIDES[-1]), input_hw[1])
     quiet = ort.RunOptions()
     quiet.log_severity_level = 4  # the probe's failure is an answer, not an error to print
     try:
         model = onnx.load(str(path))
         dims = model.graph.input[0].type.tensor_type.shape.dim
+        square = (dims[2].dim_value or input_size, dims[3].dim_value or input_size)
+        probe = (max(STRIDES[-1], square[0] // 2 // STRIDES[-1] * STRIDES[-1]), square[1])
         dims[2].dim_param, dims[3].dim_param = "height", "width"
         model.graph.output[0].type.tensor_type.shape.dim[1].dim_param = "anchors"
         del model.graph.value_info[:]  # shapes inferred at the square input
@@ -134,7 +135,7 @@ def _any_size_session(path: Path, device: str, input_hw: tuple[int, int]):
         session.run(None, {session.get_inputs()[0].name: np.zeros((1, 3, *probe), np.float32)}, quiet)
     except Exception:  # onnx's and onnxruntime's own error types: the graph fixes the input's size somewhere
         return None
-    return session
+    return session, square
 
 
 def _grids(input_hw: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:

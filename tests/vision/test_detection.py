@@ -139,3 +139,21 @@ def test_real_yolox_nano_fitted_to_wide_frames_finds_the_same_people(yolox_nano)
         for box, score in zip(boxes, scores):
             best = int(np.argmax([box_iou(box, other) for other in fitted]))
             assert box_iou(box, fitted[best]) > 0.9 and abs(score - fitted_scores[best]) < 0.05
+
+
+def test_a_fitted_detector_is_loaded_once(tiny_models, monkeypatch):
+    from mit_annotator.vision import detection
+
+    opened = []
+
+    def counted(path, *rest, **options):
+        opened.append(path)
+        return open_session(path, *rest, **options)
+
+    open_session = detection.open_session
+    monkeypatch.setattr(detection, "open_session", counted)
+    assert PersonDetector(tiny_models["detector"], canvas="fit").input_hw == (416, 416)
+    assert len(opened) == 1  # the square input read from the file, not from a second session
+    opened.clear()
+    assert PersonDetector(tiny_models["detector_fixed_size"], canvas="fit").canvas == "square"
+    assert len(opened) == 2  # the fitted one failed its probe, then the file as it is
